@@ -1,0 +1,12 @@
+-- The sightings a run made, with the photo each one matched.
+SELECT
+    s.individual_id,
+    s.status,
+    s.distance,
+    s.second_individual_id,
+    s.second_distance,
+    (SELECT min(pp.path) FROM photo_paths pp WHERE pp.photo_id = s.photo_id) AS path,
+    (SELECT min(pp.path) FROM photo_paths pp WHERE pp.photo_id = s.matched_photo_id) AS matched_path
+FROM sightings s
+WHERE s.run_id = $run_id
+ORDER BY s.status, s.individual_id, path;
