@@ -1,0 +1,5 @@
+"""Entry point for `python -m catalog`."""
+
+from catalog.cli import main
+
+main()

@@ -1,0 +1,81 @@
+"""Settings: flags > FINPRINT_* environment variables > finprint.toml > defaults."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from catalog.errors import FinprintError
+
+DEFAULT_MODEL_PATH = Path(__file__).parent / "models" / "default.onnx"
+SETTINGS_FILE_NAME = "finprint.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know that is not the photos themselves."""
+
+    db_path: Path = Path("finprint.duckdb")
+    model_path: Path = DEFAULT_MODEL_PATH
+    # None means: use the threshold in the model card.
+    distance_threshold: float | None = None
+    # Half-width of the review band around the threshold, as a fraction of the threshold.
+    review_band_fraction: float = 0.1
+    neighbours_k: int = 10
+    batch_size: int = 32
+    workers: int = 0  # 0 means one per CPU core
+    scientific_name: str = "Symphodus melops"
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    kinds = {f.name: f.type for f in fields(Settings)}
+    kind = str(kinds[name])
+    if raw is None:
+        return None
+    if "Path" in kind:
+        return Path(str(raw)).expanduser()
+    if "float" in kind:
+        return float(raw)
+    if "int" in kind:
+        return int(raw)
+    return str(raw)
+
+
+def load_settings(
+    overrides: dict[str, Any] | None = None,
+    settings_file: Path | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Resolve settings from their four sources, most specific first."""
+    environ = dict(os.environ) if environ is None else environ
+    settings_file = settings_file or Path(SETTINGS_FILE_NAME)
+    names = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    if settings_file.is_file():
+        try:
+            from_file = tomllib.loads(settings_file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise FinprintError(f"{settings_file}: not valid TOML ({exc}). Fix or remove it.") from exc
+        table = from_file.get("finprint", from_file)
+        unknown = sorted(set(table) - names)
+        if unknown:
+            raise FinprintError(
+                f"{settings_file}: unknown setting(s) {', '.join(unknown)}. "
+                f"Known settings: {', '.join(sorted(names))}."
+            )
+        values.update(table)
+    for name in names:
+        env_value = environ.get(f"FINPRINT_{name.upper()}")
+        if env_value is not None:
+            values[name] = env_value
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = value
+    try:
+        coerced = {name: _coerce(name, value) for name, value in values.items()}
+    except ValueError as exc:
+        raise FinprintError(f"invalid setting value: {exc}") from exc
+    return replace(Settings(), **coerced)
