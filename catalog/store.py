@@ -1,0 +1,388 @@
+"""The DuckDB catalogue: migrations from sql/, batched transactional writes, named queries."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from catalog.errors import CatalogueBusy, CatalogueNotFound, FinprintError, ReadOnlyQuery
+
+
+def sql_dir() -> Path:
+    """sql/ ships inside the wheel as catalog/sql; in a source checkout it sits beside catalog/."""
+    installed = Path(__file__).parent / "sql"
+    return installed if installed.is_dir() else Path(__file__).parent.parent / "sql"
+
+
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+@dataclass(frozen=True)
+class PhotoRow:
+    """A newly catalogued photo at one path."""
+
+    photo_id: str
+    path: str
+    size_bytes: int
+    mtime_ns: int
+    width: int
+    height: int
+    taken_at: datetime | None
+    latitude: float | None
+    longitude: float | None
+    survey_date: date | None
+    site: str | None
+    camera: str | None
+    side: str | None
+    crop: str | None
+
+
+@dataclass(frozen=True)
+class SightingRow:
+    """Which individual a photo shows, and how sure finprint is."""
+
+    photo_id: str
+    individual_id: str
+    status: str
+    distance: float | None
+    matched_photo_id: str | None
+    second_individual_id: str | None
+    second_distance: float | None
+
+
+@dataclass(frozen=True)
+class IndividualRow:
+    """A new catalogue entry."""
+
+    individual_id: str
+    number: int
+    side: str | None
+    crop: str | None
+    first_photo_id: str
+
+
+@dataclass
+class Batch:
+    """Everything one batch adds to the catalogue; written in one transaction or not at all."""
+
+    photos: list[PhotoRow] = field(default_factory=list)
+    vectors: list[np.ndarray] = field(default_factory=list)
+    individuals: list[IndividualRow] = field(default_factory=list)
+    sightings: list[SightingRow] = field(default_factory=list)
+    # Paths whose content is already catalogued under another path: (path, photo_id, size, mtime).
+    known_content_paths: list[tuple[str, str, int, int]] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    # Paths whose file changed since they were catalogued; their path rows are replaced.
+    stale_paths: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CataloguedPhoto:
+    """A photo already in the catalogue, as identification needs it."""
+
+    photo_id: str
+    individual_id: str
+    side: str | None
+    crop: str | None
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Column names and rows of a query."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+def individual_label(number: int) -> str:
+    return f"FP-{number:06d}"
+
+
+class Store:
+    """One open catalogue."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, db_path: Path) -> None:
+        self._con = connection
+        self.db_path = db_path
+
+    @classmethod
+    def open(cls, db_path: Path, read_only: bool = False) -> Store:
+        """Open (and for writing, create and migrate) the catalogue at `db_path`."""
+        if read_only and not db_path.is_file():
+            raise CatalogueNotFound(db_path)
+        if not read_only and not db_path.parent.is_dir():
+            raise FinprintError(f"{db_path}: folder {db_path.parent} does not exist. Create it first.")
+        try:
+            connection = duckdb.connect(str(db_path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise CatalogueBusy(db_path, _lock_holder(str(exc))) from exc
+            raise FinprintError(f"{db_path}: cannot open the catalogue ({exc}).") from exc
+        except duckdb.Error as exc:
+            raise FinprintError(f"{db_path}: not a finprint catalogue ({exc}).") from exc
+        store = cls(connection, db_path)
+        if not read_only:
+            store.migrate()
+        return store
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def migrate(self) -> list[int]:
+        """Apply the migrations in sql/migrations that this catalogue has not had yet."""
+        self._con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+            "applied_at TIMESTAMPTZ NOT NULL)"
+        )
+        done = {row[0] for row in self._con.execute("SELECT version FROM schema_migrations").fetchall()}
+        available = sorted(
+            (int(m[1]), path)
+            for path in (sql_dir() / "migrations").iterdir()
+            if (m := _MIGRATION_NAME.match(path.name))
+        )
+        newest_known = available[-1][0] if available else 0
+        if done and max(done) > newest_known:
+            raise FinprintError(
+                f"{self.db_path}: catalogue schema {max(done)} is newer than this finprint knows "
+                f"({newest_known}). Upgrade finprint to open it."
+            )
+        applied = []
+        for version, path in available:
+            if version in done:
+                continue
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                self._con.execute(path.read_text(encoding="utf-8"))
+                self._con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, _now()])
+                self._con.execute("COMMIT")
+            except Exception:
+                self._con.execute("ROLLBACK")
+                raise
+            applied.append(version)
+        return applied
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def catalogue_model_version(self) -> str | None:
+        row = self._con.execute("SELECT min(model_version) FROM embeddings").fetchone()
+        return None if row is None else row[0]
+
+    def start_run(
+        self, model_version: str, distance_threshold: float, finprint_version: str, roots: list[str]
+    ) -> int:
+        # Only one writer can hold the file, so any run still marked running has died.
+        self._con.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
+        row = self._con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM runs").fetchone()
+        run_id = int(row[0]) if row else 1
+        self._con.execute(
+            "INSERT INTO runs (run_id, started_at, status, model_version, distance_threshold, "
+            "finprint_version, roots) VALUES (?, ?, 'running', ?, ?, ?, ?)",
+            [run_id, _now(), model_version, distance_threshold, finprint_version, roots],
+        )
+        return run_id
+
+    def finish_run(self, run_id: int, counts: dict[str, int], seconds: dict[str, float]) -> None:
+        self._con.execute(
+            "UPDATE runs SET finished_at = ?, status = 'finished', files_seen = ?, photos_new = ?, "
+            "photos_failed = ?, individuals_new = ?, seconds_decode = ?, seconds_embed = ?, "
+            "seconds_identify = ?, seconds_write = ? WHERE run_id = ?",
+            [
+                _now(),
+                counts["files_seen"],
+                counts["photos_new"],
+                counts["photos_failed"],
+                counts["individuals_new"],
+                seconds.get("decode", 0.0),
+                seconds.get("embed", 0.0),
+                seconds.get("identify", 0.0),
+                seconds.get("write", 0.0),
+                run_id,
+            ],
+        )
+
+    def latest_run_id(self) -> int | None:
+        row = self._con.execute("SELECT max(run_id) FROM runs").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    # -- what is already catalogued ---------------------------------------------------------
+
+    def known_paths(self) -> dict[str, tuple[int, int]]:
+        rows = self._con.execute("SELECT path, size_bytes, mtime_ns FROM photo_paths").fetchall()
+        return {path: (size, mtime) for path, size, mtime in rows}
+
+    def known_photo_ids(self) -> set[str]:
+        return {row[0] for row in self._con.execute("SELECT photo_id FROM photos").fetchall()}
+
+    def next_individual_number(self) -> int:
+        row = self._con.execute("SELECT coalesce(max(number), 0) + 1 FROM individuals").fetchone()
+        return int(row[0]) if row else 1
+
+    def catalogued_photos(self, model_version: str) -> tuple[list[CataloguedPhoto], np.ndarray]:
+        """Every identified photo with its embedding under `model_version`."""
+        rows = self._con.execute(
+            "SELECT p.photo_id, s.individual_id, p.side, p.crop, e.vector FROM photos p "
+            "JOIN sightings s USING (photo_id) "
+            "JOIN embeddings e ON e.photo_id = p.photo_id AND e.model_version = ? "
+            "ORDER BY p.photo_id",
+            [model_version],
+        ).fetchall()
+        photos = [CataloguedPhoto(r[0], r[1], r[2], r[3]) for r in rows]
+        vectors = np.asarray([r[4] for r in rows], dtype=np.float32)
+        return photos, vectors
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def write_batch(self, run_id: int, model_version: str, batch: Batch) -> None:
+        """All of a batch's rows in one transaction: a killed process leaves none of them."""
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            if batch.stale_paths:
+                self._con.execute(
+                    "DELETE FROM photo_paths WHERE list_contains($paths, path)",
+                    {"paths": batch.stale_paths},
+                )
+            if batch.photos:
+                photos = batch.photos
+                self._insert(
+                    "photos",
+                    {
+                        "photo_id": [p.photo_id for p in photos],
+                        "width": [p.width for p in photos],
+                        "height": [p.height for p in photos],
+                        "taken_at": [p.taken_at for p in photos],
+                        "latitude": [p.latitude for p in photos],
+                        "longitude": [p.longitude for p in photos],
+                        "survey_date": [p.survey_date for p in photos],
+                        "site": [p.site for p in photos],
+                        "camera": [p.camera for p in photos],
+                        "side": [p.side for p in photos],
+                        "crop": [p.crop for p in photos],
+                        "run_id": [run_id] * len(photos),
+                    },
+                )
+                self._insert(
+                    "embeddings",
+                    {
+                        "photo_id": [p.photo_id for p in photos],
+                        "model_version": [model_version] * len(photos),
+                        "vector": [v.tolist() for v in batch.vectors],
+                    },
+                )
+            paths = [(p.path, p.photo_id, p.size_bytes, p.mtime_ns) for p in batch.photos]
+            paths += batch.known_content_paths
+            if paths:
+                self._insert(
+                    "photo_paths",
+                    {
+                        "path": [p[0] for p in paths],
+                        "photo_id": [p[1] for p in paths],
+                        "size_bytes": [p[2] for p in paths],
+                        "mtime_ns": [p[3] for p in paths],
+                        "run_id": [run_id] * len(paths),
+                    },
+                )
+            if batch.individuals:
+                new = batch.individuals
+                self._insert(
+                    "individuals",
+                    {
+                        "individual_id": [i.individual_id for i in new],
+                        "number": [i.number for i in new],
+                        "side": [i.side for i in new],
+                        "crop": [i.crop for i in new],
+                        "name": [None] * len(new),
+                        "created_run": [run_id] * len(new),
+                        "first_photo_id": [i.first_photo_id for i in new],
+                    },
+                )
+            if batch.sightings:
+                seen = batch.sightings
+                self._insert(
+                    "sightings",
+                    {
+                        "photo_id": [s.photo_id for s in seen],
+                        "individual_id": [s.individual_id for s in seen],
+                        "run_id": [run_id] * len(seen),
+                        "status": [s.status for s in seen],
+                        "distance": [s.distance for s in seen],
+                        "matched_photo_id": [s.matched_photo_id for s in seen],
+                        "second_individual_id": [s.second_individual_id for s in seen],
+                        "second_distance": [s.second_distance for s in seen],
+                    },
+                )
+            if batch.errors:
+                self._insert(
+                    "errors",
+                    {
+                        "run_id": [run_id] * len(batch.errors),
+                        "path": [e[0] for e in batch.errors],
+                        "reason": [e[1] for e in batch.errors],
+                        "recorded_at": [_now()] * len(batch.errors),
+                    },
+                )
+            self._con.execute("COMMIT")
+        except Exception:
+            self._con.execute("ROLLBACK")
+            raise
+
+    def _insert(self, table: str, columns: dict[str, list[Any]]) -> None:
+        # One statement per table and batch: DuckDB unnests the column lists in bulk, where
+        # executemany would pay a round trip per row.
+        names = ", ".join(columns)
+        selects = ", ".join(f"unnest(${name})" for name in columns)
+        self._con.execute(f"INSERT INTO {table} ({names}) SELECT {selects}", columns)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def query(self, name: str, **params: Any) -> QueryResult:
+        """Run the named query sql/queries/<name>.sql with DuckDB $name parameters."""
+        path = sql_dir() / "queries" / f"{name}.sql"
+        if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in path.parent.glob("*.sql")))
+            raise FinprintError(f"no query named {name!r}. Known queries: {known}.")
+        cursor = self._con.execute(path.read_text(encoding="utf-8"), params)
+        columns = [d[0] for d in cursor.description or []]
+        return QueryResult(columns, cursor.fetchall())
+
+    def individual_exists(self, individual_id: str) -> bool:
+        row = self._con.execute(
+            "SELECT count(*) FROM individuals WHERE individual_id = ? OR name = ?",
+            [individual_id, individual_id],
+        ).fetchone()
+        return bool(row and row[0])
+
+    def read_only_sql(self, statement: str) -> QueryResult:
+        """Run a user's statement on a read-only connection; writes are refused by DuckDB itself."""
+        try:
+            cursor = self._con.execute(statement)
+        except duckdb.InvalidInputException as exc:
+            if "read-only" in str(exc):
+                raise ReadOnlyQuery(str(exc).splitlines()[0]) from exc
+            raise FinprintError(f"SQL error: {exc}") from exc
+        except duckdb.Error as exc:
+            raise FinprintError(f"SQL error: {exc}") from exc
+        columns = [d[0] for d in cursor.description or []]
+        return QueryResult(columns, cursor.fetchall() if columns else [])
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _lock_holder(message: str) -> str:
+    match = re.search(r"PID (\d+)", message)
+    return f"process {match[1]}" if match else "another process"
