@@ -1,0 +1,169 @@
+"""Re-identification and clustering metrics in plain numpy (runtime-safe, no torch)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+SEED_THRESHOLDS = tuple(round(0.3 + 0.2 * i, 1) for i in range(14))  # 0.3 .. 2.9, as the seed study
+
+
+def pairwise_distances(vectors: np.ndarray) -> np.ndarray:
+    squared = np.sum(vectors**2, axis=1)
+    d2 = squared[:, None] + squared[None, :] - 2 * vectors @ vectors.T
+    distances: np.ndarray = np.sqrt(np.maximum(d2, 0.0))
+    return distances
+
+
+@dataclass(frozen=True)
+class PairTable:
+    """The seed study's table: accuracy on same-fish and different-fish pairs per threshold."""
+
+    thresholds: tuple[float, ...]
+    same_accuracy: tuple[float, ...]
+    different_accuracy: tuple[float, ...]
+    total_accuracy: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class ReidMetrics:
+    """Closed-set retrieval and verification metrics on held-out individuals."""
+
+    roc_auc: float
+    rank1: float
+    rank5: float
+    mean_average_precision: float
+    tar_at_far_1pct: float
+    tar_at_far_01pct: float
+    best_balanced_accuracy: float
+    best_balanced_threshold: float
+    pair_table: PairTable
+    n_queries: int
+    n_individuals: int
+
+
+def _pair_masks(labels: np.ndarray, encounters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    same = labels[:, None] == labels[None, :]
+    same_encounter = encounters[:, None] == encounters[None, :]
+    upper = np.triu(np.ones_like(same, dtype=bool), k=1)
+    # Photos of one encounter are not counted as matches of each other: too easy.
+    positive = same & ~same_encounter & upper
+    negative = ~same & upper
+    return positive, negative
+
+
+def roc_auc(positive_distances: np.ndarray, negative_distances: np.ndarray) -> float:
+    """P(a same-fish pair is closer than a different-fish pair), ties counted half."""
+    if len(positive_distances) == 0 or len(negative_distances) == 0:
+        return float("nan")
+    scores = np.concatenate([-positive_distances, -negative_distances])
+    order = scores.argsort(kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    # Average ranks over ties.
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    average = first + (counts - 1) / 2.0 + 1
+    ranks[order] = np.repeat(average, counts)
+    n_pos = len(positive_distances)
+    n_neg = len(negative_distances)
+    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def threshold_at_false_match_rate(negative_distances: np.ndarray, false_match_rate: float) -> float:
+    """The largest distance at which at most `false_match_rate` of different-fish pairs match."""
+    ordered = np.sort(negative_distances)
+    allowed = int(np.floor(false_match_rate * len(ordered)))
+    return float(ordered[allowed]) if allowed < len(ordered) else float(ordered[-1])
+
+
+def reid_metrics(vectors: np.ndarray, labels: list[str], encounters: list[str], seed: int = 0) -> ReidMetrics:
+    """Leave-one-out retrieval over the given photos and pair verification, seed-study style."""
+    label_array = np.asarray(labels)
+    encounter_array = np.asarray(encounters)
+    distances = pairwise_distances(vectors.astype(np.float64))
+    positive, negative = _pair_masks(label_array, encounter_array)
+    pos_d = distances[positive]
+    neg_d = distances[negative]
+    # Balanced pairs as in the seed study: as many different-fish pairs as same-fish pairs.
+    rng = np.random.default_rng(seed)
+    balanced_neg = rng.choice(neg_d, size=min(len(neg_d), len(pos_d)), replace=False) if len(pos_d) else neg_d
+    same_acc, diff_acc, total_acc = [], [], []
+    for t in SEED_THRESHOLDS:
+        s = float(np.mean(pos_d < t)) if len(pos_d) else float("nan")
+        d = float(np.mean(balanced_neg >= t)) if len(balanced_neg) else float("nan")
+        same_acc.append(s)
+        diff_acc.append(d)
+        total_acc.append((s + d) / 2)
+    candidates = np.unique(np.concatenate([pos_d, balanced_neg]))
+    best_acc, best_t = 0.0, 0.0
+    for t in candidates[:: max(1, len(candidates) // 2000)]:
+        acc = (np.mean(pos_d < t) + np.mean(balanced_neg >= t)) / 2
+        if acc > best_acc:
+            best_acc, best_t = float(acc), float(t)
+    rank1, rank5, aps = [], [], []
+    for q in range(len(labels)):
+        gallery = encounter_array != encounter_array[q]
+        relevant = (label_array == label_array[q]) & gallery
+        if not relevant.any():
+            continue
+        order = np.argsort(distances[q][gallery], kind="stable")
+        hits = relevant[gallery][order]
+        rank1.append(bool(hits[0]))
+        rank5.append(bool(hits[:5].any()))
+        hit_positions = np.flatnonzero(hits) + 1
+        aps.append(float(np.mean(np.arange(1, len(hit_positions) + 1) / hit_positions)))
+
+    def tar(far: float) -> float:
+        if len(neg_d) == 0 or len(pos_d) == 0:
+            return float("nan")
+        return float(np.mean(pos_d < threshold_at_false_match_rate(neg_d, far)))
+
+    return ReidMetrics(
+        roc_auc=roc_auc(pos_d, neg_d),
+        rank1=float(np.mean(rank1)) if rank1 else float("nan"),
+        rank5=float(np.mean(rank5)) if rank5 else float("nan"),
+        mean_average_precision=float(np.mean(aps)) if aps else float("nan"),
+        tar_at_far_1pct=tar(0.01),
+        tar_at_far_01pct=tar(0.001),
+        best_balanced_accuracy=best_acc,
+        best_balanced_threshold=best_t,
+        pair_table=PairTable(SEED_THRESHOLDS, tuple(same_acc), tuple(diff_acc), tuple(total_acc)),
+        n_queries=len(rank1),
+        n_individuals=len(set(labels)),
+    )
+
+
+@dataclass(frozen=True)
+class ClusteringScores:
+    """How well found individuals match the true ones."""
+
+    pairwise_precision: float
+    pairwise_recall: float
+    pairwise_f1: float
+    bcubed_f1: float
+    true_individuals: int
+    found_individuals: int
+    wrong_merges: int  # found individuals holding photos of more than one true individual
+
+
+def clustering_scores(truth: list[str], found: list[str]) -> ClusteringScores:
+    """Pairwise and B-cubed scores of a clustering `found` against `truth`, item by item."""
+    pairs_found = sum(c * (c - 1) // 2 for c in Counter(found).values())
+    pairs_true = sum(c * (c - 1) // 2 for c in Counter(truth).values())
+    pairs_both = sum(c * (c - 1) // 2 for c in Counter(zip(truth, found, strict=True)).values())
+    precision = pairs_both / pairs_found if pairs_found else 1.0
+    recall = pairs_both / pairs_true if pairs_true else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    joint = Counter(zip(truth, found, strict=True))
+    truth_sizes, found_sizes = Counter(truth), Counter(found)
+    n = len(truth) or 1
+    b_precision = sum(joint[(t, f)] ** 2 / found_sizes[f] for t, f in joint) / n
+    b_recall = sum(joint[(t, f)] ** 2 / truth_sizes[t] for t, f in joint) / n
+    b_f1 = 2 * b_precision * b_recall / (b_precision + b_recall) if b_precision + b_recall else 0.0
+    members: dict[str, set[str]] = {}
+    for t, f in zip(truth, found, strict=True):
+        members.setdefault(f, set()).add(t)
+    wrong = sum(1 for m in members.values() if len(m) > 1)
+    return ClusteringScores(precision, recall, f1, b_f1, len(truth_sizes), len(found_sizes), wrong)

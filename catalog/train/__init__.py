@@ -1,0 +1,1 @@
+"""Training and ONNX export (torch-only: never imported by the runtime path)."""

@@ -1,0 +1,118 @@
+"""Training data: decoded photos cached in memory, fish-appropriate augmentation, P x K batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+from rich.console import Console
+
+from catalog.errors import TrainingDataError
+from catalog.labels import LabelledPhoto
+from catalog.modelcard import InputSpec
+from catalog.preprocess import load_image, to_tensor
+
+
+class PhotoCache:
+    """Each photo decoded once (draft mode, EXIF orientation, stretched to the input size)."""
+
+    def __init__(self, photos: list[LabelledPhoto], spec: InputSpec, console: Console | None = None) -> None:
+        self.images: list[Image.Image] = []
+        self.photos: list[LabelledPhoto] = []
+        self.skipped: list[tuple[str, str]] = []
+        for photo in photos:
+            try:
+                image = load_image(photo.path, spec)
+                self.images.append(image.resize((spec.width, spec.height), Image.Resampling.BILINEAR))
+                self.photos.append(photo)
+            except (OSError, SyntaxError, ValueError) as exc:
+                self.skipped.append((str(photo.path), str(exc)))
+        if self.skipped and console is not None:
+            console.print(
+                f"[yellow]Skipped {len(self.skipped)} unreadable photo(s), e.g. {self.skipped[0][0]}"
+            )
+
+
+class Augmenter:
+    """Rotation, scale, shift, light, contrast, underwater colour cast and blur; never a mirror
+    image, because a mirrored left flank would teach the network that it is a right flank."""
+
+    def __init__(self, spec: InputSpec, rng: np.random.Generator, horizontal_flip: bool) -> None:
+        self.spec = spec
+        self.rng = rng
+        self.horizontal_flip = horizontal_flip
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        rng = self.rng
+        width, height = image.size
+        angle = rng.uniform(-12, 12)
+        scale = rng.uniform(0.85, 1.12)
+        shift = (round(rng.uniform(-0.06, 0.06) * width), round(rng.uniform(-0.06, 0.06) * height))
+        fill = tuple(int(v) for v in np.asarray(image).reshape(-1, len(image.getbands())).mean(axis=0))
+        image = image.rotate(angle, resample=Image.Resampling.BILINEAR, translate=shift, fillcolor=fill)
+        if scale != 1.0:
+            crop_w, crop_h = width / scale, height / scale
+            left, top = (width - crop_w) / 2, (height - crop_h) / 2
+            image = image.transform(
+                (width, height),
+                Image.Transform.EXTENT,
+                (left, top, left + crop_w, top + crop_h),
+                Image.Resampling.BILINEAR,
+                fillcolor=fill,
+            )
+        if self.horizontal_flip and rng.random() < 0.5:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        if rng.random() < 0.3:
+            image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.5)))
+        pixels = np.asarray(image, dtype=np.float32)
+        contrast = rng.uniform(0.75, 1.25)
+        brightness = rng.uniform(0.7, 1.3)
+        pixels = ((pixels - pixels.mean()) * contrast + pixels.mean()) * brightness
+        if pixels.ndim == 3:
+            # Water absorbs red first: a random blue-green cast.
+            pixels *= np.array(
+                [rng.uniform(0.65, 1.05), rng.uniform(0.9, 1.1), rng.uniform(0.9, 1.2)],
+                dtype=np.float32,
+            )
+        pixels += rng.normal(0, rng.uniform(0, 5), pixels.shape).astype(np.float32)
+        augmented = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+        return to_tensor(augmented, self.spec)
+
+
+class PKSampler:
+    """Batches of P individuals x K photos each, as batch-hard mining needs."""
+
+    def __init__(
+        self, labels: list[int], individuals_per_batch: int, photos_per_individual: int, seed: int
+    ) -> None:
+        self.by_label: dict[int, list[int]] = {}
+        for index, label in enumerate(labels):
+            self.by_label.setdefault(label, []).append(index)
+        self.usable = sorted(label for label, items in self.by_label.items() if len(items) >= 2)
+        if len(self.usable) < 2:
+            raise TrainingDataError(
+                "need at least 2 individuals with 2 or more photos each to train; found "
+                f"{len(self.usable)}. Add photos, or check the folder layout."
+            )
+        self.p = min(individuals_per_batch, len(self.usable))
+        self.k = photos_per_individual
+        self.rng = np.random.default_rng(seed)
+        self.n_photos = sum(len(self.by_label[label]) for label in self.usable)
+
+    def __len__(self) -> int:
+        return max(1, self.n_photos // (self.p * self.k))
+
+    def batches(self) -> list[list[int]]:
+        result = []
+        for _ in range(len(self)):
+            chosen = self.rng.choice(self.usable, size=self.p, replace=False)
+            batch: list[int] = []
+            for label in chosen:
+                items = self.by_label[int(label)]
+                batch.extend(int(i) for i in self.rng.choice(items, size=self.k, replace=len(items) < self.k))
+            result.append(batch)
+        return result
+
+
+def plain_tensors(images: list[Image.Image], spec: InputSpec) -> torch.Tensor:
+    return torch.from_numpy(np.stack([to_tensor(image, spec) for image in images]))

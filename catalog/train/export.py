@@ -1,0 +1,68 @@
+"""Export a trained network to ONNX with its model card, and prove onnxruntime agrees with torch."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from catalog.errors import FinprintError
+from catalog.modelcard import CARD_KEY, INPUT_NAME, OUTPUT_NAME, ModelCard
+
+PARITY_TOLERANCE = 1e-4
+
+
+def weights_version(model: nn.Module) -> str:
+    """sha256 over the weights in a fixed order, first 12 hex digits (the card's model_version)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+def export_onnx(model: nn.Module, card: ModelCard, out_path: Path) -> float:
+    """Write `out_path` with the card in its metadata; returns the parity check's max difference."""
+    import onnx
+    import onnxruntime as ort
+
+    model = model.eval().cpu()
+    spec = card.input
+    dummy = torch.randn(2, spec.channels, spec.height, spec.width)
+    with tempfile.TemporaryDirectory() as scratch:
+        raw = Path(scratch) / "raw.onnx"
+        torch.onnx.export(
+            model,
+            (dummy,),
+            str(raw),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+        proto = onnx.load(str(raw))
+    entry = proto.metadata_props.add()
+    entry.key = CARD_KEY
+    entry.value = card.to_json()
+    onnx.checker.check_model(proto)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(out_path))
+
+    probe = torch.randn(5, spec.channels, spec.height, spec.width, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model(probe).numpy()
+    session = ort.InferenceSession(str(out_path), providers=["CPUExecutionProvider"])
+    (actual,) = session.run([OUTPUT_NAME], {INPUT_NAME: probe.numpy()})
+    difference = float(np.max(np.abs(expected - actual)))
+    if not difference <= PARITY_TOLERANCE:
+        out_path.unlink(missing_ok=True)
+        raise FinprintError(
+            f"{out_path}: ONNX export disagrees with torch (max difference {difference:.2e} > "
+            f"{PARITY_TOLERANCE:.0e}); the file was removed. Report this with the backbone used."
+        )
+    return difference

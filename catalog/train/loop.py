@@ -1,0 +1,358 @@
+"""The training loop: P x K batch-hard triplets (finprint) or contrastive pairs (seed recipe)."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+
+from catalog.errors import FinprintError, TrainingDataError
+from catalog.labels import LabelledPhoto, read_labelled, split_by_individual
+from catalog.metrics import ReidMetrics, reid_metrics, threshold_at_false_match_rate
+from catalog.modelcard import EmbeddingSpec, InputSpec, ModelCard
+from catalog.train.data import Augmenter, PhotoCache, PKSampler, plain_tensors
+from catalog.train.export import export_onnx, weights_version
+from catalog.train.losses import CosFaceHead, batch_hard_triplet_loss, contrastive_loss
+from catalog.train.nets import SeedSiamese, build_backbone
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training recipe; every field has a default that works on a CPU laptop."""
+
+    data_dirs: tuple[Path, ...]
+    out_path: Path
+    recipe: str = "finprint"  # finprint | seed
+    backbone: str = "small"  # small | resnet18
+    sides: str = "split"
+    crop: str | None = None
+    epochs: int = 30
+    individuals_per_batch: int = 16
+    photos_per_individual: int = 4
+    learning_rate: float = 2e-3
+    weight_decay: float = 5e-4
+    triplet_margin: float = 0.3
+    input_height: int = 96
+    input_width: int = 192
+    embedding_dim: int = 128
+    validation_fraction: float = 0.2
+    # The card's threshold: the largest distance at which at most this share of the
+    # validation's different-fish pairs would be called the same fish.
+    false_match_rate: float = 0.001
+    seed: int = 0
+    checkpoint_dir: Path | None = None
+    resume: bool = False
+    init_weights: Path | None = None
+    dataset_name: str = ""
+
+
+@dataclass
+class TrainResult:
+    """What training produced."""
+
+    card: ModelCard
+    validation: ReidMetrics | None
+    parity_difference: float
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    skipped_photos: int = 0
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _input_spec(config: TrainConfig) -> InputSpec:
+    if config.recipe == "seed":
+        # The seed study: 100x100 greyscale, pixels in [0, 1].
+        return InputSpec(100, 100, 1, (0.0,), (1.0,))
+    return InputSpec(config.input_height, config.input_width, 3, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def _embed_all(model: nn.Module, tensors: torch.Tensor, batch_size: int = 128) -> np.ndarray:
+    model.eval()
+    with torch.no_grad():
+        parts = [model(tensors[i : i + batch_size]) for i in range(0, len(tensors), batch_size)]
+    return torch.cat(parts).numpy() if parts else np.zeros((0, 0), dtype=np.float32)
+
+
+def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
+    """Train, calibrate the threshold on the validation individuals, export with the card."""
+    console = console or Console()
+    started = time.perf_counter()
+    _seed_everything(config.seed)
+    head: CosFaceHead | None
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    photos: list[LabelledPhoto] = []
+    for data_dir in config.data_dirs:
+        photos.extend(read_labelled(data_dir, config.crop))
+    train_photos, validation_photos = split_by_individual(photos, config.validation_fraction, config.seed)
+    if len({p.individual for p in train_photos}) < 2:
+        raise TrainingDataError("need at least 2 individuals to train on after the validation split.")
+    spec = _input_spec(config)
+    console.print(
+        f"Training on {len(train_photos)} photos of {_count_individuals(train_photos)} individuals; "
+        f"validating on {len(validation_photos)} photos of {_count_individuals(validation_photos)} others."
+    )
+    train_cache = PhotoCache(train_photos, spec, console)
+    validation_cache = PhotoCache(validation_photos, spec, console)
+    class_names = sorted({p.class_key(config.sides) for p in train_cache.photos})
+    class_index = {name: i for i, name in enumerate(class_names)}
+    labels = [class_index[p.class_key(config.sides)] for p in train_cache.photos]
+
+    if config.recipe == "seed":
+        model: nn.Module = SeedSiamese(spec.height, spec.width)
+        optimizer: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
+        head = None
+    else:
+        model = build_backbone(config.backbone, config.embedding_dim, spec.channels)
+        # The margin softmax gives every batch a signal from all identities and keeps the
+        # embedding from collapsing early; batch-hard triplets then sharpen the hardest pairs.
+        head = CosFaceHead(config.embedding_dim, len(class_names))
+        optimizer = torch.optim.AdamW(
+            [*model.parameters(), *head.parameters()],
+            lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+        )
+    if config.init_weights is not None:
+        _load_init_weights(model, config.init_weights)
+    sampler = PKSampler(labels, config.individuals_per_batch, config.photos_per_individual, config.seed)
+    steps_per_epoch = len(sampler)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=config.learning_rate if config.recipe != "seed" else 5e-4,
+        total_steps=config.epochs * steps_per_epoch,
+        pct_start=0.1,
+        anneal_strategy="cos",
+    )
+    rng = np.random.default_rng(config.seed)
+    # A mirrored flank is the other flank only when sides are merged.
+    augment = Augmenter(spec, rng, horizontal_flip=config.sides == "merged")
+    checkpoint = (
+        config.checkpoint_dir or config.out_path.parent / f"{config.out_path.stem}.checkpoints"
+    ) / "last.pt"
+    first_epoch = 0
+    history: list[dict[str, float]] = []
+    if config.resume:
+        first_epoch, history = _load_checkpoint(checkpoint, model, optimizer, scheduler, sampler, rng)
+        console.print(f"Resumed from {checkpoint} after epoch {first_epoch}.")
+    validation_tensors = plain_tensors(validation_cache.images, spec)
+    validation_labels = [p.class_key(config.sides) for p in validation_cache.photos]
+    validation_encounters = [p.encounter for p in validation_cache.photos]
+
+    columns = (
+        TextColumn("[bold]epoch {task.fields[epoch]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}  val rank-1 {task.fields[rank1]}"),
+        TimeRemainingColumn(),
+    )
+    epoch = first_epoch
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            task = progress.add_task(
+                "train",
+                total=(config.epochs - first_epoch) * steps_per_epoch,
+                epoch=first_epoch + 1,
+                loss=0.0,
+                rank1="-",
+            )
+            for epoch in range(first_epoch, config.epochs):
+                model.train()
+                losses = []
+                for batch in sampler.batches():
+                    images = torch.from_numpy(np.stack([augment(train_cache.images[i]) for i in batch]))
+                    batch_labels = torch.tensor([labels[i] for i in batch])
+                    if config.recipe == "seed":
+                        loss = _seed_pair_loss(model, images, batch_labels, rng)
+                    else:
+                        assert head is not None
+                        embeddings = model(images)
+                        loss = head(embeddings, batch_labels) + batch_hard_triplet_loss(
+                            embeddings, batch_labels, config.triplet_margin
+                        )
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    scheduler.step()
+                    losses.append(float(loss.detach()))
+                    progress.update(task, advance=1, loss=float(np.mean(losses)), epoch=epoch + 1)
+                record = {"epoch": float(epoch + 1), "loss": float(np.mean(losses))}
+                if len(validation_tensors) > 1:
+                    metrics = reid_metrics(
+                        _embed_all(model, validation_tensors),
+                        validation_labels,
+                        validation_encounters,
+                    )
+                    record["validation_rank1"] = metrics.rank1
+                    progress.update(task, rank1=f"{metrics.rank1:.3f}")
+                history.append(record)
+                _save_checkpoint(
+                    checkpoint,
+                    model,
+                    optimizer,
+                    scheduler,
+                    sampler,
+                    rng,
+                    epoch + 1,
+                    history,
+                    config,
+                )
+    except KeyboardInterrupt:
+        raise FinprintError(
+            f"training interrupted; the last finished epoch is saved in {checkpoint}. "
+            "Run the same command with --resume to go on."
+        ) from None
+
+    validation: ReidMetrics | None = None
+    if len(validation_tensors) > 1:
+        vectors = _embed_all(model, validation_tensors)
+        validation = reid_metrics(vectors, validation_labels, validation_encounters)
+        threshold = calibrate_threshold(vectors, validation_labels, config.false_match_rate)
+    else:
+        console.print("[yellow]No validation individuals: the threshold falls back to 1.0, uncalibrated.")
+        threshold = 1.0
+    card = ModelCard(
+        input=spec,
+        embedding=EmbeddingSpec(
+            dim=5 if config.recipe == "seed" else config.embedding_dim,
+            l2_normalized=config.recipe != "seed",
+        ),
+        threshold=round(threshold, 4),
+        sides=config.sides,
+        model_version=weights_version(model),
+        trained_on={
+            "dataset": config.dataset_name or ", ".join(d.name for d in config.data_dirs),
+            "individuals": len({p.individual for p in train_cache.photos}),
+            "images": len(train_cache.photos),
+            "recipe": config.recipe,
+            "backbone": "seed-siamese" if config.recipe == "seed" else config.backbone,
+            "epochs": config.epochs,
+            "seed": config.seed,
+            "false_match_rate": config.false_match_rate,
+            "validation": None
+            if validation is None
+            else {
+                "individuals": validation.n_individuals,
+                "roc_auc": round(validation.roc_auc, 4),
+                "rank1": round(validation.rank1, 4),
+                "mAP": round(validation.mean_average_precision, 4),
+                "best_balanced_accuracy": round(validation.best_balanced_accuracy, 4),
+                "best_balanced_threshold": round(validation.best_balanced_threshold, 4),
+            },
+        },
+    )
+    parity = export_onnx(model, card, config.out_path)
+    return TrainResult(
+        card, validation, parity, time.perf_counter() - started, history, len(train_cache.skipped)
+    )
+
+
+def _count_individuals(photos: list[LabelledPhoto]) -> int:
+    return len({p.individual for p in photos})
+
+
+def calibrate_threshold(vectors: np.ndarray, labels: list[str], false_match_rate: float) -> float:
+    """Largest distance at which at most `false_match_rate` of different-individual pairs match."""
+    from catalog.metrics import pairwise_distances
+
+    label_array = np.asarray(labels)
+    distances = pairwise_distances(vectors.astype(np.float64))
+    different = (label_array[:, None] != label_array[None, :]) & np.triu(
+        np.ones_like(distances, dtype=bool), 1
+    )
+    return threshold_at_false_match_rate(distances[different], false_match_rate)
+
+
+def _seed_pair_loss(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, rng: np.random.Generator
+) -> torch.Tensor:
+    """The seed study's pairs: each photo paired with a random partner, half of them same-fish."""
+    n = len(labels)
+    partners = []
+    for i in range(n):
+        want_same = rng.random() < 0.5
+        pool = [j for j in range(n) if j != i and (labels[j] == labels[i]) == want_same]
+        partners.append(int(rng.choice(pool)) if pool else (i + 1) % n)
+    embeddings = model(images)
+    same = (labels == labels[partners]).float()
+    return contrastive_loss(embeddings, embeddings[partners], same, margin=2.0)
+
+
+def _load_init_weights(model: nn.Module, path: Path) -> None:
+    if not path.is_file():
+        raise FinprintError(f"{path}: no such weights file. Give a local torchvision or timm state dict.")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    target = getattr(model, "trunk", model)
+    _, unexpected = target.load_state_dict(state, strict=False)
+    loaded = len(state) - len(unexpected)
+    if loaded == 0:
+        raise FinprintError(f"{path}: none of its weights fit the backbone. Check it is a matching ResNet.")
+
+
+def _save_checkpoint(
+    path: Path,
+    model: nn.Module,
+    optimizer: Any,
+    scheduler: Any,
+    sampler: PKSampler,
+    rng: np.random.Generator,
+    epoch: int,
+    history: list[dict[str, float]],
+    config: TrainConfig,
+) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+            "history": history,
+            "rng": json.dumps(rng.bit_generator.state),
+            "sampler_rng": json.dumps(sampler.rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+            "config": json.dumps(asdict(config), default=str),
+        },
+        partial,
+    )
+    # Rename is atomic: a kill during the save never leaves a half-written checkpoint.
+    partial.replace(path)
+
+
+def _load_checkpoint(
+    path: Path,
+    model: nn.Module,
+    optimizer: Any,
+    scheduler: Any,
+    sampler: PKSampler,
+    rng: np.random.Generator,
+) -> tuple[int, list[dict[str, float]]]:
+    if not path.is_file():
+        raise FinprintError(f"{path}: no checkpoint to resume from. Run without --resume.")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    rng.bit_generator.state = json.loads(state["rng"])
+    sampler.rng.bit_generator.state = json.loads(state["sampler_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["epoch"]), list(state["history"])

@@ -1,0 +1,45 @@
+"""Metric-learning losses: batch-hard triplet (finprint) and contrastive pairs (the seed study)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def batch_hard_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
+    """For each anchor: its farthest same-label and nearest other-label photo in the batch."""
+    distances = torch.cdist(embeddings, embeddings).clamp_min(1e-12)
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    positive_mask = same & ~eye
+    hardest_positive = (distances * positive_mask).amax(dim=1)
+    # Push same-label entries out of the running for the nearest negative.
+    hardest_negative = (distances + same.float() * 1e6).amin(dim=1)
+    valid = positive_mask.any(dim=1) & (~same).any(dim=1)
+    if not valid.any():
+        return embeddings.sum() * 0.0
+    losses = F.relu(margin + hardest_positive - hardest_negative)
+    return losses[valid].mean()
+
+
+def contrastive_loss(
+    first: torch.Tensor, second: torch.Tensor, same: torch.Tensor, margin: float
+) -> torch.Tensor:
+    """Hadsell et al.: pull same pairs together, push different pairs beyond `margin`."""
+    distance = F.pairwise_distance(first, second)
+    return torch.mean(same * distance.pow(2) + (1 - same) * F.relu(margin - distance).pow(2))
+
+
+class CosFaceHead(torch.nn.Module):
+    """Large-margin cosine softmax (CosFace): a class centre per individual, used only in training."""
+
+    def __init__(self, embedding_dim: int, n_classes: int, scale: float = 16.0, margin: float = 0.2) -> None:
+        super().__init__()
+        self.centres = torch.nn.Parameter(torch.randn(n_classes, embedding_dim) * 0.01)
+        self.scale = scale
+        self.margin = margin
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        cosine = F.normalize(embeddings, dim=1) @ F.normalize(self.centres, dim=1).T
+        margins = F.one_hot(labels, cosine.shape[1]).to(cosine.dtype) * self.margin
+        return F.cross_entropy(self.scale * (cosine - margins), labels)
