@@ -1,0 +1,446 @@
+"""The `finprint` command line: parse, call one library function, render. Nothing else."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from datetime import date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from catalog import __version__
+from catalog.errors import FinprintError, UnknownIndividual
+from catalog.settings import Settings, load_settings
+
+EXIT_USER_ERROR = 1
+EXIT_PHOTO_ERRORS = 2
+
+app = typer.Typer(
+    name="finprint",
+    help=(
+        "Catalogue individual fish from survey photos by their skin pattern.\n\n"
+        "Start with `finprint demo`. Then: `finprint index PHOTOS --db CATALOG.duckdb` every night, "
+        "`finprint history FP-000001` for one fish, "
+        "`finprint export csv --out sightings.csv` for a spreadsheet."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+export_app = typer.Typer(help="Write the catalogue out for other tools.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+console = Console()
+error_console = Console(stderr=True)
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        help="The catalogue file (DuckDB). Default: finprint.duckdb here, or FINPRINT_DB_PATH.",
+    ),
+]
+ModelOption = Annotated[
+    Path | None,
+    typer.Option("--model", help="ONNX model with a finprint model card. Default: the shipped model."),
+]
+
+
+def _settings(**overrides: Any) -> Settings:
+    return load_settings(overrides)
+
+
+class _PhotosPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:.1f} photos/s" if task.speed else "")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        _PhotosPerSecond(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path, typer.Argument(help="Folder for the synthetic archive and its catalogue.")
+    ] = Path("finprint-demo"),
+    individuals: Annotated[int, typer.Option(help="How many fish to invent.", min=2)] = 24,
+    surveys: Annotated[int, typer.Option(help="How many survey visits to photograph.", min=1)] = 6,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the generator: the same seed gives the same archive.")
+    ] = 0,
+    model: ModelOption = None,
+) -> None:
+    """Invent a survey archive of fish photos, catalogue it, and show what finprint found.
+
+    The archive has folders YYYY-MM-DD_<site>/ with JPEGs carrying EXIF time and GPS, left and
+    right flanks, head and body crops; the true identities are kept in ground_truth.csv so the
+    demo can say how well it recovered them.
+    """
+    from catalog import report
+    from catalog.demo import run_demo
+    from catalog.store import Store
+
+    settings = _settings(model_path=model)
+    console.print(f"Generating {individuals} fish over {surveys} surveys in {directory} ...")
+    with _progress() as progress:
+        task = progress.add_task("Indexing", total=None)
+        result = run_demo(
+            directory,
+            settings,
+            individuals,
+            surveys,
+            seed,
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    with Store.open(result.db_path, read_only=True) as store:
+        console.print(report.run_report(*_run_queries(store, result.run.run_id)))
+        console.print(
+            f"\n[bold]Life history of the most-seen fish[/] "
+            f"(finprint history {result.most_seen} --db {result.db_path})"
+        )
+        console.print(report.history_report(*_history_queries(store, result.most_seen, result.db_path)))
+    console.print(
+        report.query_table(result.movers, "Fish seen at more than one site (finprint query: movers)")
+    )
+    console.print(report.query_table(result.by_site, "Individuals per site and survey"))
+    console.print(report.clustering_table(result.scores, "How well the catalogue recovered the true fish"))
+    console.print(
+        f"\nArchive: {result.archive}\nCatalogue: {result.db_path}\n"
+        f'Try: finprint sql "SELECT * FROM individuals LIMIT 5" --db {result.db_path}'
+    )
+
+
+def _run_queries(store: Any, run_id: int) -> tuple[Any, Any, Any]:
+    return (
+        store.query("run_summary", run_id=run_id),
+        store.query("run_sightings", run_id=run_id),
+        store.query("run_errors", run_id=run_id),
+    )
+
+
+def _history_queries(store: Any, individual_id: str, db_path: Path) -> tuple[Any, Any]:
+    individual = store.query("individual", individual_id=individual_id)
+    if not individual.rows:
+        raise UnknownIndividual(individual_id, db_path)
+    return individual, store.query("history", individual_id=individual_id)
+
+
+@app.command("index")
+def index_command(
+    archive: Annotated[
+        list[Path],
+        typer.Argument(help="Folders (or photo files) to catalogue, searched recursively."),
+    ],
+    db: DbOption = None,
+    model: ModelOption = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Photos per inference batch and per transaction.", min=1)
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Decoding threads (default: one per CPU core).", min=0)
+    ] = None,
+    distance_threshold: Annotated[
+        float | None,
+        typer.Option(help="Override the model card's match threshold (Euclidean distance)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Print nothing but errors (for cron).")] = False,
+) -> None:
+    """Catalogue every new photo under ARCHIVE: embed it, find which fish it shows, write it down.
+
+    Photos already catalogued (same path, size and modification time) are skipped, so this is
+    safe to run every night. Each batch is written in one transaction: a killed run loses at most
+    the batch in flight, and the next run carries on.
+
+    Exit codes: 0 all photos catalogued; 1 a problem to fix (message says what);
+    2 finished, but some photos could not be read (listed in the report).
+    """
+    from catalog import report
+    from catalog.pipeline import index
+    from catalog.store import Store
+
+    settings = _settings(
+        db_path=db,
+        model_path=model,
+        batch_size=batch_size,
+        workers=workers,
+        distance_threshold=distance_threshold,
+    )
+    with _progress() as progress:
+        task = progress.add_task("Indexing", total=None, visible=not quiet)
+        result = index(
+            settings,
+            archive,
+            lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    if not quiet:
+        with Store.open(settings.db_path, read_only=True) as store:
+            console.print(report.run_report(*_run_queries(store, result.run_id)))
+    for failure in result.errors:
+        error_console.print(f"Skipped {failure.path}: {failure.reason}", markup=False, highlight=False)
+    if result.errors:
+        raise typer.Exit(EXIT_PHOTO_ERRORS)
+
+
+@app.command()
+def history(
+    individual_id: Annotated[str, typer.Argument(help="The individual, e.g. FP-000012.")],
+    db: DbOption = None,
+) -> None:
+    """Show when and where one fish was seen: a timeline of its sightings."""
+    from catalog import report
+    from catalog.store import Store
+
+    settings = _settings(db_path=db)
+    with Store.open(settings.db_path, read_only=True) as store:
+        console.print(report.history_report(*_history_queries(store, individual_id, settings.db_path)))
+
+
+@app.command("report")
+def report_command(
+    run: Annotated[int | None, typer.Option(help="The run to report (default: the latest).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Show what an index run did: new fish, re-sightings, photos to review, unreadable files."""
+    from catalog import report
+    from catalog.store import Store
+
+    settings = _settings(db_path=db)
+    with Store.open(settings.db_path, read_only=True) as store:
+        run_id = run if run is not None else store.latest_run_id()
+        if run_id is None:
+            raise FinprintError(f"{settings.db_path}: no runs yet. Run `finprint index` first.")
+        console.print(report.run_report(*_run_queries(store, run_id)))
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+
+
+@app.command()
+def sql(
+    statement: Annotated[str, typer.Argument(help='A query, e.g. "SELECT * FROM sightings LIMIT 10".')],
+    db: DbOption = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="table, csv or json.")
+    ] = OutputFormat.TABLE,
+) -> None:
+    """Run a SQL query on the catalogue, read-only (tables: photos, photo_paths, individuals,
+    sightings, embeddings, runs, errors)."""
+    from catalog import report
+    from catalog.store import Store
+
+    settings = _settings(db_path=db)
+    with Store.open(settings.db_path, read_only=True) as store:
+        result = store.read_only_sql(statement)
+    if output is OutputFormat.TABLE:
+        console.print(report.query_table(result))
+    elif output is OutputFormat.CSV:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(result.columns)
+        writer.writerows([[_plain(v) for v in row] for row in result.rows])
+        sys.stdout.write(buffer.getvalue())
+    else:
+        rows = [{c: _plain(v) for c, v in zip(result.columns, row, strict=True)} for row in result.rows]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime | date) else value
+
+
+@export_app.command("csv")
+def export_csv_command(
+    out: Annotated[Path, typer.Option("--out", help="The CSV file to write.")],
+    db: DbOption = None,
+) -> None:
+    """One row per photo: path, individual_id, taken_at, site, side, distance, status, and more."""
+    from catalog.store import Store
+    from exporters.tabular import export_csv
+
+    settings = _settings(db_path=db)
+    with Store.open(settings.db_path, read_only=True) as store:
+        count = export_csv(store, out)
+    console.print(f"Wrote {count} rows to {out}")
+
+
+@app.command()
+def evaluate(
+    data: Annotated[
+        Path, typer.Argument(help="Labelled photos: DATA/<individual>/*.jpg or <id>_<side>_*.jpg.")
+    ],
+    model: ModelOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    crop: Annotated[str | None, typer.Option(help="Only photos of this crop (head or body).")] = None,
+) -> None:
+    """Score a model on labelled photos of fish: rank-1, mAP, ROC AUC and the seed study's pair table.
+
+    Photos of one encounter (a `seq`/`enc`/`visit` number in the name) never count as each
+    other's match.
+    """
+    from dataclasses import asdict
+
+    from catalog import report
+    from catalog.evaluate import evaluate as run_evaluation
+
+    settings = _settings(model_path=model)
+    result = run_evaluation(settings.model_path, data, crop=crop)
+    if as_json:
+        sys.stdout.write(json.dumps(asdict(result), indent=2, default=str) + "\n")
+        return
+    console.print(
+        report.reid_table(result.metrics, f"Model {result.model_version} on {data} ({result.photos} photos)")
+    )
+    if result.unreadable:
+        console.print(
+            f"[yellow]{len(result.unreadable)} unreadable photo(s) skipped, e.g. {result.unreadable[0]}"
+        )
+
+
+class Recipe(StrEnum):
+    FINPRINT = "finprint"
+    SEED = "seed"
+
+
+class Sides(StrEnum):
+    SPLIT = "split"
+    MERGED = "merged"
+
+
+@app.command()
+def train(
+    data: Annotated[
+        list[Path],
+        typer.Argument(help="Labelled photos: DATA/<individual>/*.jpg or <id>_<side>_*.jpg."),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The ONNX model to write (with its model card).")],
+    recipe: Annotated[
+        Recipe,
+        typer.Option(
+            help="finprint (P x K batches, CosFace + batch-hard triplets) or seed "
+            "(the seed study's contrastive Siamese CNN)."
+        ),
+    ] = Recipe.FINPRINT,
+    backbone: Annotated[str, typer.Option(help="small (fast CNN) or resnet18.")] = "small",
+    sides: Annotated[
+        Sides, typer.Option(help="split: left and right flanks are different identities.")
+    ] = Sides.SPLIT,
+    crop: Annotated[str | None, typer.Option(help="Train on one crop only (head or body).")] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    seed: Annotated[int, typer.Option(help="Seed for the split, sampling and initial weights.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
+    init_weights: Annotated[
+        Path | None, typer.Option(help="A local torchvision/timm state dict to start from.")
+    ] = None,
+) -> None:
+    """Train an embedding network on photos labelled by individual and export it to ONNX.
+
+    Needs the training extra: pip install 'finprint[train]'.
+    """
+    try:
+        from catalog.train.loop import TrainConfig
+        from catalog.train.loop import train as run_training
+    except ImportError as exc:
+        raise FinprintError(
+            f"training needs PyTorch ({exc}). Install it with: pip install 'finprint[train]'"
+        ) from exc
+    config = TrainConfig(
+        data_dirs=tuple(data),
+        out_path=out,
+        recipe=recipe.value,
+        backbone=backbone,
+        sides=sides.value,
+        crop=crop,
+        epochs=epochs,
+        seed=seed,
+        resume=resume,
+        init_weights=init_weights,
+    )
+    result = run_training(config, console)
+    console.print(
+        f"Wrote {out} (model {result.card.model_version}, threshold {result.card.threshold}, "
+        f"ONNX parity {result.parity_difference:.1e}, {result.seconds:.0f} s)"
+    )
+    if result.validation is not None:
+        from catalog import report
+
+        console.print(report.reid_table(result.validation, "Validation individuals (never seen in training)"))
+
+
+class SynthKind(StrEnum):
+    ARCHIVE = "archive"
+    LABELLED = "labelled"
+
+
+@app.command()
+def synthesize(
+    out: Annotated[Path, typer.Argument(help="Folder to write the photos to.")],
+    kind: Annotated[
+        SynthKind,
+        typer.Option(
+            help="archive: survey folders with EXIF and ground_truth.csv; "
+            "labelled: flat <id>_<side>_<crop>_<n>.jpg for training."
+        ),
+    ] = SynthKind.LABELLED,
+    individuals: Annotated[int, typer.Option(min=1)] = 50,
+    photos_per_view: Annotated[
+        int, typer.Option(help="labelled: photos per fish, flank and crop.", min=1)
+    ] = 4,
+    surveys: Annotated[int, typer.Option(help="archive: survey visits.", min=1)] = 6,
+    seed: Annotated[int, typer.Option(help="Different seeds give different fish.")] = 0,
+) -> None:
+    """Draw synthetic fish photos: a labelled training set, or a survey archive with ground truth.
+
+    Fish are drawn procedurally (body, fins, an individual pattern of blotches, lines and spots
+    per flank) and photographed with random pose, light, colour cast, blur, noise and occlusion.
+    """
+    from catalog.synthetic import generate_archive, generate_labelled
+
+    if kind is SynthKind.LABELLED:
+        count = generate_labelled(out, individuals, photos_per_view, seed)
+    else:
+        count = len(generate_archive(out, individuals, surveys, seed))
+    console.print(f"Wrote {count} photos to {out}")
+
+
+@app.command()
+def version() -> None:
+    """Print finprint's version."""
+    console.print(__version__)
+
+
+def main() -> None:
+    try:
+        app()
+    except FinprintError as exc:
+        error_console.print(f"Error: {exc}", markup=False, highlight=False)
+        sys.exit(EXIT_USER_ERROR)

@@ -1,0 +1,81 @@
+"""The demo: generate a synthetic survey archive, catalogue it, and score it against the truth."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from catalog.errors import FinprintError
+from catalog.metrics import ClusteringScores, clustering_scores
+from catalog.pipeline import ProgressCallback, RunResult, index
+from catalog.settings import Settings
+from catalog.store import QueryResult, Store
+from catalog.synthetic import GROUND_TRUTH_FILE, generate_archive, read_ground_truth
+
+ARCHIVE_FOLDER = "archive"
+DEMO_DB = "demo.duckdb"
+_MARKER = ".finprint-demo"
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo made and found."""
+
+    archive: Path
+    db_path: Path
+    run: RunResult
+    scores: ClusteringScores
+    most_seen: str
+    movers: QueryResult
+    by_site: QueryResult
+
+
+def prepare_demo_dir(demo_dir: Path) -> None:
+    """Start clean: a previous demo is replaced, any other non-empty folder is left alone."""
+    if demo_dir.exists() and any(demo_dir.iterdir()):
+        if not (demo_dir / _MARKER).exists():
+            raise FinprintError(
+                f"{demo_dir}: folder is not empty and was not made by `finprint demo`. "
+                "Give an empty or new folder."
+            )
+        shutil.rmtree(demo_dir / ARCHIVE_FOLDER, ignore_errors=True)
+        (demo_dir / DEMO_DB).unlink(missing_ok=True)
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    (demo_dir / _MARKER).write_text("made by finprint demo\n", encoding="utf-8")
+
+
+def run_demo(
+    demo_dir: Path,
+    settings: Settings,
+    n_individuals: int = 24,
+    n_surveys: int = 6,
+    seed: int = 0,
+    on_progress: ProgressCallback | None = None,
+) -> DemoResult:
+    prepare_demo_dir(demo_dir)
+    archive = demo_dir / ARCHIVE_FOLDER
+    generate_archive(archive, n_individuals=n_individuals, n_surveys=n_surveys, seed=seed)
+    db_path = demo_dir / DEMO_DB
+    run = index(replace(settings, db_path=db_path), [archive], on_progress)
+    with Store.open(db_path, read_only=True) as store:
+        scores = score_catalogue(store, archive)
+        movers = store.query("movers")
+        by_site = store.query("sightings_by_site")
+        counts = store.query("most_seen", limit=1)
+    return DemoResult(archive, db_path, run, scores, counts.rows[0][0], movers, by_site)
+
+
+def score_catalogue(store: Store, archive: Path) -> ClusteringScores:
+    """Compare the catalogue's individuals with the archive's ground truth, photo by photo."""
+    truth = {row.path: row.identity_key for row in read_ground_truth(archive / GROUND_TRUTH_FILE)}
+    photos = store.query("photos_export")
+    path_column = photos.columns.index("path")
+    individual_column = photos.columns.index("individual_id")
+    truth_labels, found_labels = [], []
+    for row in photos.rows:
+        relative = Path(row[path_column]).relative_to(archive).as_posix()
+        if relative in truth:
+            truth_labels.append(truth[relative])
+            found_labels.append(row[individual_column])
+    return clustering_scores(truth_labels, found_labels)

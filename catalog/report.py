@@ -1,0 +1,188 @@
+"""Rich renderables for runs, histories, query results and demo scores, built from plain data."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from catalog.metrics import ClusteringScores, ReidMetrics
+from catalog.store import QueryResult
+
+MAX_LISTED = 12
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return ", ".join(_cell(v) for v in value)
+    return str(value)
+
+
+def query_table(result: QueryResult, title: str | None = None) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in result.columns:
+        table.add_column(column, overflow="fold")
+    for row in result.rows:
+        table.add_row(*(Text(_cell(v)) for v in row))
+    return table
+
+
+def run_report(summary: QueryResult, sightings: QueryResult, errors: QueryResult) -> RenderableType:
+    """The report of one index run: counts, new individuals, re-sightings, review queue, errors."""
+    if not summary.rows:
+        return Text("No such run.")
+    run = dict(zip(summary.columns, summary.rows[0], strict=True))
+    rows = [dict(zip(sightings.columns, r, strict=True)) for r in sightings.rows]
+    new = [r for r in rows if r["status"] == "new"]
+    matched = [r for r in rows if r["status"] == "matched"]
+    review = [r for r in rows if r["status"] == "review"]
+    total_seconds = 0.0
+    if run["finished_at"] is not None:
+        total_seconds = (run["finished_at"] - run["started_at"]).total_seconds()
+    overview = Table.grid(padding=(0, 2))
+    overview.add_column(style="bold")
+    overview.add_column()
+    overview.add_row(
+        "Run",
+        f"{run['run_id']} ({run['status']}), model {run['model_version']}, "
+        f"distance threshold {run['distance_threshold']:.3f}",
+    )
+    overview.add_row(
+        "Files",
+        f"{_cell(run['files_seen'])} seen, {_cell(run['photos_new'])} new photos catalogued, "
+        f"{_cell(run['photos_failed'])} unreadable",
+    )
+    overview.add_row(
+        "Individuals",
+        f"{len({r['individual_id'] for r in new})} new, "
+        f"{len({r['individual_id'] for r in matched})} re-sighted, {len(review)} photo(s) to review",
+    )
+    if total_seconds > 0 and run["photos_new"]:
+        rate = run["photos_new"] / total_seconds
+        overview.add_row(
+            "Time",
+            f"{total_seconds:.1f} s ({rate:.1f} photos/s; decode {_cell(run['seconds_decode'])} s "
+            f"across workers, embed {_cell(run['seconds_embed'])} s, write {_cell(run['seconds_write'])} s)",
+        )
+    parts: list[RenderableType] = [overview]
+    if matched:
+        parts.append(_sighting_table("Re-sightings", matched))
+    if review:
+        parts.append(_sighting_table("To review (near the threshold, or close to two individuals)", review))
+    if errors.rows:
+        table = Table(title="Photos that could not be read", title_justify="left")
+        table.add_column("path", overflow="fold")
+        table.add_column("reason", overflow="fold")
+        for path, reason in errors.rows[:MAX_LISTED]:
+            table.add_row(Text(path), Text(reason))
+        if len(errors.rows) > MAX_LISTED:
+            table.add_row(Text(f"... and {len(errors.rows) - MAX_LISTED} more"), "")
+        parts.append(table)
+    return Panel(Group(*parts), title="finprint index run", title_align="left")
+
+
+def _sighting_table(title: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("individual")
+    table.add_column("distance", justify="right")
+    table.add_column("photo", overflow="fold")
+    table.add_column("best earlier photo", overflow="fold")
+    for row in rows[:MAX_LISTED]:
+        who = row["individual_id"]
+        if row.get("second_individual_id"):
+            who = f"{who} or {row['second_individual_id']}"
+        table.add_row(
+            Text(who),
+            _cell(row["distance"]),
+            Text(_cell(row["path"])),
+            Text(_cell(row["matched_path"])),
+        )
+    if len(rows) > MAX_LISTED:
+        table.add_row(f"... and {len(rows) - MAX_LISTED} more", "", "", "")
+    return table
+
+
+def history_report(individual: QueryResult, history: QueryResult) -> RenderableType:
+    """One individual's life history: summary line and timeline."""
+    info = dict(zip(individual.columns, individual.rows[0], strict=True))
+    name = f" ({info['name']})" if info.get("name") else ""
+    flank = " ".join(v for v in (info.get("side"), info.get("crop")) if v)
+    header = Text.assemble(
+        (f"{info['individual_id']}{name}", "bold"),
+        f"  {flank}  " if flank else "  ",
+        f"{info['sightings']} sighting(s), first {_cell(info['first_seen'])}, "
+        f"last {_cell(info['last_seen'])}, "
+        f"sites: {_cell(info['sites']) or '-'}",
+    )
+    timeline = Table(title="Timeline", title_justify="left")
+    for column in ("date", "site", "camera", "side", "photo", "distance", "decision"):
+        timeline.add_column(column, overflow="fold", justify="right" if column == "distance" else "left")
+    for row in history.rows:
+        record = dict(zip(history.columns, row, strict=True))
+        timeline.add_row(
+            _cell(record["taken_at"]),
+            Text(_cell(record["site"])),
+            Text(_cell(record["camera"])),
+            _cell(record["side"]),
+            Text(_cell(record["path"])),
+            _cell(record["distance"]),
+            record["status"],
+        )
+    return Group(header, timeline)
+
+
+def clustering_table(scores: ClusteringScores, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("pairwise precision", f"{scores.pairwise_precision:.3f}")
+    table.add_row("pairwise recall", f"{scores.pairwise_recall:.3f}")
+    table.add_row("pairwise F1", f"{scores.pairwise_f1:.3f}")
+    table.add_row("B-cubed F1", f"{scores.bcubed_f1:.3f}")
+    table.add_row("true individuals (flank, crop)", str(scores.true_individuals))
+    table.add_row("individuals found", str(scores.found_individuals))
+    table.add_row("found individuals mixing two true ones", str(scores.wrong_merges))
+    return table
+
+
+def reid_table(metrics: ReidMetrics, title: str) -> RenderableType:
+    summary = Table(title=title, title_justify="left")
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    for label, value in (
+        ("ROC AUC", metrics.roc_auc),
+        ("rank-1", metrics.rank1),
+        ("rank-5", metrics.rank5),
+        ("mAP", metrics.mean_average_precision),
+        ("TAR at FAR 1%", metrics.tar_at_far_1pct),
+        ("TAR at FAR 0.1%", metrics.tar_at_far_01pct),
+        ("best balanced pair accuracy", metrics.best_balanced_accuracy),
+        ("  at distance", metrics.best_balanced_threshold),
+    ):
+        summary.add_row(label, f"{value:.3f}")
+    summary.add_row("queries / individuals", f"{metrics.n_queries} / {metrics.n_individuals}")
+    seed = Table(title="Seed-study table (balanced pairs)", title_justify="left")
+    for column in ("threshold", "same fish", "different fish", "total"):
+        seed.add_column(column, justify="right")
+    table = metrics.pair_table
+    for t, s, d, total in zip(
+        table.thresholds,
+        table.same_accuracy,
+        table.different_accuracy,
+        table.total_accuracy,
+        strict=True,
+    ):
+        seed.add_row(f"{t:.1f}", f"{s:.3f}", f"{d:.3f}", f"{total:.3f}")
+    return Group(summary, seed)

@@ -1,0 +1,1 @@
+"""What leaves the catalogue: files that other tools read."""
