@@ -1,0 +1,26 @@
+"""Shared fixtures: small generated archives and labelled sets, built once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from catalog.synthetic import generate_archive, generate_labelled
+
+SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def survey_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 fish over 6 surveys: enough re-sightings to measure recovery."""
+    root = tmp_path_factory.mktemp("archive")
+    generate_archive(root, n_individuals=20, n_surveys=6, seed=3)
+    return root
+
+
+@pytest.fixture(scope="session")
+def labelled_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("labelled")
+    generate_labelled(root, n_individuals=6, photos_per_view=3, seed=5)
+    return root

@@ -1,0 +1,135 @@
+"""The command line: every command teaches with --help; errors are one line with exit code 1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from catalog.cli import app
+
+runner = CliRunner()
+
+
+def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = []
+    for name, command in group.commands.items():
+        paths.append((*prefix, name))
+        if isinstance(command, click.Group):
+            paths.extend(_command_paths(command, (*prefix, name)))
+    return paths
+
+
+ALL_COMMANDS = _command_paths(typer.main.get_command(app))  # type: ignore[arg-type]
+
+
+def test_contract_commands_exist() -> None:
+    names = {" ".join(p) for p in ALL_COMMANDS}
+    assert {"train", "evaluate", "index", "export csv", "history", "report", "sql", "demo"} <= names
+
+
+@pytest.mark.parametrize("command", ALL_COMMANDS, ids=" ".join)
+def test_every_command_has_help(command: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+    # A docstring, not just the option list.
+    assert len(result.output.split("Options")[0].strip().splitlines()) >= 3
+
+
+def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "catalog", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+def test_user_error_is_one_line_with_exit_code_one(tmp_path: Path) -> None:
+    result = _run("index", str(tmp_path / "no-such-folder"), "--db", str(tmp_path / "c.duckdb"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {tmp_path / 'no-such-folder'}: no such folder. Check the path, or mount the disk it is on."
+    ]
+
+
+def test_unknown_individual_is_a_user_error(survey_archive: Path, tmp_path: Path) -> None:
+    db = tmp_path / "c.duckdb"
+    assert _run("index", str(survey_archive), "--db", str(db), "--quiet").returncode == 0
+    result = _run("history", "FP-999999", "--db", str(db))
+    assert result.returncode == 1 and "FP-999999" in result.stderr
+
+
+def test_index_history_sql_and_export_work_together(survey_archive: Path, tmp_path: Path) -> None:
+    db = tmp_path / "c.duckdb"
+    indexed = _run("index", str(survey_archive), "--db", str(db))
+    assert indexed.returncode == 0, indexed.stderr
+    assert "finprint index run" in indexed.stdout
+    rows = json.loads(
+        _run(
+            "sql",
+            "SELECT individual_id FROM individuals ORDER BY 1",
+            "--db",
+            str(db),
+            "--format",
+            "json",
+        ).stdout
+    )
+    assert rows[0]["individual_id"] == "FP-000001"
+    history = _run("history", "FP-000001", "--db", str(db))
+    assert history.returncode == 0 and "Timeline" in history.stdout
+    out = tmp_path / "photos.csv"
+    assert _run("export", "csv", "--db", str(db), "--out", str(out)).returncode == 0
+    header = out.read_text().splitlines()[0].split(",")
+    assert header[:7] == ["path", "individual_id", "taken_at", "site", "side", "distance", "status"]
+    assert len(out.read_text().splitlines()) == 1 + sum(1 for _ in survey_archive.rglob("*.jpg"))
+    report = _run("report", "--db", str(db))
+    assert report.returncode == 0 and "finprint index run" in report.stdout
+
+
+def test_sql_refuses_writes(survey_archive: Path, tmp_path: Path) -> None:
+    db = tmp_path / "c.duckdb"
+    _run(
+        "index",
+        str(survey_archive / sorted(p.name for p in survey_archive.iterdir() if p.is_dir())[0]),
+        "--db",
+        str(db),
+        "--quiet",
+    )
+    result = _run("sql", "DELETE FROM sightings", "--db", str(db))
+    assert result.returncode == 1 and "read-only" in result.stderr
+    count = _run("sql", "SELECT count(*) AS n FROM sightings", "--db", str(db), "--format", "csv")
+    assert int(count.stdout.splitlines()[1]) > 0
+
+
+def test_photo_errors_give_exit_code_two(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    result = _run("index", str(folder), "--db", str(tmp_path / "c.duckdb"))
+    assert result.returncode == 2
+    assert "broken.jpg" in result.stderr
+
+
+def test_demo_runs_and_scores_itself(tmp_path: Path) -> None:
+    result = _run("demo", str(tmp_path / "demo"), "--individuals", "4", "--surveys", "3")
+    assert result.returncode == 0, result.stderr
+    assert "pairwise precision" in result.stdout
+    assert "Life history" in result.stdout
+    again = _run("demo", str(tmp_path / "demo"), "--individuals", "4", "--surveys", "3")
+    assert again.returncode == 0, again.stderr
+
+
+def test_demo_will_not_overwrite_a_foreign_folder(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    result = _run("demo", str(tmp_path))
+    assert result.returncode == 1 and "not empty" in result.stderr
+    assert (tmp_path / "precious.txt").read_text() == "keep me"

@@ -1,0 +1,67 @@
+"""Identification decisions on hand-placed vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from catalog.identify import Identifier, partition_key
+
+
+def _identifier() -> Identifier:
+    ident = Identifier(dim=2, distance_threshold=1.0, review_band_fraction=0.1, neighbours_k=5)
+    ident.add(
+        "p",
+        ["a1", "a2", "b1"],
+        ["FP-A", "FP-A", "FP-B"],
+        np.array([[0, 0], [0.1, 0], [5, 0]], dtype=np.float32),
+    )
+    return ident
+
+
+def test_close_photo_is_matched_to_the_nearest_individual() -> None:
+    decision = _identifier().assign("p", np.array([0.3, 0], dtype=np.float32))
+    assert decision.individual_id == "FP-A"
+    assert decision.status == "matched"
+    assert decision.matched_photo_id == "a2"
+    assert abs((decision.distance or 0) - 0.2) < 1e-4
+
+
+def test_far_photo_is_a_new_individual() -> None:
+    decision = _identifier().assign("p", np.array([2.5, 0], dtype=np.float32))
+    assert decision.individual_id is None and decision.status == "new"
+
+
+def test_just_under_the_threshold_is_matched_but_sent_to_review() -> None:
+    decision = _identifier().assign("p", np.array([1.05, 0], dtype=np.float32))
+    assert decision.individual_id == "FP-A" and decision.status == "review"
+
+
+def test_just_over_the_threshold_is_new_but_sent_to_review() -> None:
+    decision = _identifier().assign("p", np.array([-1.05, 0], dtype=np.float32))
+    assert decision.individual_id is None and decision.status == "review"
+
+
+def test_photo_close_to_two_individuals_is_flagged_not_merged() -> None:
+    ident = Identifier(dim=2, distance_threshold=1.0, review_band_fraction=0.1, neighbours_k=5)
+    ident.add("p", ["a", "b"], ["FP-A", "FP-B"], np.array([[0, 0], [1.2, 0]], dtype=np.float32))
+    decision = ident.assign("p", np.array([0.6, 0], dtype=np.float32))
+    assert decision.status == "review"
+    assert {decision.individual_id, decision.second_individual_id} == {"FP-A", "FP-B"}
+
+
+def test_partitions_keep_flanks_and_crops_apart() -> None:
+    ident = _identifier()
+    assert ident.assign("other", np.array([0, 0], dtype=np.float32)).status == "new"
+    assert partition_key("left", "head", sides_split=True) != partition_key("right", "head", sides_split=True)
+    assert partition_key("left", "head", sides_split=False) == partition_key(
+        "right", "head", sides_split=False
+    )
+
+
+def test_graph_grows_past_its_initial_capacity() -> None:
+    ident = Identifier(dim=4, distance_threshold=0.5, review_band_fraction=0.1, neighbours_k=3)
+    vectors = np.random.default_rng(0).normal(size=(3000, 4)).astype(np.float32) * 10
+    ident.add("p", [str(i) for i in range(3000)], [f"FP-{i}" for i in range(3000)], vectors)
+    decision = ident.assign("p", vectors[2500] + 0.01)
+    assert decision.individual_id == "FP-2500"
+    assert len(ident) == 3000

@@ -1,0 +1,140 @@
+"""The nightly index end to end with the shipped model: recovery, reruns and bad input."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from catalog.demo import score_catalogue
+from catalog.errors import ArchiveNotFound, ModelMismatch, NoPhotosFound, NotAnImage
+from catalog.pipeline import index
+from catalog.settings import Settings
+from catalog.store import Store
+
+
+@pytest.fixture(scope="module")
+def indexed(survey_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
+    settings = Settings(db_path=tmp_path_factory.mktemp("db") / "catalogue.duckdb")
+    index(settings, [survey_archive])
+    return settings, survey_archive
+
+
+def test_default_model_recovers_the_generated_individuals(indexed: tuple[Settings, Path]) -> None:
+    settings, archive = indexed
+    with Store.open(settings.db_path, read_only=True) as store:
+        scores = score_catalogue(store, archive)
+    assert scores.true_individuals >= 20
+    assert scores.pairwise_precision >= 0.95, scores
+    assert scores.pairwise_recall >= 0.8, scores
+
+
+def test_rerun_with_nothing_new_catalogues_nothing(indexed: tuple[Settings, Path]) -> None:
+    settings, archive = indexed
+    with Store.open(settings.db_path, read_only=True) as store:
+        before = store.query("photos_export").rows
+    result = index(settings, [archive])
+    assert result.photos_new == 0 and result.files_unchanged == result.files_seen > 0
+    with Store.open(settings.db_path, read_only=True) as store:
+        assert store.query("photos_export").rows == before
+
+
+def test_new_night_adds_only_new_photos_and_keeps_ids(survey_archive: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    folders = sorted(p for p in survey_archive.iterdir() if p.is_dir())
+    for folder in folders[:3]:
+        shutil.copytree(folder, archive / folder.name)
+    settings = Settings(db_path=tmp_path / "c.duckdb")
+    first = index(settings, [archive])
+    with Store.open(settings.db_path, read_only=True) as store:
+        night_one = {row[0]: row[1] for row in store.query("photos_export").rows}
+    for folder in folders[3:]:
+        shutil.copytree(folder, archive / folder.name)
+    second = index(settings, [archive])
+    assert second.files_unchanged == first.photos_new
+    assert second.photos_new > 0 and second.matched > 0
+    with Store.open(settings.db_path, read_only=True) as store:
+        night_two = {row[0]: row[1] for row in store.query("photos_export").rows}
+    # Nothing catalogued on night one changed identity on night two.
+    assert {p: night_two[p] for p in night_one} == night_one
+
+
+def test_same_photo_in_two_folders_is_one_photo_with_two_paths(survey_archive: Path, tmp_path: Path) -> None:
+    source = next(survey_archive.rglob("*.jpg"))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    shutil.copy(source, tmp_path / "a" / "x.jpg")
+    shutil.copy(source, tmp_path / "b" / "y.jpg")
+    result = index(Settings(db_path=tmp_path / "c.duckdb"), [tmp_path / "a", tmp_path / "b"])
+    assert result.photos_new == 1 and result.duplicate_paths == 1
+
+
+def test_missing_folder_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ArchiveNotFound, match="nowhere"):
+        index(Settings(db_path=tmp_path / "c.duckdb"), [tmp_path / "nowhere"])
+
+
+def test_empty_folder_is_named(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no photos here")
+    with pytest.raises(NoPhotosFound, match="empty"):
+        index(Settings(db_path=tmp_path / "c.duckdb"), [tmp_path / "empty"])
+
+
+def test_non_image_file_given_by_name_is_refused(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    with pytest.raises(NotAnImage, match=r"notes\.txt"):
+        index(Settings(db_path=tmp_path / "c.duckdb"), [notes])
+
+
+def test_corrupt_photos_are_recorded_and_the_catalogue_kept(
+    indexed: tuple[Settings, Path], tmp_path: Path
+) -> None:
+    settings, _ = indexed
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(settings.db_path, db)
+    settings = replace(settings, db_path=db)
+    with Store.open(db, read_only=True) as store:
+        before = store.query("photos_export").rows
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 100)
+    (bad / "text.jpg").write_text("this is not a photo")
+    (bad / "empty.jpg").write_bytes(b"")
+    result = index(settings, [bad])
+    assert sorted(Path(e.path).name for e in result.errors) == [
+        "empty.jpg",
+        "text.jpg",
+        "truncated.jpg",
+    ]
+    assert all(e.reason for e in result.errors)
+    with Store.open(db, read_only=True) as store:
+        assert store.query("photos_export").rows == before
+        assert len(store.query("run_errors", run_id=result.run_id).rows) == 3
+
+
+def test_another_model_is_refused_on_an_existing_catalogue(
+    indexed: tuple[Settings, Path], tmp_path: Path
+) -> None:
+    settings, archive = indexed
+    other = tmp_path / "other.onnx"
+    _retag_model(settings.model_path, other, "ffffffffffff")
+    with pytest.raises(ModelMismatch, match="ffffffffffff"):
+        index(replace(settings, model_path=other), [archive])
+
+
+def _retag_model(source: Path, target: Path, model_version: str) -> None:
+    import json
+
+    import onnx
+
+    proto = onnx.load(str(source))
+    for prop in proto.metadata_props:
+        if prop.key == "finprint":
+            body = json.loads(prop.value)
+            body["model_version"] = model_version
+            prop.value = json.dumps(body)
+    onnx.save(proto, str(target))

@@ -1,0 +1,121 @@
+"""Training: a tiny run exports a carded ONNX model that finprint can index with."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs the 'train' extra (pip install '.[train]')")
+
+from catalog.errors import TrainingDataError  # noqa: E402
+from catalog.labels import read_labelled, split_by_individual  # noqa: E402
+from catalog.modelcard import read_card  # noqa: E402
+from catalog.train.loop import TrainConfig, train  # noqa: E402
+from catalog.train.losses import batch_hard_triplet_loss, contrastive_loss  # noqa: E402
+
+
+def test_batch_hard_triplet_loss_by_hand() -> None:
+    embeddings = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [0.0, 2.5]])
+    labels = torch.tensor([0, 0, 1, 1])
+    # Anchor 0: hardest positive 1.0, hardest negative 2.0 -> relu(0.5 + 1 - 2) = 0
+    # Anchor 1: positive 1.0, negative sqrt(5) -> 0; anchor 2: positive 0.5, negative 2.0 -> 0
+    # Anchor 3: positive 0.5, negative 2.5 -> 0. With margin 2: 1.0, 0.764, 0.5, 0.0 -> mean.
+    assert float(batch_hard_triplet_loss(embeddings, labels, 0.5)) == pytest.approx(0.0)
+    expected = (1.0 + (3.0 - 5**0.5) + 0.5 + 0.0) / 4
+    assert float(batch_hard_triplet_loss(embeddings, labels, 2.0)) == pytest.approx(expected, abs=1e-5)
+
+
+def test_contrastive_loss_by_hand() -> None:
+    first = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    second = torch.tensor([[3.0, 4.0], [1.0, 0.0]])
+    same = torch.tensor([1.0, 0.0])
+    # Same pair at distance 5 -> 25; different pair at 1 with margin 2 -> (2-1)^2 = 1.
+    assert float(contrastive_loss(first, second, same, margin=2.0)) == pytest.approx(13.0, abs=1e-4)
+
+
+def test_flat_names_give_individual_side_and_crop(labelled_set: Path) -> None:
+    photos = read_labelled(labelled_set)
+    assert {p.side for p in photos} == {"left", "right"}
+    assert {p.crop for p in photos} == {"head", "body"}
+    sample = photos[0]
+    assert sample.path.name.startswith(sample.individual + "_")
+    assert len(read_labelled(labelled_set, crop="head")) == len(photos) // 2
+
+
+def test_split_is_by_individual_never_by_photo(labelled_set: Path) -> None:
+    train_photos, validation = split_by_individual(read_labelled(labelled_set), 0.34, seed=1)
+    assert validation and train_photos
+    assert not {p.individual for p in train_photos} & {p.individual for p in validation}
+
+
+def test_tiny_training_run_exports_a_carded_model(labelled_set: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tiny.onnx"
+    config = TrainConfig(
+        data_dirs=(labelled_set,),
+        out_path=out,
+        epochs=1,
+        input_height=32,
+        input_width=64,
+        embedding_dim=16,
+        individuals_per_batch=4,
+        photos_per_individual=3,
+        validation_fraction=0.34,
+    )
+    result = train(config)
+    card = read_card(out)
+    assert card == result.card
+    assert card.input.height == 32 and card.embedding.dim == 16
+    assert card.trained_on["recipe"] == "finprint"
+    assert result.parity_difference <= 1e-4
+    assert card.threshold > 0
+    # Same seed, same weights: the model version (a hash of the weights) repeats.
+    again = train(config.__class__(**{**config.__dict__, "out_path": tmp_path / "again.onnx"}))
+    assert again.card.model_version == card.model_version
+
+
+def test_seed_recipe_is_one_flag_away(labelled_set: Path, tmp_path: Path) -> None:
+    out = tmp_path / "seed.onnx"
+    train(
+        TrainConfig(
+            data_dirs=(labelled_set,),
+            out_path=out,
+            recipe="seed",
+            epochs=1,
+            validation_fraction=0.34,
+        )
+    )
+    card = read_card(out)
+    assert (card.input.height, card.input.width, card.input.channels) == (100, 100, 1)
+    assert card.embedding.dim == 5 and not card.embedding.l2_normalized
+    assert json.loads(card.to_json())["trained_on"]["backbone"] == "seed-siamese"
+
+
+def test_one_individual_is_a_clear_error(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for n in range(3):
+        Image.new("RGB", (40, 20), (n * 50, 0, 0)).save(tmp_path / f"solo_left_{n}.jpg")
+    with pytest.raises(TrainingDataError, match="at least 2 individuals"):
+        train(
+            TrainConfig(data_dirs=(tmp_path,), out_path=tmp_path / "m.onnx", epochs=1, validation_fraction=0)
+        )
+
+
+def test_resume_continues_from_the_checkpoint(labelled_set: Path, tmp_path: Path) -> None:
+    base = dict(
+        data_dirs=(labelled_set,),
+        input_height=32,
+        input_width=64,
+        embedding_dim=16,
+        individuals_per_batch=4,
+        photos_per_individual=3,
+        validation_fraction=0.34,
+        checkpoint_dir=tmp_path / "ckpt",
+    )
+    train(TrainConfig(out_path=tmp_path / "a.onnx", epochs=1, **base))  # type: ignore[arg-type]
+    resumed = train(TrainConfig(out_path=tmp_path / "b.onnx", epochs=2, resume=True, **base))  # type: ignore[arg-type]
+    assert [h["epoch"] for h in resumed.history] == [1.0, 2.0]
+    assert np.isfinite(resumed.history[-1]["loss"])
