@@ -69,7 +69,7 @@ def run_demo(
 def score_catalogue(store: Store, archive: Path) -> ClusteringScores:
     """Compare the catalogue's individuals with the archive's ground truth, photo by photo."""
     truth = {row.path: row.identity_key for row in read_ground_truth(archive / GROUND_TRUTH_FILE)}
-    photos = store.query("photos_export")
+    photos = store.query("photos_export", since=None, until=None, site=None, individual=None)
     path_column = photos.columns.index("path")
     individual_column = photos.columns.index("individual_id")
     truth_labels, found_labels = [], []

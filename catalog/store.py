@@ -358,6 +358,15 @@ class Store:
         columns = [d[0] for d in cursor.description or []]
         return QueryResult(columns, cursor.fetchall())
 
+    def copy_query_to_parquet(self, name: str, out_path: Path, **params: Any) -> int:
+        """Write a named query's result to a Parquet file; returns the number of rows."""
+        query = (sql_dir() / "queries" / f"{name}.sql").read_text(encoding="utf-8").strip().rstrip(";")
+        # COPY takes the file name as a literal; quotes in it are doubled.
+        target = str(out_path).replace("'", "''")
+        self._con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet)", params)
+        row = self._con.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchone()
+        return int(row[0]) if row else 0
+
     def individual_exists(self, individual_id: str) -> bool:
         row = self._con.execute(
             "SELECT count(*) FROM individuals WHERE individual_id = ? OR name = ?",

@@ -1,30 +1,54 @@
-"""CSV export: one row per photo path with its identification (the command-line contract's columns)."""
+"""Photo tables: CSV, JSON and Parquet, one row per photo path (the command-line contract's columns)."""
 
 from __future__ import annotations
 
 import csv
+import json
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from catalog.store import Store
+from exporters.selection import ExportFilter, photo_rows
 
 
 def _value(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
-    return "" if value is None else value
+    return value
 
 
-def export_csv(store: Store, out_path: Path) -> int:
-    """Write the catalogue's photos to `out_path`; returns the number of rows written."""
-    result = store.query("photos_export")
+def write_atomically(out_path: Path, text: str) -> None:
+    """Readers never see half a file: write beside it, then rename."""
+    partial = out_path.with_name(out_path.name + ".partial")
+    partial.write_text(text, encoding="utf-8", newline="")
+    partial.replace(out_path)
+
+
+def export_csv(store: Store, out_path: Path, selection: ExportFilter | None = None) -> int:
+    """Write the photos to CSV; returns the number of rows written."""
+    result = photo_rows(store, selection or ExportFilter())
     partial = out_path.with_name(out_path.name + ".partial")
     with partial.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(result.columns)
         for row in result.rows:
-            writer.writerow([_value(v) for v in row])
-    # Readers never see half a file.
+            writer.writerow(["" if v is None else _value(v) for v in row])
     partial.replace(out_path)
     return len(result.rows)
+
+
+def export_json(store: Store, out_path: Path, selection: ExportFilter | None = None) -> int:
+    """Write the photos as a JSON array of objects (nulls kept as null)."""
+    result = photo_rows(store, selection or ExportFilter())
+    rows = [{c: _value(v) for c, v in zip(result.columns, row, strict=True)} for row in result.rows]
+    write_atomically(out_path, json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+    return len(rows)
+
+
+def export_parquet(store: Store, out_path: Path, selection: ExportFilter | None = None) -> int:
+    """Write the photos to Parquet with DuckDB's own writer (typed columns, no pyarrow needed)."""
+    partial = out_path.with_name(out_path.name + ".partial")
+    count = store.copy_query_to_parquet("photos_export", partial, **(selection or ExportFilter()).params())
+    partial.replace(out_path)
+    return count

@@ -13,6 +13,7 @@ from catalog.errors import ArchiveNotFound, ModelMismatch, NoPhotosFound, NotAnI
 from catalog.pipeline import index
 from catalog.settings import Settings
 from catalog.store import Store
+from exporters.selection import ExportFilter, photo_rows
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +35,11 @@ def test_default_model_recovers_the_generated_individuals(indexed: tuple[Setting
 def test_rerun_with_nothing_new_catalogues_nothing(indexed: tuple[Settings, Path]) -> None:
     settings, archive = indexed
     with Store.open(settings.db_path, read_only=True) as store:
-        before = store.query("photos_export").rows
+        before = photo_rows(store, ExportFilter()).rows
     result = index(settings, [archive])
     assert result.photos_new == 0 and result.files_unchanged == result.files_seen > 0
     with Store.open(settings.db_path, read_only=True) as store:
-        assert store.query("photos_export").rows == before
+        assert photo_rows(store, ExportFilter()).rows == before
 
 
 def test_new_night_adds_only_new_photos_and_keeps_ids(survey_archive: Path, tmp_path: Path) -> None:
@@ -49,14 +50,14 @@ def test_new_night_adds_only_new_photos_and_keeps_ids(survey_archive: Path, tmp_
     settings = Settings(db_path=tmp_path / "c.duckdb")
     first = index(settings, [archive])
     with Store.open(settings.db_path, read_only=True) as store:
-        night_one = {row[0]: row[1] for row in store.query("photos_export").rows}
+        night_one = {row[0]: row[1] for row in photo_rows(store, ExportFilter()).rows}
     for folder in folders[3:]:
         shutil.copytree(folder, archive / folder.name)
     second = index(settings, [archive])
     assert second.files_unchanged == first.photos_new
     assert second.photos_new > 0 and second.matched > 0
     with Store.open(settings.db_path, read_only=True) as store:
-        night_two = {row[0]: row[1] for row in store.query("photos_export").rows}
+        night_two = {row[0]: row[1] for row in photo_rows(store, ExportFilter()).rows}
     # Nothing catalogued on night one changed identity on night two.
     assert {p: night_two[p] for p in night_one} == night_one
 
@@ -98,7 +99,7 @@ def test_corrupt_photos_are_recorded_and_the_catalogue_kept(
     shutil.copy(settings.db_path, db)
     settings = replace(settings, db_path=db)
     with Store.open(db, read_only=True) as store:
-        before = store.query("photos_export").rows
+        before = photo_rows(store, ExportFilter()).rows
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 100)
@@ -112,7 +113,7 @@ def test_corrupt_photos_are_recorded_and_the_catalogue_kept(
     ]
     assert all(e.reason for e in result.errors)
     with Store.open(db, read_only=True) as store:
-        assert store.query("photos_export").rows == before
+        assert photo_rows(store, ExportFilter()).rows == before
         assert len(store.query("run_errors", run_id=result.run_id).rows) == 3
 
 

@@ -1,4 +1,5 @@
--- One row per photo path, with its identification: the columns of `finprint export csv`.
+-- One row per photo path, with its identification: the columns of `finprint export csv|json|parquet`.
+-- Filters are NULL when not given: $since/$until (dates, inclusive), $site, $individual.
 SELECT
     pp.path,
     s.individual_id,
@@ -7,14 +8,21 @@ SELECT
     p.side,
     s.distance,
     s.status,
-    p.survey_date,
+    coalesce(p.survey_date, CAST(p.taken_at AS DATE)) AS survey_date,
     p.crop,
     p.camera,
     p.latitude,
     p.longitude,
     p.photo_id,
-    s.run_id
+    p.photo_id AS sha256,
+    s.run_id,
+    e.model_version
 FROM photo_paths pp
 JOIN photos p USING (photo_id)
 LEFT JOIN sightings s USING (photo_id)
+LEFT JOIN embeddings e USING (photo_id)
+WHERE ($since IS NULL OR coalesce(p.survey_date, CAST(p.taken_at AS DATE)) >= CAST($since AS DATE))
+  AND ($until IS NULL OR coalesce(p.survey_date, CAST(p.taken_at AS DATE)) <= CAST($until AS DATE))
+  AND ($site IS NULL OR p.site = $site)
+  AND ($individual IS NULL OR s.individual_id = $individual)
 ORDER BY pp.path;

@@ -1,0 +1,132 @@
+"""Darwin Core Archive for GBIF: occurrence.txt, meta.xml and eml.xml in one zip."""
+
+from __future__ import annotations
+
+import zipfile
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+from catalog import __version__
+from catalog.store import Store
+from exporters.selection import ExportFilter, sighting_rows
+
+DWC = "http://rs.tdwg.org/dwc/terms/"
+# The occurrence columns, in file order; each is a Darwin Core term.
+OCCURRENCE_TERMS = (
+    "occurrenceID",
+    "basisOfRecord",
+    "eventDate",
+    "scientificName",
+    "organismID",
+    "organismName",
+    "decimalLatitude",
+    "decimalLongitude",
+    "geodeticDatum",
+    "locality",
+    "associatedMedia",
+    "identificationVerificationStatus",
+    "identifiedBy",
+    "occurrenceRemarks",
+)
+
+
+def _clean(value: Any) -> str:
+    """Tabs and line breaks would break the tab-separated file: they become spaces."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    return " ".join(str(value).split())
+
+
+def occurrence(row: dict[str, Any], scientific_name: str) -> dict[str, str]:
+    """One sighting as a Darwin Core occurrence."""
+    event = row["taken_at"] or row["survey_date"]
+    remarks = [f"{row['side']} flank" if row["side"] else "", f"{row['crop']} crop" if row["crop"] else ""]
+    if row["distance"] is not None:
+        remarks.append(f"embedding distance {row['distance']:.3f}")
+    values = {
+        "occurrenceID": f"finprint:{row['photo_id']}",
+        # A person's confirmation makes it a human observation; finprint's own match does not.
+        "basisOfRecord": "HumanObservation" if row["status"] == "confirmed" else "MachineObservation",
+        "eventDate": event,
+        "scientificName": scientific_name,
+        "organismID": row["individual_id"],
+        "organismName": row["individual_name"],
+        "decimalLatitude": row["latitude"],
+        "decimalLongitude": row["longitude"],
+        "geodeticDatum": "WGS84" if row["latitude"] is not None else None,
+        "locality": row["site"],
+        "associatedMedia": row["path"],
+        "identificationVerificationStatus": row["status"],
+        "identifiedBy": f"finprint {__version__} (model {row['model_version']})",
+        "occurrenceRemarks": "; ".join(r for r in remarks if r),
+    }
+    return {term: _clean(values[term]) for term in OCCURRENCE_TERMS}
+
+
+def meta_xml() -> str:
+    archive = ElementTree.Element("archive", {"xmlns": "http://rs.tdwg.org/dwc/text/", "metadata": "eml.xml"})
+    core = ElementTree.SubElement(
+        archive,
+        "core",
+        {
+            "encoding": "UTF-8",
+            "fieldsTerminatedBy": "\\t",
+            "linesTerminatedBy": "\\n",
+            "fieldsEnclosedBy": "",
+            "ignoreHeaderLines": "1",
+            "rowType": DWC + "Occurrence",
+        },
+    )
+    ElementTree.SubElement(ElementTree.SubElement(core, "files"), "location").text = "occurrence.txt"
+    ElementTree.SubElement(core, "id", {"index": "0"})
+    for index, term in enumerate(OCCURRENCE_TERMS):
+        ElementTree.SubElement(core, "field", {"index": str(index), "term": DWC + term})
+    ElementTree.indent(archive)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(archive, encoding="unicode") + "\n"
+    )
+
+
+def eml_xml(title: str, scientific_name: str, n_occurrences: int) -> str:
+    eml = ElementTree.Element(
+        "eml:eml",
+        {
+            "xmlns:eml": "eml://ecoinformatics.org/eml-2.1.1",
+            "packageId": f"finprint-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}",
+            "system": "finprint",
+        },
+    )
+    dataset = ElementTree.SubElement(eml, "dataset")
+    ElementTree.SubElement(dataset, "title").text = title
+    creator = ElementTree.SubElement(dataset, "creator")
+    ElementTree.SubElement(creator, "organizationName").text = "finprint catalogue"
+    abstract = ElementTree.SubElement(ElementTree.SubElement(dataset, "abstract"), "para")
+    abstract.text = (
+        f"{n_occurrences} photo sightings of individually identified {scientific_name}, "
+        f"matched by skin pattern with finprint {__version__}."
+    )
+    ElementTree.indent(eml)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(eml, encoding="unicode") + "\n"
+
+
+def export_darwin_core(
+    store: Store, out_path: Path, scientific_name: str, selection: ExportFilter | None = None
+) -> int:
+    """Write a Darwin Core Archive zip; returns the number of occurrences."""
+    rows = [occurrence(r, scientific_name) for r in sighting_rows(store, selection or ExportFilter())]
+    lines = ["\t".join(OCCURRENCE_TERMS)] + ["\t".join(r[t] for t in OCCURRENCE_TERMS) for r in rows]
+    partial = out_path.with_name(out_path.name + ".partial")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("occurrence.txt", "\n".join(lines) + "\n")
+        archive.writestr("meta.xml", meta_xml())
+        archive.writestr(
+            "eml.xml", eml_xml(f"finprint sightings of {scientific_name}", scientific_name, len(rows))
+        )
+    partial.replace(out_path)
+    return len(rows)

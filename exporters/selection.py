@@ -1,0 +1,33 @@
+"""Which sightings an export includes: date range, site and individual filters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from catalog.store import QueryResult, Store
+
+
+@dataclass(frozen=True)
+class ExportFilter:
+    """Filters shared by every export format; None means no filter."""
+
+    since: date | None = None
+    until: date | None = None
+    site: str | None = None
+    individual: str | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {"since": self.since, "until": self.until, "site": self.site, "individual": self.individual}
+
+
+def photo_rows(store: Store, selection: ExportFilter) -> QueryResult:
+    """One row per photo path (csv, json, parquet)."""
+    return store.query("photos_export", **selection.params())
+
+
+def sighting_rows(store: Store, selection: ExportFilter) -> list[dict[str, Any]]:
+    """One dict per sighting (Darwin Core, capture histories, GeoJSON)."""
+    result = store.query("sightings_export", **selection.params())
+    return [dict(zip(result.columns, row, strict=True)) for row in result.rows]

@@ -1,0 +1,27 @@
+-- One row per sighting (a photo's identification), for Darwin Core, capture histories and GeoJSON.
+-- Filters are NULL when not given: $since/$until (dates, inclusive), $site, $individual.
+SELECT
+    s.photo_id,
+    s.individual_id,
+    i.name AS individual_name,
+    s.status,
+    s.distance,
+    p.taken_at,
+    coalesce(p.survey_date, CAST(p.taken_at AS DATE)) AS survey_date,
+    p.site,
+    p.latitude,
+    p.longitude,
+    p.side,
+    p.crop,
+    (SELECT min(pp.path) FROM photo_paths pp WHERE pp.photo_id = s.photo_id) AS path,
+    r.model_version,
+    s.run_id
+FROM sightings s
+JOIN photos p USING (photo_id)
+JOIN individuals i USING (individual_id)
+JOIN runs r ON r.run_id = s.run_id
+WHERE ($since IS NULL OR coalesce(p.survey_date, CAST(p.taken_at AS DATE)) >= CAST($since AS DATE))
+  AND ($until IS NULL OR coalesce(p.survey_date, CAST(p.taken_at AS DATE)) <= CAST($until AS DATE))
+  AND ($site IS NULL OR p.site = $site)
+  AND ($individual IS NULL OR s.individual_id = $individual)
+ORDER BY survey_date NULLS LAST, p.taken_at NULLS LAST, s.individual_id, s.photo_id;

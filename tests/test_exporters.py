@@ -1,0 +1,226 @@
+"""Exports on a small hand-built catalogue: golden files, parsed back, and filters."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import zipfile
+from datetime import date, datetime
+from pathlib import Path
+from xml.etree import ElementTree
+
+import duckdb
+import numpy as np
+import pytest
+
+from catalog.store import Batch, IndividualRow, PhotoRow, SightingRow, Store
+from exporters.capture_history import export_capture_history
+from exporters.darwin_core import OCCURRENCE_TERMS, export_darwin_core
+from exporters.geojson import export_geojson
+from exporters.selection import ExportFilter
+from exporters.tabular import export_csv, export_json, export_parquet
+
+GOLDEN = Path(__file__).parent / "golden"
+# Set FINPRINT_UPDATE_GOLDEN=1 to rewrite the golden files after a deliberate change; review the diff.
+UPDATE = os.environ.get("FINPRINT_UPDATE_GOLDEN") == "1"
+
+# (photo, individual, status, distance, taken_at, survey date, site, lat, lon, side, path)
+SIGHTINGS = [
+    (
+        "p1",
+        "FP-000001",
+        "new",
+        None,
+        datetime(2024, 6, 3, 9, 5),
+        date(2024, 6, 3),
+        "Skarholmen",
+        60.1,
+        5.2,
+        "left",
+        "2024-06-03_Skarholmen/IMG_1_left_body.jpg",
+    ),
+    (
+        "p2",
+        "FP-000002",
+        "new",
+        None,
+        datetime(2024, 6, 3, 9, 9),
+        date(2024, 6, 3),
+        "Skarholmen",
+        60.1,
+        5.2,
+        "left",
+        "2024-06-03_Skarholmen/IMG_2_left_body.jpg",
+    ),
+    (
+        "p3",
+        "FP-000001",
+        "matched",
+        0.41,
+        datetime(2024, 6, 10, 10, 0),
+        date(2024, 6, 10),
+        "Hillesoy",
+        60.3,
+        5.0,
+        "left",
+        "2024-06-10_Hillesoy/IMG_3 <script>alert(1)</script>, copy.jpg",
+    ),
+    (
+        "p4",
+        "FP-000003",
+        "new",
+        None,
+        None,
+        date(2024, 6, 10),
+        "Hillesoy",
+        None,
+        None,
+        "right",
+        "2024-06-10_Hillesoy/IMG_4_right\tbody.jpg",
+    ),
+    (
+        "p5",
+        "FP-000002",
+        "confirmed",
+        0.52,
+        datetime(2024, 6, 17, 8, 30),
+        date(2024, 6, 17),
+        "Skarholmen",
+        60.1,
+        5.2,
+        "left",
+        "2024-06-17_Skarholmen/IMG_5_left_body.jpg",
+    ),
+]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    opened = Store.open(tmp_path / "small.duckdb")
+    run_id = opened.start_run("abcdef123456", 0.9, "test", ["archive"])
+    batch = Batch()
+    for photo, individual, status, distance, taken_at, survey, site, lat, lon, side, path in SIGHTINGS:
+        batch.photos.append(
+            PhotoRow(photo, path, 1000, 1, 640, 480, taken_at, lat, lon, survey, site, None, side, "body")
+        )
+        batch.vectors.append(np.zeros(4, dtype=np.float32))
+        batch.sightings.append(SightingRow(photo, individual, status, distance, None, None, None))
+        if status == "new":
+            batch.individuals.append(IndividualRow(individual, int(individual[3:]), side, "body", photo))
+    opened.write_batch(run_id, "abcdef123456", batch)
+    return opened
+
+
+def _golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if UPDATE:
+        path.write_text(text, encoding="utf-8", newline="")
+    assert text == path.read_text(encoding="utf-8"), f"{name} differs from the golden file"
+
+
+def test_csv_golden_and_contract_columns(store: Store, tmp_path: Path) -> None:
+    out = tmp_path / "photos.csv"
+    assert export_csv(store, out) == 5
+    _golden("photos.csv", out.read_text(encoding="utf-8"))
+    with out.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[:7] == ["path", "individual_id", "taken_at", "site", "side", "distance", "status"]
+    assert {"photo_id", "sha256", "run_id", "model_version"} <= set(rows[0])
+    assert any("<script>" in r["path"] for r in rows)  # quoted, not mangled
+
+
+def test_json_and_parquet_hold_the_same_rows(store: Store, tmp_path: Path) -> None:
+    export_json(store, tmp_path / "photos.json")
+    export_parquet(store, tmp_path / "photos.parquet")
+    as_json = json.loads((tmp_path / "photos.json").read_text(encoding="utf-8"))
+    as_parquet = duckdb.sql(
+        f"SELECT path, individual_id, distance FROM '{tmp_path / 'photos.parquet'}'"
+    ).fetchall()
+    assert [(r["path"], r["individual_id"], r["distance"]) for r in as_json] == as_parquet
+    assert as_json[0]["taken_at"] == "2024-06-03T09:05:00"
+
+
+def test_darwin_core_archive_parses_back(store: Store, tmp_path: Path) -> None:
+    out = tmp_path / "dwca.zip"
+    assert export_darwin_core(store, out, "Symphodus melops") == 5
+    archive = zipfile.ZipFile(out)
+    assert set(archive.namelist()) == {"occurrence.txt", "meta.xml", "eml.xml"}
+    occurrences = archive.read("occurrence.txt").decode("utf-8")
+    _golden("occurrence.txt", occurrences)
+    _golden("meta.xml", archive.read("meta.xml").decode("utf-8"))
+    meta = ElementTree.fromstring(archive.read("meta.xml"))
+    ns = {"d": "http://rs.tdwg.org/dwc/text/"}
+    fields = {
+        int(f.get("index", -1)): f.get("term", "").rsplit("/", 1)[1] for f in meta.iterfind(".//d:field", ns)
+    }
+    lines = occurrences.rstrip("\n").split("\n")
+    header = lines[0].split("\t")
+    # meta.xml's indexes name the columns that are really there.
+    assert [fields[i] for i in range(len(header))] == header == list(OCCURRENCE_TERMS)
+    rows = [dict(zip(header, line.split("\t"), strict=True)) for line in lines[1:]]
+    assert {r["organismID"] for r in rows} == {"FP-000001", "FP-000002", "FP-000003"}
+    assert rows[0]["eventDate"] == "2024-06-03T09:05:00"
+    by_id = {r["occurrenceID"]: r for r in rows}
+    assert by_id["finprint:p5"]["basisOfRecord"] == "HumanObservation"
+    assert by_id["finprint:p1"]["basisOfRecord"] == "MachineObservation"
+    assert by_id["finprint:p4"]["decimalLatitude"] == ""
+    assert by_id["finprint:p1"]["scientificName"] == "Symphodus melops"
+    assert "abcdef123456" in by_id["finprint:p1"]["identifiedBy"]
+    eml = ElementTree.fromstring(archive.read("eml.xml"))
+    assert eml.findtext("dataset/title") == "finprint sightings of Symphodus melops"
+
+
+def test_capture_history_mark_and_rmark(store: Store, tmp_path: Path) -> None:
+    assert export_capture_history(store, tmp_path / "h.inp") == 3
+    _golden("capture.inp", (tmp_path / "h.inp").read_text(encoding="utf-8"))
+    export_capture_history(store, tmp_path / "h.csv", group_by_site=True)
+    _golden("capture_rmark.csv", (tmp_path / "h.csv").read_text(encoding="utf-8"))
+    export_capture_history(store, tmp_path / "g.inp", group_by_site=True)
+    assert "/* FP-000003 */ 010 1 0;" in (tmp_path / "g.inp").read_text(encoding="utf-8")
+
+
+def test_capture_history_bins_given_by_the_user(store: Store, tmp_path: Path) -> None:
+    export_capture_history(store, tmp_path / "h.inp", occasion_starts=[date(2024, 6, 1), date(2024, 6, 15)])
+    lines = (tmp_path / "h.inp").read_text(encoding="utf-8").splitlines()
+    assert "/* FP-000001 */ 10 1;" in lines
+    assert "/* FP-000002 */ 11 1;" in lines
+
+
+def test_capture_history_refuses_other_file_types(store: Store, tmp_path: Path) -> None:
+    from catalog.errors import FinprintError
+
+    with pytest.raises(FinprintError, match=r"\.inp"):
+        export_capture_history(store, tmp_path / "h.txt")
+
+
+def test_geojson_points_leave_out_sightings_without_gps(store: Store, tmp_path: Path) -> None:
+    written, without = export_geojson(store, tmp_path / "p.geojson")
+    assert (written, without) == (4, 1)
+    text = (tmp_path / "p.geojson").read_text(encoding="utf-8")
+    _golden("points.geojson", text)
+    first = json.loads(text)["features"][0]
+    assert first["geometry"]["coordinates"] == [5.2, 60.1]
+    assert first["properties"]["individual_id"] == "FP-000001"
+
+
+@pytest.mark.parametrize(
+    ("selection", "expected"),
+    [
+        (ExportFilter(since=date(2024, 6, 10)), {"p3", "p4", "p5"}),
+        (ExportFilter(until=date(2024, 6, 3)), {"p1", "p2"}),
+        (ExportFilter(site="Hillesoy"), {"p3", "p4"}),
+        (ExportFilter(individual="FP-000002"), {"p2", "p5"}),
+        (ExportFilter(since=date(2024, 6, 4), site="Skarholmen"), {"p5"}),
+    ],
+)
+def test_filters_select_sightings(
+    store: Store, tmp_path: Path, selection: ExportFilter, expected: set[str]
+) -> None:
+    out = tmp_path / "f.csv"
+    export_csv(store, out, selection)
+    with out.open(newline="", encoding="utf-8") as handle:
+        assert {r["photo_id"] for r in csv.DictReader(handle)} == expected
+    export_darwin_core(store, tmp_path / "f.zip", "Symphodus melops", selection)
+    lines = zipfile.ZipFile(tmp_path / "f.zip").read("occurrence.txt").decode().strip().split("\n")[1:]
+    assert {line.split("\t")[0].removeprefix("finprint:") for line in lines} == expected
