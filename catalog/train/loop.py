@@ -44,8 +44,12 @@ class TrainConfig:
     learning_rate: float = 2e-3
     weight_decay: float = 5e-4
     triplet_margin: float = 0.3
-    input_height: int = 96
-    input_width: int = 192
+    # "triplet" (batch-hard) or "cosface+triplet"; on synthetic fish with few photos per
+    # identity the margin softmax learned slower (validation rank-1 0.32 vs 0.52 after 8 epochs).
+    loss: str = "triplet"
+    # 64x128 learned faster and better than 96x192 on synthetic fish (rank-1 0.52 vs 0.34).
+    input_height: int = 64
+    input_width: int = 128
     embedding_dim: int = 128
     validation_fraction: float = 0.2
     # The card's threshold: the largest distance at which at most this share of the
@@ -96,7 +100,7 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
     console = console or Console()
     started = time.perf_counter()
     _seed_everything(config.seed)
-    head: CosFaceHead | None
+    head: CosFaceHead | None = None
     torch.set_num_threads(max(1, torch.get_num_threads()))
     photos: list[LabelledPhoto] = []
     for data_dir in config.data_dirs:
@@ -118,17 +122,15 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
     if config.recipe == "seed":
         model: nn.Module = SeedSiamese(spec.height, spec.width)
         optimizer: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
-        head = None
     else:
         model = build_backbone(config.backbone, config.embedding_dim, spec.channels)
-        # The margin softmax gives every batch a signal from all identities and keeps the
-        # embedding from collapsing early; batch-hard triplets then sharpen the hardest pairs.
-        head = CosFaceHead(config.embedding_dim, len(class_names))
-        optimizer = torch.optim.AdamW(
-            [*model.parameters(), *head.parameters()],
-            lr=config.learning_rate,
-            weight_decay=config.weight_decay,
-        )
+        parameters = list(model.parameters())
+        if config.loss == "cosface+triplet":
+            head = CosFaceHead(config.embedding_dim, len(class_names))
+            parameters += list(head.parameters())
+        elif config.loss != "triplet":
+            raise FinprintError(f"unknown loss {config.loss!r}: use triplet or cosface+triplet")
+        optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
     if config.init_weights is not None:
         _load_init_weights(model, config.init_weights)
     sampler = PKSampler(labels, config.individuals_per_batch, config.photos_per_individual, config.seed)
@@ -181,11 +183,10 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
                     if config.recipe == "seed":
                         loss = _seed_pair_loss(model, images, batch_labels, rng)
                     else:
-                        assert head is not None
                         embeddings = model(images)
-                        loss = head(embeddings, batch_labels) + batch_hard_triplet_loss(
-                            embeddings, batch_labels, config.triplet_margin
-                        )
+                        loss = batch_hard_triplet_loss(embeddings, batch_labels, config.triplet_margin)
+                        if head is not None:
+                            loss = loss + head(embeddings, batch_labels)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
@@ -202,6 +203,12 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
                     record["validation_rank1"] = metrics.rank1
                     progress.update(task, rank1=f"{metrics.rank1:.3f}")
                 history.append(record)
+                if not console.is_terminal:
+                    # Logs and cron get one line per epoch; a terminal has the live bar.
+                    console.print(
+                        f"epoch {epoch + 1}/{config.epochs} loss {record['loss']:.4f} "
+                        f"validation rank-1 {record.get('validation_rank1', float('nan')):.3f}"
+                    )
                 _save_checkpoint(
                     checkpoint,
                     model,
