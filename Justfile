@@ -43,6 +43,6 @@ train-default work="/tmp/finprint-train-default":
     rm -rf {{work}} && mkdir -p {{work}}
     {{venv}}/bin/finprint synthesize {{work}}/labelled --individuals 200 --photos-per-view 5 --seed 1 & \
     {{venv}}/bin/finprint synthesize {{work}}/labelled --individuals 200 --photos-per-view 5 --seed 2 & wait
-    {{venv}}/bin/finprint train {{work}}/labelled --out catalog/models/default.onnx --epochs 20 --seed 0
+    {{venv}}/bin/finprint train {{work}}/labelled --out catalog/models/default.onnx --epochs 30 --seed 0
     {{venv}}/bin/finprint synthesize {{work}}/heldout --individuals 60 --photos-per-view 4 --seed 3
     {{venv}}/bin/finprint evaluate {{work}}/heldout --model catalog/models/default.onnx
