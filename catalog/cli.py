@@ -171,16 +171,26 @@ def index_command(
         typer.Option(help="Override the model card's match threshold (Euclidean distance)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print nothing but errors (for cron).")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON summary of the run instead of the report (for cron).")
+    ] = False,
+    log: Annotated[
+        Path | None,
+        typer.Option("--log", help="Append a line per run, and one per unreadable photo, to FILE."),
+    ] = None,
 ) -> None:
     """Catalogue every new photo under ARCHIVE: embed it, find which fish it shows, write it down.
 
     Photos already catalogued (same path, size and modification time) are skipped, so this is
     safe to run every night. Each batch is written in one transaction: a killed run loses at most
-    the batch in flight, and the next run carries on.
+    the batch in flight, and the next run carries on. Files that disappeared are marked missing;
+    their history is kept.
 
     Exit codes: 0 all photos catalogued; 1 a problem to fix (message says what);
     2 finished, but some photos could not be read (listed in the report).
     """
+    from dataclasses import asdict
+
     from catalog import report
     from catalog.pipeline import index
     from catalog.store import Store
@@ -193,19 +203,54 @@ def index_command(
         distance_threshold=distance_threshold,
     )
     with _progress() as progress:
-        task = progress.add_task("Indexing", total=None, visible=not quiet)
+        task = progress.add_task("Indexing", total=None, visible=not (quiet or as_json))
         result = index(
             settings,
             archive,
             lambda done, total: progress.update(task, completed=done, total=total),
         )
-    if not quiet:
+    if as_json:
+        sys.stdout.write(json.dumps(asdict(result), indent=2) + "\n")
+    elif not quiet:
         with Store.open(settings.db_path, read_only=True) as store:
             console.print(report.run_report(*_run_queries(store, result.run_id)))
+    if log is not None:
+        stamp = datetime.now().astimezone().isoformat(timespec="seconds")
+        lines = [
+            f"{stamp} run {result.run_id}: {result.files_seen} files, {result.photos_new} new photos, "
+            f"{result.individuals_new} new individuals, {result.matched} re-sightings, "
+            f"{result.review} to review, {len(result.errors)} unreadable, {result.paths_missing} missing"
+        ]
+        lines += [f"{stamp} run {result.run_id}: skipped {e.path!r}: {e.reason}" for e in result.errors]
+        with log.open("a", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
     for failure in result.errors:
         error_console.print(f"Skipped {failure.path}: {failure.reason}", markup=False, highlight=False)
     if result.errors:
         raise typer.Exit(EXIT_PHOTO_ERRORS)
+
+
+@app.command()
+def reindex(
+    db: DbOption = None,
+    model: ModelOption = None,
+    batch_size: Annotated[int | None, typer.Option(help="Photos per inference batch.", min=1)] = None,
+) -> None:
+    """Re-embed every catalogued photo with another model (after training a better one).
+
+    Individuals, sightings and decisions are kept; only the embeddings change. A killed reindex
+    resumes where it stopped when run again; `finprint index` waits until it has finished.
+    """
+    from catalog.pipeline import reindex as run_reindex
+
+    settings = _settings(db_path=db, model_path=model, batch_size=batch_size)
+    with _progress() as progress:
+        task = progress.add_task("Re-embedding", total=None)
+        result = run_reindex(settings, lambda done, total: progress.update(task, completed=done, total=total))
+    console.print(
+        f"Re-embedded {result.photos_embedded} photo(s) with model {result.model_version}; "
+        f"dropped {result.embeddings_dropped} embedding(s) of the old model."
+    )
 
 
 @app.command()

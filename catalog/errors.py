@@ -48,8 +48,9 @@ class ModelMismatch(FinprintError):
 
     def __init__(self, db_path: Path | str, catalogue_version: str, model_version: str) -> None:
         super().__init__(
-            f"{db_path}: catalogue was built with model {catalogue_version}, not "
-            f"{model_version}. Use the same --model, or start a new catalogue with another --db."
+            f"{db_path}: catalogue was built with model {catalogue_version}, not {model_version}. "
+            "Use the same --model, or re-embed the whole catalogue with the new one: "
+            "finprint reindex --model NEW.onnx"
         )
 
 

@@ -18,13 +18,15 @@ from PIL import Image
 
 from catalog import __version__
 from catalog.embed import Embedder
-from catalog.errors import ArchiveNotFound, ModelMismatch, NoPhotosFound, NotAnImage
+from catalog.errors import ArchiveNotFound, FinprintError, ModelMismatch, NoPhotosFound, NotAnImage
 from catalog.identify import Identifier, partition_key
 from catalog.modelcard import ModelCard
 from catalog.photos import IMAGE_SUFFIXES, FoundFile, parse_path_fields, read_exif, walk
 from catalog.preprocess import prepare, to_tensor
 from catalog.settings import Settings
 from catalog.store import Batch, IndividualRow, PhotoRow, SightingRow, Store, individual_label
+
+ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class RunResult:
     files_unchanged: int = 0
     photos_new: int = 0
     duplicate_paths: int = 0
+    paths_missing: int = 0
     individuals_new: int = 0
     matched: int = 0
     review: int = 0
@@ -65,9 +68,6 @@ class _Decoded:
     exif: tuple[datetime | None, float | None, float | None]
 
 
-ProgressCallback = Callable[[int, int], None]
-
-
 def find_files(roots: Iterable[Path]) -> list[tuple[Path, FoundFile]]:
     """Every image file under the roots, with the root it was found under."""
     found: list[tuple[Path, FoundFile]] = []
@@ -83,11 +83,75 @@ def find_files(roots: Iterable[Path]) -> list[tuple[Path, FoundFile]]:
     return found
 
 
-def index(
-    settings: Settings,
-    roots: list[Path],
-    on_progress: ProgressCallback | None = None,
-) -> RunResult:
+def _check_model(store: Store, card: ModelCard) -> None:
+    versions = store.catalogue_model_versions()
+    if len(versions) > 1:
+        raise FinprintError(
+            f"{store.db_path}: a reindex to another model did not finish. "
+            "Run `finprint reindex` with the new model again to complete it."
+        )
+    if versions and versions[0] != card.model_version:
+        raise ModelMismatch(store.db_path, versions[0], card.model_version)
+
+
+class _Catalogue:
+    """The identification state of one run: HNSW graphs, known contents, next individual number."""
+
+    def __init__(self, store: Store, card: ModelCard, settings: Settings, threshold: float) -> None:
+        self.sides_split = card.sides == "split"
+        self.identifier = Identifier(
+            card.embedding.dim, threshold, settings.review_band_fraction, settings.neighbours_k
+        )
+        catalogued, vectors = store.catalogued_photos(card.model_version)
+        by_partition: dict[str, list[int]] = {}
+        for i, photo in enumerate(catalogued):
+            by_partition.setdefault(partition_key(photo.side, photo.crop, self.sides_split), []).append(i)
+        for key, rows in by_partition.items():
+            self.identifier.add(
+                key,
+                [catalogued[i].photo_id for i in rows],
+                [catalogued[i].individual_id for i in rows],
+                vectors[rows],
+            )
+        self.known_ids = store.known_photo_ids()
+        self.next_number = store.next_individual_number()
+
+    def identify(self, item: _Decoded, vector: np.ndarray, batch: Batch, result: RunResult) -> None:
+        """Decide who the photo shows and add its rows to the batch."""
+        fields = parse_path_fields(item.found.path, item.root)
+        key = partition_key(fields.side, fields.crop, self.sides_split)
+        decision = self.identifier.assign(key, vector)
+        individual_id = decision.individual_id
+        if individual_id is None:
+            individual_id = individual_label(self.next_number)
+            batch.individuals.append(
+                IndividualRow(individual_id, self.next_number, fields.side, fields.crop, item.photo_id)
+            )
+            self.next_number += 1
+            result.individuals_new += 1
+        else:
+            result.matched += 1
+        result.review += decision.status == "review"
+        self.identifier.add(key, [item.photo_id], [individual_id], vector[None, :])
+        taken_at, latitude, longitude = item.exif
+        found = item.found
+        batch.photos.append(
+            PhotoRow(
+                item.photo_id, str(found.path), found.size_bytes, found.mtime_ns, item.width, item.height,
+                taken_at, latitude, longitude, fields.survey_date, fields.site, fields.camera, fields.side,
+                fields.crop,
+            )
+        )  # fmt: skip
+        batch.vectors.append(vector)
+        batch.sightings.append(
+            SightingRow(
+                item.photo_id, individual_id, decision.status, decision.distance, decision.matched_photo_id,
+                decision.second_individual_id, decision.second_distance,
+            )
+        )  # fmt: skip
+
+
+def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback | None = None) -> RunResult:
     """Catalogue every new photo under `roots` into the catalogue at settings.db_path."""
     started = time.perf_counter()
     found = find_files(roots)
@@ -95,103 +159,41 @@ def index(
     card = embedder.card
     threshold = settings.distance_threshold or card.threshold
     with Store.open(settings.db_path) as store:
-        existing = store.catalogue_model_version()
-        if existing is not None and existing != card.model_version:
-            raise ModelMismatch(settings.db_path, existing, card.model_version)
+        _check_model(store, card)
         run_id = store.start_run(card.model_version, threshold, __version__, [str(r) for r in roots])
         result = RunResult(run_id, card.model_version, threshold, embedder.providers, files_seen=len(found))
         known_paths = store.known_paths()
         todo = [(root, f) for root, f in found if known_paths.get(str(f.path)) != (f.size_bytes, f.mtime_ns)]
         result.files_unchanged = len(found) - len(todo)
-        sides_split = card.sides == "split"
-        identifier = Identifier(
-            card.embedding.dim, threshold, settings.review_band_fraction, settings.neighbours_k
-        )
-        catalogued, vectors = store.catalogued_photos(card.model_version)
-        for key in {partition_key(p.side, p.crop, sides_split) for p in catalogued}:
-            rows = [i for i, p in enumerate(catalogued) if partition_key(p.side, p.crop, sides_split) == key]
-            identifier.add(
-                key,
-                [catalogued[i].photo_id for i in rows],
-                [catalogued[i].individual_id for i in rows],
-                vectors[rows],
-            )
-        known_ids = store.known_photo_ids()
-        next_number = store.next_individual_number()
+        catalogue = _Catalogue(store, card, settings, threshold)
         seconds = {"decode": 0.0, "embed": 0.0, "identify": 0.0, "write": 0.0}
         done = 0
         workers = settings.workers or (os.cpu_count() or 1)
         for decoded, failures in _decoded_batches(todo, card, workers, settings.batch_size, seconds):
             batch = Batch(errors=[(e.path, e.reason) for e in failures])
+            result.errors.extend(failures)
             # A file changed since it was catalogued: its old sighting stays, the path moves on.
             batch.stale_paths = [str(d.found.path) for d in decoded if str(d.found.path) in known_paths]
-            result.errors.extend(failures)
             fresh: list[_Decoded] = []
             for item in decoded:
-                if item.photo_id in known_ids:
+                if item.photo_id in catalogue.known_ids:
+                    # Same content at another path (a copy, or a moved file): one photo, two paths.
+                    found_file = item.found
                     batch.known_content_paths.append(
-                        (
-                            str(item.found.path),
-                            item.photo_id,
-                            item.found.size_bytes,
-                            item.found.mtime_ns,
-                        )
+                        (str(found_file.path), item.photo_id, found_file.size_bytes, found_file.mtime_ns)
                     )
                     result.duplicate_paths += 1
                 else:
-                    known_ids.add(item.photo_id)
+                    catalogue.known_ids.add(item.photo_id)
                     fresh.append(item)
             tick = time.perf_counter()
-            embeddings = embedder.embed(np.stack([d.tensor for d in fresh])) if fresh else np.zeros((0, 0))
+            vectors = (
+                embedder.embed(np.stack([d.tensor for d in fresh])) if fresh else np.zeros((0, 1), np.float32)
+            )
             seconds["embed"] += time.perf_counter() - tick
             tick = time.perf_counter()
-            for item, vector in zip(fresh, embeddings, strict=True):
-                fields = parse_path_fields(item.found.path, item.root)
-                key = partition_key(fields.side, fields.crop, sides_split)
-                decision = identifier.assign(key, vector)
-                individual_id = decision.individual_id
-                if individual_id is None:
-                    individual_id = individual_label(next_number)
-                    batch.individuals.append(
-                        IndividualRow(individual_id, next_number, fields.side, fields.crop, item.photo_id)
-                    )
-                    next_number += 1
-                    result.individuals_new += 1
-                else:
-                    result.matched += 1
-                result.review += decision.status == "review"
-                identifier.add(key, [item.photo_id], [individual_id], vector[None, :])
-                taken_at, latitude, longitude = item.exif
-                batch.photos.append(
-                    PhotoRow(
-                        item.photo_id,
-                        str(item.found.path),
-                        item.found.size_bytes,
-                        item.found.mtime_ns,
-                        item.width,
-                        item.height,
-                        taken_at,
-                        latitude,
-                        longitude,
-                        fields.survey_date,
-                        fields.site,
-                        fields.camera,
-                        fields.side,
-                        fields.crop,
-                    )
-                )
-                batch.vectors.append(vector)
-                batch.sightings.append(
-                    SightingRow(
-                        item.photo_id,
-                        individual_id,
-                        decision.status,
-                        decision.distance,
-                        decision.matched_photo_id,
-                        decision.second_individual_id,
-                        decision.second_distance,
-                    )
-                )
+            for item, vector in zip(fresh, vectors, strict=True):
+                catalogue.identify(item, vector, batch, result)
             seconds["identify"] += time.perf_counter() - tick
             tick = time.perf_counter()
             store.write_batch(run_id, card.model_version, batch)
@@ -200,6 +202,8 @@ def index(
             done += len(decoded) + len(failures)
             if on_progress:
                 on_progress(done, len(todo))
+        prefixes = [str(root) if root.is_file() else os.path.join(str(root), "") for root in roots]
+        result.paths_missing = store.mark_missing(prefixes, {str(f.path) for _, f in found})
         seconds["total"] = time.perf_counter() - started
         result.seconds = seconds
         store.finish_run(
@@ -215,6 +219,59 @@ def index(
     return result
 
 
+@dataclass
+class ReindexResult:
+    """What a reindex did."""
+
+    model_version: str
+    photos_embedded: int = 0
+    embeddings_dropped: int = 0
+    errors: list[PhotoError] = field(default_factory=list)
+
+
+def reindex(settings: Settings, on_progress: ProgressCallback | None = None) -> ReindexResult:
+    """Re-embed every catalogued photo with settings.model_path. Individuals and decisions stay;
+    a killed reindex resumes where it stopped, and indexing waits until it has finished."""
+    embedder = Embedder(settings.model_path)
+    card = embedder.card
+    result = ReindexResult(card.model_version)
+    with Store.open(settings.db_path) as store:
+        todo = store.photos_to_reembed(card.model_version)
+        unreachable = [photo_id for photo_id, path in todo if path is None]
+        if unreachable:
+            raise FinprintError(
+                f"{settings.db_path}: {len(unreachable)} catalogued photo(s) have no file left to re-embed "
+                f"(e.g. photo {unreachable[0][:12]}). Restore the files, then run reindex again."
+            )
+        files = [(Path(path), FoundFile(Path(path), 0, 0)) for _, path in todo]
+        expected = {path: photo_id for photo_id, path in todo}
+        seconds: dict[str, float] = {"decode": 0.0}
+        done = 0
+        for decoded, failures in _decoded_batches(files, card, settings.workers or (os.cpu_count() or 1),
+                                                  settings.batch_size, seconds):  # fmt: skip
+            result.errors.extend(failures)
+            changed = [d for d in decoded if expected[str(d.found.path)] != d.photo_id]
+            result.errors.extend(
+                PhotoError(str(d.found.path), "file changed since it was catalogued") for d in changed
+            )
+            good = [d for d in decoded if d not in changed]
+            if good:
+                vectors = embedder.embed(np.stack([d.tensor for d in good]))
+                store.write_embeddings(card.model_version, [d.photo_id for d in good], list(vectors))
+            result.photos_embedded += len(good)
+            done += len(decoded) + len(failures)
+            if on_progress:
+                on_progress(done, len(files))
+        if result.errors:
+            raise FinprintError(
+                f"{settings.db_path}: {len(result.errors)} photo(s) could not be re-embedded "
+                f"(first: {result.errors[0].path}: {result.errors[0].reason}). "
+                "Fix them and run reindex again; the photos already re-embedded are kept."
+            )
+        result.embeddings_dropped = store.drop_other_embeddings(card.model_version)
+    return result
+
+
 def _decoded_batches(
     todo: list[tuple[Path, FoundFile]],
     card: ModelCard,
@@ -222,7 +279,8 @@ def _decoded_batches(
     batch_size: int,
     seconds: dict[str, float],
 ) -> Iterator[tuple[list[_Decoded], list[PhotoError]]]:
-    """Decode in a thread pool, at most two batches ahead of the consumer (a bounded queue)."""
+    """Decode in a thread pool, at most two batches ahead of the consumer (a bounded queue), so
+    decoding the next batch overlaps with embedding and writing this one."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque[Future[_Decoded | PhotoError]] = deque()
         items = iter(todo)
@@ -265,8 +323,9 @@ def _decode_one(
     except Image.DecompressionBombError as exc:
         return PhotoError(str(found.path), f"image too large to be a photo ({exc})")
     except (OSError, SyntaxError, ValueError) as exc:
-        # PIL reports truncated and corrupt files as OSError, some broken headers as SyntaxError.
-        return PhotoError(str(found.path), f"cannot decode: {exc}")
+        # PIL reports truncated and corrupt files as OSError, some broken headers as SyntaxError;
+        # a file deleted or unreadable mid-run is an OSError too.
+        return PhotoError(str(found.path), f"cannot read: {exc}")
     finally:
         # Several workers add here at once; a lost update only blurs a timing figure.
         seconds["decode"] += time.perf_counter() - tick

@@ -177,9 +177,10 @@ class Store:
 
     # -- runs -------------------------------------------------------------------------------
 
-    def catalogue_model_version(self) -> str | None:
-        row = self._con.execute("SELECT min(model_version) FROM embeddings").fetchone()
-        return None if row is None else row[0]
+    def catalogue_model_versions(self) -> list[str]:
+        """The model versions the catalogue's embeddings come from; two only while a reindex runs."""
+        rows = self._con.execute("SELECT DISTINCT model_version FROM embeddings ORDER BY 1").fetchall()
+        return [row[0] for row in rows]
 
     def start_run(
         self, model_version: str, distance_threshold: float, finprint_version: str, roots: list[str]
@@ -223,6 +224,67 @@ class Store:
     def known_paths(self) -> dict[str, tuple[int, int]]:
         rows = self._con.execute("SELECT path, size_bytes, mtime_ns FROM photo_paths").fetchall()
         return {path: (size, mtime) for path, size, mtime in rows}
+
+    def mark_missing(self, root_prefixes: list[str], present: set[str]) -> int:
+        """Paths under the walked roots that were not found are marked missing, and found ones
+        un-marked; returns how many are newly missing. Their photos and sightings stay."""
+        rows = self._con.execute("SELECT path, missing_since IS NOT NULL FROM photo_paths").fetchall()
+        under = [(path, missing) for path, missing in rows if path.startswith(tuple(root_prefixes))]
+        gone = [path for path, missing in under if not missing and path not in present]
+        back = [path for path, missing in under if missing and path in present]
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            if gone:
+                self._con.execute(
+                    "UPDATE photo_paths SET missing_since = $now WHERE list_contains($paths, path)",
+                    {"now": _now(), "paths": gone},
+                )
+            if back:
+                self._con.execute(
+                    "UPDATE photo_paths SET missing_since = NULL WHERE list_contains($paths, path)",
+                    {"paths": back},
+                )
+            self._con.execute("COMMIT")
+        except Exception:
+            self._con.execute("ROLLBACK")
+            raise
+        return len(gone)
+
+    def photos_to_reembed(self, model_version: str) -> list[tuple[str, str]]:
+        """(photo_id, a present path) of every photo without an embedding from `model_version`."""
+        rows = self._con.execute(
+            "SELECT p.photo_id, min(pp.path) FILTER (WHERE pp.missing_since IS NULL) FROM photos p "
+            "JOIN photo_paths pp USING (photo_id) "
+            "WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.photo_id = p.photo_id "
+            "AND e.model_version = $model) GROUP BY p.photo_id ORDER BY p.photo_id",
+            {"model": model_version},
+        ).fetchall()
+        return [(photo_id, path) for photo_id, path in rows]
+
+    def write_embeddings(self, model_version: str, photo_ids: list[str], vectors: list[np.ndarray]) -> None:
+        """One reindex batch, in one transaction."""
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            self._insert(
+                "embeddings",
+                {
+                    "photo_id": photo_ids,
+                    "model_version": [model_version] * len(photo_ids),
+                    "vector": [v.tolist() for v in vectors],
+                },
+            )
+            self._con.execute("COMMIT")
+        except Exception:
+            self._con.execute("ROLLBACK")
+            raise
+
+    def drop_other_embeddings(self, model_version: str) -> int:
+        """Finish a reindex: only `model_version`'s embeddings remain."""
+        row = self._con.execute(
+            "DELETE FROM embeddings WHERE model_version <> $model RETURNING photo_id",
+            {"model": model_version},
+        ).fetchall()
+        return len(row)
 
     def known_photo_ids(self) -> set[str]:
         return {row[0] for row in self._con.execute("SELECT photo_id FROM photos").fetchall()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,16 @@ def labelled_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("labelled")
     generate_labelled(root, n_individuals=6, photos_per_view=3, seed=5)
     return root
+
+
+def retag_model(source: Path, target: Path, model_version: str) -> None:
+    """Copy a model, changing only its card's model_version: a stand-in for another model."""
+    import onnx
+
+    proto = onnx.load(str(source))
+    for prop in proto.metadata_props:
+        if prop.key == "finprint":
+            body = json.loads(prop.value)
+            body["model_version"] = model_version
+            prop.value = json.dumps(body)
+    onnx.save(proto, str(target))

@@ -14,6 +14,7 @@ from catalog.pipeline import index
 from catalog.settings import Settings
 from catalog.store import Store
 from exporters.selection import ExportFilter, photo_rows
+from tests.conftest import retag_model
 
 
 @pytest.fixture(scope="module")
@@ -122,20 +123,6 @@ def test_another_model_is_refused_on_an_existing_catalogue(
 ) -> None:
     settings, archive = indexed
     other = tmp_path / "other.onnx"
-    _retag_model(settings.model_path, other, "ffffffffffff")
+    retag_model(settings.model_path, other, "ffffffffffff")
     with pytest.raises(ModelMismatch, match="ffffffffffff"):
         index(replace(settings, model_path=other), [archive])
-
-
-def _retag_model(source: Path, target: Path, model_version: str) -> None:
-    import json
-
-    import onnx
-
-    proto = onnx.load(str(source))
-    for prop in proto.metadata_props:
-        if prop.key == "finprint":
-            body = json.loads(prop.value)
-            body["model_version"] = model_version
-            prop.value = json.dumps(body)
-    onnx.save(proto, str(target))

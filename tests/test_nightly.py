@@ -1,0 +1,167 @@
+"""Nightly-run behaviour: missing and moved files, reindex, the write lock, kills, cron output."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from catalog.errors import FinprintError, ModelMismatch
+from catalog.pipeline import index, reindex
+from catalog.settings import Settings
+from catalog.store import Store
+from tests.conftest import retag_model
+from exporters.selection import ExportFilter, photo_rows
+
+
+def _copy_surveys(source: Path, target: Path, count: int) -> list[Path]:
+    folders = sorted(p for p in source.iterdir() if p.is_dir())[:count]
+    for folder in folders:
+        shutil.copytree(folder, target / folder.name)
+    return [target / f.name for f in folders]
+
+
+def _catalogue_rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
+    with Store.open(db, read_only=True) as store:
+        return {
+            "photos": store.read_only_sql("SELECT * EXCLUDE (run_id) FROM photos ORDER BY photo_id").rows,
+            "paths": store.read_only_sql("SELECT path, photo_id FROM photo_paths ORDER BY path").rows,
+            "individuals": store.read_only_sql(
+                "SELECT individual_id, side, crop, first_photo_id FROM individuals ORDER BY 1"
+            ).rows,
+            "sightings": store.read_only_sql(
+                "SELECT photo_id, individual_id, status FROM sightings ORDER BY photo_id"
+            ).rows,
+        }
+
+
+def test_deleted_file_is_marked_missing_and_keeps_its_history(survey_archive: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    (folder,) = _copy_surveys(survey_archive, archive, 1)
+    settings = Settings(db_path=tmp_path / "c.duckdb")
+    index(settings, [archive])
+    victim = sorted(folder.glob("*.jpg"))[0]
+    victim.unlink()
+    result = index(settings, [archive])
+    assert result.paths_missing == 1
+    with Store.open(settings.db_path, read_only=True) as store:
+        missing = store.read_only_sql("SELECT path FROM photo_paths WHERE missing_since IS NOT NULL").rows
+        assert missing == [(str(victim),)]
+        assert any(row[0] == str(victim) for row in photo_rows(store, ExportFilter()).rows)
+
+
+def test_moved_file_keeps_its_sightings(survey_archive: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    (folder,) = _copy_surveys(survey_archive, archive, 1)
+    settings = Settings(db_path=tmp_path / "c.duckdb")
+    index(settings, [archive])
+    photo = sorted(folder.glob("*.jpg"))[0]
+    moved = archive / "sorted-later" / photo.name
+    moved.parent.mkdir()
+    photo.rename(moved)
+    result = index(settings, [archive])
+    assert result.photos_new == 0 and result.duplicate_paths == 1 and result.paths_missing == 1
+    with Store.open(settings.db_path, read_only=True) as store:
+        rows = {row[0]: row[1] for row in photo_rows(store, ExportFilter()).rows}
+    assert rows[str(moved)] == rows[str(photo)]
+
+
+def test_reindex_swaps_the_model_and_keeps_individuals(survey_archive: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    _copy_surveys(survey_archive, archive, 2)
+    settings = Settings(db_path=tmp_path / "c.duckdb")
+    index(settings, [archive])
+    before = _catalogue_rows(settings.db_path)
+    other = tmp_path / "other.onnx"
+    retag_model(settings.model_path, other, "0000000000aa")
+    with pytest.raises(ModelMismatch, match="finprint reindex"):
+        index(replace(settings, model_path=other), [archive])
+    result = reindex(replace(settings, model_path=other))
+    assert result.photos_embedded == len(before["photos"]) and result.embeddings_dropped == len(
+        before["photos"]
+    )
+    assert _catalogue_rows(settings.db_path) == before
+    with Store.open(settings.db_path, read_only=True) as store:
+        assert store.catalogue_model_versions() == ["0000000000aa"]
+    assert index(replace(settings, model_path=other), [archive]).photos_new == 0
+
+
+def test_second_writer_is_refused_at_once_naming_the_holder(tmp_path: Path, survey_archive: Path) -> None:
+    db = tmp_path / "c.duckdb"
+    holder = duckdb.connect(str(db))  # this test process holds the write lock
+    try:
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "catalog", "index", str(survey_archive), "--db", str(db)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        holder.close()
+    assert result.returncode == 1
+    assert "in use by another finprint process" in result.stderr
+    assert f"process {os.getpid()}" in result.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_killed_runs_resume_to_the_same_catalogue(survey_archive: Path, tmp_path: Path) -> None:
+    def command(db: Path) -> list[str]:
+        return [sys.executable, "-m", "catalog", "index", str(survey_archive), "--db", str(db),
+                "--batch-size", "4", "--workers", "1", "--quiet"]  # fmt: skip
+
+    reference = tmp_path / "reference.duckdb"
+    started = time.monotonic()
+    subprocess.run(command(reference), check=True, timeout=600)
+    duration = time.monotonic() - started
+    db = tmp_path / "killed.duckdb"
+    for fraction in (0.5, 0.6, 0.7, 0.8):
+        process = subprocess.Popen(command(db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(duration * fraction)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    finished = subprocess.run(command(db), capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    assert _catalogue_rows(db) == _catalogue_rows(reference)
+    with Store.open(db, read_only=True) as store:
+        statuses = [row[0] for row in store.read_only_sql("SELECT status FROM runs ORDER BY run_id").rows]
+    assert "interrupted" in statuses, "no kill landed mid-run: the test proved nothing"
+    assert statuses[-1] == "finished"
+
+
+def test_json_summary_and_log_for_cron(survey_archive: Path, tmp_path: Path) -> None:
+    folder = sorted(p for p in survey_archive.iterdir() if p.is_dir())[0]
+    (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
+    log = tmp_path / "finprint.log"
+    result = subprocess.run(
+        [sys.executable, "-m", "catalog", "index", str(folder), str(tmp_path / "bad.jpg"),
+         "--db", str(tmp_path / "c.duckdb"), "--json", "--log", str(log)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2
+    summary = json.loads(result.stdout)
+    assert summary["photos_new"] == len(list(folder.glob("*.jpg")))
+    assert [e["path"] for e in summary["errors"]] == [str(tmp_path / "bad.jpg")]
+    lines = log.read_text(encoding="utf-8").splitlines()
+    assert "1 unreadable" in lines[0] and "bad.jpg" in lines[1]
+
+
+def test_unfinished_reindex_blocks_indexing(survey_archive: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    _copy_surveys(survey_archive, archive, 1)
+    settings = Settings(db_path=tmp_path / "c.duckdb")
+    index(settings, [archive])
+    with duckdb.connect(str(settings.db_path)) as con:
+        # What a reindex killed half-way leaves: some photos with a second model's embedding.
+        con.execute("INSERT INTO embeddings SELECT photo_id, 'half0000done', vector FROM embeddings LIMIT 2")
+    with pytest.raises(FinprintError, match="reindex"):
+        index(settings, [archive])
