@@ -19,8 +19,8 @@ from catalog.errors import FinprintError, ModelMismatch
 from catalog.pipeline import index, reindex
 from catalog.settings import Settings
 from catalog.store import Store
-from tests.conftest import retag_model
 from exporters.selection import ExportFilter, photo_rows
+from tests.conftest import retag_model
 
 
 def _copy_surveys(source: Path, target: Path, count: int) -> list[Path]:
