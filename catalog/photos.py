@@ -12,6 +12,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from catalog.errors import FinprintError
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp"})
 _SYSTEM_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx"})
 _SURVEY_FOLDER = re.compile(r"^(?P<date>\d{4}-\d{2}-\d{2})(?:[_ -]+(?P<site>.+))?$")
@@ -89,12 +91,96 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def parse_path_fields(path: Path, root: Path) -> PathFields:
-    """Survey date and site from a `YYYY-MM-DD_<site>` folder; side and crop from name tokens."""
+class PathPattern:
+    """Survey fields from a path pattern such as `{date}_{site}/{camera}/*` (from finprint.toml).
+
+    Fields: {date} (YYYY-MM-DD or YYYYMMDD), {site}, {camera}, {side}, {crop}, {skip} (any one
+    name part); `*` matches within one folder or file name, `**/` any number of folders. The
+    pattern is matched against the path below the archive root; the file name may be left out.
+    """
+
+    FIELDS = ("date", "site", "camera", "side", "crop", "skip")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        where = f"path_pattern {pattern!r} (in finprint.toml or FINPRINT_PATH_PATTERN)"
+        regex = ""
+        position = 0
+        seen: set[str] = set()
+        for match in re.finditer(r"\{([^{}]*)\}|\*\*/|\*|[{}]", pattern):
+            regex += re.escape(pattern[position : match.start()])
+            token = match.group(0)
+            if token == "**/":
+                regex += r"(?:[^/]+/)*"
+            elif token == "*":
+                regex += r"[^/]*"
+            elif token in "{}":
+                raise FinprintError(f"{where}: unbalanced brace. Write fields as {{site}}.")
+            else:
+                name = match.group(1)
+                if name not in self.FIELDS:
+                    raise FinprintError(
+                        f"{where}: unknown field {{{name}}}. "
+                        f"Known fields: {', '.join('{' + f + '}' for f in self.FIELDS)}."
+                    )
+                if name in seen and name != "skip":
+                    raise FinprintError(f"{where}: field {{{name}}} appears twice.")
+                seen.add(name)
+                if name == "date":
+                    regex += r"(?P<date>\d{4}-?\d{2}-?\d{2})"
+                elif name == "skip":
+                    regex += r"[^/]+?"
+                else:
+                    regex += rf"(?P<{name}>[^/]+?)"
+            position = match.end()
+        regex += re.escape(pattern[position:])
+        # A pattern of folders only also matches the file name below them.
+        self._regex = re.compile(rf"^{regex}(?:/.*)?$")
+
+    def fields(self, relative: str) -> PathFields | None:
+        """The fields of one path below the root, or None when the pattern does not fit it."""
+        match = self._regex.match(relative)
+        if match is None:
+            return None
+        groups = match.groupdict()
+        survey_date = None
+        if groups.get("date"):
+            digits = groups["date"].replace("-", "")
+            try:
+                survey_date = date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+            except ValueError:
+                return None
+        return PathFields(
+            survey_date,
+            groups.get("site"),
+            groups.get("camera"),
+            _SIDE_TOKENS.get((groups.get("side") or "").lower()),
+            _CROP_TOKENS.get((groups.get("crop") or "").lower()),
+        )
+
+
+def parse_path_fields(path: Path, root: Path, pattern: PathPattern | None = None) -> PathFields:
+    """Survey fields of a photo: from the pattern when given and it fits, else by convention
+    (a `YYYY-MM-DD_<site>` folder, the folder below it as camera, left/right and head/body tokens);
+    fields the pattern leaves empty are filled in by convention too."""
     try:
         parts = path.relative_to(root).parts if root.is_dir() else (path.name,)
     except ValueError:
         parts = path.parts
+    by_convention = _conventional_fields(parts)
+    from_pattern = pattern.fields("/".join(parts)) if pattern else None
+    if from_pattern is None:
+        return by_convention
+    return PathFields(
+        from_pattern.survey_date or by_convention.survey_date,
+        from_pattern.site or by_convention.site,
+        from_pattern.camera or by_convention.camera,
+        from_pattern.side or by_convention.side,
+        from_pattern.crop or by_convention.crop,
+    )
+
+
+def _conventional_fields(parts: tuple[str, ...]) -> PathFields:
     survey_date: date | None = None
     site: str | None = None
     camera: str | None = None

@@ -21,7 +21,7 @@ from catalog.embed import Embedder
 from catalog.errors import ArchiveNotFound, FinprintError, ModelMismatch, NoPhotosFound, NotAnImage
 from catalog.identify import Identifier, partition_key
 from catalog.modelcard import ModelCard
-from catalog.photos import IMAGE_SUFFIXES, FoundFile, parse_path_fields, read_exif, walk
+from catalog.photos import IMAGE_SUFFIXES, FoundFile, PathPattern, parse_path_fields, read_exif, walk
 from catalog.preprocess import prepare, to_tensor
 from catalog.settings import Settings
 from catalog.store import Batch, IndividualRow, PhotoRow, SightingRow, Store, individual_label
@@ -97,7 +97,9 @@ def _check_model(store: Store, card: ModelCard) -> None:
 class _Catalogue:
     """The identification state of one run: HNSW graphs, known contents, next individual number."""
 
-    def __init__(self, store: Store, card: ModelCard, settings: Settings, threshold: float) -> None:
+    def __init__(
+        self, store: Store, card: ModelCard, settings: Settings, threshold: float, path_pattern: PathPattern | None
+    ) -> None:
         self.sides_split = card.sides == "split"
         self.identifier = Identifier(
             card.embedding.dim, threshold, settings.review_band_fraction, settings.neighbours_k
@@ -115,10 +117,11 @@ class _Catalogue:
             )
         self.known_ids = store.known_photo_ids()
         self.next_number = store.next_individual_number()
+        self.path_pattern = path_pattern
 
     def identify(self, item: _Decoded, vector: np.ndarray, batch: Batch, result: RunResult) -> None:
         """Decide who the photo shows and add its rows to the batch."""
-        fields = parse_path_fields(item.found.path, item.root)
+        fields = parse_path_fields(item.found.path, item.root, self.path_pattern)
         key = partition_key(fields.side, fields.crop, self.sides_split)
         decision = self.identifier.assign(key, vector)
         individual_id = decision.individual_id
@@ -154,6 +157,8 @@ class _Catalogue:
 def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback | None = None) -> RunResult:
     """Catalogue every new photo under `roots` into the catalogue at settings.db_path."""
     started = time.perf_counter()
+    # Checked before anything is written, so a bad pattern never leaves a half-started run.
+    path_pattern = PathPattern(settings.path_pattern) if settings.path_pattern else None
     found = find_files(roots)
     embedder = Embedder(settings.model_path)
     card = embedder.card
@@ -165,7 +170,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         known_paths = store.known_paths()
         todo = [(root, f) for root, f in found if known_paths.get(str(f.path)) != (f.size_bytes, f.mtime_ns)]
         result.files_unchanged = len(found) - len(todo)
-        catalogue = _Catalogue(store, card, settings, threshold)
+        catalogue = _Catalogue(store, card, settings, threshold, path_pattern)
         seconds = {"decode": 0.0, "embed": 0.0, "identify": 0.0, "write": 0.0}
         done = 0
         workers = settings.workers or (os.cpu_count() or 1)

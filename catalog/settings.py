@@ -28,6 +28,8 @@ class Settings:
     batch_size: int = 32
     workers: int = 0  # 0 means one per CPU core
     scientific_name: str = "Symphodus melops"
+    # How survey fields sit in paths below an archive root, e.g. "{date}_{site}/{camera}/*".
+    path_pattern: str | None = None
 
 
 def _coerce(name: str, raw: Any) -> Any:

@@ -1,0 +1,61 @@
+"""Walking an archive and reading survey fields from paths and EXIF."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from catalog.errors import FinprintError
+from catalog.photos import PathFields, PathPattern, parse_path_fields, walk
+
+
+def test_walk_finds_images_skips_hidden_and_survives_symlink_loops(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for name in ("a/one.jpg", "a/b/two.PNG", "a/.hidden.jpg", "a/b/three.webp"):
+        Image.new("RGB", (4, 4)).save(tmp_path / name, format="PNG")
+    (tmp_path / "a" / "notes.txt").write_text("not a photo")
+    (tmp_path / ".git").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / ".git" / "inside.jpg", format="PNG")
+    os.symlink(tmp_path / "a", tmp_path / "a" / "b" / "loop")
+    found = sorted(f.path.relative_to(tmp_path).as_posix() for f in walk(tmp_path))
+    assert found == ["a/b/three.webp", "a/b/two.PNG", "a/one.jpg"]
+
+
+def test_conventional_fields_from_survey_folder_and_name_tokens(tmp_path: Path) -> None:
+    path = tmp_path / "2024-06-03_Skarholmen" / "GoPro2" / "IMG_7_right_head.jpg"
+    assert parse_path_fields(path, tmp_path) == PathFields(
+        date(2024, 6, 3), "Skarholmen", "GoPro2", "right", "head"
+    )
+
+
+def test_pattern_gives_fields_and_convention_fills_the_rest(tmp_path: Path) -> None:
+    pattern = PathPattern("{site}/{date}/{camera}/*")
+    path = tmp_path / "Hille" / "20240612" / "cam1" / "DSC_1_left.jpg"
+    assert parse_path_fields(path, tmp_path, pattern) == PathFields(
+        date(2024, 6, 12), "Hille", "cam1", "left", None
+    )
+
+
+def test_pattern_that_does_not_fit_falls_back_to_convention(tmp_path: Path) -> None:
+    pattern = PathPattern("{site}/{date}/{camera}/*")
+    path = tmp_path / "2024-06-03_Skarholmen" / "IMG_1.jpg"
+    assert parse_path_fields(path, tmp_path, pattern).site == "Skarholmen"
+
+
+def test_side_and_crop_fields_are_normalised() -> None:
+    fields = PathPattern("{date}_{site}/{side}/{crop}").fields("2024-06-03_Hille/R/Body/x.jpg")
+    assert fields is not None and (fields.side, fields.crop) == ("right", "body")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [("{date}_{place}/*", "unknown field {place}"), ("{date/*", "unbalanced"), ("{site}/{site}", "twice")],
+)
+def test_bad_patterns_are_named_with_the_fix(pattern: str, message: str) -> None:
+    with pytest.raises(FinprintError, match=message.replace("{", r"\{").replace("}", r"\}")) as caught:
+        PathPattern(pattern)
+    assert "finprint.toml" in str(caught.value)
