@@ -98,7 +98,12 @@ class _Catalogue:
     """The identification state of one run: HNSW graphs, known contents, next individual number."""
 
     def __init__(
-        self, store: Store, card: ModelCard, settings: Settings, threshold: float, path_pattern: PathPattern | None
+        self,
+        store: Store,
+        card: ModelCard,
+        settings: Settings,
+        threshold: float,
+        path_pattern: PathPattern | None,
     ) -> None:
         self.sides_split = card.sides == "split"
         self.identifier = Identifier(
