@@ -46,3 +46,7 @@ train-default work="/tmp/finprint-train-default":
     {{venv}}/bin/finprint train {{work}}/labelled --out catalog/models/default.onnx --epochs 30 --seed 0
     {{venv}}/bin/finprint synthesize {{work}}/heldout --individuals 60 --photos-per-view 4 --seed 3
     {{venv}}/bin/finprint evaluate {{work}}/heldout --model catalog/models/default.onnx
+
+# Indexing speed on nyala's camera JPEGs and on generated photos, beside decode/inference ceilings.
+bench-index *args:
+    {{py}} bench/bench_index.py {{args}}

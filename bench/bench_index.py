@@ -1,0 +1,168 @@
+"""Indexing speed: end-to-end photos/s beside the decode and inference ceilings and a naive loop.
+
+Usage: python bench/bench_index.py [FOLDER ...] [--limit N] [--rerun-photos N]
+With no folder, ../shared/datasets/nyala (large camera JPEGs) and a generated archive are used.
+All figures in one table come from the same run on the same photos; compare ratios, not
+absolute numbers, on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from rich.console import Console
+from rich.table import Table
+
+from catalog.embed import Embedder
+from catalog.pipeline import index
+from catalog.preprocess import preprocess
+from catalog.settings import DEFAULT_MODEL_PATH, Settings
+from catalog.synthetic import generate_archive
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+BATCH_SIZE = 32
+
+
+def photos_in(folder: Path, limit: int) -> list[Path]:
+    suffixes = {".jpg", ".jpeg", ".png"}
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes)[:limit]
+
+
+def decode_rate(paths: list[Path], embedder: Embedder) -> tuple[float, np.ndarray]:
+    """Photos/s of draft decode + resize + normalise on all cores."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        tensors = list(pool.map(lambda p: preprocess(p, embedder.card.input), paths))
+    return len(paths) / (time.perf_counter() - started), np.stack(tensors)
+
+
+def infer_rate(tensors: np.ndarray, embedder: Embedder) -> float:
+    """Photos/s of onnxruntime on ready tensors, same batch size as the index."""
+    embedder.embed(tensors[:BATCH_SIZE])  # warm-up
+    started = time.perf_counter()
+    for i in range(0, len(tensors), BATCH_SIZE):
+        embedder.embed(tensors[i : i + BATCH_SIZE])
+    return len(tensors) / (time.perf_counter() - started)
+
+
+def naive_rate(paths: list[Path], embedder: Embedder) -> float | None:
+    """The seed study's loop: full decode, resize, PyTorch eager, one photo at a time.
+    The network has the default model's architecture with random weights: speed does not
+    depend on the weights' values."""
+    try:
+        import torch
+
+        from catalog.train.nets import SmallFishNet
+    except ImportError:
+        return None
+    spec = embedder.card.input
+    network = SmallFishNet(embedder.card.embedding.dim, spec.channels).eval()
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    std = np.asarray(spec.std, dtype=np.float32)
+    started = time.perf_counter()
+    with torch.no_grad():
+        for path in paths:
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("RGB").resize((spec.width, spec.height)), dtype=np.float32)
+            tensor = torch.from_numpy(((pixels / 255 - mean) / std).transpose(2, 0, 1).copy())[None]
+            network(tensor)
+    return len(paths) / (time.perf_counter() - started)
+
+
+def end_to_end(folder: Path, paths: list[Path], workdir: Path) -> tuple[float, dict[str, float], float]:
+    """finprint index on a fresh catalogue; then a rerun with nothing new."""
+    archive = workdir / "archive"
+    archive.mkdir()
+    for i, path in enumerate(paths):
+        target = archive / f"{i:06d}_{path.name}"
+        os.symlink(path.resolve(), target)
+    settings = Settings(db_path=workdir / "bench.duckdb", batch_size=BATCH_SIZE)
+    started = time.perf_counter()
+    result = index(settings, [archive])
+    rate = result.photos_new / (time.perf_counter() - started)
+    started = time.perf_counter()
+    index(settings, [archive])
+    return rate, result.seconds, time.perf_counter() - started
+
+
+def rerun_time(photo_count: int, workdir: Path) -> float:
+    """Seconds for a rerun with nothing new over `photo_count` catalogued (tiny) photos."""
+    archive = workdir / "many"
+    rng = np.random.default_rng(0)
+    for i in range(photo_count):
+        folder = archive / f"2024-06-{1 + i // 2000:02d}_Site{i % 5}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (24, 48, 3), dtype=np.uint8)).save(folder / f"IMG_{i:06d}.jpg")
+    settings = Settings(db_path=workdir / "many.duckdb", batch_size=128)
+    index(settings, [archive])
+    started = time.perf_counter()
+    index(settings, [archive])
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="*", type=Path)
+    parser.add_argument("--limit", type=int, default=300, help="photos per folder")
+    parser.add_argument("--rerun-photos", type=int, default=10_000, help="0 to skip the rerun test")
+    args = parser.parse_args()
+    console = Console()
+    embedder = Embedder(DEFAULT_MODEL_PATH)
+    columns: dict[str, dict[str, str]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        folders = list(args.folders)
+        if not folders:
+            if (SHARED / "nyala").is_dir():
+                folders.append(SHARED / "nyala")
+            generated = Path(scratch) / "generated"
+            generate_archive(generated, n_individuals=30, n_surveys=6, seed=42)
+            folders.append(generated)
+        for number, folder in enumerate(folders):
+            paths = photos_in(folder, args.limit)
+            workdir = Path(scratch) / f"run{number}"
+            workdir.mkdir()
+            decode, tensors = decode_rate(paths, embedder)
+            infer = infer_rate(tensors, embedder)
+            limit = 1 / (1 / decode + 1 / infer)
+            e2e, stages, rerun = end_to_end(folder, paths, workdir)
+            naive = naive_rate(paths[:100], embedder)
+            columns[folder.name] = {
+                "photos": str(len(paths)),
+                "decode (photos/s, all cores)": f"{decode:.0f}",
+                "infer ceiling (photos/s)": f"{infer:.0f}",
+                "limit 1/(1/decode + 1/infer)": f"{limit:.0f}",
+                "end-to-end index (photos/s)": f"{e2e:.0f}",
+                "end-to-end / infer ceiling": f"{e2e / infer:.2f}",
+                "end-to-end / limit": f"{e2e / limit:.2f}",
+                "naive loop (photos/s)": "-" if naive is None else f"{naive:.1f}",
+                "end-to-end / naive": "-" if naive is None else f"{e2e / naive:.1f}x",
+                "rerun, nothing new (s)": f"{rerun:.2f}",
+                **{
+                    f"stage {k} (s)": f"{stages.get(k, 0):.2f}"
+                    for k in ("decode", "embed", "identify", "write")
+                },
+            }
+        table = Table(title=f"finprint index speed (batch {BATCH_SIZE}, {os.cpu_count()} cores, one run)")
+        table.add_column("measure")
+        for name in columns:
+            table.add_column(name, justify="right")
+        for measure in next(iter(columns.values())):
+            table.add_row(measure, *(values[measure] for values in columns.values()))
+        console.print(table)
+        console.print("Stage decode time is summed over the decoding threads, so it can exceed wall time.")
+        if args.rerun_photos:
+            seconds = rerun_time(args.rerun_photos, Path(scratch))
+            console.print(
+                f"Rerun with nothing new over {args.rerun_photos} catalogued photos: {seconds:.2f} s"
+            )
+
+
+if __name__ == "__main__":
+    main()
