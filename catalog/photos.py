@@ -15,6 +15,14 @@ from PIL import Image
 from catalog.errors import FinprintError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp"})
+try:
+    # Optional: phones write HEIC; pillow-heif teaches PIL to read it.
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    IMAGE_SUFFIXES = IMAGE_SUFFIXES | {".heic", ".heif"}
+except ImportError:
+    pass
 _SYSTEM_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx"})
 _SURVEY_FOLDER = re.compile(r"^(?P<date>\d{4}-\d{2}-\d{2})(?:[_ -]+(?P<site>.+))?$")
 _SIDE_TOKENS = {"left": "left", "l": "left", "right": "right", "r": "right"}
@@ -206,16 +214,34 @@ def _conventional_fields(parts: tuple[str, ...]) -> PathFields:
     return PathFields(survey_date, site, camera, side, crop)
 
 
-def read_exif(image: Image.Image) -> tuple[datetime | None, float | None, float | None]:
-    """DateTimeOriginal and GPS position from an open image's EXIF, when present and sane."""
+@dataclass(frozen=True)
+class ExifFacts:
+    """When and where the camera says a photo was taken."""
+
+    taken_at: datetime | None  # the camera's local clock time
+    utc_offset: str | None  # e.g. "+02:00", when the camera recorded it
+    latitude: float | None
+    longitude: float | None
+
+
+_UTC_OFFSET = re.compile(r"^[+-]\d{2}:\d{2}$")
+
+
+def read_exif(image: Image.Image) -> ExifFacts:
+    """DateTimeOriginal (with its offset) and GPS position from EXIF, when present and sane."""
     exif = image.getexif()
+    details = exif.get_ifd(0x8769)
     taken_at = None
-    stamp = exif.get_ifd(0x8769).get(0x9003) or exif.get(0x0132)
+    stamp = details.get(0x9003) or exif.get(0x0132)
     if isinstance(stamp, str):
         try:
             taken_at = datetime.strptime(stamp.strip("\x00 "), "%Y:%m:%d %H:%M:%S")
         except ValueError:
-            taken_at = None
+            taken_at = None  # "0000:00:00 00:00:00" and other impossible dates
+    offset = details.get(0x9011)
+    utc_offset = offset.strip("\x00 ") if isinstance(offset, str) else None
+    if utc_offset is not None and not _UTC_OFFSET.match(utc_offset):
+        utc_offset = None
     gps = exif.get_ifd(0x8825)
     latitude = _gps_degrees(gps.get(2), gps.get(1), "S")
     longitude = _gps_degrees(gps.get(4), gps.get(3), "W")
@@ -223,7 +249,7 @@ def read_exif(image: Image.Image) -> tuple[datetime | None, float | None, float 
         latitude = None
     if longitude is not None and not -180 <= longitude <= 180:
         longitude = None
-    return taken_at, latitude, longitude
+    return ExifFacts(taken_at, utc_offset if taken_at else None, latitude, longitude)
 
 
 def _gps_degrees(value: object, ref: object, negative_ref: str) -> float | None:

@@ -10,7 +10,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,15 @@ from catalog.embed import Embedder
 from catalog.errors import ArchiveNotFound, FinprintError, ModelMismatch, NoPhotosFound, NotAnImage
 from catalog.identify import Identifier, partition_key
 from catalog.modelcard import ModelCard
-from catalog.photos import IMAGE_SUFFIXES, FoundFile, PathPattern, parse_path_fields, read_exif, walk
+from catalog.photos import (
+    IMAGE_SUFFIXES,
+    ExifFacts,
+    FoundFile,
+    PathPattern,
+    parse_path_fields,
+    read_exif,
+    walk,
+)
 from catalog.preprocess import prepare, to_tensor
 from catalog.settings import Settings
 from catalog.store import Batch, IndividualRow, PhotoRow, SightingRow, Store, individual_label
@@ -65,7 +72,7 @@ class _Decoded:
     tensor: np.ndarray
     width: int
     height: int
-    exif: tuple[datetime | None, float | None, float | None]
+    exif: ExifFacts
 
 
 def find_files(roots: Iterable[Path]) -> list[tuple[Path, FoundFile]]:
@@ -141,13 +148,13 @@ class _Catalogue:
             result.matched += 1
         result.review += decision.status == "review"
         self.identifier.add(key, [item.photo_id], [individual_id], vector[None, :])
-        taken_at, latitude, longitude = item.exif
+        exif = item.exif
         found = item.found
         batch.photos.append(
             PhotoRow(
                 item.photo_id, str(found.path), found.size_bytes, found.mtime_ns, item.width, item.height,
-                taken_at, latitude, longitude, fields.survey_date, fields.site, fields.camera, fields.side,
-                fields.crop,
+                exif.taken_at, exif.latitude, exif.longitude, fields.survey_date, fields.site, fields.camera,
+                fields.side, fields.crop, exif.utc_offset,
             )
         )  # fmt: skip
         batch.vectors.append(vector)

@@ -41,6 +41,7 @@ class PhotoRow:
     camera: str | None
     side: str | None
     crop: str | None
+    taken_at_utc_offset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -333,6 +334,7 @@ class Store:
                         "camera": [p.camera for p in photos],
                         "side": [p.side for p in photos],
                         "crop": [p.crop for p in photos],
+                        "taken_at_utc_offset": [p.taken_at_utc_offset for p in photos],
                         "run_id": [run_id] * len(photos),
                     },
                 )

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from catalog.errors import FinprintError
-from catalog.photos import PathFields, PathPattern, parse_path_fields, walk
+from catalog.photos import PathFields, PathPattern, parse_path_fields, read_exif, walk
 
 
 def test_walk_finds_images_skips_hidden_and_survives_symlink_loops(tmp_path: Path) -> None:
@@ -59,3 +59,27 @@ def test_bad_patterns_are_named_with_the_fix(pattern: str, message: str) -> None
     with pytest.raises(FinprintError, match=message.replace("{", r"\{").replace("}", r"\}")) as caught:
         PathPattern(pattern)
     assert "finprint.toml" in str(caught.value)
+
+
+def test_exif_time_offset_and_gps_south_west(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    details = exif.get_ifd(0x8769)
+    details[0x9003] = "2024:06:03 09:05:00"
+    details[0x9011] = "+02:00"
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2], gps[3], gps[4] = "S", (33.0, 30.0, 0.0), "W", (70.0, 15.0, 36.0)
+    path = tmp_path / "x.jpg"
+    Image.new("RGB", (8, 8)).save(path, exif=exif.tobytes())
+    with Image.open(path) as image:
+        facts = read_exif(image)
+    assert facts.taken_at == datetime(2024, 6, 3, 9, 5) and facts.utc_offset == "+02:00"
+    assert facts.latitude == pytest.approx(-33.5) and facts.longitude == pytest.approx(-70.26)
+
+
+def test_impossible_exif_date_is_ignored(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = "0000:00:00 00:00:00"
+    path = tmp_path / "x.jpg"
+    Image.new("RGB", (8, 8)).save(path, exif=exif.tobytes())
+    with Image.open(path) as image:
+        assert read_exif(image).taken_at is None

@@ -57,7 +57,7 @@ def test_archive_has_survey_folders_exif_and_ground_truth(tmp_path: Path) -> Non
     first = truth[0]
     assert Path(first.path).parent.name == f"{first.survey_date}_{first.site}"
     with Image.open(tmp_path / first.path) as image:
-        taken_at, latitude, longitude = read_exif(image)
-    assert taken_at is not None and taken_at.date().isoformat() == first.survey_date
-    assert latitude is not None and 55 < latitude < 65
-    assert longitude is not None and 0 < longitude < 12
+        exif = read_exif(image)
+    assert exif.taken_at is not None and exif.taken_at.date().isoformat() == first.survey_date
+    assert exif.latitude is not None and 55 < exif.latitude < 65
+    assert exif.longitude is not None and 0 < exif.longitude < 12
