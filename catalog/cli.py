@@ -31,6 +31,7 @@ from catalog.settings import Settings, load_settings
 
 EXIT_USER_ERROR = 1
 EXIT_PHOTO_ERRORS = 2
+EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="finprint",
@@ -638,3 +639,11 @@ def main() -> None:
     except FinprintError as exc:
         error_console.print(f"Error: {exc}", markup=False, highlight=False)
         sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        error_console.print(
+            "Interrupted. Everything finished before the interruption is kept; "
+            "run the same command again to carry on.",
+            markup=False,
+            highlight=False,
+        )
+        sys.exit(EXIT_INTERRUPTED)
