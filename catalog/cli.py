@@ -285,6 +285,125 @@ def report_command(
         console.print(report.run_report(*_run_queries(store, run_id)))
 
 
+ReasonOption = Annotated[
+    str, typer.Option("--reason", help="Why: kept with the decision for whoever reads it later.")
+]
+
+
+@app.command()
+def review(db: DbOption = None) -> None:
+    """List the sightings waiting for a person: matches near the threshold, and photos close to
+    two individuals. Settle each with `finprint confirm`, `reject`, `merge` or `split`."""
+    from catalog import report
+    from catalog.store import Store
+
+    settings = _settings(db_path=db)
+    with Store.open(settings.db_path, read_only=True) as store:
+        queue = store.query("review_queue")
+    if not queue.rows:
+        console.print("Nothing to review.")
+        return
+    console.print(report.query_table(queue, f"{len(queue.rows)} sighting(s) to review"))
+
+
+def _decide(db: Path | None, decide: Any) -> None:
+    from catalog.store import Store
+
+    settings = _settings(db_path=db)
+    with Store.open(settings.db_path) as store:
+        decision_id = decide(store)
+    console.print(f"Recorded as decision {decision_id}; `finprint undo {decision_id}` takes it back.")
+
+
+@app.command()
+def confirm(
+    photos: Annotated[list[str], typer.Argument(help="Photo paths as catalogued, or photo id prefixes.")],
+    reason: ReasonOption = "",
+    db: DbOption = None,
+) -> None:
+    """Confirm that these photos show the individual finprint matched them to."""
+    from catalog import decisions
+
+    _decide(db, lambda store: decisions.confirm(store, photos, reason))
+
+
+@app.command()
+def reject(
+    photos: Annotated[list[str], typer.Argument(help="Photo paths as catalogued, or photo id prefixes.")],
+    reason: ReasonOption = "",
+    db: DbOption = None,
+) -> None:
+    """These photos do not show the individual they were matched to: each becomes a new individual."""
+    from catalog import decisions
+
+    _decide(db, lambda store: decisions.reject(store, photos, reason))
+
+
+@app.command()
+def merge(
+    keep: Annotated[str, typer.Argument(help="The individual that stays, e.g. FP-000012.")],
+    fold: Annotated[str, typer.Argument(help="The individual that is the same fish; its sightings move.")],
+    reason: ReasonOption = "",
+    db: DbOption = None,
+) -> None:
+    """Two catalogue entries are one fish: move every sighting of FOLD to KEEP."""
+    from catalog import decisions
+
+    _decide(db, lambda store: decisions.merge(store, keep, fold, reason))
+
+
+@app.command()
+def split(
+    individual_id: Annotated[str, typer.Argument(help="The individual that holds another fish's photos.")],
+    photos: Annotated[list[str], typer.Argument(help="The photos that show the other fish.")],
+    reason: ReasonOption = "",
+    db: DbOption = None,
+) -> None:
+    """Some photos of an individual show another fish: they become one new individual."""
+    from catalog import decisions
+
+    _decide(db, lambda store: decisions.split(store, individual_id, photos, reason))
+
+
+@app.command()
+def rename(
+    individual_id: Annotated[str, typer.Argument(help="The individual, e.g. FP-000012.")],
+    name: Annotated[str, typer.Argument(help="Its name, e.g. a PIT tag number.")],
+    reason: ReasonOption = "",
+    db: DbOption = None,
+) -> None:
+    """Give an individual a name, such as its physical tag number. Its FP- id never changes."""
+    from catalog import decisions
+
+    _decide(db, lambda store: decisions.rename(store, individual_id, name, reason))
+
+
+@app.command()
+def undo(
+    decision_id: Annotated[int, typer.Argument(help="The decision's number (see `finprint decisions`).")],
+    db: DbOption = None,
+) -> None:
+    """Take a decision back, restoring what it changed. Later decisions must be undone first."""
+    from catalog import decisions
+    from catalog.store import Store
+
+    settings = _settings(db_path=db)
+    with Store.open(settings.db_path) as store:
+        action = decisions.undo(store, decision_id)
+    console.print(f"Undid decision {decision_id} ({action}).")
+
+
+@app.command("decisions")
+def decisions_command(db: DbOption = None) -> None:
+    """List every decision people made on the catalogue, newest first, with time and reason."""
+    from catalog import report
+    from catalog.store import Store
+
+    settings = _settings(db_path=db)
+    with Store.open(settings.db_path, read_only=True) as store:
+        console.print(report.query_table(store.query("decisions"), "Decisions"))
+
+
 class OutputFormat(StrEnum):
     TABLE = "table"
     CSV = "csv"

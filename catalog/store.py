@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -430,6 +431,166 @@ class Store:
         self._con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet)", params)
         row = self._con.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchone()
         return int(row[0]) if row else 0
+
+    # -- human decisions --------------------------------------------------------------------
+
+    def resolve_photo(self, token: str) -> str | None:
+        """A photo id from a path as catalogued or from a sha256 prefix of 8 or more hex digits."""
+        row = self._con.execute("SELECT photo_id FROM photo_paths WHERE path = $t", {"t": token}).fetchone()
+        if row:
+            return str(row[0])
+        if len(token) >= 8:
+            rows = self._con.execute(
+                "SELECT photo_id FROM photos WHERE starts_with(photo_id, lower($t))", {"t": token}
+            ).fetchall()
+            if len(rows) == 1:
+                return str(rows[0][0])
+        return None
+
+    def sighting_states(self, photo_ids: list[str]) -> dict[str, tuple[str, str]]:
+        """photo_id -> (individual_id, status)."""
+        rows = self._con.execute(
+            "SELECT photo_id, individual_id, status FROM sightings WHERE list_contains($ids, photo_id)",
+            {"ids": photo_ids},
+        ).fetchall()
+        return {photo_id: (individual, status) for photo_id, individual, status in rows}
+
+    def photos_of(self, individual_id: str) -> list[str]:
+        rows = self._con.execute(
+            "SELECT photo_id FROM sightings WHERE individual_id = $i ORDER BY photo_id", {"i": individual_id}
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def record_decision(
+        self,
+        action: str,
+        reason: str,
+        sighting_changes: dict[str, tuple[str, str]],
+        individual_changes: dict[str, dict[str, str | None]],
+        new_individuals: list[IndividualRow],
+        individual_id: str | None = None,
+        other_individual_id: str | None = None,
+        name: str | None = None,
+    ) -> int:
+        """Apply a person's decision and record it, with what it replaced, in one transaction."""
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            photo_ids = sorted(sighting_changes)
+            previous = {
+                "sightings": {p: list(v) for p, v in self.sighting_states(photo_ids).items()},
+                "individuals": {
+                    row[0]: {"name": row[1], "merged_into": row[2]}
+                    for row in self._con.execute(
+                        "SELECT individual_id, name, merged_into FROM individuals "
+                        "WHERE list_contains($ids, individual_id)",
+                        {"ids": sorted(individual_changes)},
+                    ).fetchall()
+                },
+                "created": [i.individual_id for i in new_individuals],
+            }
+            if new_individuals:
+                self._insert(
+                    "individuals",
+                    {
+                        "individual_id": [i.individual_id for i in new_individuals],
+                        "number": [i.number for i in new_individuals],
+                        "side": [i.side for i in new_individuals],
+                        "crop": [i.crop for i in new_individuals],
+                        "name": [None] * len(new_individuals),
+                        "created_run": [self.latest_run_id() or 0] * len(new_individuals),
+                        "first_photo_id": [i.first_photo_id for i in new_individuals],
+                    },
+                )
+            for photo_id, (individual, status) in sighting_changes.items():
+                self._con.execute(
+                    "UPDATE sightings SET individual_id = $i, status = $s WHERE photo_id = $p",
+                    {"i": individual, "s": status, "p": photo_id},
+                )
+            for individual, fields in individual_changes.items():
+                self._con.execute(
+                    "UPDATE individuals SET name = $name, merged_into = $merged WHERE individual_id = $i",
+                    {"name": fields.get("name"), "merged": fields.get("merged_into"), "i": individual},
+                )
+            row = self._con.execute("SELECT coalesce(max(decision_id), 0) + 1 FROM decisions").fetchone()
+            decision_id = int(row[0]) if row else 1
+            self._con.execute(
+                "INSERT INTO decisions (decision_id, made_at, action, individual_id, other_individual_id, "
+                "photo_ids, name, reason, previous) "
+                "VALUES ($id, $at, $action, $i, $o, $photos, $name, $reason, $prev)",
+                {
+                    "id": decision_id,
+                    "at": _now(),
+                    "action": action,
+                    "i": individual_id,
+                    "o": other_individual_id,
+                    "photos": photo_ids,
+                    "name": name,
+                    "reason": reason,
+                    "prev": json.dumps(previous),
+                },
+            )
+            self._con.execute("COMMIT")
+        except Exception:
+            self._con.execute("ROLLBACK")
+            raise
+        return decision_id
+
+    def undo_decision(self, decision_id: int) -> str:
+        """Put back what a decision replaced; returns its action. Later decisions must be undone first."""
+        row = self._con.execute(
+            "SELECT action, previous, undone_at FROM decisions WHERE decision_id = $d", {"d": decision_id}
+        ).fetchone()
+        if row is None:
+            raise FinprintError(f"no decision {decision_id}. List them with: finprint decisions")
+        action, previous_text, undone_at = row
+        if undone_at is not None:
+            raise FinprintError(f"decision {decision_id} was already undone.")
+        later = self._con.execute(
+            "SELECT min(decision_id) FROM decisions WHERE decision_id > $d AND undone_at IS NULL",
+            {"d": decision_id},
+        ).fetchone()
+        if later and later[0] is not None:
+            raise FinprintError(f"decision {later[0]} came after {decision_id}; undo it first.")
+        previous = json.loads(previous_text)
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            for photo_id, (individual, status) in previous["sightings"].items():
+                self._con.execute(
+                    "UPDATE sightings SET individual_id = $i, status = $s WHERE photo_id = $p",
+                    {"i": individual, "s": status, "p": photo_id},
+                )
+            for individual, fields in previous["individuals"].items():
+                self._con.execute(
+                    "UPDATE individuals SET name = $name, merged_into = $merged WHERE individual_id = $i",
+                    {"name": fields["name"], "merged": fields["merged_into"], "i": individual},
+                )
+            if previous["created"]:
+                self._con.execute(
+                    "DELETE FROM individuals WHERE list_contains($ids, individual_id)",
+                    {"ids": previous["created"]},
+                )
+            self._con.execute(
+                "UPDATE decisions SET undone_at = $at WHERE decision_id = $d",
+                {"at": _now(), "d": decision_id},
+            )
+            self._con.execute("COMMIT")
+        except Exception:
+            self._con.execute("ROLLBACK")
+            raise
+        return str(action)
+
+    def individual_view(self, individual_id: str) -> tuple[str | None, str | None]:
+        """(side, crop) of an individual."""
+        row = self._con.execute(
+            "SELECT side, crop FROM individuals WHERE individual_id = $i", {"i": individual_id}
+        ).fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
+    def merged_into(self, individual_id: str) -> str | None:
+        row = self._con.execute(
+            "SELECT merged_into FROM individuals WHERE individual_id = $i", {"i": individual_id}
+        ).fetchone()
+        return None if row is None else row[0]
 
     def individual_exists(self, individual_id: str) -> bool:
         row = self._con.execute(

@@ -1,0 +1,100 @@
+"""People's decisions on the catalogue: confirm, reject, merge, split, rename, and undo."""
+
+from __future__ import annotations
+
+from catalog.errors import FinprintError, UnknownIndividual
+from catalog.store import IndividualRow, Store, individual_label
+
+# A status no automatic run sets or changes: a person looked at this sighting.
+CONFIRMED = "confirmed"
+
+
+def _photo_ids(store: Store, photos: list[str]) -> list[str]:
+    ids = []
+    for token in photos:
+        photo_id = store.resolve_photo(token)
+        if photo_id is None:
+            raise FinprintError(
+                f"{token}: no such photo in {store.db_path}. Give the path as catalogued "
+                "(see `finprint review`) or at least 8 characters of its photo id."
+            )
+        ids.append(photo_id)
+    return ids
+
+
+def _check_individual(store: Store, individual_id: str) -> None:
+    if not store.individual_exists(individual_id):
+        raise UnknownIndividual(individual_id, store.db_path)
+
+
+def _new_individual(store: Store, like: str, first_photo: str, offset: int = 0) -> IndividualRow:
+    """A new individual with the same flank and crop as `like`."""
+    number = store.next_individual_number() + offset
+    side, crop = store.individual_view(like)
+    return IndividualRow(individual_label(number), number, side, crop, first_photo)
+
+
+def confirm(store: Store, photos: list[str], reason: str) -> int:
+    """The matches of these photos are right."""
+    ids = _photo_ids(store, photos)
+    states = store.sighting_states(ids)
+    changes = {p: (states[p][0], CONFIRMED) for p in ids}
+    return store.record_decision("confirm", reason, changes, {}, [])
+
+
+def reject(store: Store, photos: list[str], reason: str) -> int:
+    """These photos are not the individual they were matched to: each starts a new individual."""
+    ids = _photo_ids(store, photos)
+    states = store.sighting_states(ids)
+    created = [_new_individual(store, states[p][0], p, offset) for offset, p in enumerate(ids)]
+    changes = {p: (new.individual_id, CONFIRMED) for p, new in zip(ids, created, strict=True)}
+    return store.record_decision("reject", reason, changes, {}, created)
+
+
+def merge(store: Store, keep: str, fold: str, reason: str) -> int:
+    """`fold` is the same fish as `keep`: its sightings move to `keep`; its id stays, pointing there."""
+    _check_individual(store, keep)
+    _check_individual(store, fold)
+    if keep == fold:
+        raise FinprintError(f"{keep}: cannot merge an individual with itself.")
+    states = store.sighting_states(store.photos_of(fold))
+    changes = {p: (keep, status) for p, (_, status) in states.items()}
+    return store.record_decision(
+        "merge",
+        reason,
+        changes,
+        {fold: {"merged_into": keep}},
+        [],
+        individual_id=keep,
+        other_individual_id=fold,
+    )
+
+
+def split(store: Store, individual_id: str, photos: list[str], reason: str) -> int:
+    """These photos of `individual_id` show another fish: they become one new individual."""
+    _check_individual(store, individual_id)
+    ids = _photo_ids(store, photos)
+    states = store.sighting_states(ids)
+    strangers = [p for p in ids if states[p][0] != individual_id]
+    if strangers:
+        raise FinprintError(
+            f"photo {strangers[0][:12]} is not a sighting of {individual_id}; nothing was changed."
+        )
+    if len(ids) == len(store.photos_of(individual_id)):
+        raise FinprintError(f"{individual_id}: that is every photo of it; use `finprint rename` instead.")
+    created = _new_individual(store, individual_id, ids[0])
+    changes = {p: (created.individual_id, CONFIRMED) for p in ids}
+    return store.record_decision("split", reason, changes, {}, [created], individual_id=individual_id)
+
+
+def rename(store: Store, individual_id: str, name: str, reason: str) -> int:
+    """Give an individual a name, such as its physical tag number."""
+    _check_individual(store, individual_id)
+    fields = {"name": name, "merged_into": store.merged_into(individual_id)}
+    return store.record_decision(
+        "rename", reason, {}, {individual_id: fields}, [], individual_id=individual_id, name=name
+    )
+
+
+def undo(store: Store, decision_id: int) -> str:
+    return store.undo_decision(decision_id)

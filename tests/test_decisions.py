@@ -1,0 +1,110 @@
+"""People's decisions: applied, recorded with reason, undoable, and kept by later runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from catalog import decisions
+from catalog.errors import FinprintError
+from catalog.pipeline import index
+from catalog.settings import Settings
+from catalog.store import Batch, IndividualRow, PhotoRow, SightingRow, Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    """Three individuals: A with photos a1 a2 a3 (a3 in review), B with b1, C with c1."""
+    opened = Store.open(tmp_path / "d.duckdb")
+    run_id = opened.start_run("abcdef123456", 0.9, "test", ["archive"])
+    batch = Batch()
+    for photo, individual, status in [("a1", "FP-000001", "new"), ("a2", "FP-000001", "matched"),
+                                      ("a3", "FP-000001", "review"), ("b1", "FP-000002", "new"),
+                                      ("c1", "FP-000003", "new")]:  # fmt: skip
+        photo_id = photo * 8  # long enough to be found by prefix
+        path = f"s/{photo}.jpg"
+        batch.photos.append(
+            PhotoRow(photo_id, path, 1, 1, 8, 8, None, None, None, None, None, None, "left", "body")
+        )
+        batch.vectors.append(np.zeros(2, dtype=np.float32))
+        batch.sightings.append(SightingRow(photo_id, individual, status, 0.5, None, None, None))
+        if status == "new":
+            number = int(individual[3:])
+            batch.individuals.append(IndividualRow(individual, number, "left", "body", photo_id))
+    opened.write_batch(run_id, "abcdef123456", batch)
+    return opened
+
+
+def _owner(store: Store, photo: str) -> tuple[str, str]:
+    return store.sighting_states([photo * 8])[photo * 8]
+
+
+def test_confirm_marks_the_sighting_and_records_the_reason(store: Store) -> None:
+    decision = decisions.confirm(store, ["s/a3.jpg"], "same scar on the gill cover")
+    assert _owner(store, "a3") == ("FP-000001", "confirmed")
+    (row,) = [r for r in store.query("decisions").rows if r[0] == decision]
+    assert row[2] == "confirm" and row[7] == "same scar on the gill cover"
+
+
+def test_reject_moves_the_photo_to_a_new_individual(store: Store) -> None:
+    decisions.reject(store, ["a3a3a3a3"], "different spot pattern")
+    individual, status = _owner(store, "a3")
+    assert individual == "FP-000004" and status == "confirmed"
+    assert store.individual_view("FP-000004") == ("left", "body")
+
+
+def test_merge_moves_sightings_and_keeps_the_old_id_pointing_to_the_survivor(store: Store) -> None:
+    decisions.merge(store, "FP-000001", "FP-000002", "tag read on both")
+    assert _owner(store, "b1")[0] == "FP-000001"
+    assert store.merged_into("FP-000002") == "FP-000001"
+
+
+def test_split_gives_the_photos_one_new_individual(store: Store) -> None:
+    decisions.split(store, "FP-000001", ["s/a2.jpg", "s/a3.jpg"], "two fish")
+    assert _owner(store, "a2")[0] == _owner(store, "a3")[0] == "FP-000004"
+    assert _owner(store, "a1")[0] == "FP-000001"
+
+
+def test_split_refuses_photos_of_another_individual(store: Store) -> None:
+    with pytest.raises(FinprintError, match="not a sighting of FP-000001"):
+        decisions.split(store, "FP-000001", ["s/b1.jpg"], "")
+    assert _owner(store, "b1")[0] == "FP-000002"
+
+
+def test_rename_keeps_the_id(store: Store) -> None:
+    decisions.rename(store, "FP-000003", "PIT 900228000123", "tag read in the field")
+    assert store.individual_exists("PIT 900228000123")
+    assert _owner(store, "c1")[0] == "FP-000003"
+
+
+def test_every_decision_can_be_undone_in_reverse_order(store: Store) -> None:
+    before = {p: _owner(store, p) for p in ("a1", "a2", "a3", "b1", "c1")}
+    first = decisions.merge(store, "FP-000001", "FP-000002", "")
+    second = decisions.split(store, "FP-000001", ["s/b1.jpg"], "")
+    with pytest.raises(FinprintError, match="undo it first"):
+        decisions.undo(store, first)
+    assert decisions.undo(store, second) == "split"
+    assert decisions.undo(store, first) == "merge"
+    assert {p: _owner(store, p) for p in before} == before
+    assert not store.individual_exists("FP-000004")
+    assert store.merged_into("FP-000002") is None
+
+
+def test_unknown_photo_is_named(store: Store) -> None:
+    with pytest.raises(FinprintError, match=r"nowhere\.jpg"):
+        decisions.confirm(store, ["nowhere.jpg"], "")
+
+
+def test_decisions_survive_a_later_index_run(survey_archive: Path, tmp_path: Path) -> None:
+    folders = sorted(p for p in survey_archive.iterdir() if p.is_dir())
+    settings = Settings(db_path=tmp_path / "c.duckdb")
+    index(settings, [folders[0]])
+    with Store.open(settings.db_path) as opened:
+        photo = opened.photos_of("FP-000001")[0]
+        decisions.reject(opened, [photo[:12]], "not the same fish")
+        moved_to = opened.sighting_states([photo])[photo]
+    index(settings, folders[:3])
+    with Store.open(settings.db_path) as opened:
+        assert opened.sighting_states([photo])[photo] == moved_to
