@@ -51,6 +51,13 @@ app.add_typer(export_app, name="export")
 console = Console()
 error_console = Console(stderr=True)
 
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+
+
 DbOption = Annotated[
     Path | None,
     typer.Option(
@@ -404,10 +411,70 @@ def decisions_command(db: DbOption = None) -> None:
         console.print(report.query_table(store.query("decisions"), "Decisions"))
 
 
-class OutputFormat(StrEnum):
-    TABLE = "table"
-    CSV = "csv"
-    JSON = "json"
+@app.command()
+def individuals(
+    db: DbOption = None,
+    site: Annotated[str | None, typer.Option(help="Only individuals seen at this site.")] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="Only individuals seen on or after this date.", formats=["%Y-%m-%d"]),
+    ] = None,
+) -> None:
+    """List the catalogue's individuals: sightings, first and last seen, sites."""
+    from catalog import report
+    from catalog.store import Store
+
+    settings = _settings(db_path=db)
+    with Store.open(settings.db_path, read_only=True) as store:
+        result = store.query("individuals", site=site, since=since.date() if since else None)
+    console.print(report.query_table(result, f"{len(result.rows)} individual(s)"))
+
+
+@app.command()
+def queries() -> None:
+    """List the named queries (sql/queries/*.sql) with what they answer and their parameters."""
+    from rich.table import Table
+
+    from catalog.store import Store
+
+    table = Table(title="Named queries: finprint query NAME --param key=value")
+    for column in ("name", "answers", "parameters"):
+        table.add_column(column, overflow="fold")
+    for name, (description, parameters) in Store.named_queries().items():
+        table.add_row(name, description, ", ".join(parameters) or "-")
+    console.print(table)
+
+
+@app.command()
+def query(
+    name: Annotated[str, typer.Argument(help="A named query (see `finprint queries`).")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="key=value; parameters not given are NULL (no filter)."),
+    ] = None,
+    db: DbOption = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="table, csv or json.")
+    ] = OutputFormat.TABLE,
+) -> None:
+    """Run one named query, e.g. `finprint query history --param individual_id=FP-000012`."""
+    from catalog.store import Store
+
+    known = Store.named_queries()
+    if name not in known:
+        raise FinprintError(f"no query named {name!r}. See `finprint queries` for the list.")
+    values: dict[str, Any] = dict.fromkeys(known[name][1])
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        if not sep or key not in values:
+            raise FinprintError(
+                f"--param {item!r}: give key=value with key one of {', '.join(values) or '(none)'}."
+            )
+        values[key] = value
+    settings = _settings(db_path=db)
+    with Store.open(settings.db_path, read_only=True) as store:
+        result = store.query(name, **values)
+    _render(result, output)
 
 
 @app.command()
@@ -419,13 +486,18 @@ def sql(
     ] = OutputFormat.TABLE,
 ) -> None:
     """Run a SQL query on the catalogue, read-only (tables: photos, photo_paths, individuals,
-    sightings, embeddings, runs, errors)."""
-    from catalog import report
+    sightings, embeddings, runs, errors, decisions)."""
     from catalog.store import Store
 
     settings = _settings(db_path=db)
     with Store.open(settings.db_path, read_only=True) as store:
         result = store.read_only_sql(statement)
+    _render(result, output)
+
+
+def _render(result: Any, output: OutputFormat) -> None:
+    from catalog import report
+
     if output is OutputFormat.TABLE:
         console.print(report.query_table(result))
     elif output is OutputFormat.CSV:

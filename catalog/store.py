@@ -423,6 +423,18 @@ class Store:
         columns = [d[0] for d in cursor.description or []]
         return QueryResult(columns, cursor.fetchall())
 
+    @staticmethod
+    def named_queries() -> dict[str, tuple[str, list[str]]]:
+        """name -> (what it answers, its $parameters), from the files in sql/queries."""
+        catalogue = {}
+        for path in sorted((sql_dir() / "queries").glob("*.sql")):
+            text = path.read_text(encoding="utf-8")
+            first = text.splitlines()[0] if text else ""
+            description = first.removeprefix("--").strip() if first.startswith("--") else ""
+            parameters = sorted(set(re.findall(r"\$([a-z_]+)", text)))
+            catalogue[path.stem] = (description, parameters)
+        return catalogue
+
     def copy_query_to_parquet(self, name: str, out_path: Path, **params: Any) -> int:
         """Write a named query's result to a Parquet file; returns the number of rows."""
         query = (sql_dir() / "queries" / f"{name}.sql").read_text(encoding="utf-8").strip().rstrip(";")

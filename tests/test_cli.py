@@ -96,6 +96,13 @@ def test_index_history_sql_and_export_work_together(survey_archive: Path, tmp_pa
     assert len(out.read_text().splitlines()) == 1 + sum(1 for _ in survey_archive.rglob("*.jpg"))
     report = _run("report", "--db", str(db))
     assert report.returncode == 0 and "finprint index run" in report.stdout
+    named = json.loads(_run("query", "history", "--param", "individual_id=FP-000001", "--db", str(db),
+                            "--format", "json").stdout)  # fmt: skip
+    assert named and all(row["status"] in ("new", "matched", "review") for row in named)
+    bad = _run("query", "history", "--param", "who=FP-000001", "--db", str(db))
+    assert bad.returncode == 1 and "individual_id" in bad.stderr
+    listed = _run("individuals", "--db", str(db), "--since", "2100-01-01")
+    assert listed.returncode == 0 and "0 individual(s)" in listed.stdout
 
 
 def test_sql_refuses_writes(survey_archive: Path, tmp_path: Path) -> None:
