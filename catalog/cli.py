@@ -28,6 +28,7 @@ from rich.text import Text
 from catalog import __version__
 from catalog.errors import FinprintError, UnknownIndividual
 from catalog.settings import Settings, load_settings
+from exporters.formats import ExportFormat
 
 EXIT_USER_ERROR = 1
 EXIT_PHOTO_ERRORS = 2
@@ -44,9 +45,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
-export_app = typer.Typer(help="Write the catalogue out for other tools.", no_args_is_help=True)
-app.add_typer(export_app, name="export")
 
 console = Console()
 error_console = Console(stderr=True)
@@ -515,134 +515,52 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime | date) else value
 
 
-SinceOption = Annotated[
-    datetime | None, typer.Option(help="Only sightings on or after this date.", formats=["%Y-%m-%d"])
-]
-UntilOption = Annotated[
-    datetime | None, typer.Option(help="Only sightings on or before this date.", formats=["%Y-%m-%d"])
-]
-SiteOption = Annotated[str | None, typer.Option(help="Only sightings at this site.")]
-IndividualOption = Annotated[str | None, typer.Option(help="Only this individual, e.g. FP-000012.")]
-OutOption = Annotated[Path, typer.Option("--out", help="The file to write.")]
-
-
-def _selection(
-    since: datetime | None, until: datetime | None, site: str | None, individual: str | None
-) -> Any:
-    from exporters.selection import ExportFilter
-
-    return ExportFilter(
-        since=since.date() if since else None,
-        until=until.date() if until else None,
-        site=site,
-        individual=individual,
-    )
-
-
-@export_app.command("csv")
-def export_csv_command(
-    out: OutOption,
+@app.command("export")
+def export_command(
+    export_format: Annotated[
+        ExportFormat,
+        typer.Argument(
+            metavar="FORMAT",
+            help="csv, json, parquet (one row per photo), dwc (Darwin Core Archive for GBIF), "
+            "capture-history (MARK .inp or RMark .csv), geojson (points for a GIS).",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The file to write (capture-history: X.inp or X.csv).")],
     db: DbOption = None,
-    since: SinceOption = None,
-    until: UntilOption = None,
-    site: SiteOption = None,
-    individual: IndividualOption = None,
-) -> None:
-    """One row per photo: path, individual_id, taken_at, site, side, distance, status, and more
-    (survey date, crop, camera, GPS, photo id and sha256, run, model version)."""
-    from catalog.store import Store
-    from exporters.tabular import export_csv
-
-    settings = _settings(db_path=db)
-    with Store.open(settings.db_path, read_only=True) as store:
-        count = export_csv(store, out, _selection(since, until, site, individual))
-    console.print(f"Wrote {count} rows to {out}")
-
-
-@export_app.command("json")
-def export_json_command(
-    out: OutOption,
-    db: DbOption = None,
-    since: SinceOption = None,
-    until: UntilOption = None,
-    site: SiteOption = None,
-    individual: IndividualOption = None,
-) -> None:
-    """The same rows as `export csv`, as a JSON array of objects."""
-    from catalog.store import Store
-    from exporters.tabular import export_json
-
-    settings = _settings(db_path=db)
-    with Store.open(settings.db_path, read_only=True) as store:
-        count = export_json(store, out, _selection(since, until, site, individual))
-    console.print(f"Wrote {count} rows to {out}")
-
-
-@export_app.command("parquet")
-def export_parquet_command(
-    out: OutOption,
-    db: DbOption = None,
-    since: SinceOption = None,
-    until: UntilOption = None,
-    site: SiteOption = None,
-    individual: IndividualOption = None,
-) -> None:
-    """The same rows as `export csv`, as a typed Parquet file (for R, pandas, DuckDB, Arrow)."""
-    from catalog.store import Store
-    from exporters.tabular import export_parquet
-
-    settings = _settings(db_path=db)
-    with Store.open(settings.db_path, read_only=True) as store:
-        count = export_parquet(store, out, _selection(since, until, site, individual))
-    console.print(f"Wrote {count} rows to {out}")
-
-
-@export_app.command("dwc")
-def export_dwc_command(
-    out: OutOption,
-    db: DbOption = None,
-    since: SinceOption = None,
-    until: UntilOption = None,
-    site: SiteOption = None,
-    individual: IndividualOption = None,
-) -> None:
-    """A Darwin Core Archive (zip) for GBIF: one occurrence per sighting, organismID = individual.
-
-    The species comes from `scientific_name` in finprint.toml (default Symphodus melops).
-    """
-    from catalog.store import Store
-    from exporters.darwin_core import export_darwin_core
-
-    settings = _settings(db_path=db)
-    with Store.open(settings.db_path, read_only=True) as store:
-        count = export_darwin_core(
-            store, out, settings.scientific_name, _selection(since, until, site, individual)
-        )
-    console.print(f"Wrote {count} occurrences to {out}")
-
-
-@export_app.command("capture-history")
-def export_capture_history_command(
-    out: Annotated[Path, typer.Option("--out", help="X.inp for MARK, X.csv for RMark.")],
-    db: DbOption = None,
-    since: SinceOption = None,
-    until: UntilOption = None,
-    site: SiteOption = None,
-    individual: IndividualOption = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="Only sightings on or after this date.", formats=["%Y-%m-%d"])
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option(help="Only sightings on or before this date.", formats=["%Y-%m-%d"])
+    ] = None,
+    site: Annotated[str | None, typer.Option(help="Only sightings at this site.")] = None,
+    individual: Annotated[str | None, typer.Option(help="Only this individual, e.g. FP-000012.")] = None,
     occasions: Annotated[
         str | None,
-        typer.Option(help="Comma-separated start dates of the occasions (default: every survey date)."),
+        typer.Option(
+            help="capture-history: comma-separated start dates of the occasions (default: survey dates)."
+        ),
     ] = None,
     group_by_site: Annotated[
-        bool, typer.Option("--group-by-site", help="One group per site (of first sighting).")
+        bool, typer.Option("--group-by-site", help="capture-history: one group per site (of first sighting).")
     ] = False,
 ) -> None:
-    """Capture histories for mark-recapture: one row per individual, one column per occasion.
+    """Write the catalogue out for other tools: spreadsheets, GBIF, mark-recapture programs, GIS.
 
-    MARK: `/* FP-000123 */ 0101 1;`. RMark: a CSV with `ch`, `freq`, `id` (and `site`).
+    **csv, json, parquet**: one row per photo path with path, individual_id, taken_at, site, side,
+    distance, status, then survey date, crop, camera, GPS, photo id and sha256, run, model version.
+
+    **dwc**: one occurrence per sighting, organismID = individual, species from `scientific_name`
+    in finprint.toml (default Symphodus melops).
+
+    **capture-history**: one row per individual, one column per occasion, for MARK (`.inp`) or
+    RMark (`.csv`).
+
+    **geojson**: sightings with GPS as points, with individual and date.
     """
     from catalog.store import Store
-    from exporters.capture_history import export_capture_history
+    from exporters.formats import export
+    from exporters.selection import ExportFilter
 
     starts = None
     if occasions:
@@ -650,33 +568,18 @@ def export_capture_history_command(
             starts = [date.fromisoformat(d.strip()) for d in occasions.split(",") if d.strip()]
         except ValueError as exc:
             raise FinprintError(f"--occasions: {exc}. Give dates like 2024-06-01,2024-07-01.") from exc
-    settings = _settings(db_path=db)
-    with Store.open(settings.db_path, read_only=True) as store:
-        count = export_capture_history(
-            store, out, _selection(since, until, site, individual), starts, group_by_site
-        )
-    console.print(f"Wrote capture histories of {count} individuals to {out}")
-
-
-@export_app.command("geojson")
-def export_geojson_command(
-    out: OutOption,
-    db: DbOption = None,
-    since: SinceOption = None,
-    until: UntilOption = None,
-    site: SiteOption = None,
-    individual: IndividualOption = None,
-) -> None:
-    """Sightings with a GPS position as GeoJSON points (individual, date, site), for a GIS."""
-    from catalog.store import Store
-    from exporters.geojson import export_geojson
-
-    settings = _settings(db_path=db)
-    with Store.open(settings.db_path, read_only=True) as store:
-        written, without_gps = export_geojson(store, out, _selection(since, until, site, individual))
-    console.print(
-        f"Wrote {written} points to {out}" + (f" ({without_gps} without GPS left out)" if without_gps else "")
+    selection = ExportFilter(
+        since=since.date() if since else None,
+        until=until.date() if until else None,
+        site=site,
+        individual=individual,
     )
+    settings = _settings(db_path=db)
+    with Store.open(settings.db_path, read_only=True) as store:
+        message = export(
+            store, export_format, out, selection, settings.scientific_name, starts, group_by_site
+        )
+    console.print(message, markup=False, highlight=False)
 
 
 @app.command()

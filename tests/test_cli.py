@@ -32,9 +32,8 @@ ALL_COMMANDS = _command_paths(typer.main.get_command(app))
 
 def test_contract_commands_exist() -> None:
     names = {" ".join(p) for p in ALL_COMMANDS}
-    assert {"train", "evaluate", "index", "export csv", "history", "report", "sql", "demo"} <= names
+    assert {"train", "evaluate", "index", "export", "history", "report", "sql", "demo"} <= names
     assert {"review", "confirm", "reject", "merge", "split", "rename", "undo", "reindex"} <= names
-    assert {"export dwc", "export capture-history", "export geojson", "export parquet"} <= names
 
 
 @pytest.mark.parametrize("command", ALL_COMMANDS, ids=" ".join)

@@ -1,0 +1,50 @@
+"""One entry point for every export format, so the command line stays one thin command."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+
+from catalog.store import Store
+from exporters.capture_history import export_capture_history
+from exporters.darwin_core import export_darwin_core
+from exporters.geojson import export_geojson
+from exporters.selection import ExportFilter
+from exporters.tabular import export_csv, export_json, export_parquet
+
+
+class ExportFormat(StrEnum):
+    CSV = "csv"
+    JSON = "json"
+    PARQUET = "parquet"
+    DWC = "dwc"
+    CAPTURE_HISTORY = "capture-history"
+    GEOJSON = "geojson"
+
+
+def export(
+    store: Store,
+    export_format: ExportFormat,
+    out_path: Path,
+    selection: ExportFilter,
+    scientific_name: str,
+    occasion_starts: list[date] | None = None,
+    group_by_site: bool = False,
+) -> str:
+    """Write one export; returns a sentence saying what was written."""
+    if export_format is ExportFormat.CSV:
+        return f"Wrote {export_csv(store, out_path, selection)} rows to {out_path}"
+    if export_format is ExportFormat.JSON:
+        return f"Wrote {export_json(store, out_path, selection)} rows to {out_path}"
+    if export_format is ExportFormat.PARQUET:
+        return f"Wrote {export_parquet(store, out_path, selection)} rows to {out_path}"
+    if export_format is ExportFormat.DWC:
+        count = export_darwin_core(store, out_path, scientific_name, selection)
+        return f"Wrote {count} occurrences to {out_path}"
+    if export_format is ExportFormat.CAPTURE_HISTORY:
+        count = export_capture_history(store, out_path, selection, occasion_starts, group_by_site)
+        return f"Wrote capture histories of {count} individuals to {out_path}"
+    written, without_gps = export_geojson(store, out_path, selection)
+    left_out = f" ({without_gps} sightings without GPS left out)" if without_gps else ""
+    return f"Wrote {written} points to {out_path}{left_out}"
