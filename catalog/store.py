@@ -361,19 +361,7 @@ class Store:
                     },
                 )
             if batch.individuals:
-                new = batch.individuals
-                self._insert(
-                    "individuals",
-                    {
-                        "individual_id": [i.individual_id for i in new],
-                        "number": [i.number for i in new],
-                        "side": [i.side for i in new],
-                        "crop": [i.crop for i in new],
-                        "name": [None] * len(new),
-                        "created_run": [run_id] * len(new),
-                        "first_photo_id": [i.first_photo_id for i in new],
-                    },
-                )
+                self._insert_individuals(batch.individuals, run_id)
             if batch.sightings:
                 seen = batch.sightings
                 self._insert(
@@ -403,6 +391,20 @@ class Store:
         except Exception:
             self._con.execute("ROLLBACK")
             raise
+
+    def _insert_individuals(self, rows: list[IndividualRow], run_id: int) -> None:
+        self._insert(
+            "individuals",
+            {
+                "individual_id": [i.individual_id for i in rows],
+                "number": [i.number for i in rows],
+                "side": [i.side for i in rows],
+                "crop": [i.crop for i in rows],
+                "name": [None] * len(rows),
+                "created_run": [run_id] * len(rows),
+                "first_photo_id": [i.first_photo_id for i in rows],
+            },
+        )
 
     def _insert(self, table: str, columns: dict[str, list[Any]]) -> None:
         # One statement per table and batch: DuckDB unnests the column lists in bulk, where
@@ -501,18 +503,7 @@ class Store:
                 "created": [i.individual_id for i in new_individuals],
             }
             if new_individuals:
-                self._insert(
-                    "individuals",
-                    {
-                        "individual_id": [i.individual_id for i in new_individuals],
-                        "number": [i.number for i in new_individuals],
-                        "side": [i.side for i in new_individuals],
-                        "crop": [i.crop for i in new_individuals],
-                        "name": [None] * len(new_individuals),
-                        "created_run": [self.latest_run_id() or 0] * len(new_individuals),
-                        "first_photo_id": [i.first_photo_id for i in new_individuals],
-                    },
-                )
+                self._insert_individuals(new_individuals, self.latest_run_id() or 0)
             for photo_id, (individual, status) in sighting_changes.items():
                 self._con.execute(
                     "UPDATE sightings SET individual_id = $i, status = $s WHERE photo_id = $p",
