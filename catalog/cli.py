@@ -279,6 +279,10 @@ def history(
 def report_command(
     run: Annotated[int | None, typer.Option(help="The run to report (default: the latest).")] = None,
     db: DbOption = None,
+    html_file: Annotated[
+        Path | None,
+        typer.Option("--html", help="Also write a self-contained HTML page with each match as a photo pair."),
+    ] = None,
 ) -> None:
     """Show what an index run did: new fish, re-sightings, photos to review, unreadable files."""
     from catalog import report
@@ -289,7 +293,20 @@ def report_command(
         run_id = run if run is not None else store.latest_run_id()
         if run_id is None:
             raise FinprintError(f"{settings.db_path}: no runs yet. Run `finprint index` first.")
-        console.print(report.run_report(*_run_queries(store, run_id)))
+        queries = _run_queries(store, run_id)
+        if not queries[0].rows:
+            raise FinprintError(
+                f'{settings.db_path}: no run {run_id}. See `finprint sql "SELECT * FROM runs"`.'
+            )
+        console.print(report.run_report(*queries))
+        if html_file is not None:
+            from catalog.report_html import run_page
+
+            individuals = sorted({row[0] for row in queries[1].rows})
+            histories = {i: store.query("history", individual_id=i) for i in individuals}
+            page = run_page(*queries, histories)
+            html_file.write_text(page, encoding="utf-8")
+            console.print(f"Wrote {html_file}", markup=False, highlight=False)
 
 
 ReasonOption = Annotated[

@@ -98,8 +98,8 @@ class Identifier:
         band = threshold * self.review_band_fraction
         if first_distance >= threshold:
             status = "review" if first_distance < threshold + band else "new"
-            # Keep the near miss so a reviewer sees which fish it nearly matched.
-            return Assignment(None, status, first_distance, first_photo, first_id, first_distance)
+            # Keep the nearest photo so a reviewer sees which fish it nearly matched.
+            return Assignment(None, status, first_distance, first_photo)
         ambiguous = second_distance is not None and second_distance < threshold
         status = "review" if ambiguous or first_distance >= threshold - band else "matched"
         return Assignment(

@@ -39,6 +39,7 @@ def test_just_under_the_threshold_is_matched_but_sent_to_review() -> None:
 def test_just_over_the_threshold_is_new_but_sent_to_review() -> None:
     decision = _identifier().assign("p", np.array([-1.05, 0], dtype=np.float32))
     assert decision.individual_id is None and decision.status == "review"
+    assert decision.matched_photo_id == "a1" and decision.second_individual_id is None
 
 
 def test_photo_close_to_two_individuals_is_flagged_not_merged() -> None:

@@ -1,0 +1,126 @@
+"""The HTML match report: one self-contained page, each match as a photo pair, every text escaped."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps
+
+from catalog.store import QueryResult
+
+THUMBNAIL_PIXELS = 240
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #1b2a33; }
+h1 { font-size: 1.4rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
+.pair { display: flex; gap: 1rem; align-items: flex-start; border-top: 1px solid #ccd; padding: .8rem 0; }
+.pair figure { margin: 0; width: 250px; }
+.pair figcaption { font-size: .75rem; word-break: break-all; }
+.verdict { font-size: .9rem; min-width: 12rem; }
+.review { color: #a15c00; font-weight: bold; }
+.matched { color: #1f6f3a; } .new { color: #345; }
+table { border-collapse: collapse; font-size: .85rem; }
+td, th { border: 1px solid #ccd; padding: .2rem .5rem; }
+img { max-width: 240px; max-height: 240px; display: block; }
+.missing { width: 240px; height: 120px; background: #eee; display: flex; align-items: center;
+           justify-content: center; font-size: .8rem; }
+"""
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    return html.escape(str(value), quote=True)
+
+
+def thumbnail(path: str | None) -> str:
+    """An <img> with the photo embedded as a small JPEG, or a grey box saying it is gone."""
+    if path is None:
+        return '<div class="missing">no photo</div>'
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (THUMBNAIL_PIXELS * 2, THUMBNAIL_PIXELS * 2))
+            small = ImageOps.exif_transpose(image).convert("RGB")
+            small.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
+            buffer = io.BytesIO()
+            small.save(buffer, format="JPEG", quality=80)
+    except (OSError, SyntaxError, ValueError):
+        return '<div class="missing">photo not readable here</div>'
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="{_text(Path(path).name)}" src="data:image/jpeg;base64,{encoded}">'
+
+
+def _figure(path: str | None, caption: str) -> str:
+    return f"<figure>{thumbnail(path)}<figcaption>{caption}</figcaption></figure>"
+
+
+def run_page(
+    summary: QueryResult, sightings: QueryResult, errors: QueryResult, histories: dict[str, QueryResult]
+) -> str:
+    """The report of one run: matches as side-by-side pairs, new individuals, errors, timelines."""
+    run = dict(zip(summary.columns, summary.rows[0], strict=True))
+    rows = [dict(zip(sightings.columns, r, strict=True)) for r in sightings.rows]
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        # No script may run in this page, whatever a file name says.
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; "
+        "style-src 'unsafe-inline'\">",
+        f"<title>finprint run {_text(run['run_id'])}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>finprint run {_text(run['run_id'])}</h1>",
+        f"<p>Model {_text(run['model_version'])}, distance threshold {_text(run['distance_threshold'])}. "
+        f"{_text(run['photos_new'])} new photos, {_text(run['photos_failed'])} unreadable.</p>",
+    ]
+    # A new individual's nearest photo is only worth a look when it was a near miss (review).
+    threshold = float(run["distance_threshold"])
+    paired = [r for r in rows if r["matched_path"] is not None and (r["status"] != "new")]
+    parts.append(f"<h2>Matches and near misses ({len(paired)})</h2>")
+    for row in paired:
+        status = str(row["status"])
+        who = _text(row["individual_id"])
+        if row.get("second_individual_id"):
+            who += f" or {_text(row['second_individual_id'])}"
+        parts.append(
+            "<div class='pair'>"
+            + _figure(row["path"], f"new: {_text(row['path'])}")
+            + _figure(row["matched_path"], f"best earlier: {_text(row['matched_path'])}")
+            + f"<div class='verdict'><span class='{_text(status)}'>{_text(status)}</span><br>"
+            f"individual {who}<br>distance {_text(row['distance'])}"
+            + (
+                " (nearest; over the threshold)"
+                if row["distance"] is not None and row["distance"] >= threshold
+                else ""
+            )
+            + "</div></div>"
+        )
+    new = [r for r in rows if r["status"] == "new"]
+    parts.append(f"<h2>New individuals ({len(new)})</h2><table><tr><th>individual</th><th>photo</th></tr>")
+    parts += [f"<tr><td>{_text(r['individual_id'])}</td><td>{_text(r['path'])}</td></tr>" for r in new]
+    parts.append("</table>")
+    if errors.rows:
+        parts.append(
+            f"<h2>Unreadable photos ({len(errors.rows)})</h2><table><tr><th>path</th><th>reason</th></tr>"
+        )
+        parts += [f"<tr><td>{_text(p)}</td><td>{_text(reason)}</td></tr>" for p, reason in errors.rows]
+        parts.append("</table>")
+    for individual, history in histories.items():
+        parts.append(f"<h2 id='{_text(individual)}'>{_text(individual)}: timeline</h2><table><tr>")
+        parts += [f"<th>{_text(c)}</th>" for c in ("date", "site", "side", "photo", "distance", "decision")]
+        parts.append("</tr>")
+        for record in (dict(zip(history.columns, r, strict=True)) for r in history.rows):
+            cells = (record["taken_at"], record["site"], record["side"], record["path"], record["distance"],
+                     record["status"])  # fmt: skip
+            parts.append("<tr>" + "".join(f"<td>{_text(c)}</td>" for c in cells) + "</tr>")
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
