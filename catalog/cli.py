@@ -153,11 +153,15 @@ def _run_queries(store: Any, run_id: int) -> tuple[Any, Any, Any]:
     )
 
 
-def _history_queries(store: Any, individual_id: str, db_path: Path) -> tuple[Any, Any]:
-    individual = store.query("individual", individual_id=individual_id)
-    if not individual.rows:
-        raise UnknownIndividual(individual_id, db_path)
-    return individual, store.query("history", individual_id=individual_id)
+def _history_queries(store: Any, token: str, db_path: Path) -> tuple[Any, Any]:
+    individual_id = store.resolve_individual(token)
+    if individual_id is None:
+        raise UnknownIndividual(token, db_path)
+    if individual_id != token:
+        console.print(f"{token} is now {individual_id} (renamed or merged).", markup=False, highlight=False)
+    return store.query("individual", individual_id=individual_id), store.query(
+        "history", individual_id=individual_id
+    )
 
 
 @app.command("index")

@@ -595,12 +595,25 @@ class Store:
         ).fetchone()
         return None if row is None else row[0]
 
-    def individual_exists(self, individual_id: str) -> bool:
+    def resolve_individual(self, token: str) -> str | None:
+        """The catalogue id for an FP- id or a name given by `finprint rename`; a merged
+        individual resolves to the one it was merged into."""
         row = self._con.execute(
-            "SELECT count(*) FROM individuals WHERE individual_id = ? OR name = ?",
-            [individual_id, individual_id],
+            "SELECT individual_id FROM individuals WHERE individual_id = $t OR name = $t ORDER BY individual_id",
+            {"t": token},
         ).fetchone()
-        return bool(row and row[0])
+        if row is None:
+            return None
+        current = str(row[0])
+        for _ in range(100):  # a chain of merges, never a cycle, but stay bounded
+            merged = self.merged_into(current)
+            if merged is None:
+                return current
+            current = merged
+        return current
+
+    def individual_exists(self, individual_id: str) -> bool:
+        return self.resolve_individual(individual_id) is not None
 
     def read_only_sql(self, statement: str) -> QueryResult:
         """Run a user's statement on a read-only connection; writes are refused by DuckDB itself."""

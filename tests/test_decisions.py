@@ -108,3 +108,11 @@ def test_decisions_survive_a_later_index_run(survey_archive: Path, tmp_path: Pat
     index(settings, folders[:3])
     with Store.open(settings.db_path) as opened:
         assert opened.sighting_states([photo])[photo] == moved_to
+
+
+def test_merged_and_named_individuals_resolve_to_the_survivor(store: Store) -> None:
+    decisions.merge(store, "FP-000001", "FP-000002", "")
+    decisions.rename(store, "FP-000001", "PIT 42", "")
+    assert store.resolve_individual("FP-000002") == "FP-000001"
+    assert store.resolve_individual("PIT 42") == "FP-000001"
+    assert store.resolve_individual("FP-999999") is None
