@@ -599,7 +599,8 @@ class Store:
         """The catalogue id for an FP- id or a name given by `finprint rename`; a merged
         individual resolves to the one it was merged into."""
         row = self._con.execute(
-            "SELECT individual_id FROM individuals WHERE individual_id = $t OR name = $t ORDER BY individual_id",
+            "SELECT individual_id FROM individuals WHERE individual_id = $t OR name = $t "
+            "ORDER BY individual_id",
             {"t": token},
         ).fetchone()
         if row is None:
