@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
 import shutil
 import subprocess
@@ -88,3 +89,45 @@ def test_page_renders_in_chromium_without_running_the_script(hostile_catalogue: 
                          text=True, timeout=120).stdout  # fmt: skip
     assert "<title>finprint run" in dom and "pwned" not in dom.split("</title>")[0]
     assert 'class="pair"' in dom
+
+
+def test_history_and_query_tables_match_golden_text(tmp_path: Path) -> None:
+    from datetime import date, datetime
+
+    import numpy as np
+
+    from catalog.store import Batch, IndividualRow, PhotoRow, SightingRow
+
+    store = Store.open(tmp_path / "g.duckdb")
+    run_id = store.start_run("abcdef123456", 0.9, "test", ["archive"])
+    batch = Batch()
+    for n, (site, day, status, distance) in enumerate(
+        [
+            ("Skarholmen", 3, "new", None),
+            ("Hillesoy", 10, "matched", 0.412),
+            ("Skarholmen", 17, "review", 0.853),
+        ]
+    ):
+        photo_id = f"{n}" * 16
+        batch.photos.append(
+            PhotoRow(photo_id, f"2024-06-{day:02d}_{site}/IMG_{n}_left_body.jpg", 1, 1, 8, 8,
+                     datetime(2024, 6, day, 9, n), 60.1, 5.2, date(2024, 6, day), site, "GoPro", "left",
+                     "body")
+        )  # fmt: skip
+        batch.vectors.append(np.zeros(2, dtype=np.float32))
+        batch.sightings.append(SightingRow(photo_id, "FP-000001", status, distance, None, None, None))
+    batch.individuals.append(IndividualRow("FP-000001", 1, "left", "body", "0" * 16))
+    store.write_batch(run_id, "abcdef123456", batch)
+    console = Console(width=100, color_system=None, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(
+        report.history_report(
+            store.query("individual", individual_id="FP-000001"),
+            store.query("history", individual_id="FP-000001"),
+        )
+    )
+    console.print(report.query_table(store.query("resightings"), "Re-sightings"))
+    text = console.export_text()
+    golden = Path(__file__).parent / "golden" / "history.txt"
+    if os.environ.get("FINPRINT_UPDATE_GOLDEN") == "1":
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8")
