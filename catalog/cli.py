@@ -237,7 +237,9 @@ def index_command(
         with log.open("a", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")
     for failure in result.errors:
-        error_console.print(f"Skipped {failure.path}: {failure.reason}", markup=False, highlight=False)
+        error_console.print(
+            f"Skipped {failure.path}: {failure.reason}", markup=False, highlight=False, soft_wrap=True
+        )
     if result.errors:
         raise typer.Exit(EXIT_PHOTO_ERRORS)
 
@@ -404,6 +406,20 @@ def rename(
     from catalog import decisions
 
     _decide(db, lambda store: decisions.rename(store, individual_id, name, reason))
+
+
+@app.command()
+def link(
+    first: Annotated[str, typer.Argument(help="One catalogue entry, e.g. the left flank FP-000012.")],
+    second: Annotated[str, typer.Argument(help="The other entry of the same fish, e.g. its right flank.")],
+    reason: ReasonOption = "",
+    db: DbOption = None,
+) -> None:
+    """Two catalogue entries are the same fish (its left and right flank, or head and body):
+    the history of either then shows both."""
+    from catalog import decisions
+
+    _decide(db, lambda store: decisions.link(store, first, second, reason))
 
 
 @app.command()
@@ -752,7 +768,7 @@ def main() -> None:
     try:
         app()
     except FinprintError as exc:
-        error_console.print(f"Error: {exc}", markup=False, highlight=False)
+        error_console.print(f"Error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         error_console.print(

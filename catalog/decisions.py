@@ -90,9 +90,23 @@ def split(store: Store, individual_id: str, photos: list[str], reason: str) -> i
 def rename(store: Store, individual_id: str, name: str, reason: str) -> int:
     """Give an individual a name, such as its physical tag number."""
     _check_individual(store, individual_id)
-    fields = {"name": name, "merged_into": store.merged_into(individual_id)}
+    fields: dict[str, str | None] = {"name": name}
     return store.record_decision(
         "rename", reason, {}, {individual_id: fields}, [], individual_id=individual_id, name=name
+    )
+
+
+def link(store: Store, first: str, second: str, reason: str) -> int:
+    """Two catalogue entries are flanks (or crops) of one fish: histories of either show both."""
+    _check_individual(store, first)
+    _check_individual(store, second)
+    members = sorted(set(store.fish_members(first)) | set(store.fish_members(second)))
+    if len(members) == len(store.fish_members(first)):
+        raise FinprintError(f"{first} and {second} are already linked.")
+    fish_id = members[0]
+    changes: dict[str, dict[str, str | None]] = {member: {"fish_id": fish_id} for member in members}
+    return store.record_decision(
+        "link", reason, {}, changes, [], individual_id=first, other_individual_id=second
     )
 
 

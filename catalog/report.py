@@ -119,6 +119,8 @@ def history_report(individual: QueryResult, history: QueryResult) -> RenderableT
     info = dict(zip(individual.columns, individual.rows[0], strict=True))
     name = f" ({info['name']})" if info.get("name") else ""
     flank = " ".join(v for v in (info.get("side"), info.get("crop")) if v)
+    if info.get("linked"):
+        flank += f" (linked: {', '.join(info['linked'])})"
     header = Text.assemble(
         (f"{info['individual_id']}{name}", "bold"),
         f"  {flank}  " if flank else "  ",

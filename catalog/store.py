@@ -490,12 +490,12 @@ class Store:
         self._con.execute("BEGIN TRANSACTION")
         try:
             photo_ids = sorted(sighting_changes)
-            previous = {
+            previous: dict[str, Any] = {
                 "sightings": {p: list(v) for p, v in self.sighting_states(photo_ids).items()},
                 "individuals": {
-                    row[0]: {"name": row[1], "merged_into": row[2]}
+                    row[0]: {"name": row[1], "merged_into": row[2], "fish_id": row[3]}
                     for row in self._con.execute(
-                        "SELECT individual_id, name, merged_into FROM individuals "
+                        "SELECT individual_id, name, merged_into, fish_id FROM individuals "
                         "WHERE list_contains($ids, individual_id)",
                         {"ids": sorted(individual_changes)},
                     ).fetchall()
@@ -510,10 +510,9 @@ class Store:
                     {"i": individual, "s": status, "p": photo_id},
                 )
             for individual, fields in individual_changes.items():
-                self._con.execute(
-                    "UPDATE individuals SET name = $name, merged_into = $merged WHERE individual_id = $i",
-                    {"name": fields.get("name"), "merged": fields.get("merged_into"), "i": individual},
-                )
+                # Only the fields a decision names change; the others keep their value.
+                current = previous["individuals"][individual]
+                self._set_individual_fields(individual, {**current, **fields})
             row = self._con.execute("SELECT coalesce(max(decision_id), 0) + 1 FROM decisions").fetchone()
             decision_id = int(row[0]) if row else 1
             self._con.execute(
@@ -537,6 +536,27 @@ class Store:
             self._con.execute("ROLLBACK")
             raise
         return decision_id
+
+    def _set_individual_fields(self, individual_id: str, fields: dict[str, str | None]) -> None:
+        self._con.execute(
+            "UPDATE individuals SET name = $name, merged_into = $merged, fish_id = $fish "
+            "WHERE individual_id = $i",
+            {
+                "name": fields["name"],
+                "merged": fields["merged_into"],
+                "fish": fields.get("fish_id"),
+                "i": individual_id,
+            },
+        )
+
+    def fish_members(self, individual_id: str) -> list[str]:
+        """Every catalogue entry linked to this one as the same fish (itself included)."""
+        rows = self._con.execute(
+            "SELECT individual_id FROM individuals WHERE coalesce(fish_id, individual_id) = "
+            "(SELECT coalesce(fish_id, individual_id) FROM individuals WHERE individual_id = $i) ORDER BY 1",
+            {"i": individual_id},
+        ).fetchall()
+        return [row[0] for row in rows]
 
     def undo_decision(self, decision_id: int) -> str:
         """Put back what a decision replaced; returns its action. Later decisions must be undone first."""
@@ -563,10 +583,7 @@ class Store:
                     {"i": individual, "s": status, "p": photo_id},
                 )
             for individual, fields in previous["individuals"].items():
-                self._con.execute(
-                    "UPDATE individuals SET name = $name, merged_into = $merged WHERE individual_id = $i",
-                    {"name": fields["name"], "merged": fields["merged_into"], "i": individual},
-                )
+                self._set_individual_fields(individual, fields)
             if previous["created"]:
                 self._con.execute(
                     "DELETE FROM individuals WHERE list_contains($ids, individual_id)",

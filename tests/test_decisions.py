@@ -116,3 +116,16 @@ def test_merged_and_named_individuals_resolve_to_the_survivor(store: Store) -> N
     assert store.resolve_individual("FP-000002") == "FP-000001"
     assert store.resolve_individual("PIT 42") == "FP-000001"
     assert store.resolve_individual("FP-999999") is None
+
+
+def test_link_makes_history_follow_both_flanks(store: Store) -> None:
+    decision = decisions.link(store, "FP-000003", "FP-000002", "photographed together, tag 42")
+    history = store.query("history", individual_id="FP-000002")
+    assert {row[-1] for row in history.rows} == {"FP-000002", "FP-000003"}
+    result = store.query("individual", individual_id="FP-000003")
+    summary = dict(zip(result.columns, result.rows[0], strict=True))
+    assert summary["linked"] == ["FP-000002"] and summary["sightings"] == 2
+    with pytest.raises(FinprintError, match="already linked"):
+        decisions.link(store, "FP-000002", "FP-000003", "")
+    decisions.undo(store, decision)
+    assert {row[-1] for row in store.query("history", individual_id="FP-000002").rows} == {"FP-000002"}
