@@ -50,3 +50,7 @@ train-default work="/tmp/finprint-train-default":
 # Indexing speed on nyala's camera JPEGs and on generated photos, beside decode/inference ceilings.
 bench-index *args:
     {{py}} bench/bench_index.py {{args}}
+
+# Identification quality on each shared set indexed as an archive (pairwise and B-cubed scores).
+bench-identify *args:
+    {{py}} bench/bench_identify.py {{args}}

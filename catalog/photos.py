@@ -188,6 +188,14 @@ def parse_path_fields(path: Path, root: Path, pattern: PathPattern | None = None
     )
 
 
+def side_from_tokens(tokens: list[str]) -> str | None:
+    """ "left"/"right", or a word starting with one ("leftphoto", "rightflank"), names the flank."""
+    for token in tokens:
+        if token.startswith(("left", "right")) and token.isalpha():
+            return "left" if token.startswith("left") else "right"
+    return None
+
+
 def _conventional_fields(parts: tuple[str, ...]) -> PathFields:
     survey_date: date | None = None
     site: str | None = None
@@ -203,14 +211,9 @@ def _conventional_fields(parts: tuple[str, ...]) -> PathFields:
             # A folder below the survey folder is taken as the camera.
             if index + 2 < len(parts):
                 camera = parts[index + 1]
-    side: str | None = None
-    crop: str | None = None
-    for part in parts:
-        for token in _TOKEN_SPLIT.split(Path(part).stem.lower()):
-            if side is None and token in ("left", "right"):
-                side = _SIDE_TOKENS[token]
-            if crop is None and token in _CROP_TOKENS:
-                crop = _CROP_TOKENS[token]
+    tokens = [token for part in parts for token in _TOKEN_SPLIT.split(Path(part).stem.lower())]
+    side = side_from_tokens(tokens)
+    crop = next((_CROP_TOKENS[t] for t in tokens if t in _CROP_TOKENS), None)
     return PathFields(survey_date, site, camera, side, crop)
 
 
