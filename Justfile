@@ -54,3 +54,7 @@ bench-index *args:
 # Identification quality on each shared set indexed as an archive (pairwise and B-cubed scores).
 bench-identify *args:
     {{py}} bench/bench_identify.py {{args}}
+
+# HNSW build time, memory, recall@10 and assignment time on synthetic catalogues of growing size.
+bench-scale *args:
+    {{py}} bench/bench_scale.py {{args}}
