@@ -8,8 +8,8 @@ import hnswlib
 import numpy as np
 
 # HNSW parameters, measured with `just bench-scale` (dim 128, clustered unit vectors): M=16 and
-# ef_construction=200 for the graph; ef=64 at query time gave recall@10 of only 0.85 on new photos
-# (half re-sightings, half new fish) at 10k photos; ef=256 gave 0.9993.
+# ef_construction=200 for the graph; at 10k photos, ef=64 at query time gave recall@10 of only
+# 0.85 on photos of new fish, ef=256 gave 0.9993 on a night of half re-sightings, half new fish.
 _HNSW_M = 16
 _HNSW_EF_CONSTRUCTION = 200
 _HNSW_MIN_EF = 256
