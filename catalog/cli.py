@@ -759,6 +759,22 @@ def synthesize(
 
 
 @app.command()
+def migrate(db: DbOption = None) -> None:
+    """Upgrade a catalogue made by an older finprint to this version's schema (index does this too).
+    A copy of the catalogue is written beside it first."""
+    from catalog.store import Store
+
+    settings = _settings(db_path=db)
+    if not settings.db_path.is_file():
+        from catalog.errors import CatalogueNotFound
+
+        raise CatalogueNotFound(settings.db_path)
+    with Store.open(settings.db_path) as store:
+        backup = store.schema_backup
+    console.print(f"Upgraded; the old catalogue is kept as {backup}." if backup else "Already up to date.")
+
+
+@app.command()
 def version() -> None:
     """Print finprint's version."""
     console.print(__version__)

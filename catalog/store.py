@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -112,6 +113,7 @@ class Store:
     def __init__(self, connection: duckdb.DuckDBPyConnection, db_path: Path) -> None:
         self._con = connection
         self.db_path = db_path
+        self.schema_backup: Path | None = None
 
     @classmethod
     def open(cls, db_path: Path, read_only: bool = False) -> Store:
@@ -129,9 +131,34 @@ class Store:
         except duckdb.Error as exc:
             raise FinprintError(f"{db_path}: not a finprint catalogue ({exc}).") from exc
         store = cls(connection, db_path)
-        if not read_only:
+        if read_only:
+            store._check_schema_readable()
+        else:
             store.migrate()
         return store
+
+    def _check_schema_readable(self) -> None:
+        """A read-only open cannot upgrade: say so instead of failing on a missing column."""
+        try:
+            row = self._con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        except duckdb.CatalogException as exc:
+            raise FinprintError(
+                f"{self.db_path}: not a finprint catalogue (no schema_migrations table)."
+            ) from exc
+        version = int(row[0]) if row and row[0] is not None else 0
+        newest = max(
+            int(m[1]) for p in (sql_dir() / "migrations").iterdir() if (m := _MIGRATION_NAME.match(p.name))
+        )
+        if version > newest:
+            raise FinprintError(
+                f"{self.db_path}: catalogue schema {version} is newer than this finprint knows ({newest}). "
+                "Upgrade finprint to open it."
+            )
+        if version < newest:
+            raise FinprintError(
+                f"{self.db_path}: catalogue made by an older finprint (schema {version}, now {newest}). "
+                f"Upgrade it once (a backup copy is written first): finprint migrate --db {self.db_path}"
+            )
 
     def close(self) -> None:
         self._con.close()
@@ -162,10 +189,22 @@ class Store:
                 f"{self.db_path}: catalogue schema {max(done)} is newer than this finprint knows "
                 f"({newest_known}). Upgrade finprint to open it."
             )
+        pending = [(version, path) for version, path in available if version not in done]
+        if done and pending:
+            # An existing catalogue is copied before its schema changes, so a failed or unwanted
+            # upgrade can always be rolled back by hand.
+            self._con.execute("CHECKPOINT")
+            backup = self.db_path.with_name(f"{self.db_path.name}.schema{max(done)}.bak")
+            try:
+                shutil.copy2(self.db_path, backup)
+            except OSError as exc:
+                raise FinprintError(
+                    f"{self.db_path}: could not write the backup {backup} before upgrading the schema "
+                    f"({exc}). Free some disk space or make the folder writable, then run again."
+                ) from exc
+            self.schema_backup = backup
         applied = []
-        for version, path in available:
-            if version in done:
-                continue
+        for version, path in pending:
             self._con.execute("BEGIN TRANSACTION")
             try:
                 self._con.execute(path.read_text(encoding="utf-8"))

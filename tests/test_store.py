@@ -1,0 +1,88 @@
+"""The catalogue file: schema upgrades with a backup, newer schemas refused, read-only opens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from catalog.errors import CatalogueBusy, CatalogueNotFound, FinprintError
+from catalog.store import Store, sql_dir
+
+
+def _old_catalogue(db: Path, version: int) -> None:
+    """A catalogue as an older finprint left it: migrations up to `version` only."""
+    con = duckdb.connect(str(db))
+    con.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    for path in sorted((sql_dir() / "migrations").glob("*.sql"))[:version]:
+        con.execute(path.read_text(encoding="utf-8"))
+        con.execute("INSERT INTO schema_migrations VALUES (?, now())", [int(path.name[:3])])
+    con.execute(
+        "INSERT INTO runs (run_id, started_at, status, model_version, distance_threshold, finprint_version, "
+        "roots) VALUES (1, now(), 'finished', 'old000000000', 0.9, '0.0.1', ['archive'])"
+    )
+    con.close()
+
+
+def test_old_catalogue_is_upgraded_after_a_backup(tmp_path: Path) -> None:
+    db = tmp_path / "old.duckdb"
+    _old_catalogue(db, 1)
+    with Store.open(db) as store:
+        assert store.schema_backup == tmp_path / "old.duckdb.schema1.bak"
+        assert store.latest_run_id() == 1
+    backup = duckdb.connect(str(tmp_path / "old.duckdb.schema1.bak"), read_only=True)
+    assert backup.execute("SELECT max(version) FROM schema_migrations").fetchone() == (1,)
+    backup.close()
+
+
+def test_read_only_open_of_an_old_catalogue_says_how_to_upgrade(tmp_path: Path) -> None:
+    db = tmp_path / "old.duckdb"
+    _old_catalogue(db, 2)
+    with pytest.raises(FinprintError, match="finprint migrate"):
+        Store.open(db, read_only=True)
+
+
+def test_newer_catalogue_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "new.duckdb"
+    Store.open(db).close()
+    con = duckdb.connect(str(db))
+    con.execute("INSERT INTO schema_migrations VALUES (999, now())")
+    con.close()
+    for read_only in (False, True):
+        with pytest.raises(FinprintError, match="newer than this finprint"):
+            Store.open(db, read_only=read_only)
+
+
+def test_fresh_catalogue_has_no_backup_and_migrations_are_idempotent(tmp_path: Path) -> None:
+    db = tmp_path / "c.duckdb"
+    with Store.open(db) as store:
+        assert store.schema_backup is None
+        assert store.migrate() == []
+    assert not list(tmp_path.glob("*.bak"))
+
+
+def test_read_command_on_a_missing_catalogue_names_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(CatalogueNotFound, match="finprint index"):
+        Store.open(tmp_path / "none.duckdb", read_only=True)
+
+
+def test_readers_are_told_when_an_index_holds_the_catalogue(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "c.duckdb"
+    Store.open(db).close()
+    script = (
+        f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('held', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(CatalogueBusy, match=f"process {holder.pid}"):
+            Store.open(db, read_only=True)
+    finally:
+        holder.kill()
+        holder.wait()
