@@ -1,0 +1,124 @@
+"""A hostile archive: every bad file becomes an error row with a reason; nothing else is harmed."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from catalog.pipeline import index
+from catalog.settings import Settings
+from catalog.store import Store
+from catalog.synthetic import make_fish, photograph
+
+BAD = {
+    "zero-bytes.jpg",
+    "truncated.jpg",
+    "bad-crc.png",
+    "text-file.jpg",
+    "bomb.png",
+}
+
+
+def _fish_photo(seed: int) -> Image.Image:
+    return photograph(make_fish(f"h{seed}", seed), "left", "body", np.random.default_rng(seed))
+
+
+def _png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _bomb_png(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height pixels."""
+    raw = bytearray(_png_bytes(Image.new("L", (1, 1))))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    raw[16:29] = header
+    raw[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    return bytes(raw)
+
+
+def build_corpus(root: Path) -> None:
+    good = root / "2024-06-03_Hille"
+    good.mkdir(parents=True)
+    jpeg = io.BytesIO()
+    _fish_photo(1).save(jpeg, format="JPEG", quality=90)
+    data = jpeg.getvalue()
+    (good / "zero-bytes.jpg").write_bytes(b"")
+    (good / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (good / "garbage-after-end.jpg").write_bytes(data + b"\x00garbage" * 100)
+    png = bytearray(_png_bytes(_fish_photo(2)))
+    png[40] ^= 0xFF  # inside the first chunk after IHDR: its CRC no longer matches
+    (good / "bad-crc.png").write_bytes(bytes(png))
+    (good / "text-file.jpg").write_text("these are field notes, not a photo\n")
+    (good / "bomb.png").write_bytes(_bomb_png(20000, 20000))
+    Image.new("RGB", (1, 1), (90, 120, 80)).save(good / "one-pixel.png")
+    Image.fromarray(np.linspace(0, 65535, 64 * 32, dtype=np.uint16).reshape(32, 64)).save(
+        good / "deep-16bit.tif"
+    )
+    _fish_photo(3).convert("CMYK").save(good / "cmyk.jpg", quality=90)
+    _fish_photo(4).convert("LA").save(good / "grey-alpha.png")
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        exif.get_ifd(0x8769)[0x9003] = "0000:00:00 00:00:00" if orientation % 2 else "2024:13:45 99:99:99"
+        _fish_photo(10 + orientation).save(good / f"orientation-{orientation}.jpg", exif=exif.tobytes())
+    for name in ("ünïcode fisk ø.jpg", "with  spaces.jpg", "new\nline.jpg", "<script>alert(1)<script>.jpg"):
+        _fish_photo(len(name)).save(good / name, quality=85)
+    (good / "looks-like-a-photo.jpg").mkdir()
+    os.symlink(good, good / "loop")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("hostile") / "archive"
+    build_corpus(root)
+    return root
+
+
+def test_run_finishes_and_names_every_bad_file(corpus: Path, tmp_path: Path) -> None:
+    result = index(Settings(db_path=tmp_path / "c.duckdb"), [corpus])
+    assert {Path(e.path).name for e in result.errors} == BAD
+    assert all(e.reason for e in result.errors)
+    good_files = {p.name for p in corpus.rglob("*") if p.is_file() and not p.is_symlink()} - BAD
+    assert result.photos_new == len(good_files)
+    with Store.open(tmp_path / "c.duckdb", read_only=True) as store:
+        errors = store.query("run_errors", run_id=result.run_id).rows
+    assert {Path(path).name for path, _ in errors} == BAD
+    reasons = dict((Path(p).name, r) for p, r in errors)
+    assert "too large" in reasons["bomb.png"]
+    assert "empty" in reasons["zero-bytes.jpg"]
+
+
+def test_exit_code_two_and_catalogue_unchanged_by_a_rerun(corpus: Path, tmp_path: Path) -> None:
+    db = tmp_path / "c.duckdb"
+    command = [sys.executable, "-m", "catalog", "index", str(corpus), "--db", str(db), "--quiet"]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 2, first.stderr
+    assert "bomb.png" in first.stderr and "text-file.jpg" in first.stderr
+    with Store.open(db, read_only=True) as store:
+        before = store.read_only_sql("SELECT * FROM sightings ORDER BY photo_id").rows
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 2  # the bad files are still bad, and still reported
+    with Store.open(db, read_only=True) as store:
+        assert store.read_only_sql("SELECT * FROM sightings ORDER BY photo_id").rows == before
+
+
+def test_file_deleted_during_the_run_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    from catalog.modelcard import read_card
+    from catalog.photos import FoundFile
+    from catalog.pipeline import PhotoError, _decode_one
+    from catalog.settings import DEFAULT_MODEL_PATH
+
+    gone = FoundFile(tmp_path / "vanished.jpg", 1000, 1)
+    outcome = _decode_one(tmp_path, gone, read_card(DEFAULT_MODEL_PATH), {"decode": 0.0})
+    assert isinstance(outcome, PhotoError) and "vanished.jpg" in outcome.path

@@ -1,0 +1,64 @@
+"""Property-based checks: path parsing and identification invariants hold for any input."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from catalog.identify import Identifier
+from catalog.photos import PathPattern, parse_path_fields
+
+# Names a field worker might type: no "/" (a folder separator) and not only spaces.
+name = st.text(
+    alphabet=st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",)),
+    min_size=1,
+    max_size=20,
+).filter(lambda s: s.strip() == s and s not in (".", ".."))
+
+
+@given(day=st.dates(min_value=date(1990, 1, 1), max_value=date(2100, 12, 31)), site=name, camera=name)
+def test_pattern_fields_round_trip(day: date, site: str, camera: str) -> None:
+    pattern = PathPattern("{date}/{site}/{camera}/*")
+    fields = pattern.fields(f"{day.isoformat()}/{site}/{camera}/IMG_0001.jpg")
+    assert fields is not None
+    assert (fields.survey_date, fields.site, fields.camera) == (day, site, camera)
+
+
+@given(parts=st.lists(name, min_size=1, max_size=5))
+def test_any_path_parses_without_raising(parts: list[str]) -> None:
+    from pathlib import Path
+
+    root = Path("/archive")
+    fields = parse_path_fields(root.joinpath(*parts), root)
+    assert fields.side in (None, "left", "right")
+    assert fields.crop in (None, "head", "body")
+
+
+@settings(deadline=None, max_examples=30)
+@given(
+    seed=st.integers(0, 10_000),
+    count=st.integers(1, 60),
+    threshold=st.floats(0.05, 2.0),
+)
+def test_every_photo_belongs_to_exactly_one_individual(seed: int, count: int, threshold: float) -> None:
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(count, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    identifier = Identifier(8, threshold, 0.1, 5)
+    owner: dict[str, str] = {}
+    next_number = 1
+    for i, vector in enumerate(vectors):
+        decision = identifier.assign("p", vector)
+        individual = decision.individual_id
+        if individual is None:
+            individual, next_number = f"FP-{next_number:06d}", next_number + 1
+        else:
+            # A match is only ever under the threshold, and to an individual that exists.
+            assert decision.distance is not None and decision.distance < threshold
+            assert individual in owner.values()
+        owner[str(i)] = individual
+        identifier.add("p", [str(i)], [individual], vector[None, :])
+    assert len(owner) == count == len(identifier)
