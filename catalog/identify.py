@@ -14,6 +14,8 @@ _HNSW_M = 16
 _HNSW_EF_CONSTRUCTION = 200
 _HNSW_MIN_EF = 256
 _INITIAL_CAPACITY = 1024
+# How many of an individual's nearest photos the chaining guard averages over.
+_LINKAGE_PHOTOS = 3
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,11 @@ class Identifier:
         graph.index.set_ef(max(_HNSW_MIN_EF, 2 * k))
         labels, squared = graph.index.knn_query(np.asarray(vector, dtype=np.float32)[None, :], k=k)
         best: dict[str, tuple[float, str]] = {}
+        distances_to: dict[str, list[float]] = {}
         for label, sq in zip(labels[0], squared[0], strict=True):
             individual = graph.individual_ids[int(label)]
             distance = float(np.sqrt(max(float(sq), 0.0)))
+            distances_to.setdefault(individual, []).append(distance)
             if individual not in best or distance < best[individual][0]:
                 best[individual] = (distance, graph.photo_ids[int(label)])
         ranked = sorted(best.items(), key=lambda item: item[1][0])
@@ -102,7 +106,11 @@ class Identifier:
             # Keep the nearest photo so a reviewer sees which fish it nearly matched.
             return Assignment(None, status, first_distance, first_photo)
         ambiguous = second_distance is not None and second_distance < threshold
-        status = "review" if ambiguous or first_distance >= threshold - band else "matched"
+        # Guard against chaining (A~B, B~C, but A far from C): a match close to one photo of an
+        # individual but far, on average, from its other nearby photos goes to review.
+        nearest_of_first = sorted(distances_to[first_id])[:_LINKAGE_PHOTOS]
+        chained = float(np.mean(nearest_of_first)) >= threshold
+        status = "review" if ambiguous or chained or first_distance >= threshold - band else "matched"
         return Assignment(
             first_id,
             status,

@@ -66,3 +66,14 @@ def test_graph_grows_past_its_initial_capacity() -> None:
     decision = ident.assign("p", vectors[2500] + 0.01)
     assert decision.individual_id == "FP-2500"
     assert len(ident) == 3000
+
+
+def test_a_chain_of_near_photos_is_matched_but_sent_to_review() -> None:
+    ident = Identifier(dim=2, distance_threshold=1.0, review_band_fraction=0.1, neighbours_k=5)
+    # One individual whose photos drifted along a line: A at 0, B at 0.8, C at 1.6.
+    ident.add("p", ["a", "b", "c"], ["FP-A"] * 3, np.array([[0, 0], [0.8, 0], [1.6, 0]], dtype=np.float32))
+    decision = ident.assign("p", np.array([2.3, 0], dtype=np.float32))
+    # Close to C (0.7) but, on average, far from A, B, C: not a silent match.
+    assert decision.individual_id == "FP-A" and decision.status == "review"
+    compact = ident.assign("p", np.array([0.4, 0.1], dtype=np.float32))
+    assert compact.status == "matched"
