@@ -46,4 +46,11 @@ class Embedder:
         if len(tensors) == 0:
             return np.zeros((0, self.card.embedding.dim), dtype=np.float32)
         (vectors,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: tensors.astype(np.float32, copy=False)})
-        return np.asarray(vectors, dtype=np.float32)
+        result = np.asarray(vectors, dtype=np.float32)
+        if result.shape != (len(tensors), self.card.embedding.dim):
+            # A card that lies about its network would poison the catalogue: stop here.
+            raise ModelCardError(
+                self.model_path,
+                f"the network gives {result.shape[1:]} vectors, the card says {self.card.embedding.dim}",
+            )
+        return result
