@@ -84,3 +84,34 @@ def test_a_file_that_is_not_onnx_names_the_file(tmp_path: Path) -> None:
     bogus.write_text("not a model")
     with pytest.raises(ModelCardError, match=r"model\.onnx"):
         read_card(bogus)
+
+
+def test_card_that_lies_about_the_vector_size_is_refused(tmp_path: Path) -> None:
+    import numpy as np
+    import onnx
+
+    from catalog.embed import Embedder
+
+    proto = onnx.load(str(DEFAULT_MODEL_PATH))
+    for prop in proto.metadata_props:
+        if prop.key == "finprint":
+            body = json.loads(prop.value)
+            body["embedding"]["dim"] = body["embedding"]["dim"] + 1
+            prop.value = json.dumps(body)
+    liar = tmp_path / "liar.onnx"
+    onnx.save(proto, str(liar))
+    embedder = Embedder(liar)
+    spec = embedder.card.input
+    with pytest.raises(ModelCardError, match="liar.onnx"):
+        embedder.embed(np.zeros((2, spec.channels, spec.height, spec.width), dtype=np.float32))
+
+
+def test_onnx_without_a_card_is_refused_with_the_fix(tmp_path: Path) -> None:
+    import onnx
+
+    proto = onnx.load(str(DEFAULT_MODEL_PATH))
+    del proto.metadata_props[:]
+    bare = tmp_path / "bare.onnx"
+    onnx.save(proto, str(bare))
+    with pytest.raises(ModelCardError, match="no 'finprint' entry"):
+        read_card(bare)
