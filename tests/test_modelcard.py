@@ -102,7 +102,7 @@ def test_card_that_lies_about_the_vector_size_is_refused(tmp_path: Path) -> None
     onnx.save(proto, str(liar))
     embedder = Embedder(liar)
     spec = embedder.card.input
-    with pytest.raises(ModelCardError, match="liar.onnx"):
+    with pytest.raises(ModelCardError, match=r"liar\.onnx"):
         embedder.embed(np.zeros((2, spec.channels, spec.height, spec.width), dtype=np.float32))
 
 
