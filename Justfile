@@ -41,9 +41,9 @@ smoke:
 # then score it on 60 fish it never saw.
 train-default work="/tmp/finprint-train-default":
     rm -rf {{work}} && mkdir -p {{work}}
-    {{venv}}/bin/finprint synthesize {{work}}/labelled --individuals 200 --photos-per-view 5 --seed 1 & \
-    {{venv}}/bin/finprint synthesize {{work}}/labelled --individuals 200 --photos-per-view 5 --seed 2 & wait
-    {{venv}}/bin/finprint train {{work}}/labelled --out catalog/models/default.onnx --epochs 30 --seed 0
+    {{venv}}/bin/finprint synthesize {{work}}/synthetic-fish-seeds-1-2 --individuals 200 --photos-per-view 5 --seed 1 & \
+    {{venv}}/bin/finprint synthesize {{work}}/synthetic-fish-seeds-1-2 --individuals 200 --photos-per-view 5 --seed 2 & wait
+    {{venv}}/bin/finprint train {{work}}/synthetic-fish-seeds-1-2 --out catalog/models/default.onnx --epochs 30 --seed 0
     {{venv}}/bin/finprint synthesize {{work}}/heldout --individuals 60 --photos-per-view 4 --seed 3
     {{venv}}/bin/finprint evaluate {{work}}/heldout --model catalog/models/default.onnx
 
