@@ -16,7 +16,8 @@ from catalog.store import QueryResult
 MAX_LISTED = 12
 
 
-def _cell(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """How a value reads in a report, terminal or HTML: dates to the minute, distances to 3 places."""
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -26,7 +27,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, list):
-        return ", ".join(_cell(v) for v in value)
+        return ", ".join(format_value(v) for v in value)
     return str(value)
 
 
@@ -35,7 +36,7 @@ def query_table(result: QueryResult, title: str | None = None) -> Table:
     for column in result.columns:
         table.add_column(column, overflow="fold")
     for row in result.rows:
-        table.add_row(*(Text(_cell(v)) for v in row))
+        table.add_row(*(Text(format_value(v)) for v in row))
     return table
 
 
@@ -61,8 +62,8 @@ def run_report(summary: QueryResult, sightings: QueryResult, errors: QueryResult
     )
     overview.add_row(
         "Files",
-        f"{_cell(run['files_seen'])} seen, {_cell(run['photos_new'])} new photos catalogued, "
-        f"{_cell(run['photos_failed'])} unreadable",
+        f"{format_value(run['files_seen'])} seen, {format_value(run['photos_new'])} new photos catalogued, "
+        f"{format_value(run['photos_failed'])} unreadable",
     )
     overview.add_row(
         "Individuals",
@@ -73,8 +74,8 @@ def run_report(summary: QueryResult, sightings: QueryResult, errors: QueryResult
         rate = run["photos_new"] / total_seconds
         overview.add_row(
             "Time",
-            f"{total_seconds:.1f} s ({rate:.1f} photos/s; decode {_cell(run['seconds_decode'])} s "
-            f"across workers, embed {_cell(run['seconds_embed'])} s, write {_cell(run['seconds_write'])} s)",
+            f"{total_seconds:.1f} s ({rate:.1f} photos/s; decode {run['seconds_decode']:.1f} s "
+            f"across workers, embed {run['seconds_embed']:.1f} s, write {run['seconds_write']:.1f} s)",
         )
     parts: list[RenderableType] = [overview]
     if matched:
@@ -105,9 +106,9 @@ def _sighting_table(title: str, rows: list[dict[str, Any]]) -> Table:
             who = f"{who} or {row['second_individual_id']}"
         table.add_row(
             Text(who),
-            _cell(row["distance"]),
-            Text(_cell(row["path"])),
-            Text(_cell(row["matched_path"])),
+            format_value(row["distance"]),
+            Text(format_value(row["path"])),
+            Text(format_value(row["matched_path"])),
         )
     if len(rows) > MAX_LISTED:
         table.add_row(f"... and {len(rows) - MAX_LISTED} more", "", "", "")
@@ -124,9 +125,9 @@ def history_report(individual: QueryResult, history: QueryResult) -> RenderableT
     header = Text.assemble(
         (f"{info['individual_id']}{name}", "bold"),
         f"  {flank}  " if flank else "  ",
-        f"{info['sightings']} sighting(s), first {_cell(info['first_seen'])}, "
-        f"last {_cell(info['last_seen'])}, "
-        f"sites: {_cell(info['sites']) or '-'}",
+        f"{info['sightings']} sighting(s), first {format_value(info['first_seen'])}, "
+        f"last {format_value(info['last_seen'])}, "
+        f"sites: {format_value(info['sites']) or '-'}",
     )
     timeline = Table(title="Timeline", title_justify="left")
     for column in ("date", "site", "camera", "side", "photo", "distance", "decision"):
@@ -134,12 +135,12 @@ def history_report(individual: QueryResult, history: QueryResult) -> RenderableT
     for row in history.rows:
         record = dict(zip(history.columns, row, strict=True))
         timeline.add_row(
-            _cell(record["taken_at"]),
-            Text(_cell(record["site"])),
-            Text(_cell(record["camera"])),
-            _cell(record["side"]),
-            Text(_cell(record["path"])),
-            _cell(record["distance"]),
+            format_value(record["taken_at"]),
+            Text(format_value(record["site"])),
+            Text(format_value(record["camera"])),
+            format_value(record["side"]),
+            Text(format_value(record["path"])),
+            format_value(record["distance"]),
             record["status"],
         )
     return Group(header, timeline)

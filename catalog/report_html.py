@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import html
 import io
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageOps
 
+from catalog.report import format_value
 from catalog.store import QueryResult
 
 THUMBNAIL_PIXELS = 240
@@ -33,15 +33,7 @@ img { max-width: 240px; max-height: 240px; display: block; }
 
 
 def _text(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, date):
-        return value.isoformat()
-    return html.escape(str(value), quote=True)
+    return html.escape(format_value(value), quote=True)
 
 
 def thumbnail(path: str | None) -> str:

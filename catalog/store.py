@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -160,6 +162,17 @@ class Store:
                 f"Upgrade it once (a backup copy is written first): finprint migrate --db {self.db_path}"
             )
 
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """All or nothing: a failure, or a killed process, leaves none of the block's writes."""
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        self._con.execute("COMMIT")
+
     def close(self) -> None:
         self._con.close()
 
@@ -205,14 +218,9 @@ class Store:
             self.schema_backup = backup
         applied = []
         for version, path in pending:
-            self._con.execute("BEGIN TRANSACTION")
-            try:
+            with self._transaction():
                 self._con.execute(path.read_text(encoding="utf-8"))
                 self._con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, _now()])
-                self._con.execute("COMMIT")
-            except Exception:
-                self._con.execute("ROLLBACK")
-                raise
             applied.append(version)
         return applied
 
@@ -273,8 +281,7 @@ class Store:
         under = [(path, missing) for path, missing in rows if path.startswith(tuple(root_prefixes))]
         gone = [path for path, missing in under if not missing and path not in present]
         back = [path for path, missing in under if missing and path in present]
-        self._con.execute("BEGIN TRANSACTION")
-        try:
+        with self._transaction():
             if gone:
                 self._con.execute(
                     "UPDATE photo_paths SET missing_since = $now WHERE list_contains($paths, path)",
@@ -285,10 +292,6 @@ class Store:
                     "UPDATE photo_paths SET missing_since = NULL WHERE list_contains($paths, path)",
                     {"paths": back},
                 )
-            self._con.execute("COMMIT")
-        except Exception:
-            self._con.execute("ROLLBACK")
-            raise
         return len(gone)
 
     def photos_to_reembed(self, model_version: str) -> list[tuple[str, str]]:
@@ -304,8 +307,7 @@ class Store:
 
     def write_embeddings(self, model_version: str, photo_ids: list[str], vectors: list[np.ndarray]) -> None:
         """One reindex batch, in one transaction."""
-        self._con.execute("BEGIN TRANSACTION")
-        try:
+        with self._transaction():
             self._insert(
                 "embeddings",
                 {
@@ -314,10 +316,6 @@ class Store:
                     "vector": [v.tolist() for v in vectors],
                 },
             )
-            self._con.execute("COMMIT")
-        except Exception:
-            self._con.execute("ROLLBACK")
-            raise
 
     def drop_other_embeddings(self, model_version: str) -> int:
         """Finish a reindex: only `model_version`'s embeddings remain."""
@@ -351,8 +349,7 @@ class Store:
 
     def write_batch(self, run_id: int, model_version: str, batch: Batch) -> None:
         """All of a batch's rows in one transaction: a killed process leaves none of them."""
-        self._con.execute("BEGIN TRANSACTION")
-        try:
+        with self._transaction():
             if batch.stale_paths:
                 self._con.execute(
                     "DELETE FROM photo_paths WHERE list_contains($paths, path)",
@@ -426,10 +423,6 @@ class Store:
                         "recorded_at": [_now()] * len(batch.errors),
                     },
                 )
-            self._con.execute("COMMIT")
-        except Exception:
-            self._con.execute("ROLLBACK")
-            raise
 
     def _insert_individuals(self, rows: list[IndividualRow], run_id: int) -> None:
         self._insert(
@@ -526,8 +519,7 @@ class Store:
         name: str | None = None,
     ) -> int:
         """Apply a person's decision and record it, with what it replaced, in one transaction."""
-        self._con.execute("BEGIN TRANSACTION")
-        try:
+        with self._transaction():
             photo_ids = sorted(sighting_changes)
             previous: dict[str, Any] = {
                 "sightings": {p: list(v) for p, v in self.sighting_states(photo_ids).items()},
@@ -570,10 +562,6 @@ class Store:
                     "prev": json.dumps(previous),
                 },
             )
-            self._con.execute("COMMIT")
-        except Exception:
-            self._con.execute("ROLLBACK")
-            raise
         return decision_id
 
     def _set_individual_fields(self, individual_id: str, fields: dict[str, str | None]) -> None:
@@ -614,8 +602,7 @@ class Store:
         if later and later[0] is not None:
             raise FinprintError(f"decision {later[0]} came after {decision_id}; undo it first.")
         previous = json.loads(previous_text)
-        self._con.execute("BEGIN TRANSACTION")
-        try:
+        with self._transaction():
             for photo_id, (individual, status) in previous["sightings"].items():
                 self._con.execute(
                     "UPDATE sightings SET individual_id = $i, status = $s WHERE photo_id = $p",
@@ -632,10 +619,6 @@ class Store:
                 "UPDATE decisions SET undone_at = $at WHERE decision_id = $d",
                 {"at": _now(), "d": decision_id},
             )
-            self._con.execute("COMMIT")
-        except Exception:
-            self._con.execute("ROLLBACK")
-            raise
         return str(action)
 
     def individual_view(self, individual_id: str) -> tuple[str | None, str | None]:
