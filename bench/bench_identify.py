@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchtable import measures_table
 from rich.console import Console
-from rich.table import Table
 
 from catalog.metrics import clustering_scores
 from catalog.modelcard import read_card
@@ -87,15 +87,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for name in names:
             columns[name] = score_set(SHARED / name, args.model, Path(scratch))
-    table = Table(
-        title=f"Identification at the card's threshold {card.threshold} (model {card.model_version})"
-    )
-    table.add_column("measure")
-    for name in columns:
-        table.add_column(name, justify="right")
-    for measure in next(iter(columns.values())):
-        table.add_row(measure, *(values[measure] for values in columns.values()))
-    console.print(table)
+    title = f"Identification at the card's threshold {card.threshold} (model {card.model_version})"
+    console.print(measures_table(title, columns))
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from benchtable import measures_table
 from PIL import Image
 from rich.console import Console
-from rich.table import Table
 
 from catalog.embed import Embedder
 from catalog.pipeline import index
@@ -149,12 +149,9 @@ def main() -> None:
                     for k in ("decode", "embed", "identify", "write")
                 },
             }
-        table = Table(title=f"finprint index speed (batch {BATCH_SIZE}, {os.cpu_count()} cores, one run)")
-        table.add_column("measure")
-        for name in columns:
-            table.add_column(name, justify="right")
-        for measure in next(iter(columns.values())):
-            table.add_row(measure, *(values[measure] for values in columns.values()))
+        table = measures_table(
+            f"finprint index speed (batch {BATCH_SIZE}, {os.cpu_count()} cores, one run)", columns
+        )
         console.print(table)
         console.print("Stage decode time is summed over the decoding threads, so it can exceed wall time.")
         if args.rerun_photos:
