@@ -17,6 +17,7 @@ from pathlib import Path
 from benchtable import measures_table
 from rich.console import Console
 
+from catalog.errors import FinprintError
 from catalog.metrics import clustering_scores
 from catalog.modelcard import read_card
 from catalog.pipeline import index
@@ -86,7 +87,10 @@ def main() -> None:
     columns: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for name in names:
-            columns[name] = score_set(SHARED / name, args.model, Path(scratch))
+            try:
+                columns[name] = score_set(SHARED / name, args.model, Path(scratch))
+            except FinprintError as exc:
+                console.print(f"{name}: not measured ({exc})", markup=False)
     title = f"Identification at the card's threshold {card.threshold} (model {card.model_version})"
     console.print(measures_table(title, columns))
 

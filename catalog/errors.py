@@ -21,7 +21,7 @@ class NoPhotosFound(FinprintError):
 
     def __init__(self, path: Path) -> None:
         super().__init__(
-            f"{path}: no photos found (looked for .jpg, .jpeg, .png, .tif, .tiff, .webp). "
+            f"{path}: no photos found (looked for .jpg, .jpeg, .png, .tif, .tiff, .webp, .bmp, .pgm, .ppm). "
             "Point finprint at the folder that holds the survey photos."
         )
 

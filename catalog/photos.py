@@ -14,7 +14,8 @@ from PIL import Image
 
 from catalog.errors import FinprintError
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp"})
+# Camera and phone formats, and what scanners and older lab software write (BMP, PGM/PPM).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".pgm", ".ppm"})
 try:
     # Optional: phones write HEIC; pillow-heif teaches PIL to read it.
     from pillow_heif import register_heif_opener
