@@ -236,6 +236,8 @@ def index_command(
         lines += [f"{stamp} run {result.run_id}: skipped {e.path!r}: {e.reason}" for e in result.errors]
         with log.open("a", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")
+    for warning in result.warnings:
+        error_console.print(f"Warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     for failure in result.errors:
         error_console.print(
             f"Skipped {failure.path}: {failure.reason}", markup=False, highlight=False, soft_wrap=True

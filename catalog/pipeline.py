@@ -62,6 +62,7 @@ class RunResult:
     review: int = 0
     errors: list[PhotoError] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,12 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         _check_model(store, card)
         run_id = store.start_run(card.model_version, threshold, __version__, [str(r) for r in roots])
         result = RunResult(run_id, card.model_version, threshold, embedder.providers, files_seen=len(found))
+        if card.trained_on.get("synthetic_only"):
+            result.warnings.append(
+                f"model {card.model_version} has only seen synthetic fish; on real photos its threshold is "
+                "not calibrated and different fish get merged. Train a model on your own labelled photos "
+                "(finprint train) and index with --model before trusting matches."
+            )
         known_paths = store.known_paths()
         todo = [(root, f) for root, f in found if known_paths.get(str(f.path)) != (f.size_bytes, f.mtime_ns)]
         result.files_unchanged = len(found) - len(todo)

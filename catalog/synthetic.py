@@ -296,6 +296,7 @@ class GroundTruth:
 
 
 GROUND_TRUTH_FILE = "ground_truth.csv"
+SYNTHETIC_MARKER = ".finprint-synthetic"
 
 
 def generate_archive(
@@ -371,6 +372,9 @@ def read_ground_truth(path: Path) -> list[GroundTruth]:
 def generate_labelled(out_dir: Path, n_individuals: int, photos_per_view: int, seed: int) -> int:
     """Write a flat labelled set named `<id>_<side>_<crop>_<n>.jpg`, for training; returns the count."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Training reads this marker and flags the model card: a model that has only seen drawn
+    # fish must say so wherever it is used.
+    (out_dir / SYNTHETIC_MARKER).write_text("photos drawn by finprint synthesize\n", encoding="utf-8")
     rng = np.random.default_rng([seed, 11])
     count = 0
     for i in range(n_individuals):

@@ -126,3 +126,10 @@ def test_another_model_is_refused_on_an_existing_catalogue(
     retag_model(settings.model_path, other, "ffffffffffff")
     with pytest.raises(ModelMismatch, match="ffffffffffff"):
         index(replace(settings, model_path=other), [archive])
+
+
+def test_a_model_trained_only_on_synthetic_fish_warns(indexed: tuple[Settings, Path], tmp_path: Path) -> None:
+    settings, archive = indexed
+    folder = sorted(p for p in archive.iterdir() if p.is_dir())[0]
+    result = index(replace(settings, db_path=tmp_path / "w.duckdb"), [folder])
+    assert any("synthetic fish" in w and "finprint train" in w for w in result.warnings)

@@ -69,6 +69,7 @@ def test_tiny_training_run_exports_a_carded_model(labelled_set: Path, tmp_path: 
     assert card == result.card
     assert card.input.height == 32 and card.embedding.dim == 16
     assert card.trained_on["recipe"] == "finprint"
+    assert card.trained_on["synthetic_only"] is True  # the labelled set was drawn by the generator
     assert result.parity_difference <= 1e-4
     assert card.threshold > 0
     # Same seed, same weights: the model version (a hash of the weights) repeats.

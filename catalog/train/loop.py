@@ -19,6 +19,7 @@ from catalog.errors import FinprintError, TrainingDataError
 from catalog.labels import LabelledPhoto, read_labelled, split_by_individual
 from catalog.metrics import ReidMetrics, reid_metrics, threshold_at_false_match_rate
 from catalog.modelcard import EmbeddingSpec, InputSpec, ModelCard
+from catalog.synthetic import SYNTHETIC_MARKER
 from catalog.train.data import Augmenter, PhotoCache, PKSampler, plain_tensors
 from catalog.train.export import export_onnx, weights_version
 from catalog.train.losses import CosFaceHead, batch_hard_triplet_loss, contrastive_loss
@@ -258,6 +259,7 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
             "epochs": config.epochs,
             "seed": config.seed,
             "false_match_rate": config.false_match_rate,
+            "synthetic_only": all((d / SYNTHETIC_MARKER).is_file() for d in config.data_dirs),
             "validation": None
             if validation is None
             else {
