@@ -58,3 +58,7 @@ bench-identify *args:
 # HNSW build time, memory, recall@10 and assignment time on synthetic catalogues of growing size.
 bench-scale *args:
     {{py}} bench/bench_scale.py {{args}}
+
+# The seed study's recipe beside finprint's on each shared set, scored on held-out individuals.
+bench-accuracy *args:
+    {{py}} bench/bench_accuracy.py {{args}}
