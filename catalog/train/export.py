@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,24 +30,37 @@ def weights_version(model: nn.Module) -> str:
 def export_onnx(model: nn.Module, card: ModelCard, out_path: Path) -> float:
     """Write `out_path` with the card in its metadata; returns the parity check's max difference."""
     import onnx
-    import onnxruntime as ort
 
     model = model.eval().cpu()
     spec = card.input
     dummy = torch.randn(2, spec.channels, spec.height, spec.width)
     with tempfile.TemporaryDirectory() as scratch:
         raw = Path(scratch) / "raw.onnx"
-        torch.onnx.export(
-            model,
-            (dummy,),
-            str(raw),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
+        with warnings.catch_warnings():
+            # The TorchScript exporter's notes on constant folding are not actionable for a user.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx")
+            _export(model, dummy, raw)
         proto = onnx.load(str(raw))
+    _attach_card_and_save(proto, card, out_path)
+    return _parity(model, card, out_path)
+
+
+def _export(model: nn.Module, dummy: torch.Tensor, raw: Path) -> None:
+    torch.onnx.export(
+        model,
+        (dummy,),
+        str(raw),
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def _attach_card_and_save(proto: Any, card: ModelCard, out_path: Path) -> None:
+    import onnx
+
     entry = proto.metadata_props.add()
     entry.key = CARD_KEY
     entry.value = card.to_json()
@@ -53,6 +68,12 @@ def export_onnx(model: nn.Module, card: ModelCard, out_path: Path) -> float:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(out_path))
 
+
+def _parity(model: nn.Module, card: ModelCard, out_path: Path) -> float:
+    """Max difference between torch and onnxruntime on a fixed random batch; fails loudly."""
+    import onnxruntime as ort
+
+    spec = card.input
     probe = torch.randn(5, spec.channels, spec.height, spec.width, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = model(probe).numpy()
