@@ -308,14 +308,17 @@ class Store:
     def write_embeddings(self, model_version: str, photo_ids: list[str], vectors: list[np.ndarray]) -> None:
         """One reindex batch, in one transaction."""
         with self._transaction():
-            self._insert(
-                "embeddings",
-                {
-                    "photo_id": photo_ids,
-                    "model_version": [model_version] * len(photo_ids),
-                    "vector": [v.tolist() for v in vectors],
-                },
-            )
+            self._insert_embeddings(model_version, photo_ids, vectors)
+
+    def _insert_embeddings(self, model_version: str, photo_ids: list[str], vectors: list[np.ndarray]) -> None:
+        self._insert(
+            "embeddings",
+            {
+                "photo_id": photo_ids,
+                "model_version": [model_version] * len(photo_ids),
+                "vector": [v.tolist() for v in vectors],
+            },
+        )
 
     def drop_other_embeddings(self, model_version: str) -> int:
         """Finish a reindex: only `model_version`'s embeddings remain."""
@@ -375,14 +378,7 @@ class Store:
                         "run_id": [run_id] * len(photos),
                     },
                 )
-                self._insert(
-                    "embeddings",
-                    {
-                        "photo_id": [p.photo_id for p in photos],
-                        "model_version": [model_version] * len(photos),
-                        "vector": [v.tolist() for v in batch.vectors],
-                    },
-                )
+                self._insert_embeddings(model_version, [p.photo_id for p in photos], batch.vectors)
             paths = [(p.path, p.photo_id, p.size_bytes, p.mtime_ns) for p in batch.photos]
             paths += batch.known_content_paths
             if paths:

@@ -9,8 +9,6 @@ import pytest
 
 from catalog.synthetic import generate_archive, generate_labelled
 
-SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-
 
 @pytest.fixture(scope="session")
 def survey_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
