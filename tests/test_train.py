@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +16,19 @@ from catalog.labels import read_labelled, split_by_individual  # noqa: E402
 from catalog.modelcard import read_card  # noqa: E402
 from catalog.train.loop import TrainConfig, train  # noqa: E402
 from catalog.train.losses import batch_hard_triplet_loss, contrastive_loss  # noqa: E402
+
+
+def _tiny(data: Path, out: Path, **overrides: Any) -> TrainConfig:
+    """A network small enough to train in seconds on the tiny labelled set."""
+    defaults: dict[str, Any] = {
+        "input_height": 32,
+        "input_width": 64,
+        "embedding_dim": 16,
+        "individuals_per_batch": 4,
+        "photos_per_individual": 3,
+        "validation_fraction": 0.34,
+    }
+    return TrainConfig(data_dirs=(data,), out_path=out, **{**defaults, **overrides})
 
 
 def test_batch_hard_triplet_loss_by_hand() -> None:
@@ -53,17 +67,7 @@ def test_split_is_by_individual_never_by_photo(labelled_set: Path) -> None:
 
 def test_tiny_training_run_exports_a_carded_model(labelled_set: Path, tmp_path: Path) -> None:
     out = tmp_path / "tiny.onnx"
-    config = TrainConfig(
-        data_dirs=(labelled_set,),
-        out_path=out,
-        epochs=1,
-        input_height=32,
-        input_width=64,
-        embedding_dim=16,
-        individuals_per_batch=4,
-        photos_per_individual=3,
-        validation_fraction=0.34,
-    )
+    config = _tiny(labelled_set, out, epochs=1)
     result = train(config)
     card = read_card(out)
     assert card == result.card
@@ -73,7 +77,7 @@ def test_tiny_training_run_exports_a_carded_model(labelled_set: Path, tmp_path: 
     assert result.parity_difference <= 1e-4
     assert card.threshold > 0
     # Same seed, same weights: the model version (a hash of the weights) repeats.
-    again = train(config.__class__(**{**config.__dict__, "out_path": tmp_path / "again.onnx"}))
+    again = train(_tiny(labelled_set, tmp_path / "again.onnx", epochs=1))
     assert again.card.model_version == card.model_version
 
 
@@ -106,17 +110,10 @@ def test_one_individual_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_resume_continues_from_the_checkpoint(labelled_set: Path, tmp_path: Path) -> None:
-    base = dict(
-        data_dirs=(labelled_set,),
-        input_height=32,
-        input_width=64,
-        embedding_dim=16,
-        individuals_per_batch=4,
-        photos_per_individual=3,
-        validation_fraction=0.34,
-        checkpoint_dir=tmp_path / "ckpt",
+    checkpoints = tmp_path / "ckpt"
+    train(_tiny(labelled_set, tmp_path / "a.onnx", epochs=1, checkpoint_dir=checkpoints))
+    resumed = train(
+        _tiny(labelled_set, tmp_path / "b.onnx", epochs=2, resume=True, checkpoint_dir=checkpoints)
     )
-    train(TrainConfig(out_path=tmp_path / "a.onnx", epochs=1, **base))  # type: ignore[arg-type]
-    resumed = train(TrainConfig(out_path=tmp_path / "b.onnx", epochs=2, resume=True, **base))  # type: ignore[arg-type]
     assert [h["epoch"] for h in resumed.history] == [1.0, 2.0]
     assert np.isfinite(resumed.history[-1]["loss"])
