@@ -621,12 +621,24 @@ def export_command(
     console.print(message, markup=False, highlight=False)
 
 
+MetadataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--metadata",
+        help="A WildlifeDatasets-style table (identity, path; optional image_id, orientation, date, bbox).",
+    ),
+]
+RootOption = Annotated[Path | None, typer.Option("--root", help="Folder the table's paths are relative to.")]
+
+
 @app.command()
 def evaluate(
     data: Annotated[
-        Path, typer.Argument(help="Labelled photos: DATA/<individual>/*.jpg or <id>_<side>_*.jpg.")
-    ],
+        Path | None, typer.Argument(help="Labelled photos: DATA/<individual>/*.jpg or <id>_<side>_*.jpg.")
+    ] = None,
     model: ModelOption = None,
+    metadata: MetadataOption = None,
+    root: RootOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     crop: Annotated[str | None, typer.Option(help="Only photos of this crop (head or body).")] = None,
 ) -> None:
@@ -641,12 +653,14 @@ def evaluate(
     from catalog.evaluate import evaluate as run_evaluation
 
     settings = _settings(model_path=model)
-    result = run_evaluation(settings.model_path, data, crop=crop)
+    result = run_evaluation(settings.model_path, data, crop=crop, metadata=metadata, root=root)
     if as_json:
         sys.stdout.write(json.dumps(asdict(result), indent=2, default=str) + "\n")
         return
     console.print(
-        report.reid_table(result.metrics, f"Model {result.model_version} on {data} ({result.photos} photos)")
+        report.reid_table(
+            result.metrics, f"Model {result.model_version} on {data or metadata} ({result.photos} photos)"
+        )
     )
     if result.unreadable:
         console.print(
@@ -666,15 +680,17 @@ class Sides(StrEnum):
 
 @app.command()
 def train(
-    data: Annotated[
-        list[Path],
-        typer.Argument(help="Labelled photos: DATA/<individual>/*.jpg or <id>_<side>_*.jpg."),
-    ],
     out: Annotated[Path, typer.Option("--out", help="The ONNX model to write (with its model card).")],
+    data: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Labelled photos: DATA/<individual>/*.jpg or <id>_<side>_*.jpg."),
+    ] = None,
+    metadata: MetadataOption = None,
+    root: RootOption = None,
     recipe: Annotated[
         Recipe,
         typer.Option(
-            help="finprint (P x K batches, CosFace + batch-hard triplets) or seed "
+            help="finprint (P x K batches, batch-hard triplets) or seed "
             "(the seed study's contrastive Siamese CNN)."
         ),
     ] = Recipe.FINPRINT,
@@ -702,7 +718,9 @@ def train(
             f"training needs PyTorch ({exc}). Install it with: pip install 'finprint[train]'"
         ) from exc
     config = TrainConfig(
-        data_dirs=tuple(data),
+        data_dirs=tuple(data or ()),
+        metadata=metadata,
+        metadata_root=root,
         out_path=out,
         recipe=recipe.value,
         backbone=backbone,

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from catalog.embed import Embedder
-from catalog.labels import read_labelled
+from catalog.errors import TrainingDataError
+from catalog.labels import read_labelled, read_metadata
 from catalog.metrics import ReidMetrics, reid_metrics
 from catalog.preprocess import preprocess
 
@@ -24,14 +25,22 @@ class Evaluation:
     metrics: ReidMetrics
 
 
-def evaluate(model_path: Path, data_dir: Path, batch_size: int = 64, crop: str | None = None) -> Evaluation:
+def evaluate(
+    model_path: Path,
+    data_dir: Path | None,
+    batch_size: int = 64,
+    crop: str | None = None,
+    metadata: Path | None = None,
+    root: Path | None = None,
+) -> Evaluation:
+    """Embed labelled photos (a folder, or a metadata table) and score retrieval and verification."""
     embedder = Embedder(model_path)
     card = embedder.card
-    photos = read_labelled(data_dir, crop)
+    photos = read_metadata(metadata, root, crop) if metadata else read_labelled(_required(data_dir), crop)
     tensors, kept, unreadable = [], [], []
     for photo in photos:
         try:
-            tensors.append(preprocess(photo.path, card.input))
+            tensors.append(preprocess(photo.path, card.input, photo.bbox))
             kept.append(photo)
         except (OSError, SyntaxError, ValueError):
             unreadable.append(str(photo.path))
@@ -40,3 +49,9 @@ def evaluate(model_path: Path, data_dir: Path, batch_size: int = 64, crop: str |
     )
     metrics = reid_metrics(vectors, [p.class_key(card.sides) for p in kept], [p.encounter for p in kept])
     return Evaluation(card.model_version, card.threshold, len(kept), unreadable, metrics)
+
+
+def _required(data_dir: Path | None) -> Path:
+    if data_dir is None:
+        raise TrainingDataError("give a folder of labelled photos, or --metadata TABLE.csv.")
+    return data_dir

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from catalog.errors import TrainingDataError
@@ -26,6 +29,9 @@ class LabelledPhoto:
     crop: str | None
     # Photos of one encounter (video sequence, survey visit) are never each other's match.
     encounter: str
+    # Where the animal is, in pixels of the upright photo: (x, y, width, height).
+    bbox: tuple[float, float, float, float] | None = None
+    taken_on: date | None = None
 
     def class_key(self, sides: str) -> str:
         """The identity a network must learn: flanks are separate unless sides are merged."""
@@ -74,3 +80,78 @@ def split_by_individual(
     train = [p for p in photos if p.individual not in held_out]
     validation = [p for p in photos if p.individual in held_out]
     return train, validation
+
+
+# Identities that mean "nobody knows": such photos are only ever distractors.
+UNKNOWN_IDENTITIES = frozenset({"", "unknown", "-1", "nan", "none"})
+METADATA_REQUIRED = ("identity", "path")
+
+
+def read_metadata(table: Path, root: Path | None = None, crop: str | None = None) -> list[LabelledPhoto]:
+    """Photos from a metadata table in the WildlifeDatasets convention: one row per photo with
+    `identity` and `path` (relative to `root`, default the table's folder), and when present
+    `image_id`, `orientation`, `date`, `bbox` ([x, y, w, h] in pixels). Unknown identities
+    become distractors: each such photo is its own identity, so it can only be a wrong match."""
+    if not table.is_file():
+        raise TrainingDataError(f"{table}: no such metadata table.")
+    root = root or table.parent
+    with table.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in METADATA_REQUIRED if c not in (reader.fieldnames or [])]
+        if missing:
+            raise TrainingDataError(
+                f"{table}: missing column(s) {', '.join(missing)}; found "
+                f"{', '.join(reader.fieldnames or [])}. A WildlifeDatasets table needs identity and path."
+            )
+        rows = list(reader)
+    photos: list[LabelledPhoto] = []
+    absent: list[str] = []
+    for number, row in enumerate(rows, start=2):  # line 1 is the header
+        path = root / row["path"]
+        if not path.is_file():
+            absent.append(row["path"])
+            continue
+        identity = row["identity"].strip()
+        image_id = (row.get("image_id") or row["path"]).strip()
+        if identity.lower() in UNKNOWN_IDENTITIES:
+            identity = f"unknown:{image_id}"
+        orientation = (row.get("orientation") or "").strip().lower()
+        side = orientation if orientation in ("left", "right") else None
+        taken_on = _parse_date(row.get("date"), table, number)
+        bbox = _parse_bbox(row.get("bbox"), table, number)
+        photo_crop = next((t for t in _TOKEN_SPLIT.split(row["path"].lower()) if t in _CROPS), None)
+        # One encounter = one individual on one day, when the table has dates.
+        encounter = f"{identity}/{taken_on.isoformat()}" if taken_on else f"{identity}/{image_id}"
+        photos.append(LabelledPhoto(path, identity, side, photo_crop, encounter, bbox, taken_on))
+    if absent:
+        raise TrainingDataError(
+            f"{table}: {len(absent)} photo(s) listed but not found under {root}, e.g. {absent[0]}. "
+            "Give the folder the paths are relative to with --root."
+        )
+    if crop is not None:
+        photos = [p for p in photos if p.crop == crop]
+    return photos
+
+
+def _parse_bbox(text: str | None, table: Path, line: int) -> tuple[float, float, float, float] | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        values = json.loads(text)
+        x, y, width, height = (float(v) for v in values)
+    except (ValueError, TypeError) as exc:
+        raise TrainingDataError(
+            f"{table}, line {line}: bbox {text!r} is not [x, y, width, height] in pixels ({exc})."
+        ) from exc
+    if width <= 0 or height <= 0 or x < 0 or y < 0:
+        raise TrainingDataError(f"{table}, line {line}: bbox {text!r} needs x, y >= 0 and width, height > 0.")
+    return (x, y, width, height)
+
+
+def _parse_date(text: str | None, table: Path, line: int) -> date | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        return date.fromisoformat(text.strip()[:10])
+    except ValueError as exc:
+        raise TrainingDataError(f"{table}, line {line}: date {text!r} is not YYYY-MM-DD.") from exc

@@ -16,23 +16,37 @@ _ROTATING_ORIENTATIONS = {5, 6, 7, 8}
 _EXIF_ORIENTATION_TAG = 0x0112
 
 
-def load_image(path: Path, spec: InputSpec) -> Image.Image:
-    """Open a file and prepare it for the network."""
+# A bounding box in pixels of the upright photo: (x, y, width, height).
+BoundingBox = tuple[float, float, float, float]
+
+
+def load_image(path: Path, spec: InputSpec, bbox: BoundingBox | None = None) -> Image.Image:
+    """Open a file and prepare it for the network, cropped to `bbox` when given."""
     with Image.open(path) as image:
-        return prepare(image, spec)
+        return prepare(image, spec, bbox)
 
 
-def prepare(image: Image.Image, spec: InputSpec) -> Image.Image:
-    """Draft-decode (JPEG DCT scaling), apply EXIF orientation and set the colour mode."""
+def prepare(image: Image.Image, spec: InputSpec, bbox: BoundingBox | None = None) -> Image.Image:
+    """Draft-decode (JPEG DCT scaling), apply EXIF orientation, crop, and set the colour mode."""
+    full_width, full_height = image.size
     if image.format == "JPEG":
         orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
         want = (spec.width, spec.height)
+        if bbox is not None:
+            # The crop, not the whole photo, must keep at least the network's pixels.
+            want = (
+                round(spec.width * full_width / max(bbox[2], 1)),
+                round(spec.height * full_height / max(bbox[3], 1)),
+            )
         if orientation in _ROTATING_ORIENTATIONS:
-            want = (spec.height, spec.width)
+            want = (want[1], want[0])
         # draft picks the largest DCT scale that still gives at least `want` pixels.
         image.draft("RGB", want)
     image.load()
     upright = ImageOps.exif_transpose(image)
+    if bbox is not None:
+        # Draft mode shrank the photo by a power of two; the box is in full-size pixels.
+        upright = _crop(upright, bbox, max(upright.size) / max(full_width, full_height))
     mode = "L" if spec.channels == 1 else "RGB"
     if upright.mode != mode:
         if upright.mode in ("RGBA", "LA", "P", "PA"):
@@ -41,6 +55,19 @@ def prepare(image: Image.Image, spec: InputSpec) -> Image.Image:
             upright = _to_8bit(upright)
         upright = upright.convert(mode)
     return upright
+
+
+def _crop(upright: Image.Image, bbox: BoundingBox, scale: float) -> Image.Image:
+    x, y, width, height = (v * scale for v in bbox)
+    box = (
+        max(0, round(x)),
+        max(0, round(y)),
+        min(upright.width, round(x + width)),
+        min(upright.height, round(y + height)),
+    )
+    if box[2] <= box[0] or box[3] <= box[1]:
+        raise ValueError(f"bounding box {bbox} lies outside the photo")
+    return upright.crop(box)
 
 
 def to_tensor(image: Image.Image, spec: InputSpec) -> np.ndarray:
@@ -55,9 +82,9 @@ def to_tensor(image: Image.Image, spec: InputSpec) -> np.ndarray:
     return np.ascontiguousarray(normalised.transpose(2, 0, 1))
 
 
-def preprocess(path: Path, spec: InputSpec) -> np.ndarray:
+def preprocess(path: Path, spec: InputSpec, bbox: BoundingBox | None = None) -> np.ndarray:
     """The whole contract in one call: file -> CHW float32 tensor."""
-    return to_tensor(load_image(path, spec), spec)
+    return to_tensor(load_image(path, spec, bbox), spec)
 
 
 def _flatten_alpha(image: Image.Image) -> Image.Image:

@@ -22,7 +22,7 @@ class PhotoCache:
         self.skipped: list[tuple[str, str]] = []
         for photo in photos:
             try:
-                image = load_image(photo.path, spec)
+                image = load_image(photo.path, spec, photo.bbox)
                 self.images.append(image.resize((spec.width, spec.height), Image.Resampling.BILINEAR))
                 self.photos.append(photo)
             except (OSError, SyntaxError, ValueError) as exc:

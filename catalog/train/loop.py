@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from catalog.errors import FinprintError, TrainingDataError
-from catalog.labels import LabelledPhoto, read_labelled, split_by_individual
+from catalog.labels import LabelledPhoto, read_labelled, read_metadata, split_by_individual
 from catalog.metrics import ReidMetrics, reid_metrics, threshold_at_false_match_rate
 from catalog.modelcard import EmbeddingSpec, InputSpec, ModelCard
 from catalog.synthetic import SYNTHETIC_MARKER
@@ -65,6 +65,9 @@ class TrainConfig:
     resume: bool = False
     init_weights: Path | None = None
     dataset_name: str = ""
+    # A WildlifeDatasets-style table instead of (or besides) folders, and its paths' root.
+    metadata: Path | None = None
+    metadata_root: Path | None = None
 
 
 @dataclass
@@ -110,6 +113,10 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
     photos: list[LabelledPhoto] = []
     for data_dir in config.data_dirs:
         photos.extend(read_labelled(data_dir, config.crop))
+    if config.metadata is not None:
+        photos.extend(read_metadata(config.metadata, config.metadata_root, config.crop))
+    if not photos:
+        raise TrainingDataError("no labelled photos: give DATA folders or --metadata TABLE.csv.")
     train_photos, validation_photos = split_by_individual(photos, config.validation_fraction, config.seed)
     if len({p.individual for p in train_photos}) < 2:
         raise TrainingDataError("need at least 2 individuals to train on after the validation split.")
@@ -251,7 +258,10 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
         sides=config.sides,
         model_version=weights_version(model),
         trained_on={
-            "dataset": config.dataset_name or ", ".join(d.name for d in config.data_dirs),
+            "dataset": config.dataset_name
+            or ", ".join(
+                [d.name for d in config.data_dirs] + ([config.metadata.name] if config.metadata else [])
+            ),
             "individuals": len({p.individual for p in train_cache.photos}),
             "images": len(train_cache.photos),
             "recipe": config.recipe,
@@ -259,7 +269,9 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
             "epochs": config.epochs,
             "seed": config.seed,
             "false_match_rate": config.false_match_rate,
-            "synthetic_only": all((d / SYNTHETIC_MARKER).is_file() for d in config.data_dirs),
+            "synthetic_only": bool(config.data_dirs)
+            and config.metadata is None
+            and all((d / SYNTHETIC_MARKER).is_file() for d in config.data_dirs),
             "validation": None
             if validation is None
             else {

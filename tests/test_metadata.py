@@ -1,0 +1,148 @@
+"""WildlifeDatasets-style metadata tables: parsing, bounding-box crops, distractors, loud errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from catalog.errors import TrainingDataError
+from catalog.labels import read_metadata
+from catalog.modelcard import InputSpec
+from catalog.preprocess import load_image, preprocess, to_tensor
+from catalog.synthetic import make_fish, photograph
+
+SPEC = InputSpec(64, 128, 3, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+FIELDS = ["image_id", "identity", "path", "orientation", "date", "bbox", "species"]
+
+
+def _write_table(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@pytest.fixture(scope="module")
+def melops_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tagged fish over two years, both flanks, head and body boxes in field photos, plus untagged fish."""
+    root = tmp_path_factory.mktemp("melops")
+    rng = np.random.default_rng(1)
+    rows = []
+    for fish_number in range(5):
+        fish = make_fish(f"m{fish_number}", 500 + fish_number)
+        identity = f"PIT{fish_number:04d}" if fish_number < 4 else "unknown"
+        for year in (2019, 2020):
+            for side in ("left", "right"):
+                for crop in ("body", "head"):
+                    subject = photograph(fish, side, crop, rng)
+                    frame = Image.fromarray(rng.integers(0, 255, (480, 720, 3), dtype=np.uint8))
+                    x, y = (
+                        int(rng.integers(0, 720 - subject.width)),
+                        int(rng.integers(0, 480 - subject.height)),
+                    )
+                    frame.paste(subject, (x, y))
+                    name = f"{year}/{crop}/{identity}_{side}_{year}.jpg"
+                    (root / name).parent.mkdir(parents=True, exist_ok=True)
+                    frame.save(root / name, quality=92)
+                    image_id = f"{fish_number}-{year}-{side}-{crop}"
+                    rows.append(
+                        {
+                            "image_id": image_id,
+                            "identity": identity,
+                            "path": name,
+                            "orientation": side,
+                            "date": f"{year}-06-1{fish_number}",
+                            "bbox": json.dumps([x, y, *subject.size]),
+                            "species": "Symphodus melops",
+                        }
+                    )
+    _write_table(root / "metadata.csv", rows)
+    return root
+
+
+def test_table_gives_identities_sides_dates_and_boxes(melops_like: Path) -> None:
+    photos = read_metadata(melops_like / "metadata.csv")
+    assert len(photos) == 40
+    tagged = [p for p in photos if not p.individual.startswith("unknown:")]
+    assert {p.individual for p in tagged} == {"PIT0000", "PIT0001", "PIT0002", "PIT0003"}
+    assert {p.side for p in photos} == {"left", "right"} and {p.crop for p in photos} == {"head", "body"}
+    assert all(p.bbox is not None and p.taken_on is not None for p in photos)
+    # Each untagged photo is its own identity: it can only ever be a wrong match.
+    untagged = [p for p in photos if p.individual.startswith("unknown:")]
+    assert len({p.individual for p in untagged}) == len(untagged) == 8
+    # One encounter is one fish on one day.
+    assert len({p.encounter for p in tagged}) == 8
+
+
+def test_bounding_box_crops_the_fish_out_of_the_frame(melops_like: Path) -> None:
+    photo = read_metadata(melops_like / "metadata.csv")[0]
+    assert photo.bbox is not None
+    cropped = load_image(photo.path, SPEC, photo.bbox)
+    # Draft decoding may halve the frame, but the crop keeps the box's shape and enough pixels.
+    assert cropped.width >= SPEC.width and cropped.height >= SPEC.height
+    assert abs(cropped.width / cropped.height - photo.bbox[2] / photo.bbox[3]) < 0.05
+    x, y, width, height = photo.bbox
+    with Image.open(photo.path) as full:
+        expected = to_tensor(full.convert("RGB").crop((x, y, x + width, y + height)), SPEC)
+    # Same pixels as a full-size decode cropped by hand, up to draft-mode smoothing.
+    assert np.abs(preprocess(photo.path, SPEC, photo.bbox) - expected).mean() < 0.15
+    assert np.abs(preprocess(photo.path, SPEC) - expected).mean() > 0.3
+
+
+def test_box_survives_draft_decoding_of_a_large_photo(tmp_path: Path) -> None:
+    frame = Image.new("RGB", (4000, 3000), (0, 0, 255))
+    frame.paste(Image.new("RGB", (800, 400), (255, 0, 0)), (2000, 1500))
+    frame.save(tmp_path / "big.jpg", quality=90)
+    image = load_image(tmp_path / "big.jpg", SPEC, (2000, 1500, 800, 400))
+    pixels = np.asarray(image, dtype=np.float32)
+    assert image.width >= SPEC.width and image.height >= SPEC.height
+    assert pixels[..., 0].mean() > 200 and pixels[..., 2].mean() < 60  # all red: the box, not the frame
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"bbox": "[10, 20, 0, 5]"}, "line 2: bbox"),
+        ({"bbox": "ten by twenty"}, "line 2: bbox"),
+        ({"date": "June 2019"}, "line 2: date"),
+        ({"path": "nowhere/photo.jpg"}, "--root"),
+    ],
+)
+def test_bad_rows_are_named(tmp_path: Path, change: dict[str, str], message: str) -> None:
+    Image.new("RGB", (40, 20)).save(tmp_path / "a.jpg")
+    row = {"image_id": "1", "identity": "A", "path": "a.jpg", "orientation": "left", "date": "2019-06-01",
+           "bbox": "[0, 0, 10, 10]"}  # fmt: skip
+    _write_table(tmp_path / "t.csv", [{**row, **change}])
+    with pytest.raises(TrainingDataError, match=message.replace("[", r"\[")):
+        read_metadata(tmp_path / "t.csv")
+
+
+def test_missing_columns_are_listed(tmp_path: Path) -> None:
+    _write_table(tmp_path / "t.csv", [{"file": "a.jpg", "individual": "A"}])
+    with pytest.raises(TrainingDataError, match=r"missing column.*identity, path"):
+        read_metadata(tmp_path / "t.csv")
+
+
+def test_evaluate_and_train_take_a_table(melops_like: Path, tmp_path: Path) -> None:
+    from catalog.evaluate import evaluate
+    from catalog.settings import DEFAULT_MODEL_PATH
+
+    result = evaluate(DEFAULT_MODEL_PATH, None, metadata=melops_like / "metadata.csv")
+    assert result.photos == 40
+    # Queries are the tagged photos with a partner outside their own encounter (other year).
+    assert result.metrics.n_queries == 32
+    pytest.importorskip("torch", reason="training needs the 'train' extra")
+    from catalog.modelcard import read_card
+    from catalog.train.loop import TrainConfig, train
+
+    out = tmp_path / "m.onnx"
+    train(TrainConfig(data_dirs=(), metadata=melops_like / "metadata.csv", out_path=out, epochs=1,
+                      input_height=32, input_width=64, embedding_dim=16, individuals_per_batch=4,
+                      photos_per_individual=2, validation_fraction=0.3))  # fmt: skip
+    card = read_card(out)
+    assert card.trained_on["dataset"] == "metadata.csv" and not card.trained_on["synthetic_only"]
