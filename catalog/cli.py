@@ -662,6 +662,12 @@ def evaluate(
             result.metrics, f"Model {result.model_version} on {data or metadata} ({result.photos} photos)"
         )
     )
+    if result.probability_at_threshold is not None:
+        console.print(
+            f"At the card's threshold {result.card_threshold}: P(same fish) "
+            f"{result.probability_at_threshold:.3f} (calibrated on the model's validation pairs, "
+            "half same-fish, half different)."
+        )
     if result.unreadable:
         console.print(
             f"[yellow]{len(result.unreadable)} unreadable photo(s) skipped, e.g. {result.unreadable[0]}"

@@ -23,6 +23,8 @@ class Evaluation:
     photos: int
     unreadable: list[str]
     metrics: ReidMetrics
+    # P(same individual) at the card's threshold, from the card's calibration (balanced prior).
+    probability_at_threshold: float | None
 
 
 def evaluate(
@@ -48,7 +50,14 @@ def evaluate(
         [embedder.embed(np.stack(tensors[i : i + batch_size])) for i in range(0, len(tensors), batch_size)]
     )
     metrics = reid_metrics(vectors, [p.class_key(card.sides) for p in kept], [p.encounter for p in kept])
-    return Evaluation(card.model_version, card.threshold, len(kept), unreadable, metrics)
+    return Evaluation(
+        card.model_version,
+        card.threshold,
+        len(kept),
+        unreadable,
+        metrics,
+        card.match_probability(card.threshold),
+    )
 
 
 def _required(data_dir: Path | None) -> Path:

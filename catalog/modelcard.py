@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from catalog.calibration import Calibration
 from catalog.errors import ModelCardError
 
 CARD_KEY = "finprint"
@@ -47,6 +48,15 @@ class ModelCard:
     trained_on: dict[str, Any] = field(default_factory=dict)
     # Extra keys written by newer finprints are kept, so reading and writing a card loses nothing.
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """Distance -> P(same individual), when the card carries one."""
+        return Calibration.from_card(self.extra.get("calibration"))
+
+    def match_probability(self, distance: float | None) -> float | None:
+        calibration = self.calibration
+        return None if calibration is None or distance is None else calibration.probability(distance)
 
     def to_json(self) -> str:
         body: dict[str, Any] = {"format": CARD_FORMAT}

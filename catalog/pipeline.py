@@ -131,6 +131,7 @@ class _Catalogue:
         self.known_ids = store.known_photo_ids()
         self.next_number = store.next_individual_number()
         self.path_pattern = path_pattern
+        self.card = card
 
     def identify(self, item: _Decoded, vector: np.ndarray, batch: Batch, result: RunResult) -> None:
         """Decide who the photo shows and add its rows to the batch."""
@@ -163,6 +164,7 @@ class _Catalogue:
             SightingRow(
                 item.photo_id, individual_id, decision.status, decision.distance, decision.matched_photo_id,
                 decision.second_individual_id, decision.second_distance,
+                self.card.match_probability(decision.distance),
             )
         )  # fmt: skip
 

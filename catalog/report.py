@@ -98,6 +98,7 @@ def _sighting_table(title: str, rows: list[dict[str, Any]]) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("individual")
     table.add_column("distance", justify="right")
+    table.add_column("P(same)", justify="right")
     table.add_column("photo", overflow="fold")
     table.add_column("best earlier photo", overflow="fold")
     for row in rows[:MAX_LISTED]:
@@ -107,11 +108,12 @@ def _sighting_table(title: str, rows: list[dict[str, Any]]) -> Table:
         table.add_row(
             Text(who),
             format_value(row["distance"]),
+            "-" if row.get("probability") is None else f"{row['probability']:.2f}",
             Text(format_value(row["path"])),
             Text(format_value(row["matched_path"])),
         )
     if len(rows) > MAX_LISTED:
-        table.add_row(f"... and {len(rows) - MAX_LISTED} more", "", "", "")
+        table.add_row(f"... and {len(rows) - MAX_LISTED} more", "", "", "", "")
     return table
 
 

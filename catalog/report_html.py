@@ -88,6 +88,7 @@ def run_page(
             + _figure(row["matched_path"], f"best earlier: {_text(row['matched_path'])}")
             + f"<div class='verdict'><span class='{_text(status)}'>{_text(status)}</span><br>"
             f"individual {who}<br>distance {_text(row['distance'])}"
+            + ("" if row.get("probability") is None else f"<br>P(same) {row['probability']:.2f}")
             + (
                 " (nearest; over the threshold)"
                 if row["distance"] is not None and row["distance"] >= threshold

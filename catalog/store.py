@@ -59,6 +59,7 @@ class SightingRow:
     matched_photo_id: str | None
     second_individual_id: str | None
     second_distance: float | None
+    probability: float | None = None
 
 
 @dataclass(frozen=True)
@@ -407,6 +408,7 @@ class Store:
                         "matched_photo_id": [s.matched_photo_id for s in seen],
                         "second_individual_id": [s.second_individual_id for s in seen],
                         "second_distance": [s.second_distance for s in seen],
+                        "probability": [s.probability for s in seen],
                     },
                 )
             if batch.errors:

@@ -133,3 +133,14 @@ def test_a_model_trained_only_on_synthetic_fish_warns(indexed: tuple[Settings, P
     folder = sorted(p for p in archive.iterdir() if p.is_dir())[0]
     result = index(replace(settings, db_path=tmp_path / "w.duckdb"), [folder])
     assert any("synthetic fish" in w and "finprint train" in w for w in result.warnings)
+
+
+def test_matches_carry_the_calibrated_probability(indexed: tuple[Settings, Path]) -> None:
+    settings, _ = indexed
+    with Store.open(settings.db_path, read_only=True) as store:
+        rows = store.read_only_sql(
+            "SELECT status, distance, probability FROM sightings WHERE distance IS NOT NULL"
+        ).rows
+    assert rows and all(0.0 <= probability <= 1.0 for _, _, probability in rows)
+    matched = [p for status, _, p in rows if status == "matched"]
+    assert matched and min(matched) > 0.5

@@ -74,6 +74,7 @@ def test_tiny_training_run_exports_a_carded_model(labelled_set: Path, tmp_path: 
     assert card.input.height == 32 and card.embedding.dim == 16
     assert card.trained_on["recipe"] == "finprint"
     assert card.trained_on["synthetic_only"] is True  # the labelled set was drawn by the generator
+    assert card.calibration is not None and card.match_probability(0.0) >= card.match_probability(2.0)
     assert result.parity_difference <= 1e-4
     assert card.threshold > 0
     # Same seed, same weights: the model version (a hash of the weights) repeats.

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
+from catalog.calibration import Calibration, fit_isotonic
 from catalog.errors import FinprintError, TrainingDataError
 from catalog.labels import LabelledPhoto, read_labelled, read_metadata, split_by_individual
 from catalog.metrics import ReidMetrics, reid_metrics, threshold_at_false_match_rate
@@ -241,10 +242,12 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
         ) from None
 
     validation: ReidMetrics | None = None
+    extra: dict[str, Any] = {}
     if len(validation_tensors) > 1:
         vectors = _embed_all(model, validation_tensors)
         validation = reid_metrics(vectors, validation_labels, validation_encounters)
         threshold = calibrate_threshold(vectors, validation_labels, config.false_match_rate)
+        extra["calibration"] = calibrate_probability(vectors, validation_labels).to_card()
     else:
         console.print("[yellow]No validation individuals: the threshold falls back to 1.0, uncalibrated.")
         threshold = 1.0
@@ -283,6 +286,7 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
                 "best_balanced_threshold": round(validation.best_balanced_threshold, 4),
             },
         },
+        extra=extra,
     )
     parity = export_onnx(model, card, config.out_path)
     return TrainResult(
@@ -292,6 +296,17 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
 
 def _count_individuals(photos: list[LabelledPhoto]) -> int:
     return len({p.individual for p in photos})
+
+
+def calibrate_probability(vectors: np.ndarray, labels: list[str]) -> Calibration:
+    """Isotonic P(same identity | distance) on every validation pair."""
+    from catalog.metrics import pairwise_distances
+
+    label_array = np.asarray(labels)
+    distances = pairwise_distances(vectors.astype(np.float64))
+    upper = np.triu(np.ones_like(distances, dtype=bool), 1)
+    same = label_array[:, None] == label_array[None, :]
+    return fit_isotonic(distances[same & upper], distances[~same & upper])
 
 
 def calibrate_threshold(vectors: np.ndarray, labels: list[str], false_match_rate: float) -> float:

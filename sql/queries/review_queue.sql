@@ -4,6 +4,7 @@ SELECT
     (SELECT min(pp.path) FROM photo_paths pp WHERE pp.photo_id = s.photo_id) AS path,
     s.individual_id,
     s.distance,
+    s.probability,
     s.second_individual_id,
     s.second_distance,
     (SELECT min(pp.path) FROM photo_paths pp WHERE pp.photo_id = s.matched_photo_id) AS matched_path,

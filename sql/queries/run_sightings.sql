@@ -5,6 +5,7 @@ SELECT
     s.distance,
     s.second_individual_id,
     s.second_distance,
+    s.probability,
     (SELECT min(pp.path) FROM photo_paths pp WHERE pp.photo_id = s.photo_id) AS path,
     (SELECT min(pp.path) FROM photo_paths pp WHERE pp.photo_id = s.matched_photo_id) AS matched_path
 FROM sightings s
