@@ -631,6 +631,20 @@ MetadataOption = Annotated[
 RootOption = Annotated[Path | None, typer.Option("--root", help="Folder the table's paths are relative to.")]
 
 
+class Split(StrEnum):
+    DISJOINT = "disjoint"
+    OPEN = "open"
+    TIME = "time"
+
+
+SplitDateOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--split-date", help="With --split time: photos from this date on are the test.", formats=["%Y-%m-%d"]
+    ),
+]
+
+
 @app.command()
 def evaluate(
     data: Annotated[
@@ -639,6 +653,14 @@ def evaluate(
     model: ModelOption = None,
     metadata: MetadataOption = None,
     root: RootOption = None,
+    split: Annotated[
+        Split | None,
+        typer.Option(
+            help="Score a test part only: disjoint (unseen fish), open (new fish and known fish "
+            "coming back), time (next season). open and time add BAKS/BAUS against a gallery of the rest."
+        ),
+    ] = None,
+    split_date: SplitDateOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     crop: Annotated[str | None, typer.Option(help="Only photos of this crop (head or body).")] = None,
 ) -> None:
@@ -653,7 +675,15 @@ def evaluate(
     from catalog.evaluate import evaluate as run_evaluation
 
     settings = _settings(model_path=model)
-    result = run_evaluation(settings.model_path, data, crop=crop, metadata=metadata, root=root)
+    result = run_evaluation(
+        settings.model_path,
+        data,
+        crop=crop,
+        metadata=metadata,
+        root=root,
+        split=split.value if split else None,
+        split_date=split_date.date() if split_date else None,
+    )
     if as_json:
         sys.stdout.write(json.dumps(asdict(result), indent=2, default=str) + "\n")
         return
@@ -662,6 +692,13 @@ def evaluate(
             result.metrics, f"Model {result.model_version} on {data or metadata} ({result.photos} photos)"
         )
     )
+    if result.open_set is not None:
+        scores = result.open_set
+        console.print(
+            f"Open set at the card's threshold {result.card_threshold}: "
+            f"BAKS {scores.known_balanced_accuracy:.3f} ({scores.known_queries} photos of known fish), "
+            f"BAUS {scores.unknown_balanced_accuracy:.3f} ({scores.unknown_queries} photos of new fish)."
+        )
     if result.probability_at_threshold is not None:
         console.print(
             f"At the card's threshold {result.card_threshold}: P(same fish) "
@@ -693,6 +730,10 @@ def train(
     ] = None,
     metadata: MetadataOption = None,
     root: RootOption = None,
+    split: Annotated[
+        Split, typer.Option(help="How validation photos are chosen: disjoint, open or time.")
+    ] = Split.DISJOINT,
+    split_date: SplitDateOption = None,
     recipe: Annotated[
         Recipe,
         typer.Option(
@@ -727,6 +768,8 @@ def train(
         data_dirs=tuple(data or ()),
         metadata=metadata,
         metadata_root=root,
+        split=split.value,
+        split_date=split_date.date() if split_date else None,
         out_path=out,
         recipe=recipe.value,
         backbone=backbone,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 
 from catalog.embed import Embedder
 from catalog.errors import TrainingDataError
-from catalog.labels import read_labelled, read_metadata
-from catalog.metrics import ReidMetrics, reid_metrics
+from catalog.labels import LabelledPhoto, read_labelled, read_metadata, split_photos
+from catalog.metrics import OpenSetScores, ReidMetrics, open_set_scores, reid_metrics
 from catalog.preprocess import preprocess
 
 
@@ -25,6 +26,8 @@ class Evaluation:
     metrics: ReidMetrics
     # P(same individual) at the card's threshold, from the card's calibration (balanced prior).
     probability_at_threshold: float | None
+    # With --split open or time: the test photos against a gallery of the rest, at the threshold.
+    open_set: OpenSetScores | None = None
 
 
 def evaluate(
@@ -34,22 +37,42 @@ def evaluate(
     crop: str | None = None,
     metadata: Path | None = None,
     root: Path | None = None,
+    split: str | None = None,
+    split_date: date | None = None,
+    test_fraction: float = 0.3,
+    seed: int = 0,
 ) -> Evaluation:
-    """Embed labelled photos (a folder, or a metadata table) and score retrieval and verification."""
+    """Embed labelled photos (a folder, or a metadata table) and score retrieval and verification.
+
+    Without a split every photo is a query against all others (closed set). With `open` or
+    `time`, the test part is also scored as the catalogue would see it: against a gallery of
+    the rest, each photo is "fish X" or "a new fish" at the card's threshold."""
     embedder = Embedder(model_path)
     card = embedder.card
     photos = read_metadata(metadata, root, crop) if metadata else read_labelled(_required(data_dir), crop)
-    tensors, kept, unreadable = [], [], []
-    for photo in photos:
-        try:
-            tensors.append(preprocess(photo.path, card.input, photo.bbox))
-            kept.append(photo)
-        except (OSError, SyntaxError, ValueError):
-            unreadable.append(str(photo.path))
-    vectors = np.concatenate(
-        [embedder.embed(np.stack(tensors[i : i + batch_size])) for i in range(0, len(tensors), batch_size)]
-    )
-    metrics = reid_metrics(vectors, [p.class_key(card.sides) for p in kept], [p.encounter for p in kept])
+    vectors, kept, unreadable = _embed(embedder, photos, batch_size)
+    labels = [p.class_key(card.sides) for p in kept]
+    open_set = None
+    if split is None:
+        metrics = reid_metrics(vectors, labels, [p.encounter for p in kept])
+    else:
+        gallery, test = split_photos(kept, split, test_fraction, seed, split_date)
+        index_of = {id(p): i for i, p in enumerate(kept)}
+        test_rows = [index_of[id(p)] for p in test]
+        gallery_rows = [index_of[id(p)] for p in gallery]
+        if not test_rows or not gallery_rows:
+            raise TrainingDataError(
+                f"--split {split} left an empty side: {len(gallery_rows)} gallery, "
+                f"{len(test_rows)} test photos. Check --split-date or the data."
+            )
+        metrics = reid_metrics(
+            vectors[test_rows], [labels[i] for i in test_rows], [kept[i].encounter for i in test_rows]
+        )
+        if split != "disjoint":
+            open_set = open_set_scores(
+                vectors[gallery_rows], [labels[i] for i in gallery_rows],
+                vectors[test_rows], [labels[i] for i in test_rows], card.threshold,
+            )  # fmt: skip
     return Evaluation(
         card.model_version,
         card.threshold,
@@ -57,7 +80,24 @@ def evaluate(
         unreadable,
         metrics,
         card.match_probability(card.threshold),
+        open_set,
     )
+
+
+def _embed(
+    embedder: Embedder, photos: list[LabelledPhoto], batch_size: int
+) -> tuple[np.ndarray, list[LabelledPhoto], list[str]]:
+    tensors, kept, unreadable = [], [], []
+    for photo in photos:
+        try:
+            tensors.append(preprocess(photo.path, embedder.card.input, photo.bbox))
+            kept.append(photo)
+        except (OSError, SyntaxError, ValueError):
+            unreadable.append(str(photo.path))
+    vectors = np.concatenate(
+        [embedder.embed(np.stack(tensors[i : i + batch_size])) for i in range(0, len(tensors), batch_size)]
+    )
+    return vectors, kept, unreadable
 
 
 def _required(data_dir: Path | None) -> Path:

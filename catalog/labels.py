@@ -82,6 +82,50 @@ def split_by_individual(
     return train, validation
 
 
+SPLITS = ("disjoint", "open", "time")
+
+
+def split_photos(
+    photos: list[LabelledPhoto],
+    mode: str,
+    test_fraction: float,
+    seed: int,
+    split_date: date | None = None,
+) -> tuple[list[LabelledPhoto], list[LabelledPhoto]]:
+    """Train/test split that matches how the catalogue is used; encounters never straddle it.
+
+    disjoint: the test individuals were never seen (the seed study's protocol).
+    open: some individuals are new, and the known ones come back in a later encounter.
+    time: everything before `split_date` trains, everything from it on tests ("next season")."""
+    if mode == "disjoint":
+        return split_by_individual(photos, test_fraction, seed)
+    if mode == "time":
+        if split_date is None:
+            raise TrainingDataError("--split time needs --split-date YYYY-MM-DD.")
+        before: list[LabelledPhoto] = []
+        after: list[LabelledPhoto] = []
+        for photo in photos:
+            if photo.taken_on is None:
+                raise TrainingDataError(f"--split time needs a date for every photo; {photo.path} has none.")
+            (before if photo.taken_on < split_date else after).append(photo)
+        return before, after
+    if mode != "open":
+        raise TrainingDataError(f"unknown split {mode!r}: use one of {', '.join(SPLITS)}.")
+    known, new = split_by_individual(photos, test_fraction / 2, seed)
+    train: list[LabelledPhoto] = []
+    test = list(new)
+    by_individual: dict[str, list[LabelledPhoto]] = {}
+    for photo in known:
+        by_individual.setdefault(photo.individual, []).append(photo)
+    for individual_photos in by_individual.values():
+        encounters = sorted({p.encounter for p in individual_photos})
+        # A known fish's last encounter comes back as a test sighting, when it has two or more.
+        returning = encounters[-1] if len(encounters) > 1 else None
+        train += [p for p in individual_photos if p.encounter != returning]
+        test += [p for p in individual_photos if p.encounter == returning]
+    return train, test
+
+
 # Identities that mean "nobody knows": such photos are only ever distractors.
 UNKNOWN_IDENTITIES = frozenset({"", "unknown", "-1", "nan", "none"})
 METADATA_REQUIRED = ("identity", "path")

@@ -167,3 +167,42 @@ def clustering_scores(truth: list[str], found: list[str]) -> ClusteringScores:
         members.setdefault(f, set()).add(t)
     wrong = sum(1 for m in members.values() if len(m) > 1)
     return ClusteringScores(precision, recall, f1, b_f1, len(truth_sizes), len(found_sizes), wrong)
+
+
+@dataclass(frozen=True)
+class OpenSetScores:
+    """The field's open-set balanced accuracies at one threshold."""
+
+    known_balanced_accuracy: float  # BAKS: test photos of gallery individuals named correctly
+    unknown_balanced_accuracy: float  # BAUS: test photos of new individuals called new
+    known_queries: int
+    unknown_queries: int
+
+
+def open_set_scores(
+    gallery: np.ndarray,
+    gallery_labels: list[str],
+    queries: np.ndarray,
+    query_labels: list[str],
+    threshold: float,
+) -> OpenSetScores:
+    """Each query is "individual X" (its nearest gallery photo, if under the threshold) or "new";
+    accuracies are averaged per individual, so common fish do not dominate."""
+    known_ids = set(gallery_labels)
+    per_individual: dict[tuple[bool, str], list[bool]] = {}
+    for vector, truth in zip(queries, query_labels, strict=True):
+        distances = np.sqrt(np.maximum(((gallery - vector) ** 2).sum(axis=1), 0.0))
+        nearest = int(np.argmin(distances))
+        decision = gallery_labels[nearest] if distances[nearest] < threshold else None
+        is_known = truth in known_ids
+        correct = decision == truth if is_known else decision is None
+        per_individual.setdefault((is_known, truth), []).append(correct)
+
+    def balanced(known: bool) -> tuple[float, int]:
+        groups = [np.mean(v) for (k, _), v in per_individual.items() if k == known]
+        count = sum(len(v) for (k, _), v in per_individual.items() if k == known)
+        return (float(np.mean(groups)) if groups else float("nan")), count
+
+    baks, n_known = balanced(True)
+    baus, n_unknown = balanced(False)
+    return OpenSetScores(baks, baus, n_known, n_unknown)

@@ -146,3 +146,54 @@ def test_evaluate_and_train_take_a_table(melops_like: Path, tmp_path: Path) -> N
                       photos_per_individual=2, validation_fraction=0.3))  # fmt: skip
     card = read_card(out)
     assert card.trained_on["dataset"] == "metadata.csv" and not card.trained_on["synthetic_only"]
+
+
+def test_open_split_holds_new_fish_and_returning_encounters(melops_like: Path) -> None:
+    from catalog.labels import split_photos
+
+    photos = [
+        p for p in read_metadata(melops_like / "metadata.csv") if not p.individual.startswith("unknown:")
+    ]
+    train, test = split_photos(photos, "open", 0.5, seed=0)
+    train_ids = {p.individual for p in train}
+    assert {p.individual for p in test} - train_ids, "no new fish in the test part"
+    assert {p.individual for p in test} & train_ids, "no known fish coming back"
+    assert not {p.encounter for p in train} & {p.encounter for p in test}
+
+
+def test_time_split_is_by_date_and_needs_one(melops_like: Path) -> None:
+    from datetime import date
+
+    from catalog.labels import split_photos
+
+    photos = read_metadata(melops_like / "metadata.csv")
+    before, after = split_photos(photos, "time", 0.3, 0, date(2020, 1, 1))
+    assert {p.taken_on.year for p in before if p.taken_on} == {2019}
+    assert {p.taken_on.year for p in after if p.taken_on} == {2020}
+    with pytest.raises(TrainingDataError, match="split-date"):
+        split_photos(photos, "time", 0.3, 0, None)
+
+
+def test_open_set_scores_by_hand() -> None:
+    from catalog.metrics import open_set_scores
+
+    gallery = np.array([[0.0, 0.0], [10.0, 0.0]])
+    queries = np.array([[0.1, 0.0], [9.0, 0.0], [5.0, 5.0], [0.2, 0.0]])
+    # A right, A-called-B wrong (B is at 1.0 < 2), new fish C called new, new fish D called A.
+    scores = open_set_scores(gallery, ["A", "B"], queries, ["A", "A", "C", "D"], threshold=2.0)
+    assert scores.known_balanced_accuracy == 0.5  # A: one of two right
+    assert scores.unknown_balanced_accuracy == 0.5  # C right, D wrong, averaged per fish
+    assert (scores.known_queries, scores.unknown_queries) == (2, 2)
+
+
+def test_evaluate_next_season_gives_open_set_scores(melops_like: Path) -> None:
+    from datetime import date
+
+    from catalog.evaluate import evaluate
+    from catalog.settings import DEFAULT_MODEL_PATH
+
+    result = evaluate(DEFAULT_MODEL_PATH, None, metadata=melops_like / "metadata.csv", split="time",
+                      split_date=date(2020, 1, 1))  # fmt: skip
+    assert result.open_set is not None
+    assert result.open_set.known_queries + result.open_set.unknown_queries == 20
+    assert 0.0 <= result.open_set.known_balanced_accuracy <= 1.0

@@ -6,6 +6,7 @@ import json
 import random
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from torch import nn
 
 from catalog.calibration import Calibration, fit_isotonic
 from catalog.errors import FinprintError, TrainingDataError
-from catalog.labels import LabelledPhoto, read_labelled, read_metadata, split_by_individual
+from catalog.labels import LabelledPhoto, read_labelled, read_metadata, split_photos
 from catalog.metrics import ReidMetrics, reid_metrics, threshold_at_false_match_rate
 from catalog.modelcard import EmbeddingSpec, InputSpec, ModelCard
 from catalog.synthetic import SYNTHETIC_MARKER
@@ -69,6 +70,9 @@ class TrainConfig:
     # A WildlifeDatasets-style table instead of (or besides) folders, and its paths' root.
     metadata: Path | None = None
     metadata_root: Path | None = None
+    # How validation photos are chosen: disjoint | open | time (see catalog.labels.split_photos).
+    split: str = "disjoint"
+    split_date: date | None = None
 
 
 @dataclass
@@ -118,7 +122,9 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
         photos.extend(read_metadata(config.metadata, config.metadata_root, config.crop))
     if not photos:
         raise TrainingDataError("no labelled photos: give DATA folders or --metadata TABLE.csv.")
-    train_photos, validation_photos = split_by_individual(photos, config.validation_fraction, config.seed)
+    train_photos, validation_photos = split_photos(
+        photos, config.split, config.validation_fraction, config.seed, config.split_date
+    )
     if len({p.individual for p in train_photos}) < 2:
         raise TrainingDataError("need at least 2 individuals to train on after the validation split.")
     spec = _input_spec(config)
