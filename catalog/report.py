@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -29,6 +30,11 @@ def format_value(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(format_value(v) for v in value)
     return str(value)
+
+
+def short_path(path: str | None) -> str:
+    """Survey folder and file name: enough to find a photo in a terminal-width table."""
+    return "-" if path is None else "/".join(Path(path).parts[-2:])
 
 
 def query_table(result: QueryResult, title: str | None = None) -> Table:
@@ -109,8 +115,8 @@ def _sighting_table(title: str, rows: list[dict[str, Any]]) -> Table:
             Text(who),
             format_value(row["distance"]),
             "-" if row.get("probability") is None else f"{row['probability']:.2f}",
-            Text(format_value(row["path"])),
-            Text(format_value(row["matched_path"])),
+            Text(short_path(row["path"])),
+            Text(short_path(row["matched_path"])),
         )
     if len(rows) > MAX_LISTED:
         table.add_row(f"... and {len(rows) - MAX_LISTED} more", "", "", "", "")
@@ -141,7 +147,7 @@ def history_report(individual: QueryResult, history: QueryResult) -> RenderableT
             Text(format_value(record["site"])),
             Text(format_value(record["camera"])),
             format_value(record["side"]),
-            Text(format_value(record["path"])),
+            Text(short_path(record["path"])),
             format_value(record["distance"]),
             record["status"],
         )
