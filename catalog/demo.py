@@ -8,7 +8,7 @@ from pathlib import Path
 
 from catalog.errors import FinprintError
 from catalog.metrics import ClusteringScores, clustering_scores
-from catalog.pipeline import ProgressCallback, RunResult, index
+from catalog.pipeline import ProgressCallback, RunResult, graph_directory, index
 from catalog.settings import Settings
 from catalog.store import QueryResult, Store
 from catalog.synthetic import GROUND_TRUTH_FILE, generate_archive, read_ground_truth
@@ -41,6 +41,7 @@ def prepare_demo_dir(demo_dir: Path) -> None:
             )
         shutil.rmtree(demo_dir / ARCHIVE_FOLDER, ignore_errors=True)
         (demo_dir / DEMO_DB).unlink(missing_ok=True)
+        shutil.rmtree(graph_directory(demo_dir / DEMO_DB), ignore_errors=True)
     demo_dir.mkdir(parents=True, exist_ok=True)
     (demo_dir / _MARKER).write_text("made by finprint demo\n", encoding="utf-8")
 

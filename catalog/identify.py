@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import hnswlib
 import numpy as np
@@ -50,6 +53,9 @@ class _Graph:
     individual_ids: list[str] = field(default_factory=list)
 
 
+MANIFEST_NAME = "manifest.json"
+
+
 class Identifier:
     """Holds the catalogue's embeddings per partition and decides who each new photo is."""
 
@@ -87,6 +93,64 @@ class Identifier:
         graph.index.add_items(np.asarray(vectors, dtype=np.float32), labels)
         graph.photo_ids.extend(photo_ids)
         graph.individual_ids.extend(individual_ids)
+
+    def save(self, directory: Path, model_version: str) -> None:
+        """Write every graph beside the catalogue; the manifest is replaced last, atomically, so a
+        kill leaves either the old graphs or the new ones, never a mix."""
+        directory.mkdir(parents=True, exist_ok=True)
+        token = uuid.uuid4().hex[:8]
+        partitions = []
+        for number, (key, graph) in enumerate(sorted(self._graphs.items())):
+            index_file, ids_file = f"p{number}-{token}.bin", f"p{number}-{token}.ids"
+            graph.index.save_index(str(directory / index_file))
+            (directory / ids_file).write_text("\n".join(graph.photo_ids), encoding="utf-8")
+            partitions.append(
+                {"key": key, "index": index_file, "ids": ids_file, "count": len(graph.photo_ids)}
+            )
+        manifest = {"model_version": model_version, "dim": self.dim, "partitions": partitions}
+        partial = directory / f"{MANIFEST_NAME}.{token}"
+        partial.write_text(json.dumps(manifest), encoding="utf-8")
+        partial.replace(directory / MANIFEST_NAME)
+        keep = {MANIFEST_NAME} | {p["index"] for p in partitions} | {p["ids"] for p in partitions}
+        for stale in directory.iterdir():
+            if stale.name not in keep:
+                stale.unlink(missing_ok=True)
+
+    def load(
+        self, directory: Path, model_version: str, owners: dict[str, dict[str, str]]
+    ) -> dict[str, list[str]]:
+        """Load saved graphs whose photos are all still catalogued (`owners`: partition -> photo ->
+        individual, from DuckDB, the source of truth); returns, per partition, the catalogued
+        photos the graph lacks and the caller must add. A partition that cannot be trusted is
+        left out, so it is rebuilt from DuckDB."""
+        missing = {key: sorted(photos) for key, photos in owners.items()}
+        try:
+            manifest = json.loads((directory / MANIFEST_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return missing
+        if manifest.get("model_version") != model_version or manifest.get("dim") != self.dim:
+            return missing
+        for entry in manifest.get("partitions", []):
+            key = entry.get("key")
+            if key not in owners:
+                continue
+            try:
+                photo_ids = (directory / entry["ids"]).read_text(encoding="utf-8").split("\n")
+                photo_ids = [p for p in photo_ids if p]
+                if len(photo_ids) != entry["count"] or not set(photo_ids) <= owners[key].keys():
+                    continue  # a photo in the graph is gone from the catalogue: rebuild this one
+                index = hnswlib.Index(space="l2", dim=self.dim)
+                index.load_index(
+                    str(directory / entry["index"]), max_elements=max(_INITIAL_CAPACITY, 2 * len(photo_ids))
+                )
+            except (OSError, RuntimeError, KeyError, ValueError):
+                continue
+            if index.get_current_count() != len(photo_ids):
+                continue
+            self._graphs[key] = _Graph(index, photo_ids, [owners[key][p] for p in photo_ids])
+            present = set(photo_ids)
+            missing[key] = [p for p in missing[key] if p not in present]
+        return missing
 
     def assign(self, partition: str, vector: np.ndarray) -> Assignment:
         """Nearest individual under the threshold, else new; doubtful cases get status review."""

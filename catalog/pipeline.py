@@ -76,6 +76,11 @@ class _Decoded:
     exif: ExifFacts
 
 
+def graph_directory(db_path: Path) -> Path:
+    """Where the HNSW graphs of a catalogue are kept: beside it, named after it."""
+    return db_path.with_name(db_path.name + ".hnsw")
+
+
 def find_files(roots: Iterable[Path]) -> list[tuple[Path, FoundFile]]:
     """Every image file under the roots, with the root it was found under."""
     found: list[tuple[Path, FoundFile]] = []
@@ -117,17 +122,18 @@ class _Catalogue:
         self.identifier = Identifier(
             card.embedding.dim, threshold, settings.review_band_fraction, settings.neighbours_k
         )
-        catalogued, vectors = store.catalogued_photos(card.model_version)
-        by_partition: dict[str, list[int]] = {}
-        for i, photo in enumerate(catalogued):
-            by_partition.setdefault(partition_key(photo.side, photo.crop, self.sides_split), []).append(i)
-        for key, rows in by_partition.items():
-            self.identifier.add(
-                key,
-                [catalogued[i].photo_id for i in rows],
-                [catalogued[i].individual_id for i in rows],
-                vectors[rows],
-            )
+        # DuckDB is the source of truth for who each photo is; the saved graphs only spare
+        # re-reading every vector each night, and are extended or rebuilt when they lag behind.
+        owners: dict[str, dict[str, str]] = {}
+        for photo in store.catalogued_photos(card.model_version):
+            key = partition_key(photo.side, photo.crop, self.sides_split)
+            owners.setdefault(key, {})[photo.photo_id] = photo.individual_id
+        self.graph_dir = graph_directory(settings.db_path)
+        missing = self.identifier.load(self.graph_dir, card.model_version, owners)
+        for key, photo_ids in missing.items():
+            if photo_ids:
+                vectors = store.vectors_for(photo_ids, card.model_version)
+                self.identifier.add(key, photo_ids, [owners[key][p] for p in photo_ids], vectors)
         self.known_ids = store.known_photo_ids()
         self.next_number = store.next_individual_number()
         self.path_pattern = path_pattern
@@ -228,6 +234,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
             done += len(decoded) + len(failures)
             if on_progress:
                 on_progress(done, len(todo))
+        catalogue.identifier.save(catalogue.graph_dir, card.model_version)
         prefixes = [str(root) if root.is_file() else os.path.join(str(root), "") for root in roots]
         result.paths_missing = store.mark_missing(prefixes, {str(f.path) for _, f in found})
         seconds["total"] = time.perf_counter() - started

@@ -336,18 +336,26 @@ class Store:
         row = self._con.execute("SELECT coalesce(max(number), 0) + 1 FROM individuals").fetchone()
         return int(row[0]) if row else 1
 
-    def catalogued_photos(self, model_version: str) -> tuple[list[CataloguedPhoto], np.ndarray]:
-        """Every identified photo with its embedding under `model_version`."""
+    def catalogued_photos(self, model_version: str) -> list[CataloguedPhoto]:
+        """Every identified photo that has an embedding under `model_version` (no vectors)."""
         rows = self._con.execute(
-            "SELECT p.photo_id, s.individual_id, p.side, p.crop, e.vector FROM photos p "
+            "SELECT p.photo_id, s.individual_id, p.side, p.crop FROM photos p "
             "JOIN sightings s USING (photo_id) "
             "JOIN embeddings e ON e.photo_id = p.photo_id AND e.model_version = ? "
             "ORDER BY p.photo_id",
             [model_version],
         ).fetchall()
-        photos = [CataloguedPhoto(r[0], r[1], r[2], r[3]) for r in rows]
-        vectors = np.asarray([r[4] for r in rows], dtype=np.float32)
-        return photos, vectors
+        return [CataloguedPhoto(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def vectors_for(self, photo_ids: list[str], model_version: str) -> np.ndarray:
+        """The embeddings of these photos, in the order given."""
+        rows = self._con.execute(
+            "SELECT photo_id, vector FROM embeddings "
+            "WHERE model_version = $m AND list_contains($ids, photo_id)",
+            {"m": model_version, "ids": photo_ids},
+        ).fetchall()
+        by_id = {photo_id: vector for photo_id, vector in rows}
+        return np.asarray([by_id[p] for p in photo_ids], dtype=np.float32)
 
     # -- writes -----------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from catalog.identify import Identifier, partition_key
@@ -77,3 +79,30 @@ def test_a_chain_of_near_photos_is_matched_but_sent_to_review() -> None:
     assert decision.individual_id == "FP-A" and decision.status == "review"
     compact = ident.assign("p", np.array([0.4, 0.1], dtype=np.float32))
     assert compact.status == "matched"
+
+
+def test_saved_graphs_load_and_extend(tmp_path: Path) -> None:
+    vectors = np.random.default_rng(1).normal(size=(50, 4)).astype(np.float32)
+    first = Identifier(dim=4, distance_threshold=0.5, review_band_fraction=0.1, neighbours_k=3)
+    first.add("p", [f"ph{i}" for i in range(40)], [f"FP-{i}" for i in range(40)], vectors[:40])
+    first.save(tmp_path, "model-a")
+    # DuckDB says: 50 photos now, and a person renamed nothing but merged FP-1 into FP-0.
+    owners = {"p": {f"ph{i}": ("FP-0" if i == 1 else f"FP-{i}") for i in range(50)}}
+    second = Identifier(dim=4, distance_threshold=0.5, review_band_fraction=0.1, neighbours_k=3)
+    missing = second.load(tmp_path, "model-a", owners)
+    assert missing == {"p": sorted(f"ph{i}" for i in range(40, 50))}
+    assert second.assign("p", vectors[1]).individual_id == "FP-0"  # owners come from DuckDB
+
+
+def test_saved_graphs_of_another_model_or_a_lost_photo_are_not_used(tmp_path: Path) -> None:
+    vectors = np.random.default_rng(2).normal(size=(10, 4)).astype(np.float32)
+    saved = Identifier(dim=4, distance_threshold=0.5, review_band_fraction=0.1, neighbours_k=3)
+    saved.add("p", [f"ph{i}" for i in range(10)], [f"FP-{i}" for i in range(10)], vectors)
+    saved.save(tmp_path, "model-a")
+    owners = {"p": {f"ph{i}": f"FP-{i}" for i in range(10)}}
+    other_model = Identifier(dim=4, distance_threshold=0.5, review_band_fraction=0.1, neighbours_k=3)
+    assert len(other_model.load(tmp_path, "model-b", owners)["p"]) == 10
+    del owners["p"]["ph3"]
+    lost_photo = Identifier(dim=4, distance_threshold=0.5, review_band_fraction=0.1, neighbours_k=3)
+    assert len(lost_photo.load(tmp_path, "model-a", owners)["p"]) == 9
+    assert len(lost_photo) == 0

@@ -54,6 +54,8 @@ def test_new_night_adds_only_new_photos_and_keeps_ids(survey_archive: Path, tmp_
         night_one = {row[0]: row[1] for row in photo_rows(store, ExportFilter()).rows}
     for folder in folders[3:]:
         shutil.copytree(folder, archive / folder.name)
+    graphs = settings.db_path.with_name(settings.db_path.name + ".hnsw")
+    assert (graphs / "manifest.json").is_file()  # night two extends the saved graphs
     second = index(settings, [archive])
     assert second.files_unchanged == first.photos_new
     assert second.photos_new > 0 and second.matched > 0
