@@ -80,10 +80,13 @@ def _parity(model: nn.Module, card: ModelCard, out_path: Path) -> float:
     session = ort.InferenceSession(str(out_path), providers=["CPUExecutionProvider"])
     (actual,) = session.run([OUTPUT_NAME], {INPUT_NAME: probe.numpy()})
     difference = float(np.max(np.abs(expected - actual)))
-    if not difference <= PARITY_TOLERANCE:
+    # 1e-4 is absolute for unit vectors; an unnormalised output (the seed recipe's) is held to
+    # the same relative precision, since float32 rounding grows with the values' size.
+    tolerance = PARITY_TOLERANCE * max(1.0, float(np.max(np.abs(expected))))
+    if not difference <= tolerance:
         out_path.unlink(missing_ok=True)
         raise FinprintError(
             f"{out_path}: ONNX export disagrees with torch (max difference {difference:.2e} > "
-            f"{PARITY_TOLERANCE:.0e}); the file was removed. Report this with the backbone used."
+            f"{tolerance:.1e}); the file was removed. Report this with the backbone used."
         )
     return difference
