@@ -11,7 +11,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from benchtable import measures_table
+from benchtable import bench_console, measures_table
 from rich.console import Console
 
 from catalog.errors import FinprintError
@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--sets", default="nyala,zebra_rapid,lions,att_faces,fs48_train")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    console = Console()
+    console = bench_console()
     quiet = Console(file=open("/dev/null", "w"))  # noqa: SIM115
     columns: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory() as scratch:

@@ -14,8 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchtable import measures_table
-from rich.console import Console
+from benchtable import bench_console, measures_table
 
 from catalog.errors import FinprintError
 from catalog.metrics import clustering_scores
@@ -78,7 +77,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     parser.add_argument("--sets", default="nyala,zebra_rapid,lions,fs48_train,att_faces")
     args = parser.parse_args()
-    console = Console()
+    console = bench_console()
     names = [n for n in args.sets.split(",") if (SHARED / n / "labels.csv").is_file()]
     if not names:
         console.print(f"No shared data sets under {SHARED}: nothing to measure.")

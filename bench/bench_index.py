@@ -16,9 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from benchtable import measures_table
+from benchtable import bench_console, measures_table
 from PIL import Image
-from rich.console import Console
 
 from catalog.embed import Embedder
 from catalog.pipeline import index
@@ -113,7 +112,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=300, help="photos per folder")
     parser.add_argument("--rerun-photos", type=int, default=10_000, help="0 to skip the rerun test")
     args = parser.parse_args()
-    console = Console()
+    console = bench_console()
     embedder = Embedder(DEFAULT_MODEL_PATH)
     columns: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory() as scratch:

@@ -12,7 +12,7 @@ import resource
 import time
 
 import numpy as np
-from rich.console import Console
+from benchtable import bench_console
 from rich.table import Table
 
 from catalog.identify import Identifier
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--new", type=int, default=10_000)
     parser.add_argument("--dim", type=int, default=128)
     args = parser.parse_args()
-    console = Console()
+    console = bench_console()
     table = Table(title=f"HNSW identification at scale (dim {args.dim}, {args.new} new photos)")
     for column in ("catalogue", "build s", "peak RSS GB", "recall@10", "assign new s", "exact search s"):
         table.add_column(column, justify="right")

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
+from rich.console import Console
 from rich.table import Table
+
+
+def bench_console() -> Console:
+    """A terminal's own width, or a wide one when the table goes to a file or a CI log."""
+    return Console() if sys.stdout.isatty() else Console(width=180)
 
 
 def measures_table(title: str, columns: dict[str, dict[str, str]]) -> Table:
