@@ -93,5 +93,16 @@ class ReadOnlyQuery(FinprintError):
         )
 
 
+class CatalogueWriteError(FinprintError):
+    """The catalogue file could not be written (disk full, read-only folder, lost drive)."""
+
+    def __init__(self, db_path: Path | str, detail: str) -> None:
+        super().__init__(
+            f"{db_path}: could not write the catalogue ({detail}). Nothing of the batch in hand was "
+            "written and every finished batch is kept. Free disk space, or make the folder writable, "
+            "then run the same command again."
+        )
+
+
 class TrainingDataError(FinprintError):
     """Labelled training data that cannot be used as given."""

@@ -84,7 +84,10 @@ def walk(root: Path) -> Iterator[FoundFile]:
             try:
                 file_stat = path.stat()
             except OSError:
-                continue  # vanished or dangling link: nothing to catalogue
+                # A dangling link, or a file gone since the folder was listed: reading it will
+                # fail, and that failure is recorded with its reason like any other bad file.
+                yield FoundFile(path, -1, 0)
+                continue
             yield FoundFile(path, file_stat.st_size, file_stat.st_mtime_ns)
 
 

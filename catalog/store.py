@@ -6,7 +6,7 @@ import json
 import re
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from catalog.errors import CatalogueBusy, CatalogueNotFound, FinprintError, ReadOnlyQuery
+from catalog.errors import CatalogueBusy, CatalogueNotFound, CatalogueWriteError, FinprintError, ReadOnlyQuery
 
 
 def sql_dir() -> Path:
@@ -169,10 +169,15 @@ class Store:
         self._con.execute("BEGIN TRANSACTION")
         try:
             yield
-        except BaseException:
-            self._con.execute("ROLLBACK")
+            self._con.execute("COMMIT")
+        except BaseException as failure:
+            # The connection may be unusable (disk full); DuckDB then drops the transaction itself.
+            with suppress(duckdb.Error):
+                self._con.execute("ROLLBACK")
+            # A full disk or a read-only folder surfaces as an I/O error, or as a failed commit.
+            if isinstance(failure, duckdb.IOException | duckdb.TransactionException):
+                raise CatalogueWriteError(self.db_path, str(failure).splitlines()[0]) from failure
             raise
-        self._con.execute("COMMIT")
 
     def close(self) -> None:
         self._con.close()

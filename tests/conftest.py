@@ -36,3 +36,17 @@ def retag_model(source: Path, target: Path, model_version: str) -> None:
             body["model_version"] = model_version
             prop.value = json.dumps(body)
     onnx.save(proto, str(target))
+
+
+@pytest.fixture(scope="session")
+def decided_catalogue(
+    survey_archive: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, list[Path]]:
+    """A catalogue of the first two surveys, and the folders of the first three (one night more)."""
+    from catalog.pipeline import index
+    from catalog.settings import Settings
+
+    folders = sorted(p for p in survey_archive.iterdir() if p.is_dir())
+    db = tmp_path_factory.mktemp("decided") / "c.duckdb"
+    index(Settings(db_path=db), folders[:2])
+    return db, folders[:3]

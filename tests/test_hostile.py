@@ -122,3 +122,68 @@ def test_file_deleted_during_the_run_is_an_error_not_a_crash(tmp_path: Path) -> 
     gone = FoundFile(tmp_path / "vanished.jpg", 1000, 1)
     outcome = _decode_one(tmp_path, gone, read_card(DEFAULT_MODEL_PATH), {"decode": 0.0})
     assert isinstance(outcome, PhotoError) and "vanished.jpg" in outcome.path
+
+
+def test_dangling_link_is_an_error_row(tmp_path: Path) -> None:
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    _fish_photo(7).save(folder / "fine.jpg")
+    os.symlink(tmp_path / "gone.jpg", folder / "dangling.jpg")
+    result = index(Settings(db_path=tmp_path / "c.duckdb"), [folder])
+    assert [Path(e.path).name for e in result.errors] == ["dangling.jpg"]
+    assert result.photos_new == 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_unreadable_file_is_an_error_row(tmp_path: Path) -> None:
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    _fish_photo(8).save(folder / "locked.jpg")
+    (folder / "locked.jpg").chmod(0)
+    result = index(Settings(db_path=tmp_path / "c.duckdb"), [folder])
+    assert [Path(e.path).name for e in result.errors] == ["locked.jpg"]
+
+
+def test_fifty_thousand_files_in_one_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "sd-card-dump"
+    folder.mkdir()
+    for n in range(49_990):
+        (folder / f"DSC{n:05d}.JPG").touch()  # a card that was never written to the end
+    for n in range(10):
+        _fish_photo(100 + n).save(folder / f"fish{n}.jpg")
+    result = index(Settings(db_path=tmp_path / "c.duckdb", batch_size=256), [folder])
+    assert result.files_seen == 50_000
+    assert result.photos_new == 10 and len(result.errors) == 49_990
+    with Store.open(tmp_path / "c.duckdb", read_only=True) as store:
+        assert len(store.query("run_errors", run_id=result.run_id).rows) == 49_990
+
+
+def test_disk_full_stops_cleanly_and_the_rerun_completes(survey_archive: Path, tmp_path: Path) -> None:
+    """The write limit of a process (RLIMIT_FSIZE) stands in for a full disk."""
+    db = tmp_path / "c.duckdb"
+    first_folder = sorted(p for p in survey_archive.iterdir() if p.is_dir())[0]
+    index(Settings(db_path=db), [first_folder])
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))\n"
+        f"sys.argv = ['finprint', 'index', {str(survey_archive)!r}, '--db', {str(db)!r}, '--quiet']\n"
+        "from catalog.cli import main\n"
+        "main()\n"
+    )
+    full = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert full.returncode == 1, full.stderr
+    assert "could not write the catalogue" in full.stderr and "Free disk space" in full.stderr
+    counts = (
+        "SELECT (SELECT count(*) FROM photos), (SELECT count(*) FROM sightings), "
+        "(SELECT count(*) FROM photo_paths)"
+    )
+    with Store.open(db, read_only=True) as store:
+        photos, sightings, paths = store.read_only_sql(counts).rows[0]
+    assert photos == sightings == paths  # no half-written batch
+    rerun = subprocess.run([sys.executable, "-m", "catalog", "index", str(survey_archive), "--db", str(db),
+                            "--quiet"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    with Store.open(db, read_only=True) as store:
+        photos, sightings, paths = store.read_only_sql(counts).rows[0]
+    assert photos == sightings == paths == sum(1 for _ in survey_archive.rglob("*.jpg"))

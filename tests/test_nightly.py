@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 
 from catalog.errors import FinprintError, ModelMismatch
@@ -114,19 +115,35 @@ def test_second_writer_is_refused_at_once_naming_the_holder(tmp_path: Path, surv
     assert time.monotonic() - started < 30
 
 
-def test_killed_runs_resume_to_the_same_catalogue(survey_archive: Path, tmp_path: Path) -> None:
-    def command(db: Path) -> list[str]:
-        return [sys.executable, "-m", "catalog", "index", str(survey_archive), "--db", str(db),
-                "--batch-size", "4", "--workers", "1", "--quiet"]  # fmt: skip
+@pytest.fixture(scope="module")
+def larger_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About 500 photos: long enough to be killed at ten different moments."""
+    from catalog.synthetic import generate_archive
 
+    root = tmp_path_factory.mktemp("larger")
+    generate_archive(root, n_individuals=60, n_surveys=8, seed=21)
+    return root
+
+
+def test_ten_kills_then_a_rerun_give_the_uninterrupted_catalogue(
+    larger_archive: Path, tmp_path: Path
+) -> None:
+    def command(db: Path) -> list[str]:
+        return [sys.executable, "-m", "catalog", "index", str(larger_archive), "--db", str(db),
+                "--batch-size", "16", "--quiet"]  # fmt: skip
+
+    photo_count = sum(1 for _ in larger_archive.rglob("*.jpg"))
+    assert photo_count >= 400
     reference = tmp_path / "reference.duckdb"
     started = time.monotonic()
-    subprocess.run(command(reference), check=True, timeout=600)
+    subprocess.run(command(reference), check=True, timeout=600, capture_output=True)
     duration = time.monotonic() - started
     db = tmp_path / "killed.duckdb"
-    for fraction in (0.5, 0.6, 0.7, 0.8):
+    rng = np.random.default_rng(5)
+    # Each rerun has less left to do, so the kills come earlier and earlier in a run.
+    for fraction in sorted(rng.uniform(0.2, 0.9, 10), reverse=True):
         process = subprocess.Popen(command(db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(duration * fraction)
+        time.sleep(duration * fraction * 0.6)
         process.send_signal(signal.SIGKILL)
         process.wait()
     finished = subprocess.run(command(db), capture_output=True, text=True, timeout=600)
@@ -134,8 +151,13 @@ def test_killed_runs_resume_to_the_same_catalogue(survey_archive: Path, tmp_path
     assert _catalogue_rows(db) == _catalogue_rows(reference)
     with Store.open(db, read_only=True) as store:
         statuses = [row[0] for row in store.read_only_sql("SELECT status FROM runs ORDER BY run_id").rows]
-    assert "interrupted" in statuses, "no kill landed mid-run: the test proved nothing"
+        duplicates = store.read_only_sql(
+            "SELECT count(*) - count(DISTINCT photo_id) FROM sightings UNION ALL "
+            "SELECT count(*) - count(DISTINCT path) FROM photo_paths"
+        ).rows
+    assert statuses.count("interrupted") >= 5, statuses
     assert statuses[-1] == "finished"
+    assert duplicates == [(0,), (0,)]
 
 
 def test_json_summary_and_log_for_cron(survey_archive: Path, tmp_path: Path) -> None:

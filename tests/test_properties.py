@@ -62,3 +62,62 @@ def test_every_photo_belongs_to_exactly_one_individual(seed: int, count: int, th
         owner[str(i)] = individual
         identifier.add("p", [str(i)], [individual], vector[None, :])
     assert len(owner) == count == len(identifier)
+
+
+@settings(deadline=None, max_examples=8)
+@given(actions=st.lists(st.tuples(st.sampled_from(["confirm", "reject", "merge", "split", "rename"]),
+                                  st.integers(0, 10_000)), min_size=1, max_size=4))  # fmt: skip
+def test_human_decisions_survive_reruns(actions: list[tuple[str, int]], decided_catalogue: tuple) -> None:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from catalog import decisions
+    from catalog.errors import FinprintError
+    from catalog.pipeline import index
+    from catalog.settings import Settings
+    from catalog.store import Store
+
+    source_db, folders = decided_catalogue
+    with tempfile.TemporaryDirectory() as scratch:
+        db = Path(scratch) / "c.duckdb"
+        shutil.copy(source_db, db)
+        with Store.open(db) as store:
+            individuals = [
+                row[0] for row in store.read_only_sql("SELECT individual_id FROM individuals ORDER BY 1").rows
+            ]
+            for action, pick in actions:
+                who = individuals[pick % len(individuals)]
+                photos = store.photos_of(who)
+                try:
+                    if action == "confirm" and photos:
+                        decisions.confirm(store, [photos[0]], "hypothesis")
+                    elif action == "reject" and photos:
+                        decisions.reject(store, [photos[0]], "hypothesis")
+                    elif action == "merge":
+                        decisions.merge(store, individuals[(pick + 1) % len(individuals)], who, "hypothesis")
+                    elif action == "split" and len(photos) > 1:
+                        decisions.split(store, who, photos[:1], "hypothesis")
+                    elif action == "rename":
+                        decisions.rename(store, who, f"tag {pick}", "hypothesis")
+                except FinprintError:
+                    pass  # e.g. merging an individual into itself: refused, nothing changed
+            before = store.read_only_sql(
+                "SELECT photo_id, individual_id, status FROM sightings ORDER BY 1"
+            ).rows
+            names = store.read_only_sql(
+                "SELECT individual_id, name, merged_into FROM individuals ORDER BY 1"
+            ).rows
+        index(Settings(db_path=db), folders)  # the same night again, and the next night
+        with Store.open(db, read_only=True) as store:
+            after = store.read_only_sql(
+                "SELECT photo_id, individual_id, status FROM sightings ORDER BY 1"
+            ).rows
+            assert (
+                store.read_only_sql(
+                    "SELECT individual_id, name, merged_into FROM individuals ORDER BY 1"
+                ).rows[: len(names)]
+                == names
+            )
+    decided = {row[0]: row for row in before}
+    assert all(decided[row[0]] == row for row in after if row[0] in decided)
