@@ -187,3 +187,17 @@ def test_disk_full_stops_cleanly_and_the_rerun_completes(survey_archive: Path, t
     with Store.open(db, read_only=True) as store:
         photos, sightings, paths = store.read_only_sql(counts).rows[0]
     assert photos == sightings == paths == sum(1 for _ in survey_archive.rglob("*.jpg"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_catalogue_folder_is_a_clear_error(tmp_path: Path) -> None:
+    from catalog.errors import FinprintError
+
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    _fish_photo(9).save(folder / "fish.jpg")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    with pytest.raises(FinprintError, match="locked"):
+        index(Settings(db_path=locked / "c.duckdb"), [folder])
