@@ -67,9 +67,14 @@ class Identifier:
         self.review_band_fraction = review_band_fraction
         self.neighbours_k = neighbours_k
         self._graphs: dict[str, _Graph] = {}
+        self._tonight: set[str] = set()
 
     def __len__(self) -> int:
         return sum(len(g.photo_ids) for g in self._graphs.values())
+
+    def mark_new(self, individual_id: str) -> None:
+        """An individual created in this run: it is joined by average linkage (see `assign`)."""
+        self._tonight.add(individual_id)
 
     def add(
         self, partition: str, photo_ids: list[str], individual_ids: list[str], vectors: np.ndarray
@@ -168,6 +173,13 @@ class Identifier:
             distances_to.setdefault(individual, []).append(distance)
             if individual not in best or distance < best[individual][0]:
                 best[individual] = (distance, graph.photo_ids[int(label)])
+        # An individual first seen tonight is joined by average linkage (mean distance to its
+        # photos among the neighbours), not by its nearest photo: single linkage would chain
+        # look-alikes photographed tonight (A~B, B~C) into one fish before anyone could check.
+        # A night-wide clustering (mutual neighbours) would have to wait for the last photo,
+        # breaking the one-transaction-per-batch crash safety; this decides photo by photo.
+        for individual in best.keys() & self._tonight:
+            best[individual] = (float(np.mean(distances_to[individual])), best[individual][1])
         ranked = sorted(best.items(), key=lambda item: item[1][0])
         first_id, (first_distance, first_photo) = ranked[0]
         second_id, second_distance = (ranked[1][0], ranked[1][1][0]) if len(ranked) > 1 else (None, None)

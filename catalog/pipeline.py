@@ -152,6 +152,7 @@ class _Catalogue:
             )
             self.next_number += 1
             result.individuals_new += 1
+            self.identifier.mark_new(individual_id)
         else:
             result.matched += 1
         result.review += decision.status == "review"

@@ -106,3 +106,16 @@ def test_saved_graphs_of_another_model_or_a_lost_photo_are_not_used(tmp_path: Pa
     lost_photo = Identifier(dim=4, distance_threshold=0.5, review_band_fraction=0.1, neighbours_k=3)
     assert len(lost_photo.load(tmp_path, "model-a", owners)["p"]) == 9
     assert len(lost_photo) == 0
+
+
+def test_a_fish_first_seen_tonight_is_joined_by_average_linkage() -> None:
+    ident = Identifier(dim=2, distance_threshold=1.0, review_band_fraction=0.1, neighbours_k=5)
+    ident.add("p", ["a", "b"], ["FP-NEW", "FP-NEW"], np.array([[0, 0], [0.9, 0]], dtype=np.float32))
+    ident.mark_new("FP-NEW")
+    # 0.8 from b but 1.7 from a: mean 1.25 over the threshold, so not silently the same fish.
+    drifting = ident.assign("p", np.array([1.7, 0], dtype=np.float32))
+    assert drifting.individual_id is None
+    # The same photo joins an established individual on its nearest photo (then flagged).
+    old = Identifier(dim=2, distance_threshold=1.0, review_band_fraction=0.1, neighbours_k=5)
+    old.add("p", ["a", "b"], ["FP-OLD", "FP-OLD"], np.array([[0, 0], [0.9, 0]], dtype=np.float32))
+    assert old.assign("p", np.array([1.7, 0], dtype=np.float32)).individual_id == "FP-OLD"
