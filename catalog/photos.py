@@ -49,6 +49,9 @@ class PathFields:
     camera: str | None
     side: str | None
     crop: str | None
+    # From the pattern's {encounter}: a folder holding photos of ONE fish seen once (both flanks,
+    # head and body), so its catalogue entries can be linked automatically.
+    encounter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ class PathPattern:
     pattern is matched against the path below the archive root; the file name may be left out.
     """
 
-    FIELDS = ("date", "site", "camera", "side", "crop", "skip")
+    FIELDS = ("date", "site", "camera", "side", "crop", "encounter", "skip")
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
@@ -168,6 +171,7 @@ class PathPattern:
             groups.get("camera"),
             _SIDE_TOKENS.get((groups.get("side") or "").lower()),
             _CROP_TOKENS.get((groups.get("crop") or "").lower()),
+            groups.get("encounter"),
         )
 
 
@@ -189,6 +193,8 @@ def parse_path_fields(path: Path, root: Path, pattern: PathPattern | None = None
         from_pattern.camera or by_convention.camera,
         from_pattern.side or by_convention.side,
         from_pattern.crop or by_convention.crop,
+        # Scoped to the folder above it, so "fish1" on two days are two encounters.
+        f"{path.parent.parent}/{from_pattern.encounter}" if from_pattern.encounter else None,
     )
 
 

@@ -63,6 +63,7 @@ class RunResult:
     errors: list[PhotoError] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    links_made: int = 0
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,8 @@ class _Catalogue:
         self.next_number = store.next_individual_number()
         self.path_pattern = path_pattern
         self.card = card
+        # encounter -> the catalogue entries its photos went to, by (side, crop)
+        self.encounters: dict[str, dict[tuple[str | None, str | None], set[str]]] = {}
 
     def identify(self, item: _Decoded, vector: np.ndarray, batch: Batch, result: RunResult) -> None:
         """Decide who the photo shows and add its rows to the batch."""
@@ -157,6 +160,9 @@ class _Catalogue:
             result.matched += 1
         result.review += decision.status == "review"
         self.identifier.add(key, [item.photo_id], [individual_id], vector[None, :])
+        if fields.encounter is not None:
+            views = self.encounters.setdefault(fields.encounter, {})
+            views.setdefault((fields.side, fields.crop), set()).add(individual_id)
         exif = item.exif
         found = item.found
         batch.photos.append(
@@ -236,6 +242,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
             if on_progress:
                 on_progress(done, len(todo))
         catalogue.identifier.save(catalogue.graph_dir, card.model_version)
+        result.links_made = _link_encounters(store, catalogue.encounters)
         prefixes = [str(root) if root.is_file() else os.path.join(str(root), "") for root in roots]
         result.paths_missing = store.mark_missing(prefixes, {str(f.path) for _, f in found})
         seconds["total"] = time.perf_counter() - started
@@ -251,6 +258,28 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
             seconds,
         )
     return result
+
+
+def _link_encounters(
+    store: Store, encounters: dict[str, dict[tuple[str | None, str | None], set[str]]]
+) -> int:
+    """Link the catalogue entries of each encounter (one fish: its flanks and crops), recorded as
+    undoable decisions. An encounter whose photos of one view went to two entries holds two
+    fish or a wrong match, so nothing in it is linked."""
+    from catalog.decisions import link
+
+    made = 0
+    for encounter, views in sorted(encounters.items()):
+        if any(len(entries) > 1 for entries in views.values()):
+            continue
+        entries = sorted({entry for view in views.values() for entry in view})
+        for other in entries[1:]:
+            try:
+                link(store, entries[0], other, f"automatic: both in encounter {encounter}")
+                made += 1
+            except FinprintError:
+                pass  # already linked
+    return made
 
 
 @dataclass

@@ -187,3 +187,41 @@ def test_unfinished_reindex_blocks_indexing(survey_archive: Path, tmp_path: Path
         con.execute("INSERT INTO embeddings SELECT photo_id, 'half0000done', vector FROM embeddings LIMIT 2")
     with pytest.raises(FinprintError, match="reindex"):
         index(settings, [archive])
+
+
+def test_flanks_photographed_in_one_encounter_are_linked(tmp_path: Path) -> None:
+    from catalog.synthetic import make_fish, photograph
+
+    rng = np.random.default_rng(3)
+    survey = tmp_path / "archive" / "2024-06-03_Hille"
+    for number in range(3):
+        fish = make_fish(f"e{number}", 900 + number)
+        folder = survey / f"fish{number}"
+        folder.mkdir(parents=True)
+        for side in ("left", "right"):
+            photograph(fish, side, "body", rng).save(folder / f"IMG_{side}_body.jpg")
+    crowded = survey / "two-fish"
+    crowded.mkdir()
+    for number in (7, 8):
+        photograph(make_fish(f"c{number}", 950 + number), "left", "body", rng).save(
+            crowded / f"IMG{number}_left.jpg"
+        )
+    settings = Settings(db_path=tmp_path / "c.duckdb", path_pattern="{date}_{site}/{encounter}/*")
+    result = index(settings, [tmp_path / "archive"])
+    assert result.links_made == 3
+    with Store.open(settings.db_path, read_only=True) as store:
+        decisions_made = store.query("decisions").rows
+        left = store.read_only_sql(
+            "SELECT s.individual_id FROM sightings s JOIN photo_paths pp USING (photo_id) "
+            "WHERE pp.path LIKE '%fish0/IMG_left_body.jpg'"
+        ).rows[0][0]
+        assert {row[-1] for row in store.query("history", individual_id=left).rows} == set(
+            store.fish_members(left)
+        ) and len(store.fish_members(left)) == 2
+        crowded = store.read_only_sql(
+            "SELECT s.individual_id FROM sightings s JOIN photo_paths pp USING (photo_id) "
+            "WHERE pp.path LIKE '%two-fish%'"
+        ).rows
+        # Two fish in one folder: no link, whatever they were identified as.
+        assert all(store.fish_members(row[0]) == [row[0]] for row in crowded)
+    assert all("automatic" in row[7] for row in decisions_made)
