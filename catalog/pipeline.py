@@ -135,6 +135,9 @@ class _Catalogue:
             if photo_ids:
                 vectors = store.vectors_for(photo_ids, card.model_version)
                 self.identifier.add(key, photo_ids, [owners[key][p] for p in photo_ids], vectors)
+        # A killed night resumed must decide exactly as if it had not been killed.
+        for individual_id in store.individuals_since_last_finished_run():
+            self.identifier.mark_new(individual_id)
         self.known_ids = store.known_photo_ids()
         self.next_number = store.next_individual_number()
         self.path_pattern = path_pattern

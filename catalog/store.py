@@ -337,6 +337,15 @@ class Store:
     def known_photo_ids(self) -> set[str]:
         return {row[0] for row in self._con.execute("SELECT photo_id FROM photos").fetchall()}
 
+    def individuals_since_last_finished_run(self) -> list[str]:
+        """Individuals created by this run or by runs killed since the last finished one: the
+        night in progress, however many times it was interrupted."""
+        rows = self._con.execute(
+            "SELECT individual_id FROM individuals WHERE created_run > "
+            "(SELECT coalesce(max(run_id), 0) FROM runs WHERE status = 'finished') ORDER BY 1"
+        ).fetchall()
+        return [row[0] for row in rows]
+
     def next_individual_number(self) -> int:
         row = self._con.execute("SELECT coalesce(max(number), 0) + 1 FROM individuals").fetchone()
         return int(row[0]) if row else 1

@@ -130,22 +130,31 @@ def test_ten_kills_then_a_rerun_give_the_uninterrupted_catalogue(
 ) -> None:
     def command(db: Path) -> list[str]:
         return [sys.executable, "-m", "catalog", "index", str(larger_archive), "--db", str(db),
-                "--batch-size", "16", "--quiet"]  # fmt: skip
+                "--batch-size", "16", "--workers", "1", "--quiet"]  # fmt: skip
 
-    photo_count = sum(1 for _ in larger_archive.rglob("*.jpg"))
-    assert photo_count >= 400
+    assert sum(1 for _ in larger_archive.rglob("*.jpg")) >= 400
     reference = tmp_path / "reference.duckdb"
-    started = time.monotonic()
     subprocess.run(command(reference), check=True, timeout=600, capture_output=True)
-    duration = time.monotonic() - started
     db = tmp_path / "killed.duckdb"
+    wal = db.with_name(db.name + ".wal")
     rng = np.random.default_rng(5)
-    # Each rerun has less left to do, so the kills come earlier and earlier in a run.
-    for fraction in sorted(rng.uniform(0.2, 0.9, 10), reverse=True):
+    kills = 0
+    while kills < 10:
         process = subprocess.Popen(command(db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(duration * fraction * 0.6)
+        # Wait for the first committed batch of this run (the write-ahead log grows), then kill
+        # at a random moment shortly after: never before the run has started, whatever the load.
+        start_size = wal.stat().st_size if wal.exists() else 0
+        deadline = time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline:
+            if wal.exists() and wal.stat().st_size > start_size:
+                break
+            time.sleep(0.01)
+        time.sleep(float(rng.uniform(0.0, 0.4)))
+        if process.poll() is not None:
+            break  # the run finished before the kill: nothing left to interrupt
         process.send_signal(signal.SIGKILL)
         process.wait()
+        kills += 1
     finished = subprocess.run(command(db), capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr
     assert _catalogue_rows(db) == _catalogue_rows(reference)
@@ -155,7 +164,7 @@ def test_ten_kills_then_a_rerun_give_the_uninterrupted_catalogue(
             "SELECT count(*) - count(DISTINCT photo_id) FROM sightings UNION ALL "
             "SELECT count(*) - count(DISTINCT path) FROM photo_paths"
         ).rows
-    assert statuses.count("interrupted") >= 5, statuses
+    assert kills >= 5 and statuses.count("interrupted") >= 5, statuses
     assert statuses[-1] == "finished"
     assert duplicates == [(0,), (0,)]
 
