@@ -13,7 +13,6 @@ from catalog.errors import TrainingDataError
 from catalog.photos import IMAGE_SUFFIXES, side_from_tokens, walk
 
 _TOKEN_SPLIT = re.compile(r"[^a-z0-9]+")
-_SIDES = {"left": "left", "right": "right"}
 _CROPS = {"head", "body"}
 # Tokens that say which video sequence or survey visit a photo came from.
 _ENCOUNTER = re.compile(r"(?:^|_)(seq\d+|enc\d+|visit\d+)(?:_|$)", re.IGNORECASE)
@@ -49,7 +48,7 @@ def read_labelled(data_dir: Path, crop: str | None = None) -> list[LabelledPhoto
             continue
         relative = found.path.relative_to(data_dir)
         tokens = [t for part in relative.parts for t in _TOKEN_SPLIT.split(Path(part).stem.lower()) if t]
-        side = next((_SIDES[t] for t in tokens if t in _SIDES), None) or side_from_tokens(tokens)
+        side = side_from_tokens(tokens)
         photo_crop = next((t for t in tokens if t in _CROPS), None)
         # A folder per individual, or a flat folder of the institute's `<id>_<side>_*.jpg` names.
         individual = relative.parts[0] if len(relative.parts) > 1 else relative.stem.split("_")[0]

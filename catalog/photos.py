@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -96,14 +95,6 @@ def walk(root: Path) -> Iterator[FoundFile]:
 
 def _is_hidden(name: str) -> bool:
     return name.startswith(".") or name.lower() in _SYSTEM_NAMES
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class PathPattern:
