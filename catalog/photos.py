@@ -1,4 +1,4 @@
-"""Walk a photo archive: image files, content ids, EXIF time and GPS, survey fields from paths."""
+"""Walk a photo archive: image files, EXIF time and GPS, survey fields from paths."""
 
 from __future__ import annotations
 
