@@ -133,6 +133,8 @@ class Store:
             raise FinprintError(f"{db_path}: cannot open the catalogue ({exc}).") from exc
         except duckdb.Error as exc:
             raise FinprintError(f"{db_path}: not a finprint catalogue ({exc}).") from exc
+        # finprint draws its own progress; DuckDB's bar would cut through it on long queries.
+        connection.execute("SET enable_progress_bar = false")
         store = cls(connection, db_path)
         if read_only:
             store._check_schema_readable()
@@ -364,8 +366,10 @@ class Store:
     def vectors_for(self, photo_ids: list[str], model_version: str) -> np.ndarray:
         """The embeddings of these photos, in the order given."""
         rows = self._con.execute(
-            "SELECT photo_id, vector FROM embeddings "
-            "WHERE model_version = $m AND list_contains($ids, photo_id)",
+            # A join on the unnested ids, not list_contains per row: at a million photos that
+            # would compare every row with every id.
+            "SELECT e.photo_id, e.vector FROM embeddings e "
+            "JOIN (SELECT unnest($ids) AS photo_id) wanted USING (photo_id) WHERE e.model_version = $m",
             {"m": model_version, "ids": photo_ids},
         ).fetchall()
         by_id = {photo_id: vector for photo_id, vector in rows}
