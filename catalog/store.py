@@ -292,12 +292,12 @@ class Store:
         with self._transaction():
             if gone:
                 self._con.execute(
-                    "UPDATE photo_paths SET missing_since = $now WHERE list_contains($paths, path)",
+                    "UPDATE photo_paths SET missing_since = $now WHERE path IN (SELECT unnest($paths))",
                     {"now": _now(), "paths": gone},
                 )
             if back:
                 self._con.execute(
-                    "UPDATE photo_paths SET missing_since = NULL WHERE list_contains($paths, path)",
+                    "UPDATE photo_paths SET missing_since = NULL WHERE path IN (SELECT unnest($paths))",
                     {"paths": back},
                 )
         return len(gone)
@@ -366,8 +366,8 @@ class Store:
     def vectors_for(self, photo_ids: list[str], model_version: str) -> np.ndarray:
         """The embeddings of these photos, in the order given."""
         rows = self._con.execute(
-            # A join on the unnested ids, not list_contains per row: at a million photos that
-            # would compare every row with every id.
+            # A join on the unnested ids: list_contains per row would compare every row with every
+            # id, which at a million photos never ends.
             "SELECT e.photo_id, e.vector FROM embeddings e "
             "JOIN (SELECT unnest($ids) AS photo_id) wanted USING (photo_id) WHERE e.model_version = $m",
             {"m": model_version, "ids": photo_ids},
@@ -382,7 +382,7 @@ class Store:
         with self._transaction():
             if batch.stale_paths:
                 self._con.execute(
-                    "DELETE FROM photo_paths WHERE list_contains($paths, path)",
+                    "DELETE FROM photo_paths WHERE path IN (SELECT unnest($paths))",
                     {"paths": batch.stale_paths},
                 )
             if batch.photos:
@@ -520,7 +520,7 @@ class Store:
     def sighting_states(self, photo_ids: list[str]) -> dict[str, tuple[str, str]]:
         """photo_id -> (individual_id, status)."""
         rows = self._con.execute(
-            "SELECT photo_id, individual_id, status FROM sightings WHERE list_contains($ids, photo_id)",
+            "SELECT photo_id, individual_id, status FROM sightings WHERE photo_id IN (SELECT unnest($ids))",
             {"ids": photo_ids},
         ).fetchall()
         return {photo_id: (individual, status) for photo_id, individual, status in rows}
@@ -551,7 +551,7 @@ class Store:
                     row[0]: {"name": row[1], "merged_into": row[2], "fish_id": row[3]}
                     for row in self._con.execute(
                         "SELECT individual_id, name, merged_into, fish_id FROM individuals "
-                        "WHERE list_contains($ids, individual_id)",
+                        "WHERE individual_id IN (SELECT unnest($ids))",
                         {"ids": sorted(individual_changes)},
                     ).fetchall()
                 },
@@ -636,7 +636,7 @@ class Store:
                 self._set_individual_fields(individual, fields)
             if previous["created"]:
                 self._con.execute(
-                    "DELETE FROM individuals WHERE list_contains($ids, individual_id)",
+                    "DELETE FROM individuals WHERE individual_id IN (SELECT unnest($ids))",
                     {"ids": previous["created"]},
                 )
             self._con.execute(
