@@ -661,6 +661,10 @@ def evaluate(
         ),
     ] = None,
     split_date: SplitDateOption = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Also draw the accuracy-versus-threshold curves and the ROC to a PNG."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     crop: Annotated[str | None, typer.Option(help="Only photos of this crop (head or body).")] = None,
 ) -> None:
@@ -684,6 +688,10 @@ def evaluate(
         split=split.value if split else None,
         split_date=split_date.date() if split_date else None,
     )
+    if plot is not None:
+        from catalog.plot import plot_evaluation
+
+        plot_evaluation(result.metrics, plot, f"model {result.model_version} on {data or metadata}")
     if as_json:
         sys.stdout.write(json.dumps(asdict(result), indent=2, default=str) + "\n")
         return

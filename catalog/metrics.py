@@ -42,6 +42,8 @@ class ReidMetrics:
     pair_table: PairTable
     n_queries: int
     n_individuals: int
+    # ROC as (false-accept rates, true-accept rates), at most ~100 points, for plots.
+    roc_curve: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
 
 
 def _pair_masks(labels: np.ndarray, encounters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,6 +71,18 @@ def roc_auc(positive_distances: np.ndarray, negative_distances: np.ndarray) -> f
     n_pos = len(positive_distances)
     n_neg = len(negative_distances)
     return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def roc_points(
+    positive: np.ndarray, negative: np.ndarray, count: int = 100
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """False- and true-accept rates at `count` distance thresholds spanning both distributions."""
+    if len(positive) == 0 or len(negative) == 0:
+        return ((), ())
+    thresholds = np.quantile(np.concatenate([positive, negative]), np.linspace(0, 1, count))
+    far = tuple(float(np.mean(negative < t)) for t in thresholds)
+    tar = tuple(float(np.mean(positive < t)) for t in thresholds)
+    return (0.0, *far, 1.0), (0.0, *tar, 1.0)
 
 
 def threshold_at_false_match_rate(negative_distances: np.ndarray, false_match_rate: float) -> float:
@@ -121,6 +135,7 @@ def reid_metrics(vectors: np.ndarray, labels: list[str], encounters: list[str], 
         return float(np.mean(pos_d < threshold_at_false_match_rate(neg_d, far)))
 
     return ReidMetrics(
+        roc_curve=roc_points(pos_d, neg_d),
         roc_auc=roc_auc(pos_d, neg_d),
         rank1=float(np.mean(rank1)) if rank1 else float("nan"),
         rank5=float(np.mean(rank5)) if rank5 else float("nan"),

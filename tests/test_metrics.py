@@ -50,3 +50,32 @@ def test_rank1_ignores_the_query_own_encounter() -> None:
     assert metrics.n_queries == 3  # photo 3 has no same-individual photo elsewhere
     tricky = reid_metrics(np.array([[0.0], [0.01], [4.0], [1.0]]), labels, ["e1", "e1", "e2", "e3"])
     assert tricky.rank1 < 1.0
+
+
+def test_roc_points_run_from_nothing_accepted_to_everything() -> None:
+    from catalog.metrics import roc_points
+
+    far, tar = roc_points(np.array([0.1, 0.2, 0.3]), np.array([0.5, 0.6, 0.7]))
+    assert (far[0], tar[0]) == (0.0, 0.0) and (far[-1], tar[-1]) == (1.0, 1.0)
+    assert list(far) == sorted(far) and list(tar) == sorted(tar)
+    # Perfect separation: every same-fish pair is accepted before any different-fish pair.
+    assert max(t for f, t in zip(far, tar, strict=True) if f == 0.0) == 1.0
+
+
+def test_evaluation_plot_is_a_png_with_both_panels(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    from catalog.plot import plot_evaluation
+
+    rng = np.random.default_rng(0)
+    vectors = np.concatenate([rng.normal(c, 0.1, (5, 4)) for c in range(6)])
+    labels = [str(i // 5) for i in range(30)]
+    metrics = reid_metrics(vectors, labels, [f"e{i}" for i in range(30)])
+    out = tmp_path / "eval.png"
+    plot_evaluation(metrics, out, "test")
+    with Image.open(out) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    assert image.format == "PNG"
+    # The three accuracy colours and the ROC's are all drawn.
+    for colour in ((31, 119, 180), (214, 39, 40), (44, 160, 44)):
+        assert (pixels == colour).all(axis=2).sum() > 50
