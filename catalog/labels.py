@@ -66,14 +66,28 @@ def read_labelled(data_dir: Path, crop: str | None = None) -> list[LabelledPhoto
 
 
 def split_by_individual(
-    photos: list[LabelledPhoto], validation_fraction: float, seed: int
+    photos: list[LabelledPhoto],
+    validation_fraction: float,
+    seed: int,
+    fold: int | None = None,
+    folds: int = 0,
 ) -> tuple[list[LabelledPhoto], list[LabelledPhoto]]:
-    """Train/validation split by individual, never by photo, so validation fish are unseen."""
+    """Train/validation split by individual, never by photo, so validation fish are unseen.
+    With `folds` > 1, the individuals (in a seeded order) are cut into that many folds and fold
+    number `fold` is held out: k-fold by individual, for sets too small for one split."""
     import numpy as np
 
     individuals = sorted({p.individual for p in photos})
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(individuals))
+    if folds > 1:
+        if fold is None or not 0 <= fold < folds:
+            raise TrainingDataError(f"fold must be 0..{folds - 1}, not {fold}.")
+        held_out = {individuals[i] for i in np.array_split(order, folds)[fold]}
+        return (
+            [p for p in photos if p.individual not in held_out],
+            [p for p in photos if p.individual in held_out],
+        )
     n_validation = max(1, round(len(individuals) * validation_fraction)) if validation_fraction > 0 else 0
     held_out = {individuals[i] for i in order[:n_validation]}
     train = [p for p in photos if p.individual not in held_out]

@@ -118,3 +118,13 @@ def test_resume_continues_from_the_checkpoint(labelled_set: Path, tmp_path: Path
     )
     assert [h["epoch"] for h in resumed.history] == [1.0, 2.0]
     assert np.isfinite(resumed.history[-1]["loss"])
+
+
+def test_k_folds_by_individual_cover_every_fish_once(labelled_set: Path) -> None:
+    photos = read_labelled(labelled_set)
+    held_out = [split_by_individual(photos, 0.0, seed=2, fold=k, folds=3)[1] for k in range(3)]
+    individuals = [{p.individual for p in fold} for fold in held_out]
+    assert set().union(*individuals) == {p.individual for p in photos}
+    assert sum(len(i) for i in individuals) == len({p.individual for p in photos})  # disjoint
+    with pytest.raises(TrainingDataError, match="fold"):
+        split_by_individual(photos, 0.0, seed=2, fold=3, folds=3)

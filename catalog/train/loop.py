@@ -18,7 +18,7 @@ from torch import nn
 
 from catalog.calibration import Calibration, fit_isotonic
 from catalog.errors import FinprintError, TrainingDataError
-from catalog.labels import LabelledPhoto, read_labelled, read_metadata, split_photos
+from catalog.labels import LabelledPhoto, read_labelled, read_metadata, split_by_individual, split_photos
 from catalog.metrics import ReidMetrics, reid_metrics, threshold_at_false_match_rate
 from catalog.modelcard import EmbeddingSpec, InputSpec, ModelCard
 from catalog.synthetic import SYNTHETIC_MARKER
@@ -73,6 +73,9 @@ class TrainConfig:
     # How validation photos are chosen: disjoint | open | time (see catalog.labels.split_photos).
     split: str = "disjoint"
     split_date: date | None = None
+    # k-fold by individual (disjoint split only): hold out fold `fold` of `folds`.
+    folds: int = 0
+    fold: int = 0
 
 
 @dataclass
@@ -122,9 +125,14 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
         photos.extend(read_metadata(config.metadata, config.metadata_root, config.crop))
     if not photos:
         raise TrainingDataError("no labelled photos: give DATA folders or --metadata TABLE.csv.")
-    train_photos, validation_photos = split_photos(
-        photos, config.split, config.validation_fraction, config.seed, config.split_date
-    )
+    if config.folds > 1:
+        train_photos, validation_photos = split_by_individual(
+            photos, config.validation_fraction, config.seed, config.fold, config.folds
+        )
+    else:
+        train_photos, validation_photos = split_photos(
+            photos, config.split, config.validation_fraction, config.seed, config.split_date
+        )
     if len({p.individual for p in train_photos}) < 2:
         raise TrainingDataError("need at least 2 individuals to train on after the validation split.")
     spec = _input_spec(config)
