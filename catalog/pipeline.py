@@ -31,7 +31,7 @@ from catalog.photos import (
 )
 from catalog.preprocess import prepare, to_tensor
 from catalog.settings import Settings
-from catalog.store import Batch, IndividualRow, PhotoRow, SightingRow, Store, individual_label
+from catalog.store import Batch, IndividualRow, KnownPath, PhotoRow, SightingRow, Store, individual_label
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -80,6 +80,10 @@ class _Decoded:
 def graph_directory(db_path: Path) -> Path:
     """Where the HNSW graphs of a catalogue are kept: beside it, named after it."""
     return db_path.with_name(db_path.name + ".hnsw")
+
+
+def _unchanged(known: KnownPath | None, found: FoundFile) -> bool:
+    return known is not None and (known.size_bytes, known.mtime_ns) == (found.size_bytes, found.mtime_ns)
 
 
 def find_files(roots: Iterable[Path]) -> list[tuple[Path, FoundFile]]:
@@ -205,7 +209,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
                 "(finprint train) and index with --model before trusting matches."
             )
         known_paths = store.known_paths()
-        todo = [(root, f) for root, f in found if known_paths.get(str(f.path)) != (f.size_bytes, f.mtime_ns)]
+        todo = [(root, f) for root, f in found if not _unchanged(known_paths.get(str(f.path)), f)]
         result.files_unchanged = len(found) - len(todo)
         catalogue = _Catalogue(store, card, settings, threshold, path_pattern)
         seconds = {"decode": 0.0, "embed": 0.0, "identify": 0.0, "write": 0.0}
@@ -247,7 +251,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         catalogue.identifier.save(catalogue.graph_dir, card.model_version)
         result.links_made = _link_encounters(store, catalogue.encounters)
         prefixes = [str(root) if root.is_file() else os.path.join(str(root), "") for root in roots]
-        result.paths_missing = store.mark_missing(prefixes, {str(f.path) for _, f in found})
+        result.paths_missing = store.mark_missing(prefixes, {str(f.path) for _, f in found}, known_paths)
         seconds["total"] = time.perf_counter() - started
         result.seconds = seconds
         store.finish_run(

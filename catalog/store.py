@@ -89,6 +89,15 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class KnownPath:
+    """A catalogued path as the walk compares it."""
+
+    size_bytes: int
+    mtime_ns: int
+    missing: bool
+
+
+@dataclass(frozen=True)
 class CataloguedPhoto:
     """A photo already in the catalogue, as identification needs it."""
 
@@ -278,15 +287,18 @@ class Store:
 
     # -- what is already catalogued ---------------------------------------------------------
 
-    def known_paths(self) -> dict[str, tuple[int, int]]:
-        rows = self._con.execute("SELECT path, size_bytes, mtime_ns FROM photo_paths").fetchall()
-        return {path: (size, mtime) for path, size, mtime in rows}
+    def known_paths(self) -> dict[str, KnownPath]:
+        """Every catalogued path with what a rerun compares, read once per run."""
+        rows = self._con.execute(
+            "SELECT path, size_bytes, mtime_ns, missing_since IS NOT NULL FROM photo_paths"
+        ).fetchall()
+        return {path: KnownPath(size, mtime, missing) for path, size, mtime, missing in rows}
 
-    def mark_missing(self, root_prefixes: list[str], present: set[str]) -> int:
+    def mark_missing(self, root_prefixes: list[str], present: set[str], known: dict[str, KnownPath]) -> int:
         """Paths under the walked roots that were not found are marked missing, and found ones
-        un-marked; returns how many are newly missing. Their photos and sightings stay."""
-        rows = self._con.execute("SELECT path, missing_since IS NOT NULL FROM photo_paths").fetchall()
-        under = [(path, missing) for path, missing in rows if path.startswith(tuple(root_prefixes))]
+        un-marked; returns how many are newly missing. Their photos and sightings stay. `known`
+        is the run's snapshot from `known_paths`: paths added since are present by definition."""
+        under = [(path, k.missing) for path, k in known.items() if path.startswith(tuple(root_prefixes))]
         gone = [path for path, missing in under if not missing and path not in present]
         back = [path for path, missing in under if missing and path in present]
         with self._transaction():
