@@ -11,6 +11,7 @@ from xml.etree import ElementTree
 from catalog import __version__
 from catalog.store import Store
 from exporters.selection import ExportFilter, sighting_rows
+from exporters.tabular import atomic_target
 
 DWC = "http://rs.tdwg.org/dwc/terms/"
 # The occurrence columns, in file order; each is a Darwin Core term.
@@ -121,12 +122,13 @@ def export_darwin_core(
     """Write a Darwin Core Archive zip; returns the number of occurrences."""
     rows = [occurrence(r, scientific_name) for r in sighting_rows(store, selection or ExportFilter())]
     lines = ["\t".join(OCCURRENCE_TERMS)] + ["\t".join(r[t] for t in OCCURRENCE_TERMS) for r in rows]
-    partial = out_path.with_name(out_path.name + ".partial")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with (
+        atomic_target(out_path) as partial,
+        zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+    ):
         archive.writestr("occurrence.txt", "\n".join(lines) + "\n")
         archive.writestr("meta.xml", meta_xml())
         archive.writestr(
             "eml.xml", eml_xml(f"finprint sightings of {scientific_name}", scientific_name, len(rows))
         )
-    partial.replace(out_path)
     return len(rows)

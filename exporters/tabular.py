@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -18,23 +20,31 @@ def _value(value: Any) -> Any:
     return value
 
 
-def write_atomically(out_path: Path, text: str) -> None:
-    """Readers never see half a file: write beside it, then rename."""
+@contextmanager
+def atomic_target(out_path: Path) -> Iterator[Path]:
+    """A path beside `out_path` to write to; renamed onto it only when the block succeeds, so
+    readers never see half a file and a failed export leaves nothing behind."""
     partial = out_path.with_name(out_path.name + ".partial")
-    partial.write_text(text, encoding="utf-8", newline="")
-    partial.replace(out_path)
+    try:
+        yield partial
+        partial.replace(out_path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def write_atomically(out_path: Path, text: str) -> None:
+    with atomic_target(out_path) as partial:
+        partial.write_text(text, encoding="utf-8", newline="")
 
 
 def export_csv(store: Store, out_path: Path, selection: ExportFilter | None = None) -> int:
     """Write the photos to CSV; returns the number of rows written."""
     result = photo_rows(store, selection or ExportFilter())
-    partial = out_path.with_name(out_path.name + ".partial")
-    with partial.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_target(out_path) as partial, partial.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(result.columns)
         for row in result.rows:
             writer.writerow(["" if v is None else _value(v) for v in row])
-    partial.replace(out_path)
     return len(result.rows)
 
 
@@ -48,7 +58,5 @@ def export_json(store: Store, out_path: Path, selection: ExportFilter | None = N
 
 def export_parquet(store: Store, out_path: Path, selection: ExportFilter | None = None) -> int:
     """Write the photos to Parquet with DuckDB's own writer (typed columns, no pyarrow needed)."""
-    partial = out_path.with_name(out_path.name + ".partial")
-    count = store.copy_query_to_parquet("photos_export", partial, **(selection or ExportFilter()).params())
-    partial.replace(out_path)
-    return count
+    with atomic_target(out_path) as partial:
+        return store.copy_query_to_parquet("photos_export", partial, **(selection or ExportFilter()).params())
