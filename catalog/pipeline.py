@@ -214,8 +214,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         catalogue = _Catalogue(store, card, settings, threshold, path_pattern)
         seconds = {"decode": 0.0, "embed": 0.0, "identify": 0.0, "write": 0.0}
         done = 0
-        workers = settings.workers or (os.cpu_count() or 1)
-        for decoded, failures in _decoded_batches(todo, card, workers, settings.batch_size, seconds):
+        for decoded, failures in _decoded_batches(todo, card, settings.workers, settings.batch_size, seconds):
             batch = Batch(errors=[(e.path, e.reason) for e in failures])
             result.errors.extend(failures)
             # A file changed since it was catalogued: its old sighting stays, the path moves on.
@@ -317,7 +316,7 @@ def reindex(settings: Settings, on_progress: ProgressCallback | None = None) -> 
         expected = {path: photo_id for photo_id, path in todo}
         seconds: dict[str, float] = {"decode": 0.0}
         done = 0
-        for decoded, failures in _decoded_batches(files, card, settings.workers or (os.cpu_count() or 1),
+        for decoded, failures in _decoded_batches(files, card, settings.workers,
                                                   settings.batch_size, seconds):  # fmt: skip
             result.errors.extend(failures)
             changed = [d for d in decoded if expected[str(d.found.path)] != d.photo_id]
@@ -350,8 +349,8 @@ def _decoded_batches(
     seconds: dict[str, float],
 ) -> Iterator[tuple[list[_Decoded], list[PhotoError]]]:
     """Decode in a thread pool, at most two batches ahead of the consumer (a bounded queue), so
-    decoding the next batch overlaps with embedding and writing this one."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    decoding the next batch overlaps with embedding and writing this one. `workers` 0: one per core."""
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         pending: deque[Future[_Decoded | PhotoError]] = deque()
         items = iter(todo)
         limit = 2 * batch_size
