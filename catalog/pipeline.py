@@ -316,8 +316,9 @@ def reindex(settings: Settings, on_progress: ProgressCallback | None = None) -> 
         expected = {path: photo_id for photo_id, path in todo}
         seconds: dict[str, float] = {"decode": 0.0}
         done = 0
-        for decoded, failures in _decoded_batches(files, card, settings.workers,
-                                                  settings.batch_size, seconds):  # fmt: skip
+        for decoded, failures in _decoded_batches(
+            files, card, settings.workers, settings.batch_size, seconds
+        ):
             result.errors.extend(failures)
             changed = [d for d in decoded if expected[str(d.found.path)] != d.photo_id]
             result.errors.extend(
