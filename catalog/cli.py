@@ -190,6 +190,14 @@ def index_command(
         Path | None,
         typer.Option("--log", help="Append a line per run, and one per unreadable photo, to FILE."),
     ] = None,
+    verify: Annotated[
+        bool | None,
+        typer.Option(
+            "--verify/--no-verify",
+            help="Check each new photo's nearest candidates by skin-pattern keypoints (needs OpenCV "
+            "and the model's .verify.json; on by default when both are there).",
+        ),
+    ] = None,
 ) -> None:
     """Catalogue every new photo under ARCHIVE: embed it, find which fish it shows, write it down.
 
@@ -213,6 +221,7 @@ def index_command(
         batch_size=batch_size,
         workers=workers,
         distance_threshold=distance_threshold,
+        verify=verify,
     )
     with _progress() as progress:
         task = progress.add_task("Indexing", total=None, visible=not (quiet or as_json))
@@ -667,11 +676,20 @@ def evaluate(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     crop: Annotated[str | None, typer.Option(help="Only photos of this crop (head or body).")] = None,
+    shortlist_k: Annotated[
+        int,
+        typer.Option(
+            help="Also verify each photo's k nearest by keypoints and compare embedding-only, "
+            "keypoints-only and fused rankings (needs OpenCV; 0: skip).",
+            min=0,
+        ),
+    ] = 20,
 ) -> None:
     """Score a model on labelled photos of fish: rank-1, mAP, ROC AUC and the seed study's pair table.
 
     Photos of one encounter (a `seq`/`enc`/`visit` number in the name) never count as each
-    other's match.
+    other's match. With OpenCV installed, keypoint verification of each photo's shortlist is
+    scored beside the embedding (fused only when the model has a fitted .verify.json).
     """
     from dataclasses import asdict
 
@@ -687,6 +705,7 @@ def evaluate(
         root=root,
         split=split.value if split else None,
         split_date=split_date.date() if split_date else None,
+        shortlist_k=shortlist_k,
     )
     if plot is not None:
         from catalog.plot import plot_evaluation
@@ -700,6 +719,8 @@ def evaluate(
             result.metrics, f"Model {result.model_version} on {data or metadata} ({result.photos} photos)"
         )
     )
+    if result.verification is not None:
+        console.print(report.verification_table(result.verification))
     if result.open_set is not None:
         scores = result.open_set
         console.print(
@@ -760,6 +781,9 @@ def train(
     init_weights: Annotated[
         Path | None, typer.Option(help="A local torchvision/timm state dict to start from.")
     ] = None,
+    device: Annotated[
+        str, typer.Option(help="auto (a CUDA GPU with mixed precision when torch sees one), cpu or cuda.")
+    ] = "auto",
 ) -> None:
     """Train an embedding network on photos labelled by individual and export it to ONNX.
 
@@ -787,6 +811,7 @@ def train(
         seed=seed,
         resume=resume,
         init_weights=init_weights,
+        device=device,
     )
     result = run_training(config, console)
     console.print(
@@ -797,6 +822,47 @@ def train(
         from catalog import report
 
         console.print(report.reid_table(result.validation, "Validation individuals (never seen in training)"))
+
+
+@app.command("fit-verification")
+def fit_verification_command(
+    data: Annotated[
+        list[Path], typer.Argument(help="Labelled photos: DATA/<individual>/*.jpg or <id>_<side>_*.jpg.")
+    ],
+    model: ModelOption = None,
+    shortlist_k: Annotated[
+        int, typer.Option(help="Nearest candidates verified per photo, here and when indexing.", min=1)
+    ] = 20,
+    held_out_of_seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Use only the individuals `finprint train` held out for validation with this --seed "
+            "(give the same DATA folders in the same order)."
+        ),
+    ] = None,
+) -> None:
+    """Fit how keypoint verification and the embedding are combined, for one model.
+
+    Each labelled photo's nearest photos are matched by SIFT keypoints; a logistic model of
+    P(same individual) from distance and keypoint inliers is fitted on those pairs and written
+    beside the model as MODEL.verify.json, which `finprint index` then uses. Its decision point
+    accepts no more different-fish pairs than the embedding's own threshold does on the same
+    pairs. Fit on fish the network was not trained on. Needs OpenCV: pip install 'finprint[verify]'.
+    """
+    from catalog.verify_fit import fit_verification
+
+    settings = _settings(model_path=model)
+    result = fit_verification(settings.model_path, data, shortlist_k, held_out_of_seed)
+    fitted = result.fusion.fitted_on
+    console.print(
+        f"Wrote {result.path} from {result.photos} photos of {result.individuals} identities: "
+        f"P(same) threshold {result.fusion.threshold_probability:.3f}; on the fitting pairs the "
+        f"embedding alone accepts {fitted['same_pairs_accepted_by_embedding']} of {fitted['same_pairs']} "
+        f"same-fish and {fitted['different_pairs_accepted_by_embedding']} different-fish pairs, fused "
+        f"{fitted['same_pairs_accepted_fused']} and {fitted['different_pairs_accepted_fused']}.",
+        markup=False,
+        highlight=False,
+    )
 
 
 class SynthKind(StrEnum):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -63,6 +63,28 @@ def read_labelled(data_dir: Path, crop: str | None = None) -> list[LabelledPhoto
             "<individual>_<side>_*.jpg names."
         )
     return photos
+
+
+def read_sources(
+    data_dirs: tuple[Path, ...] | list[Path],
+    metadata: Path | None = None,
+    metadata_root: Path | None = None,
+    crop: str | None = None,
+) -> list[LabelledPhoto]:
+    """Every labelled photo of several folders (and a metadata table); with more than one source,
+    individuals and encounters are prefixed `<folder>/`, since two sets may both call an animal "10"."""
+    sources: list[tuple[str, list[LabelledPhoto]]] = [
+        (data_dir.name, read_labelled(data_dir, crop)) for data_dir in data_dirs
+    ]
+    if metadata is not None:
+        sources.append((metadata.stem, read_metadata(metadata, metadata_root, crop)))
+    if len(sources) == 1:
+        return sources[0][1]
+    return [
+        replace(photo, individual=f"{name}/{photo.individual}", encounter=f"{name}/{photo.encounter}")
+        for name, photos in sources
+        for photo in photos
+    ]
 
 
 def split_by_individual(

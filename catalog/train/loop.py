@@ -18,7 +18,7 @@ from torch import nn
 
 from catalog.calibration import Calibration, fit_isotonic
 from catalog.errors import FinprintError, TrainingDataError
-from catalog.labels import LabelledPhoto, read_labelled, read_metadata, split_by_individual, split_photos
+from catalog.labels import LabelledPhoto, read_sources, split_by_individual, split_photos
 from catalog.metrics import ReidMetrics, reid_metrics, threshold_at_false_match_rate
 from catalog.modelcard import EmbeddingSpec, InputSpec, ModelCard
 from catalog.synthetic import SYNTHETIC_MARKER
@@ -76,6 +76,8 @@ class TrainConfig:
     # k-fold by individual (disjoint split only): hold out fold `fold` of `folds`.
     folds: int = 0
     fold: int = 0
+    # "auto": CUDA when torch sees a GPU (with mixed precision), else CPU.
+    device: str = "auto"
 
 
 @dataclass
@@ -106,9 +108,33 @@ def _input_spec(config: TrainConfig) -> InputSpec:
 
 def _embed_all(model: nn.Module, tensors: torch.Tensor, batch_size: int = 128) -> np.ndarray:
     model.eval()
+    device = next(model.parameters()).device
     with torch.no_grad():
-        parts = [model(tensors[i : i + batch_size]) for i in range(0, len(tensors), batch_size)]
+        parts = [
+            model(tensors[i : i + batch_size].to(device)).float().cpu()
+            for i in range(0, len(tensors), batch_size)
+        ]
     return torch.cat(parts).numpy() if parts else np.zeros((0, 0), dtype=np.float32)
+
+
+def _pick_device(wanted: str) -> torch.device:
+    if wanted == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(wanted)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FinprintError(f"device {wanted!r} asked for, but torch sees no CUDA GPU. Use --device cpu.")
+    return device
+
+
+def _mixed_precision(device: torch.device) -> torch.dtype | None:
+    """bfloat16 where the GPU has it (no loss scaling needed), float16 on older GPUs, none on CPU."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _source_of(photo: LabelledPhoto) -> str:
+    return photo.individual.split("/", 1)[0] if "/" in photo.individual else ""
 
 
 def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
@@ -118,11 +144,11 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
     _seed_everything(config.seed)
     head: CosFaceHead | None = None
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    photos: list[LabelledPhoto] = []
-    for data_dir in config.data_dirs:
-        photos.extend(read_labelled(data_dir, config.crop))
-    if config.metadata is not None:
-        photos.extend(read_metadata(config.metadata, config.metadata_root, config.crop))
+    device = _pick_device(config.device)
+    amp_dtype = _mixed_precision(device)
+    # float16 needs loss scaling against underflowing gradients; bfloat16 and float32 do not.
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    photos = read_sources(config.data_dirs, config.metadata, config.metadata_root, config.crop)
     if not photos:
         raise TrainingDataError("no labelled photos: give DATA folders or --metadata TABLE.csv.")
     if config.folds > 1:
@@ -153,13 +179,15 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
         model = build_backbone(config.backbone, config.embedding_dim, spec.channels)
         parameters = list(model.parameters())
         if config.loss == "cosface+triplet":
-            head = CosFaceHead(config.embedding_dim, len(class_names))
+            head = CosFaceHead(config.embedding_dim, len(class_names)).to(device)
             parameters += list(head.parameters())
         elif config.loss != "triplet":
             raise FinprintError(f"unknown loss {config.loss!r}: use triplet or cosface+triplet")
         optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
     if config.init_weights is not None:
         _load_init_weights(model, config.init_weights)
+    # Optimizer state is created lazily on the parameters' device, so moving now is safe.
+    model.to(device)
     sampler = PKSampler(labels, config.individuals_per_batch, config.photos_per_individual, config.seed)
     steps_per_epoch = len(sampler)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -208,17 +236,23 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
                 losses = []
                 for batch in sampler.batches():
                     images = torch.from_numpy(np.stack([augment(train_cache.images[i]) for i in batch]))
-                    batch_labels = torch.tensor([labels[i] for i in batch])
-                    if config.recipe == "seed":
-                        loss = _seed_pair_loss(model, images, batch_labels, rng)
-                    else:
-                        embeddings = model(images)
-                        loss = batch_hard_triplet_loss(embeddings, batch_labels, config.triplet_margin)
-                        if head is not None:
-                            loss = loss + head(embeddings, batch_labels)
+                    images = images.to(device, non_blocking=True)
+                    batch_labels = torch.tensor([labels[i] for i in batch], device=device)
+                    with torch.autocast(
+                        device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
+                    ):
+                        if config.recipe == "seed":
+                            loss = _seed_pair_loss(model, images, batch_labels, rng)
+                        else:
+                            # Distances and margins in float32: half precision blurs small margins.
+                            embeddings = model(images).float()
+                            loss = batch_hard_triplet_loss(embeddings, batch_labels, config.triplet_margin)
+                            if head is not None:
+                                loss = loss + head(embeddings, batch_labels)
                     optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
                     scheduler.step()
                     losses.append(float(loss.detach()))
                     progress.update(task, advance=1, loss=float(np.mean(losses)), epoch=epoch + 1)
@@ -256,12 +290,19 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
         ) from None
 
     validation: ReidMetrics | None = None
+    per_source: dict[str, ReidMetrics] = {}
     extra: dict[str, Any] = {}
     if len(validation_tensors) > 1:
         vectors = _embed_all(model, validation_tensors)
         validation = reid_metrics(vectors, validation_labels, validation_encounters)
         threshold = calibrate_threshold(vectors, validation_labels, config.false_match_rate)
         extra["calibration"] = calibrate_probability(vectors, validation_labels).to_card()
+        per_source = _validation_per_source(vectors, validation_cache.photos, validation_labels)
+        for name, metrics in per_source.items():
+            console.print(
+                f"Validation on {name}: {metrics.n_individuals} identities, rank-1 {metrics.rank1:.3f}, "
+                f"mAP {metrics.mean_average_precision:.3f}, ROC AUC {metrics.roc_auc:.3f}"
+            )
     else:
         console.print("[yellow]No validation individuals: the threshold falls back to 1.0, uncalibrated.")
         threshold = 1.0
@@ -298,6 +339,11 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
                 "mAP": round(validation.mean_average_precision, 4),
                 "best_balanced_accuracy": round(validation.best_balanced_accuracy, 4),
                 "best_balanced_threshold": round(validation.best_balanced_threshold, 4),
+                **(
+                    {"per_set": {name: _card_metrics(m) for name, m in per_source.items()}}
+                    if per_source
+                    else {}
+                ),
             },
         },
         extra=extra,
@@ -306,6 +352,31 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
     return TrainResult(
         card, validation, parity, time.perf_counter() - started, history, len(train_cache.skipped)
     )
+
+
+def _validation_per_source(
+    vectors: np.ndarray, photos: list[LabelledPhoto], labels: list[str]
+) -> dict[str, ReidMetrics]:
+    """Validation scores of each source set alone, when training mixed several."""
+    sources = [_source_of(photo) for photo in photos]
+    scores: dict[str, ReidMetrics] = {}
+    for name in sorted(set(sources) - {""}):
+        rows = [i for i, source in enumerate(sources) if source == name]
+        if len({labels[i] for i in rows}) < 2:
+            continue
+        scores[name] = reid_metrics(
+            vectors[rows], [labels[i] for i in rows], [photos[i].encounter for i in rows]
+        )
+    return scores
+
+
+def _card_metrics(metrics: ReidMetrics) -> dict[str, float]:
+    return {
+        "individuals": metrics.n_individuals,
+        "rank1": round(metrics.rank1, 4),
+        "mAP": round(metrics.mean_average_precision, 4),
+        "roc_auc": round(metrics.roc_auc, 4),
+    }
 
 
 def _count_individuals(photos: list[LabelledPhoto]) -> int:
@@ -404,6 +475,7 @@ def _load_checkpoint(
 ) -> tuple[int, list[dict[str, float]]]:
     if not path.is_file():
         raise FinprintError(f"{path}: no checkpoint to resume from. Run without --resume.")
+    # Loaded on the CPU: the RNG state must stay there; weights are copied to the model's device.
     state = torch.load(path, map_location="cpu", weights_only=False)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
