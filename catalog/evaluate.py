@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 
+from catalog import fusion as fusion_module
+from catalog import verify
 from catalog.embed import Embedder
 from catalog.errors import TrainingDataError
 from catalog.labels import LabelledPhoto, read_labelled, read_metadata, split_photos
 from catalog.metrics import OpenSetScores, ReidMetrics, open_set_scores, reid_metrics
-from catalog.preprocess import preprocess
+from catalog.preprocess import load_image, to_tensor
+from catalog.shortlist import MethodScores, compare_methods, verify_shortlists
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """Embedding-only, verification-only and fused decisions on the same shortlists."""
+
+    shortlist_k: int
+    methods: dict[str, MethodScores]
+    # Added CPU time per query photo: describing it once, and matching its shortlist.
+    describe_ms_per_photo: float
+    match_ms_per_query: float
+    fusion_fitted: bool
 
 
 @dataclass(frozen=True)
@@ -28,6 +44,7 @@ class Evaluation:
     probability_at_threshold: float | None
     # With --split open or time: the test photos against a gallery of the rest, at the threshold.
     open_set: OpenSetScores | None = None
+    verification: VerificationResult | None = None
 
 
 def evaluate(
@@ -41,18 +58,37 @@ def evaluate(
     split_date: date | None = None,
     test_fraction: float = 0.3,
     seed: int = 0,
+    shortlist_k: int | None = None,
 ) -> Evaluation:
     """Embed labelled photos (a folder, or a metadata table) and score retrieval and verification.
 
     Without a split every photo is a query against all others (closed set). With `open` or
     `time`, the test part is also scored as the catalogue would see it: against a gallery of
-    the rest, each photo is "fish X" or "a new fish" at the card's threshold."""
+    the rest, each photo is "fish X" or "a new fish" at the card's threshold.
+
+    With `shortlist_k` (and OpenCV installed) each photo's k nearest are also verified by
+    keypoints, and embedding-only, verification-only and fused decisions are compared."""
     embedder = Embedder(model_path)
     card = embedder.card
     photos = read_metadata(metadata, root, crop) if metadata else read_labelled(_required(data_dir), crop)
-    vectors, kept, unreadable = _embed(embedder, photos, batch_size)
+    with_features = bool(shortlist_k) and verify.available()
+    vectors, kept, unreadable, features, describe_seconds = embed_labelled(
+        embedder, photos, batch_size, with_features
+    )
     labels = [p.class_key(card.sides) for p in kept]
     open_set = None
+    verification = None
+    if with_features and shortlist_k and split is None:
+        fusion = fusion_module.load_for_model(model_path, card.model_version, verify.DETECTOR)
+        encounters = [p.encounter for p in kept]
+        distances, pairs = verify_shortlists(vectors, labels, encounters, features, shortlist_k)
+        verification = VerificationResult(
+            shortlist_k,
+            compare_methods(distances, labels, encounters, pairs, card.threshold, fusion),
+            1000 * describe_seconds / max(1, len(kept)),
+            1000 * pairs.match_seconds_per_query,
+            fusion is not None,
+        )
     if split is None:
         metrics = reid_metrics(vectors, labels, [p.encounter for p in kept])
     else:
@@ -81,23 +117,35 @@ def evaluate(
         metrics,
         card.match_probability(card.threshold),
         open_set,
+        verification,
     )
 
 
-def _embed(
-    embedder: Embedder, photos: list[LabelledPhoto], batch_size: int
-) -> tuple[np.ndarray, list[LabelledPhoto], list[str]]:
-    tensors, kept, unreadable = [], [], []
+def embed_labelled(
+    embedder: Embedder, photos: list[LabelledPhoto], batch_size: int, with_features: bool = False
+) -> tuple[np.ndarray, list[LabelledPhoto], list[str], list[verify.LocalFeatures], float]:
+    """Embed every readable photo; with `with_features`, describe its keypoints from the same decode."""
+    spec = embedder.card.input
+    tensors, kept, unreadable, features = [], [], [], []
+    describe_seconds = 0.0
     for photo in photos:
         try:
-            tensors.append(preprocess(photo.path, embedder.card.input, photo.bbox))
-            kept.append(photo)
+            image = load_image(
+                photo.path, spec, photo.bbox, verify.FEATURE_LONG_SIDE_PX if with_features else 0
+            )
+            tensors.append(to_tensor(image, spec))
         except (OSError, SyntaxError, ValueError):
             unreadable.append(str(photo.path))
+            continue
+        kept.append(photo)
+        if with_features:
+            tick = time.perf_counter()
+            features.append(verify.describe(image))
+            describe_seconds += time.perf_counter() - tick
     vectors = np.concatenate(
         [embedder.embed(np.stack(tensors[i : i + batch_size])) for i in range(0, len(tensors), batch_size)]
     )
-    return vectors, kept, unreadable
+    return vectors, kept, unreadable, features, describe_seconds
 
 
 def _required(data_dir: Path | None) -> Path:

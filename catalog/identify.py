@@ -1,14 +1,19 @@
-"""Identification: nearest catalogued photos through HNSW graphs, decided by a distance threshold."""
+"""Identification: nearest catalogued photos through HNSW graphs, decided by a distance threshold
+or, with keypoint verification, by the fused probability of being the same individual."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import hnswlib
 import numpy as np
+
+from catalog.fusion import Fusion
+from catalog.verify import LocalFeatures, match
 
 # HNSW parameters, measured with `just bench-scale` (dim 128, clustered unit vectors, a night of
 # half re-sightings and half new fish): M=16 and ef_construction=200 for the graph. Query ef:
@@ -39,6 +44,17 @@ class Assignment:
     matched_photo_id: str | None
     second_individual_id: str | None = None
     second_distance: float | None = None
+    # With verification: keypoint inliers with the matched photo, and the fused P(same individual).
+    inliers: int | None = None
+    probability: float | None = None
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What identification needs to verify a shortlist: the fusion, and cached keypoints by photo."""
+
+    fusion: Fusion
+    features_of: Callable[[list[str]], dict[str, LocalFeatures]]
 
 
 def partition_key(side: str | None, crop: str | None, sides_split: bool) -> str:
@@ -60,9 +76,15 @@ class Identifier:
     """Holds the catalogue's embeddings per partition and decides who each new photo is."""
 
     def __init__(
-        self, dim: int, distance_threshold: float, review_band_fraction: float, neighbours_k: int
+        self,
+        dim: int,
+        distance_threshold: float,
+        review_band_fraction: float,
+        neighbours_k: int,
+        verification: Verification | None = None,
     ) -> None:
         self.dim = dim
+        self.verification = verification
         self.distance_threshold = distance_threshold
         self.review_band_fraction = review_band_fraction
         self.neighbours_k = neighbours_k
@@ -157,22 +179,30 @@ class Identifier:
             missing[key] = [p for p in missing[key] if p not in present]
         return missing
 
-    def assign(self, partition: str, vector: np.ndarray) -> Assignment:
-        """Nearest individual under the threshold, else new; doubtful cases get status review."""
+    def assign(self, partition: str, vector: np.ndarray, features: LocalFeatures | None = None) -> Assignment:
+        """Nearest individual under the threshold, else new; doubtful cases get status review.
+
+        With verification (and the photo's `features`), the shortlist's keypoint inliers join the
+        distances in one fused score, and the decision is taken on that score instead."""
         graph = self._graphs.get(partition)
         if graph is None or not graph.photo_ids:
             return Assignment(None, "new", None, None)
-        k = min(self.neighbours_k, len(graph.photo_ids))
+        verification = self.verification if features is not None else None
+        wanted = max(self.neighbours_k, verification.fusion.shortlist_k if verification else 0)
+        k = min(wanted, len(graph.photo_ids))
         graph.index.set_ef(max(_query_ef(len(graph.photo_ids)), 2 * k))
         labels, squared = graph.index.knn_query(np.asarray(vector, dtype=np.float32)[None, :], k=k)
         best: dict[str, tuple[float, str]] = {}
         distances_to: dict[str, list[float]] = {}
+        neighbours: list[tuple[str, str, float]] = []
         for label, sq in zip(labels[0], squared[0], strict=True):
             individual = graph.individual_ids[int(label)]
+            photo_id = graph.photo_ids[int(label)]
             distance = float(np.sqrt(max(float(sq), 0.0)))
+            neighbours.append((individual, photo_id, distance))
             distances_to.setdefault(individual, []).append(distance)
             if individual not in best or distance < best[individual][0]:
-                best[individual] = (distance, graph.photo_ids[int(label)])
+                best[individual] = (distance, photo_id)
         # An individual first seen tonight is joined by average linkage (mean distance to its
         # photos among the neighbours), not by its nearest photo: single linkage would chain
         # look-alikes photographed tonight (A~B, B~C) into one fish before anyone could check.
@@ -180,6 +210,8 @@ class Identifier:
         # breaking the one-transaction-per-batch crash safety; this decides photo by photo.
         for individual in best.keys() & self._tonight:
             best[individual] = (float(np.mean(distances_to[individual])), best[individual][1])
+        if verification is not None and features is not None:
+            return self._decide_fused(verification, features, neighbours, best)
         ranked = sorted(best.items(), key=lambda item: item[1][0])
         first_id, (first_distance, first_photo) = ranked[0]
         second_id, second_distance = (ranked[1][0], ranked[1][1][0]) if len(ranked) > 1 else (None, None)
@@ -202,4 +234,64 @@ class Identifier:
             first_photo,
             second_id if ambiguous else None,
             second_distance if ambiguous else None,
+        )
+
+    def _decide_fused(
+        self,
+        verification: Verification,
+        features: LocalFeatures,
+        neighbours: list[tuple[str, str, float]],
+        best: dict[str, tuple[float, str]],
+    ) -> Assignment:
+        """The decision on fused scores: the same rules as on distances (threshold, review band,
+        a second individual above the threshold, the chaining guard), on evidence from both."""
+        fusion = verification.fusion
+        cached = verification.features_of([photo_id for _, photo_id, _ in neighbours])
+        # A catalogued photo without keypoints (indexed before verification) counts as 0 inliers:
+        # it can then only split a fish, never merge two.
+        photo_inliers = {
+            photo_id: match(features, cached[photo_id]).inliers if photo_id in cached else 0
+            for _, photo_id, _ in neighbours
+        }
+        photo_scores: dict[str, list[float]] = {}
+        inliers_of: dict[str, tuple[int, str]] = {}
+        for individual, photo_id, distance in neighbours:
+            inliers = photo_inliers[photo_id]
+            photo_scores.setdefault(individual, []).append(float(fusion.score(distance, inliers)))
+            if individual not in inliers_of or inliers > inliers_of[individual][0]:
+                inliers_of[individual] = (inliers, photo_id)
+        scored = {
+            individual: float(fusion.score(distance, inliers_of[individual][0]))
+            for individual, (distance, _) in best.items()
+        }
+        ranked = sorted(scored, key=lambda individual: -scored[individual])
+        first_id = ranked[0]
+        first_score = scored[first_id]
+        first_distance = best[first_id][0]
+        first_inliers, verified_photo = inliers_of[first_id]
+        # The photo shown to a reviewer: the one with the most keypoint agreement, else the nearest.
+        first_photo = verified_photo if first_inliers > 0 else best[first_id][1]
+        probability = float(fusion.probability(first_distance, first_inliers))
+        margin = fusion.review_margin(self.distance_threshold, self.review_band_fraction)
+        if first_score < fusion.score_threshold:
+            status = "review" if first_score >= fusion.score_threshold - margin else "new"
+            return Assignment(
+                None, status, first_distance, first_photo, inliers=first_inliers, probability=probability
+            )
+        second_id = ranked[1] if len(ranked) > 1 else None
+        ambiguous = second_id is not None and scored[second_id] >= fusion.score_threshold
+        # Chaining guard on fused scores: strong agreement with one photo of an individual but
+        # not, on average, with its other nearby photos goes to review.
+        nearest = sorted(photo_scores[first_id], reverse=True)[:_LINKAGE_PHOTOS]
+        chained = float(np.mean(nearest)) < fusion.score_threshold
+        doubtful = ambiguous or chained or first_score < fusion.score_threshold + margin
+        return Assignment(
+            first_id,
+            "review" if doubtful else "matched",
+            first_distance,
+            first_photo,
+            second_id if ambiguous else None,
+            best[second_id][0] if ambiguous and second_id is not None else None,
+            inliers=first_inliers,
+            probability=probability,
         )

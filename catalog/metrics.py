@@ -116,18 +116,7 @@ def reid_metrics(vectors: np.ndarray, labels: list[str], encounters: list[str], 
         acc = (np.mean(pos_d < t) + np.mean(balanced_neg >= t)) / 2
         if acc > best_acc:
             best_acc, best_t = float(acc), float(t)
-    rank1, rank5, aps = [], [], []
-    for q in range(len(labels)):
-        gallery = encounter_array != encounter_array[q]
-        relevant = (label_array == label_array[q]) & gallery
-        if not relevant.any():
-            continue
-        order = np.argsort(distances[q][gallery], kind="stable")
-        hits = relevant[gallery][order]
-        rank1.append(bool(hits[0]))
-        rank5.append(bool(hits[:5].any()))
-        hit_positions = np.flatnonzero(hits) + 1
-        aps.append(float(np.mean(np.arange(1, len(hit_positions) + 1) / hit_positions)))
+    retrieval = retrieval_scores(distances, label_array, encounter_array)
 
     def tar(far: float) -> float:
         if len(neg_d) == 0 or len(pos_d) == 0:
@@ -137,16 +126,50 @@ def reid_metrics(vectors: np.ndarray, labels: list[str], encounters: list[str], 
     return ReidMetrics(
         roc_curve=roc_points(pos_d, neg_d),
         roc_auc=roc_auc(pos_d, neg_d),
-        rank1=float(np.mean(rank1)) if rank1 else float("nan"),
-        rank5=float(np.mean(rank5)) if rank5 else float("nan"),
-        mean_average_precision=float(np.mean(aps)) if aps else float("nan"),
+        rank1=retrieval.rank1,
+        rank5=retrieval.rank5,
+        mean_average_precision=retrieval.mean_average_precision,
         tar_at_far_1pct=tar(0.01),
         tar_at_far_01pct=tar(0.001),
         best_balanced_accuracy=best_acc,
         best_balanced_threshold=best_t,
         pair_table=PairTable(SEED_THRESHOLDS, tuple(same_acc), tuple(diff_acc), tuple(total_acc)),
-        n_queries=len(rank1),
+        n_queries=retrieval.queries,
         n_individuals=len(set(labels)),
+    )
+
+
+@dataclass(frozen=True)
+class RetrievalScores:
+    """Leave-one-out retrieval: is the nearest photo the same individual, and how early are they all."""
+
+    rank1: float
+    rank5: float
+    mean_average_precision: float
+    queries: int
+
+
+def retrieval_scores(distances: np.ndarray, labels: np.ndarray, encounters: np.ndarray) -> RetrievalScores:
+    """Rank every other photo by `distances` (lower first; any ordering key works), leaving out the
+    query's own encounter; queries without another photo of their individual are skipped."""
+    rank1, rank5, aps = [], [], []
+    for q in range(len(labels)):
+        gallery = encounters != encounters[q]
+        relevant = (labels == labels[q]) & gallery
+        if not relevant.any():
+            continue
+        order = np.argsort(distances[q][gallery], kind="stable")
+        hits = relevant[gallery][order]
+        rank1.append(bool(hits[0]))
+        rank5.append(bool(hits[:5].any()))
+        hit_positions = np.flatnonzero(hits) + 1
+        aps.append(float(np.mean(np.arange(1, len(hit_positions) + 1) / hit_positions)))
+    nan = float("nan")
+    return RetrievalScores(
+        float(np.mean(rank1)) if rank1 else nan,
+        float(np.mean(rank5)) if rank5 else nan,
+        float(np.mean(aps)) if aps else nan,
+        len(rank1),
     )
 
 

@@ -15,10 +15,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from catalog import __version__
+from catalog import __version__, verify
+from catalog import fusion as fusion_module
 from catalog.embed import Embedder
 from catalog.errors import ArchiveNotFound, FinprintError, ModelMismatch, NoPhotosFound, NotAnImage
-from catalog.identify import Identifier, partition_key
+from catalog.fusion import Fusion
+from catalog.identify import Identifier, Verification, partition_key
 from catalog.modelcard import ModelCard
 from catalog.photos import (
     IMAGE_SUFFIXES,
@@ -75,6 +77,7 @@ class _Decoded:
     width: int
     height: int
     exif: ExifFacts
+    features: verify.LocalFeatures | None = None
 
 
 def graph_directory(db_path: Path) -> Path:
@@ -122,10 +125,15 @@ class _Catalogue:
         settings: Settings,
         threshold: float,
         path_pattern: PathPattern | None,
+        fusion: Fusion | None = None,
     ) -> None:
         self.sides_split = card.sides == "split"
+        self.store = store
+        # Keypoints of photos described in this run (not yet committed) and of catalogued ones read.
+        self.features: dict[str, verify.LocalFeatures] = {}
+        verification = Verification(fusion, self._features_of) if fusion is not None else None
         self.identifier = Identifier(
-            card.embedding.dim, threshold, settings.review_band_fraction, settings.neighbours_k
+            card.embedding.dim, threshold, settings.review_band_fraction, settings.neighbours_k, verification
         )
         # DuckDB is the source of truth for who each photo is; the saved graphs only spare
         # re-reading every vector each night, and are extended or rebuilt when they lag behind.
@@ -149,11 +157,22 @@ class _Catalogue:
         # encounter -> the catalogue entries its photos went to, by (side, crop)
         self.encounters: dict[str, dict[tuple[str | None, str | None], set[str]]] = {}
 
+    def _features_of(self, photo_ids: list[str]) -> dict[str, verify.LocalFeatures]:
+        wanted = [photo_id for photo_id in photo_ids if photo_id not in self.features]
+        if wanted:
+            for photo_id, blob in self.store.local_features(wanted, verify.DETECTOR).items():
+                self.features[photo_id] = verify.LocalFeatures.from_bytes(blob)
+        return {photo_id: self.features[photo_id] for photo_id in photo_ids if photo_id in self.features}
+
     def identify(self, item: _Decoded, vector: np.ndarray, batch: Batch, result: RunResult) -> None:
         """Decide who the photo shows and add its rows to the batch."""
         fields = parse_path_fields(item.found.path, item.root, self.path_pattern)
         key = partition_key(fields.side, fields.crop, self.sides_split)
-        decision = self.identifier.assign(key, vector)
+        decision = self.identifier.assign(key, vector, item.features)
+        if item.features is not None:
+            self.features[item.photo_id] = item.features
+            batch.features.append((item.photo_id, item.features.to_bytes()))
+            batch.detector = verify.DETECTOR
         individual_id = decision.individual_id
         if individual_id is None:
             individual_id = individual_label(self.next_number)
@@ -184,7 +203,9 @@ class _Catalogue:
             SightingRow(
                 item.photo_id, individual_id, decision.status, decision.distance, decision.matched_photo_id,
                 decision.second_individual_id, decision.second_distance,
-                self.card.match_probability(decision.distance),
+                decision.probability if decision.probability is not None
+                else self.card.match_probability(decision.distance),
+                decision.inliers,
             )
         )  # fmt: skip
 
@@ -208,13 +229,19 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
                 "not calibrated and different fish get merged. Train a model on your own labelled photos "
                 "(finprint train) and index with --model before trusting matches."
             )
+        fusion, why_not = verification_for(settings, card)
+        if why_not:
+            result.warnings.append(why_not)
         known_paths = store.known_paths()
         todo = [(root, f) for root, f in found if not _unchanged(known_paths.get(str(f.path)), f)]
         result.files_unchanged = len(found) - len(todo)
-        catalogue = _Catalogue(store, card, settings, threshold, path_pattern)
-        seconds = {"decode": 0.0, "embed": 0.0, "identify": 0.0, "write": 0.0}
+        catalogue = _Catalogue(store, card, settings, threshold, path_pattern, fusion)
+        seconds = {"decode": 0.0, "describe": 0.0, "embed": 0.0, "identify": 0.0, "write": 0.0}
         done = 0
-        for decoded, failures in _decoded_batches(todo, card, settings.workers, settings.batch_size, seconds):
+        batches = _decoded_batches(
+            todo, card, settings.workers, settings.batch_size, seconds, describe=fusion is not None
+        )
+        for decoded, failures in batches:
             batch = Batch(errors=[(e.path, e.reason) for e in failures])
             result.errors.extend(failures)
             # A file changed since it was catalogued: its old sighting stays, the path moves on.
@@ -316,9 +343,11 @@ def reindex(settings: Settings, on_progress: ProgressCallback | None = None) -> 
         expected = {path: photo_id for photo_id, path in todo}
         seconds: dict[str, float] = {"decode": 0.0}
         done = 0
-        for decoded, failures in _decoded_batches(
-            files, card, settings.workers, settings.batch_size, seconds
-        ):
+        # Keypoints do not depend on the model: a reindex describes the photos that lack them.
+        describe = settings.verify and verify.available()
+        seconds["describe"] = 0.0
+        batches = _decoded_batches(files, card, settings.workers, settings.batch_size, seconds, describe)
+        for decoded, failures in batches:
             result.errors.extend(failures)
             changed = [d for d in decoded if expected[str(d.found.path)] != d.photo_id]
             result.errors.extend(
@@ -327,7 +356,10 @@ def reindex(settings: Settings, on_progress: ProgressCallback | None = None) -> 
             good = [d for d in decoded if d not in changed]
             if good:
                 vectors = embedder.embed(np.stack([d.tensor for d in good]))
-                store.write_embeddings(card.model_version, [d.photo_id for d in good], list(vectors))
+                described = [(d.photo_id, d.features.to_bytes()) for d in good if d.features is not None]
+                store.write_embeddings(
+                    card.model_version, [d.photo_id for d in good], list(vectors), described, verify.DETECTOR
+                )
             result.photos_embedded += len(good)
             done += len(decoded) + len(failures)
             if on_progress:
@@ -348,6 +380,7 @@ def _decoded_batches(
     workers: int,
     batch_size: int,
     seconds: dict[str, float],
+    describe: bool = False,
 ) -> Iterator[tuple[list[_Decoded], list[PhotoError]]]:
     """Decode in a thread pool, at most two batches ahead of the consumer (a bounded queue), so
     decoding the next batch overlaps with embedding and writing this one. `workers` 0: one per core."""
@@ -362,7 +395,7 @@ def _decoded_batches(
                 if nxt is None:
                     exhausted = True
                     break
-                pending.append(pool.submit(_decode_one, nxt[0], nxt[1], card, seconds))
+                pending.append(pool.submit(_decode_one, nxt[0], nxt[1], card, seconds, describe))
             if not pending:
                 return
             decoded: list[_Decoded] = []
@@ -377,9 +410,10 @@ def _decoded_batches(
 
 
 def _decode_one(
-    root: Path, found: FoundFile, card: ModelCard, seconds: dict[str, float]
+    root: Path, found: FoundFile, card: ModelCard, seconds: dict[str, float], describe: bool = False
 ) -> _Decoded | PhotoError:
-    """Read, hash and decode one file; any failure becomes data, never an exception."""
+    """Read, hash and decode one file, and with `describe` find its keypoints from the same decode;
+    any failure becomes data, never an exception."""
     tick = time.perf_counter()
     try:
         data = found.path.read_bytes()
@@ -389,7 +423,13 @@ def _decode_one(
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
             exif = read_exif(image)
-            tensor = to_tensor(prepare(image, card.input), card.input)
+            upright = prepare(image, card.input, None, verify.FEATURE_LONG_SIDE_PX if describe else 0)
+            tensor = to_tensor(upright, card.input)
+        features = None
+        if describe:
+            described_at = time.perf_counter()
+            features = verify.describe(upright)
+            seconds["describe"] += time.perf_counter() - described_at
     except Image.DecompressionBombError as exc:
         return PhotoError(str(found.path), f"image too large to be a photo ({exc})")
     except (OSError, SyntaxError, ValueError) as exc:
@@ -399,4 +439,22 @@ def _decode_one(
     finally:
         # Several workers add here at once; a lost update only blurs a timing figure.
         seconds["decode"] += time.perf_counter() - tick
-    return _Decoded(found, root, photo_id, tensor, width, height, exif)
+    return _Decoded(found, root, photo_id, tensor, width, height, exif, features)
+
+
+def verification_for(settings: Settings, card: ModelCard) -> tuple[Fusion | None, str | None]:
+    """The fusion to decide with, or None and why identification uses embeddings alone."""
+    if not settings.verify:
+        return None, None
+    if not verify.available():
+        return None, (
+            "keypoint verification is off: OpenCV is not installed, so matches rest on the embedding "
+            "alone. Install it with: pip install 'finprint[verify]'"
+        )
+    fusion = fusion_module.load_for_model(settings.model_path, card.model_version, verify.DETECTOR)
+    if fusion is None:
+        return None, (
+            f"keypoint verification is off: no {fusion_module.sidecar_path(settings.model_path).name} "
+            f"fitted for model {card.model_version}. Fit one with `finprint fit-verification`."
+        )
+    return fusion, None

@@ -20,18 +20,28 @@ _EXIF_ORIENTATION_TAG = 0x0112
 BoundingBox = tuple[float, float, float, float]
 
 
-def load_image(path: Path, spec: InputSpec, bbox: BoundingBox | None = None) -> Image.Image:
+def load_image(
+    path: Path, spec: InputSpec, bbox: BoundingBox | None = None, min_long_side_px: int = 0
+) -> Image.Image:
     """Open a file and prepare it for the network, cropped to `bbox` when given."""
     with Image.open(path) as image:
-        return prepare(image, spec, bbox)
+        return prepare(image, spec, bbox, min_long_side_px)
 
 
-def prepare(image: Image.Image, spec: InputSpec, bbox: BoundingBox | None = None) -> Image.Image:
-    """Draft-decode (JPEG DCT scaling), apply EXIF orientation, crop, and set the colour mode."""
+def prepare(
+    image: Image.Image, spec: InputSpec, bbox: BoundingBox | None = None, min_long_side_px: int = 0
+) -> Image.Image:
+    """Draft-decode (JPEG DCT scaling), apply EXIF orientation, crop, and set the colour mode.
+
+    `min_long_side_px` keeps more pixels than the network needs, for keypoint verification
+    from the same decode."""
     full_width, full_height = image.size
     if image.format == "JPEG":
         orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
         want = (spec.width, spec.height)
+        if min_long_side_px > max(want):
+            factor = min_long_side_px / max(want)
+            want = (round(want[0] * factor), round(want[1] * factor))
         if bbox is not None:
             # The crop, not the whole photo, must keep at least the network's pixels.
             want = (

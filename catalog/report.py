@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
@@ -13,6 +13,9 @@ from rich.text import Text
 
 from catalog.metrics import ClusteringScores, ReidMetrics
 from catalog.store import QueryResult
+
+if TYPE_CHECKING:
+    from catalog.evaluate import VerificationResult
 
 MAX_LISTED = 12
 
@@ -197,3 +200,33 @@ def reid_table(metrics: ReidMetrics, title: str) -> RenderableType:
     ):
         seed.add_row(f"{t:.1f}", f"{s:.3f}", f"{d:.3f}", f"{total:.3f}")
     return Group(summary, seed)
+
+
+def verification_table(result: VerificationResult) -> RenderableType:
+    """Embedding-only, keypoints-only and fused rankings side by side."""
+    table = Table(
+        title=f"Shortlist of {result.shortlist_k} verified by keypoints "
+        f"(+{result.describe_ms_per_photo:.0f} ms to describe a photo, "
+        f"+{result.match_ms_per_query:.0f} ms to match its shortlist)",
+        title_justify="left",
+    )
+    table.add_column("metric")
+    names = list(result.methods)
+    for name in names:
+        table.add_column(name, justify="right")
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    rows: list[tuple[str, list[str]]] = [
+        ("rank-1", [cell(result.methods[n].rank1) for n in names]),
+        ("mAP", [cell(result.methods[n].mean_average_precision) for n in names]),
+        ("ROC AUC on shortlist pairs", [cell(result.methods[n].shortlist_auc) for n in names]),
+        ("precision at the threshold", [cell(result.methods[n].precision_at_threshold) for n in names]),
+        ("pairs accepted", [str(result.methods[n].accepted_pairs or "-") for n in names]),
+    ]
+    for label, values in rows:
+        table.add_row(label, *values)
+    if not result.fusion_fitted:
+        table.caption = "No fused column: this model has no .verify.json (finprint fit-verification)."
+    return table

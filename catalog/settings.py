@@ -30,6 +30,20 @@ class Settings:
     scientific_name: str = "Symphodus melops"
     # How survey fields sit in paths below an archive root, e.g. "{date}_{site}/{camera}/*".
     path_pattern: str | None = None
+    # Verify each new photo's shortlist by keypoints, when OpenCV and the model's fusion file exist.
+    verify: bool = True
+
+
+_BOOLEAN_WORDS = {
+    "true": True,
+    "1": True,
+    "yes": True,
+    "on": True,
+    "false": False,
+    "0": False,
+    "no": False,
+    "off": False,
+}
 
 
 def _coerce(name: str, raw: Any) -> Any:
@@ -37,6 +51,13 @@ def _coerce(name: str, raw: Any) -> Any:
     kind = str(kinds[name])
     if raw is None:
         return None
+    if "bool" in kind:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text not in _BOOLEAN_WORDS:
+            raise ValueError(f"{name} must be true or false, not {raw!r}")
+        return _BOOLEAN_WORDS[text]
     if "Path" in kind:
         return Path(str(raw)).expanduser()
     if "float" in kind:

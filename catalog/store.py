@@ -60,6 +60,7 @@ class SightingRow:
     second_individual_id: str | None
     second_distance: float | None
     probability: float | None = None
+    inliers: int | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,9 @@ class Batch:
     errors: list[tuple[str, str]] = field(default_factory=list)
     # Paths whose file changed since they were catalogued; their path rows are replaced.
     stale_paths: list[str] = field(default_factory=list)
+    # (photo_id, serialised keypoints) of photos described for verification.
+    features: list[tuple[str, bytes]] = field(default_factory=list)
+    detector: str = ""
 
 
 @dataclass(frozen=True)
@@ -325,10 +329,19 @@ class Store:
         ).fetchall()
         return [(photo_id, path) for photo_id, path in rows]
 
-    def write_embeddings(self, model_version: str, photo_ids: list[str], vectors: list[np.ndarray]) -> None:
-        """One reindex batch, in one transaction."""
+    def write_embeddings(
+        self,
+        model_version: str,
+        photo_ids: list[str],
+        vectors: list[np.ndarray],
+        features: list[tuple[str, bytes]] | None = None,
+        detector: str = "",
+    ) -> None:
+        """One reindex batch (embeddings, and keypoints where described), in one transaction."""
         with self._transaction():
             self._insert_embeddings(model_version, photo_ids, vectors)
+            if features:
+                self._insert_features(detector, features)
 
     def _insert_embeddings(self, model_version: str, photo_ids: list[str], vectors: list[np.ndarray]) -> None:
         self._insert(
@@ -339,6 +352,30 @@ class Store:
                 "vector": [v.tolist() for v in vectors],
             },
         )
+
+    def _insert_features(self, detector: str, features: list[tuple[str, bytes]]) -> None:
+        photo_ids = [photo_id for photo_id, _ in features]
+        # A photo described again (another detector, a reindex) keeps only its newest keypoints.
+        self._con.execute(
+            "DELETE FROM local_features WHERE photo_id IN (SELECT unnest($ids))", {"ids": photo_ids}
+        )
+        self._insert(
+            "local_features",
+            {
+                "photo_id": photo_ids,
+                "detector": [detector] * len(features),
+                "features": [blob for _, blob in features],
+            },
+        )
+
+    def local_features(self, photo_ids: list[str], detector: str) -> dict[str, bytes]:
+        """Cached keypoints of these photos made by `detector`; photos without any are left out."""
+        rows = self._con.execute(
+            "SELECT photo_id, features FROM local_features "
+            "WHERE detector = $detector AND photo_id IN (SELECT unnest($ids))",
+            {"detector": detector, "ids": photo_ids},
+        ).fetchall()
+        return {photo_id: bytes(blob) for photo_id, blob in rows}
 
     def drop_other_embeddings(self, model_version: str) -> int:
         """Finish a reindex: only `model_version`'s embeddings remain."""
@@ -447,8 +484,11 @@ class Store:
                         "second_individual_id": [s.second_individual_id for s in seen],
                         "second_distance": [s.second_distance for s in seen],
                         "probability": [s.probability for s in seen],
+                        "inliers": [s.inliers for s in seen],
                     },
                 )
+            if batch.features:
+                self._insert_features(batch.detector, batch.features)
             if batch.errors:
                 self._insert(
                     "errors",

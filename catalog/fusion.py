@@ -1,0 +1,154 @@
+"""One calibrated P(same individual) from an embedding distance and a keypoint inlier count.
+
+A logistic model on (distance, log(1 + inliers)), fitted on labelled shortlist pairs and kept in
+a JSON file beside the ONNX model (`<model>.verify.json`); plain numpy at run time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from catalog.errors import FinprintError
+
+SIDECAR_SUFFIX = ".verify.json"
+# Candidates per new photo that are verified: the embedding's k nearest catalogued photos.
+DEFAULT_SHORTLIST_K = 20
+
+
+def sidecar_path(model_path: Path) -> Path:
+    """Where a model's fusion parameters live: beside it, same stem."""
+    return model_path.with_name(model_path.stem + SIDECAR_SUFFIX)
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """score = bias + distance_weight * distance + inlier_weight * log(1 + inliers); P = sigmoid(score)."""
+
+    model_version: str
+    detector: str
+    distance_weight: float
+    inlier_weight: float
+    bias: float
+    # Decide "same individual" at or above this score (see `fit` for how it is chosen).
+    score_threshold: float
+    shortlist_k: int = DEFAULT_SHORTLIST_K
+    fitted_on: dict[str, Any] = field(default_factory=dict)
+
+    def score(self, distance: np.ndarray | float, inliers: np.ndarray | float) -> np.ndarray:
+        """The log-odds of "same individual" for each (distance, inliers) pair."""
+        return np.asarray(
+            self.bias
+            + self.distance_weight * np.asarray(distance, dtype=np.float64)
+            + self.inlier_weight * np.log1p(np.asarray(inliers, dtype=np.float64))
+        )
+
+    def probability(self, distance: np.ndarray | float, inliers: np.ndarray | float) -> np.ndarray:
+        """P(same individual), with the classes weighted equally in the fit (a balanced prior)."""
+        return np.asarray(1.0 / (1.0 + np.exp(-self.score(distance, inliers))))
+
+    def review_margin(self, distance_threshold: float, review_band_fraction: float) -> float:
+        """The review band in score units: the distance band's width times the distance weight, so
+        a pair without keypoint evidence is doubtful over the same distances as without fusion."""
+        return abs(self.distance_weight) * distance_threshold * review_band_fraction
+
+    @property
+    def threshold_probability(self) -> float:
+        return 1.0 / (1.0 + math.exp(-self.score_threshold))
+
+    def save(self, path: Path) -> None:
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+        partial.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Fusion:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**raw)
+        except (OSError, ValueError, TypeError) as exc:
+            raise FinprintError(
+                f"{path}: not a readable verification file ({exc}). Delete it or refit it with "
+                "`finprint fit-verification`."
+            ) from exc
+
+
+def load_for_model(model_path: Path, model_version: str, detector: str) -> Fusion | None:
+    """The fusion fitted for this model and detector, or None when there is none that fits."""
+    path = sidecar_path(model_path)
+    if not path.is_file():
+        return None
+    fusion = Fusion.load(path)
+    if fusion.model_version != model_version or fusion.detector != detector:
+        return None
+    return fusion
+
+
+def fit(
+    distances: np.ndarray,
+    inliers: np.ndarray,
+    same: np.ndarray,
+    distance_threshold: float,
+    model_version: str,
+    detector: str,
+    shortlist_k: int = DEFAULT_SHORTLIST_K,
+    l2_penalty: float = 1e-3,
+) -> Fusion:
+    """Fit the logistic model on shortlist pairs and choose its decision score.
+
+    The decision score is the lowest at which no more different-individual pairs are accepted
+    than the embedding alone accepts at the card's `distance_threshold` on the same pairs: the
+    fused rule may find more re-sightings, but on the fitting pairs it never merges more.
+    """
+    distances = np.asarray(distances, dtype=np.float64)
+    inliers = np.asarray(inliers, dtype=np.float64)
+    same = np.asarray(same, dtype=bool)
+    if same.all() or not same.any():
+        raise FinprintError(
+            "fitting the verification needs both same-individual and different-individual pairs: "
+            "give labelled photos of at least two individuals with two or more photos each."
+        )
+    features = np.column_stack([np.ones_like(distances), distances, np.log1p(inliers)])
+    # Balanced classes: P(same) must not depend on how many pairs of each kind the data holds.
+    weights = np.where(same, 0.5 / same.sum(), 0.5 / (~same).sum())
+    beta = np.zeros(3)
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-(features @ beta)))
+        gradient = features.T @ (weights * (p - same)) + l2_penalty * np.r_[0.0, beta[1:]]
+        hessian = (features * (weights * p * (1 - p))[:, None]).T @ features + l2_penalty * np.diag(
+            [1e-9, 1.0, 1.0]
+        )
+        step = np.linalg.solve(hessian, gradient)
+        beta -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    scores = features @ beta
+    negative_scores = np.sort(scores[~same])[::-1]
+    allowed = int(np.sum(distances[~same] < distance_threshold))
+    # Accept scores strictly above the (allowed+1)-th highest negative score.
+    if allowed < len(negative_scores):
+        score_threshold = float(np.nextafter(negative_scores[allowed], np.inf))
+    else:
+        score_threshold = float(negative_scores[-1])
+    return Fusion(
+        model_version=model_version,
+        detector=detector,
+        distance_weight=float(beta[1]),
+        inlier_weight=float(beta[2]),
+        bias=float(beta[0]),
+        score_threshold=score_threshold,
+        shortlist_k=shortlist_k,
+        fitted_on={
+            "same_pairs": int(same.sum()),
+            "different_pairs": int((~same).sum()),
+            "different_pairs_accepted_by_embedding": allowed,
+            "different_pairs_accepted_fused": int(np.sum(scores[~same] >= score_threshold)),
+            "same_pairs_accepted_by_embedding": int(np.sum(distances[same] < distance_threshold)),
+            "same_pairs_accepted_fused": int(np.sum(scores[same] >= score_threshold)),
+        },
+    )

@@ -1,0 +1,70 @@
+"""Fit a model's keypoint-verification fusion on labelled photos and write it beside the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from catalog import fusion as fusion_module
+from catalog import verify
+from catalog.embed import Embedder
+from catalog.errors import FinprintError, TrainingDataError
+from catalog.evaluate import embed_labelled
+from catalog.fusion import Fusion
+from catalog.labels import read_sources, split_photos
+from catalog.shortlist import verify_shortlists
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """The fitted fusion and where it was written."""
+
+    fusion: Fusion
+    path: Path
+    photos: int
+    individuals: int
+
+
+def fit_verification(
+    model_path: Path,
+    data_dirs: list[Path],
+    shortlist_k: int = fusion_module.DEFAULT_SHORTLIST_K,
+    training_seed: int | None = None,
+    validation_fraction: float = 0.2,
+    split_date: date | None = None,
+) -> FitResult:
+    """Embed and describe the labelled photos, verify each one's shortlist, fit the fusion.
+
+    With `training_seed`, only the individuals `finprint train` held out for validation with that
+    seed (same DATA folders, same order) are used: pairs of fish the network was trained on would
+    make distances look more trustworthy than they are on new fish."""
+    if not verify.available():
+        raise FinprintError(
+            "keypoint verification needs OpenCV. Install it with: pip install 'finprint[verify]'"
+        )
+    embedder = Embedder(model_path)
+    card = embedder.card
+    photos = read_sources(data_dirs)
+    if training_seed is not None:
+        _, photos = split_photos(photos, "disjoint", validation_fraction, training_seed, split_date)
+    vectors, kept, _, features, _ = embed_labelled(embedder, photos, 64, with_features=True)
+    labels = [p.class_key(card.sides) for p in kept]
+    if len(set(labels)) < 2:
+        raise TrainingDataError("fitting the verification needs photos of at least two individuals.")
+    _, pairs = verify_shortlists(vectors, labels, [p.encounter for p in kept], features, shortlist_k)
+    fitted = fusion_module.fit(
+        pairs.distance,
+        pairs.inliers,
+        pairs.same,
+        card.threshold,
+        card.model_version,
+        verify.DETECTOR,
+        shortlist_k,
+    )
+    fitted.fitted_on["data"] = [d.name for d in data_dirs]
+    fitted.fitted_on["held_out_of_training_seed"] = training_seed
+    fitted.fitted_on["photos"] = len(kept)
+    path = fusion_module.sidecar_path(model_path)
+    fitted.save(path)
+    return FitResult(fitted, path, len(kept), len(set(labels)))

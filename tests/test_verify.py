@@ -1,0 +1,174 @@
+"""Keypoint verification: describing, matching, fusion, and deciding on fused scores."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from catalog import fusion as fusion_module
+from catalog import verify
+from catalog.fusion import Fusion
+from catalog.identify import Identifier, Verification
+
+pytestmark = pytest.mark.skipif(not verify.available(), reason="OpenCV is not installed")
+
+
+def _pattern(seed: int, size: tuple[int, int] = (480, 240)) -> Image.Image:
+    """A skin-like pattern of random blotches and spots, different for every seed."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("L", size, 128)
+    draw = ImageDraw.Draw(image)
+    for _ in range(90):
+        x, y = rng.uniform(0, size[0]), rng.uniform(0, size[1])
+        r = rng.uniform(3, 14)
+        draw.ellipse((x - r, y - r * rng.uniform(0.5, 1.5), x + r, y + r), fill=int(rng.integers(0, 256)))
+    return image
+
+
+def _photographed_again(image: Image.Image, angle_degrees: float, scale: float) -> Image.Image:
+    turned = image.rotate(angle_degrees, resample=Image.Resampling.BILINEAR, fillcolor=128)
+    return turned.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BILINEAR)
+
+
+def test_the_same_pattern_rotated_and_scaled_keeps_many_inliers_a_different_one_few() -> None:
+    fish = _pattern(1)
+    again = verify.describe(_photographed_again(fish, 12, 0.8))
+    original = verify.describe(fish)
+    stranger = verify.describe(_pattern(2))
+    same = verify.match(again, original)
+    different = verify.match(again, stranger)
+    assert same.inliers >= 25
+    assert different.inliers <= 8
+    # The drawn lines join inlier pairs, in each image's own pixels.
+    assert same.lines.shape == (same.inliers, 4)
+    assert (same.lines[:, 2] <= original.size[0]).all()
+
+
+def test_features_survive_the_catalogue_round_trip() -> None:
+    features = verify.describe(_pattern(3))
+    again = verify.LocalFeatures.from_bytes(features.to_bytes())
+    assert len(features) > 50
+    np.testing.assert_array_equal(again.points, features.points)
+    np.testing.assert_array_equal(again.descriptors, features.descriptors)
+    assert again.size == features.size
+
+
+def test_a_blank_photo_has_no_keypoints_and_matches_nothing() -> None:
+    blank = verify.describe(Image.new("RGB", (300, 200), (90, 90, 90)))
+    assert len(blank) == 0
+    assert verify.match(blank, verify.describe(_pattern(4))).inliers == 0
+
+
+def _pairs(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    same = rng.random(4000) < 0.2
+    distances = np.where(same, rng.normal(0.45, 0.12, 4000), rng.normal(0.85, 0.12, 4000))
+    inliers = np.where(same, rng.poisson(18, 4000), rng.poisson(2, 4000)).astype(float)
+    return distances, inliers, same
+
+
+def test_fused_decision_never_accepts_more_different_pairs_than_the_embedding() -> None:
+    distances, inliers, same = _pairs(np.random.default_rng(0))
+    fitted = fusion_module.fit(distances, inliers, same, 0.5, "m1", verify.DETECTOR)
+    accepted = fitted.score(distances, inliers) >= fitted.score_threshold
+    assert (accepted & ~same).sum() <= (distances[~same] < 0.5).sum()
+    # The inliers carry evidence, so the fused rule finds more of the same-fish pairs.
+    assert (accepted & same).sum() > (distances[same] < 0.5).sum()
+    # More inliers raise P(same); more distance lowers it.
+    assert fitted.probability(0.6, 20) > fitted.probability(0.6, 0)
+    assert fitted.probability(0.4, 5) > fitted.probability(0.8, 5)
+
+
+def test_fitting_needs_both_kinds_of_pair() -> None:
+    with pytest.raises(Exception, match="both same-individual and different-individual"):
+        fusion_module.fit(np.array([0.1, 0.2]), np.array([3.0, 4.0]), np.array([True, True]), 0.5, "m", "d")
+
+
+def test_sidecar_is_used_only_for_its_own_model_and_detector(tmp_path: Path) -> None:
+    model = tmp_path / "m.onnx"
+    distances, inliers, same = _pairs(np.random.default_rng(1))
+    fusion_module.fit(distances, inliers, same, 0.5, "v1", verify.DETECTOR).save(
+        fusion_module.sidecar_path(model)
+    )
+    assert fusion_module.load_for_model(model, "v1", verify.DETECTOR) is not None
+    assert fusion_module.load_for_model(model, "v2", verify.DETECTOR) is None
+    assert fusion_module.load_for_model(model, "v1", "orb-500") is None
+
+
+def _hand_fusion() -> Fusion:
+    # Weights of the order a fit on synthetic fish gives: score = -2.4 - 6.5 d + 2.5 log(1 + inliers).
+    return Fusion("m", verify.DETECTOR, -6.5, 2.5, -2.4, 1.4, shortlist_k=5)
+
+
+def _identifier(features: dict[str, verify.LocalFeatures]) -> Identifier:
+    verification = Verification(_hand_fusion(), lambda ids: {i: features[i] for i in ids if i in features})
+    return Identifier(dim=4, distance_threshold=0.4, review_band_fraction=0.1, neighbours_k=5,
+                      verification=verification)  # fmt: skip
+
+
+def test_keypoints_rescue_a_resighting_the_embedding_alone_would_call_new() -> None:
+    fish = _pattern(5)
+    catalogued = verify.describe(fish)
+    identifier = _identifier({"photo-a": catalogued})
+    identifier.add("*/*", ["photo-a"], ["FP-000001"], np.array([[1.0, 0.0, 0.0, 0.0]], np.float32))
+    # Distance 0.55: beyond the 0.4 threshold, so embeddings alone would make a new fish.
+    query = np.array([1.0 - 0.55, 0.0, 0.0, 0.0], np.float32)
+    without = Identifier(dim=4, distance_threshold=0.4, review_band_fraction=0.1, neighbours_k=5)
+    without.add("*/*", ["photo-a"], ["FP-000001"], np.array([[1.0, 0.0, 0.0, 0.0]], np.float32))
+    assert without.assign("*/*", query).individual_id is None
+    decision = identifier.assign("*/*", query, verify.describe(_photographed_again(fish, 8, 0.9)))
+    assert decision.individual_id == "FP-000001"
+    assert decision.inliers is not None and decision.inliers >= 25
+    assert decision.probability is not None and decision.probability > 0.8
+
+
+def test_a_close_embedding_without_keypoint_agreement_is_not_merged() -> None:
+    identifier = _identifier({"photo-a": verify.describe(_pattern(6))})
+    identifier.add("*/*", ["photo-a"], ["FP-000001"], np.array([[1.0, 0.0, 0.0, 0.0]], np.float32))
+    # Distance 0.38 is under the 0.4 threshold, but the skin patterns disagree (a few chance inliers).
+    query = np.array([0.62, 0.0, 0.0, 0.0], np.float32)
+    decision = identifier.assign("*/*", query, verify.describe(_pattern(7)))
+    assert decision.inliers is not None and decision.inliers < 8
+    assert (decision.individual_id, decision.status) == (None, "new")
+
+
+def test_index_verifies_and_caches_keypoints(tmp_path: Path, survey_archive: Path) -> None:
+    from catalog.pipeline import index
+    from catalog.settings import DEFAULT_MODEL_PATH, Settings
+    from catalog.store import Store
+
+    sidecar = fusion_module.sidecar_path(DEFAULT_MODEL_PATH)
+    if not sidecar.is_file():
+        pytest.skip("the default model ships without a fitted .verify.json")
+    folders = sorted(p for p in survey_archive.iterdir() if p.is_dir())[:2]
+    settings = Settings(db_path=tmp_path / "c.duckdb")
+    result = index(settings, folders)
+    assert not any("verification is off" in w for w in result.warnings)
+    assert result.seconds["describe"] > 0
+    with Store.open(settings.db_path, read_only=True) as store:
+        counts = store.read_only_sql(
+            "SELECT (SELECT count(*) FROM local_features), (SELECT count(*) FROM photos), "
+            "(SELECT count(*) FROM sightings WHERE inliers IS NOT NULL)"
+        ).rows[0]
+    features, photos, verified = counts
+    assert features == photos > 0
+    # Every photo after the first of its partition was checked against candidates.
+    assert verified > photos // 2
+
+
+def test_without_a_fitted_sidecar_index_says_verification_is_off(
+    tmp_path: Path, survey_archive: Path
+) -> None:
+    from catalog.pipeline import index
+    from catalog.settings import DEFAULT_MODEL_PATH, Settings
+
+    model = tmp_path / "bare.onnx"
+    shutil.copy(DEFAULT_MODEL_PATH, model)
+    folder = sorted(p for p in survey_archive.iterdir() if p.is_dir())[0]
+    result = index(Settings(db_path=tmp_path / "c.duckdb", model_path=model), [folder])
+    off = [w for w in result.warnings if "verification is off" in w]
+    assert len(off) == 1 and "fit-verification" in off[0]
+    assert result.seconds["describe"] == 0
