@@ -108,6 +108,7 @@ def _sighting_table(title: str, rows: list[dict[str, Any]]) -> Table:
     table.add_column("individual")
     table.add_column("distance", justify="right")
     table.add_column("P(same)", justify="right")
+    table.add_column("keypoints", justify="right")
     table.add_column("photo", overflow="fold")
     table.add_column("best earlier photo", overflow="fold")
     for row in rows[:MAX_LISTED]:
@@ -118,11 +119,12 @@ def _sighting_table(title: str, rows: list[dict[str, Any]]) -> Table:
             Text(who),
             format_value(row["distance"]),
             "-" if row.get("probability") is None else f"{row['probability']:.2f}",
+            "-" if row.get("inliers") is None else str(row["inliers"]),
             Text(short_path(row["path"])),
             Text(short_path(row["matched_path"])),
         )
     if len(rows) > MAX_LISTED:
-        table.add_row(f"... and {len(rows) - MAX_LISTED} more", "", "", "", "")
+        table.add_row(f"... and {len(rows) - MAX_LISTED} more", "", "", "", "", "")
     return table
 
 

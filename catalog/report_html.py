@@ -8,8 +8,9 @@ import io
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
+from catalog import verify
 from catalog.report import format_value
 from catalog.store import QueryResult
 
@@ -20,6 +21,7 @@ body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #1b2a33; }
 h1 { font-size: 1.4rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
 .pair { display: flex; gap: 1rem; align-items: flex-start; border-top: 1px solid #ccd; padding: .8rem 0; }
 .pair figure { margin: 0; width: 250px; }
+.pair figure.keypoints { width: auto; } .pair figure.keypoints img { max-width: 560px; }
 .pair figcaption { font-size: .75rem; word-break: break-all; }
 .verdict { font-size: .9rem; min-width: 12rem; }
 .review { color: #a15c00; font-weight: bold; }
@@ -53,14 +55,71 @@ def thumbnail(path: str | None) -> str:
     return f'<img alt="{_text(Path(path).name)}" src="data:image/jpeg;base64,{encoded}">'
 
 
+def _upright_at(path: str, size: tuple[int, int]) -> Image.Image:
+    with Image.open(path) as image:
+        image.draft("RGB", (size[0], size[1]))
+        return ImageOps.exif_transpose(image).convert("RGB").resize(size, Image.Resampling.BILINEAR)
+
+
+# Lines cycle through colours so that crossing correspondences stay tellable apart.
+_LINE_COLOURS = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180))
+
+
+def keypoint_pair(
+    path: str, matched_path: str, features: verify.LocalFeatures, matched_features: verify.LocalFeatures
+) -> str:
+    """Both photos side by side with a line between each pair of keypoints that agreed (RANSAC
+    inliers), so a reader sees which marks made the two photos the same fish; "" when none did."""
+    agreement = verify.match(features, matched_features)
+    if agreement.inliers == 0:
+        return ""
+    try:
+        left = _upright_at(path, features.size)
+        right = _upright_at(matched_path, matched_features.size)
+    except (OSError, SyntaxError, ValueError):
+        return ""
+    height = THUMBNAIL_PIXELS
+    left_scale, right_scale = height / left.height, height / right.height
+    left = left.resize((max(1, round(left.width * left_scale)), height))
+    right = right.resize((max(1, round(right.width * right_scale)), height))
+    gap = 12
+    canvas = Image.new("RGB", (left.width + gap + right.width, height), (255, 255, 255))
+    canvas.paste(left, (0, 0))
+    canvas.paste(right, (left.width + gap, 0))
+    draw = ImageDraw.Draw(canvas)
+    for number, (xa, ya, xb, yb) in enumerate(agreement.lines.tolist()):
+        colour = _LINE_COLOURS[number % len(_LINE_COLOURS)]
+        start = (xa * left_scale, ya * left_scale)
+        end = (left.width + gap + xb * right_scale, yb * right_scale)
+        draw.line((start, end), fill=colour, width=1)
+        for x, y in (start, end):
+            draw.ellipse((x - 2, y - 2, x + 2, y + 2), outline=colour)
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="JPEG", quality=85)
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (
+        f"<figure class='keypoints'><img alt='matching keypoints' src='data:image/jpeg;base64,{encoded}'>"
+        f"<figcaption>{agreement.inliers} skin-pattern keypoints agree (lines join them)"
+        "</figcaption></figure>"
+    )
+
+
 def _figure(path: str | None, caption: str) -> str:
     return f"<figure>{thumbnail(path)}<figcaption>{caption}</figcaption></figure>"
 
 
 def run_page(
-    summary: QueryResult, sightings: QueryResult, errors: QueryResult, histories: dict[str, QueryResult]
+    summary: QueryResult,
+    sightings: QueryResult,
+    errors: QueryResult,
+    histories: dict[str, QueryResult],
+    features: dict[str, verify.LocalFeatures] | None = None,
 ) -> str:
-    """The report of one run: matches as side-by-side pairs, new individuals, errors, timelines."""
+    """The report of one run: matches as side-by-side pairs, new individuals, errors, timelines.
+
+    With `features` (cached keypoints by photo id) and OpenCV, verified pairs also show the
+    keypoints that agreed."""
+    features = features or {}
     run = dict(zip(summary.columns, summary.rows[0], strict=True))
     rows = [dict(zip(sightings.columns, r, strict=True)) for r in sightings.rows]
     parts = [
@@ -89,12 +148,15 @@ def run_page(
             + f"<div class='verdict'><span class='{_text(status)}'>{_text(status)}</span><br>"
             f"individual {who}<br>distance {_text(row['distance'])}"
             + ("" if row.get("probability") is None else f"<br>P(same) {row['probability']:.2f}")
+            + ("" if row.get("inliers") is None else f"<br>keypoints agreeing {_text(row['inliers'])}")
             + (
                 " (nearest; over the threshold)"
                 if row["distance"] is not None and row["distance"] >= threshold
                 else ""
             )
-            + "</div></div>"
+            + "</div>"
+            + _keypoints_of(row, features)
+            + "</div>"
         )
     new = [r for r in rows if r["status"] == "new"]
     parts.append(f"<h2>New individuals ({len(new)})</h2><table><tr><th>individual</th><th>photo</th></tr>")
@@ -117,3 +179,10 @@ def run_page(
         parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _keypoints_of(row: dict[str, Any], features: dict[str, verify.LocalFeatures]) -> str:
+    mine, theirs = features.get(row.get("photo_id") or ""), features.get(row.get("matched_photo_id") or "")
+    if mine is None or theirs is None or row["path"] is None or row["matched_path"] is None:
+        return ""
+    return keypoint_pair(row["path"], row["matched_path"], mine, theirs)

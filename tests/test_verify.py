@@ -172,3 +172,27 @@ def test_without_a_fitted_sidecar_index_says_verification_is_off(
     off = [w for w in result.warnings if "verification is off" in w]
     assert len(off) == 1 and "fit-verification" in off[0]
     assert result.seconds["describe"] == 0
+
+
+def test_html_report_draws_lines_between_the_keypoints_that_agree(tmp_path: Path) -> None:
+    import base64
+    import io
+    import re
+
+    from catalog.report_html import keypoint_pair
+
+    fish = _pattern(8).convert("RGB")
+    first, second, blank = tmp_path / "a.jpg", tmp_path / "b.jpg", tmp_path / "blank.jpg"
+    fish.save(first, quality=95)
+    _photographed_again(fish, 10, 0.85).convert("RGB").save(second, quality=95)
+    Image.new("RGB", (300, 200), (90, 90, 90)).save(blank)
+    described = [verify.describe(Image.open(path)) for path in (first, second, blank)]
+    figure = keypoint_pair(str(first), str(second), described[0], described[1])
+    found = re.search(r"(\d+) skin-pattern keypoints agree", figure)
+    assert found is not None and int(found[1]) >= 20
+    encoded = re.search(r"base64,([^']+)'", figure)
+    assert encoded is not None
+    drawn = np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded[1]))).convert("RGB")).astype(int)
+    # The photos are grey; only the lines are coloured.
+    assert ((drawn.max(axis=2) - drawn.min(axis=2)) > 100).sum() > 200
+    assert keypoint_pair(str(first), str(blank), described[0], described[2]) == ""
