@@ -39,7 +39,8 @@ smoke:
 
 # Retrain the shipped default model (CPU: about 45 minutes on 2 cores; a GPU is used when torch
 # sees one): 400 synthetic fish plus every shared real set, 20% of the individuals of all of
-# them held out for validation and the threshold; then 60 synthetic fish it never saw.
+# them held out for validation, the threshold and the keypoint fusion (default.verify.json);
+# then 60 synthetic fish it never saw. bench/heldout.py rebuilds the same split: keep them in step.
 train-default work="/tmp/finprint-train-default" shared="../shared/datasets" epochs="25":
     rm -rf {{work}} && mkdir -p {{work}}
     {{venv}}/bin/finprint synthesize {{work}}/synthetic-fish --individuals 200 --photos-per-view 5 --seed 1 & \
@@ -47,6 +48,9 @@ train-default work="/tmp/finprint-train-default" shared="../shared/datasets" epo
     {{venv}}/bin/finprint train {{work}}/synthetic-fish \
         {{shared}}/nyala {{shared}}/zebra_rapid {{shared}}/lions {{shared}}/att_faces {{shared}}/fs48_train \
         --out catalog/models/default.onnx --epochs {{epochs}} --seed 0
+    {{venv}}/bin/finprint fit-verification {{work}}/synthetic-fish \
+        {{shared}}/nyala {{shared}}/zebra_rapid {{shared}}/lions {{shared}}/att_faces {{shared}}/fs48_train \
+        --model catalog/models/default.onnx --held-out-of-seed 0
     {{venv}}/bin/finprint synthesize {{work}}/heldout --individuals 60 --photos-per-view 4 --seed 3
     {{venv}}/bin/finprint evaluate {{work}}/heldout --model catalog/models/default.onnx
 
@@ -61,6 +65,10 @@ bench-identify *args:
 # HNSW build time, memory, recall@10 and assignment time on synthetic catalogues of growing size.
 bench-scale *args:
     {{py}} bench/bench_scale.py {{args}}
+
+# Keypoint verification beside the embedding on the individuals the default model never saw.
+bench-verify *args:
+    {{py}} bench/bench_verify.py {{args}}
 
 # The seed study's recipe beside finprint's on each shared set, scored on held-out individuals.
 bench-accuracy *args:

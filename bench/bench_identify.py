@@ -1,8 +1,11 @@
 """Identification quality: index each shared set as if it were an archive, score against its labels.
 
-Usage: python bench/bench_identify.py [--model MODEL.onnx] [--sets nyala,zebra_rapid,...]
+Usage: python bench/bench_identify.py [--model MODEL.onnx] [--sets nyala,...] [--all-individuals]
 The truth for a photo is its individual, plus its side and body part where the set's labels.csv
-gives them (flanks and parts are separate catalogue entries until linked).
+gives them (flanks and parts are separate catalogue entries until linked). The default model was
+trained on 80% of each set's individuals, so by default only the other 20% are indexed (see
+bench/heldout.py); --all-individuals indexes everything (fair only for a model trained elsewhere).
+Each set is indexed twice, with keypoint verification and without, side by side.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 from pathlib import Path
 
 from benchtable import bench_console, measures_table
+from heldout import held_out_by_set
 
 from catalog.errors import FinprintError
 from catalog.metrics import clustering_scores
@@ -39,16 +43,22 @@ def truth_of(dataset: Path) -> dict[str, str]:
     }
 
 
-def score_set(dataset: Path, model: Path, workdir: Path) -> dict[str, str]:
+def score_set(
+    dataset: Path, model: Path, workdir: Path, keep: set[Path] | None, verify: bool
+) -> dict[str, str]:
     truth = truth_of(dataset)
-    archive = workdir / dataset.name
+    if keep is not None:
+        truth = {relative: key for relative, key in truth.items() if (dataset / relative).resolve() in keep}
+    archive = workdir / f"{dataset.name}-{'verified' if verify else 'embedding'}"
     for relative in truth:
         target = archive / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         os.symlink((dataset / relative).resolve(), target)
-    settings = Settings(db_path=workdir / f"{dataset.name}.duckdb", model_path=model)
+    settings = Settings(db_path=archive.with_suffix(".duckdb"), model_path=model, verify=verify)
     started = time.perf_counter()
     result = index(settings, [archive])
+    if verify and any("verification is off" in warning for warning in result.warnings):
+        raise FinprintError(" ".join(result.warnings))
     seconds = time.perf_counter() - started
     with Store.open(settings.db_path, read_only=True) as store:
         rows = store.read_only_sql(
@@ -76,6 +86,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     parser.add_argument("--sets", default="nyala,zebra_rapid,lions,fs48_train,att_faces")
+    parser.add_argument("--all-individuals", action="store_true")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/finprint-train-default"))
     args = parser.parse_args()
     console = bench_console()
     names = [n for n in args.sets.split(",") if (SHARED / n / "labels.csv").is_file()]
@@ -83,14 +95,25 @@ def main() -> None:
         console.print(f"No shared data sets under {SHARED}: nothing to measure.")
         return
     card = read_card(args.model)
+    held_out = None if args.all_individuals else held_out_by_set(args.work)
+    if held_out is not None and not held_out:
+        console.print("The shared sets are not all there: the training split cannot be rebuilt.")
+        return
     columns: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for name in names:
-            try:
-                columns[name] = score_set(SHARED / name, args.model, Path(scratch))
-            except FinprintError as exc:
-                console.print(f"{name}: not measured ({exc})", markup=False)
-    title = f"Identification at the card's threshold {card.threshold} (model {card.model_version})"
+            keep = None if held_out is None else {p.path.resolve() for p in held_out.get(name, [])}
+            for verify in (False, True):
+                label = f"{name} {'fused' if verify else 'embedding'}"
+                try:
+                    columns[label] = score_set(SHARED / name, args.model, Path(scratch), keep, verify)
+                except FinprintError as exc:
+                    console.print(f"{label}: not measured ({exc})", markup=False)
+    which = "all individuals" if held_out is None else "individuals held out of training"
+    title = (
+        f"Identification of {which} at the card's threshold {card.threshold} (model {card.model_version}), "
+        "embedding alone and with keypoint verification"
+    )
     console.print(measures_table(title, columns))
 
 

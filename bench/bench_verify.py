@@ -1,0 +1,90 @@
+"""Keypoint verification beside the embedding, on the individuals the default model never saw.
+
+Usage: python bench/bench_verify.py [--model MODEL.onnx] [--work DIR] [--shortlist-k 20]
+For each set, each held-out photo's k nearest held-out photos are matched by keypoints; the
+fusion is refitted leaving that set out (fitted on the other sets' pairs), so no set is scored
+with parameters fitted on itself. Prints rank-1, mAP, shortlist ROC AUC and precision at the
+decision threshold for embedding only, keypoints only and fused, and the added time per photo.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from benchtable import bench_console, measures_table
+from heldout import held_out_by_set
+
+from catalog import fusion as fusion_module
+from catalog import verify
+from catalog.embed import Embedder
+from catalog.evaluate import embed_labelled
+from catalog.settings import DEFAULT_MODEL_PATH
+from catalog.shortlist import Shortlists, compare_methods, verify_shortlists
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/finprint-train-default"))
+    parser.add_argument("--shortlist-k", type=int, default=fusion_module.DEFAULT_SHORTLIST_K)
+    args = parser.parse_args()
+    console = bench_console()
+    if not verify.available():
+        console.print("OpenCV is not installed (pip install 'finprint[verify]'): nothing to measure.")
+        return
+    held_out = held_out_by_set(args.work)
+    if not held_out:
+        console.print("The shared data sets are not all there: the training split cannot be rebuilt.")
+        return
+    embedder = Embedder(args.model)
+    card = embedder.card
+    measured: dict[str, tuple[np.ndarray, list[str], list[str], Shortlists, float]] = {}
+    for name, photos in sorted(held_out.items()):
+        vectors, kept, _, features, describe_seconds = embed_labelled(
+            embedder, photos, 64, with_features=True
+        )
+        labels = [p.class_key(card.sides) for p in kept]
+        encounters = [p.encounter for p in kept]
+        distances, pairs = verify_shortlists(vectors, labels, encounters, features, args.shortlist_k)
+        measured[name] = (distances, labels, encounters, pairs, 1000 * describe_seconds / max(1, len(kept)))
+        console.print(f"{name}: {len(kept)} held-out photos verified", markup=False)
+    columns: dict[str, dict[str, str]] = {}
+    for name, (distances, labels, encounters, pairs, describe_ms) in measured.items():
+        others = [m[3] for other, m in measured.items() if other != name]
+        fitted = fusion_module.fit(
+            np.concatenate([o.distance for o in others]),
+            np.concatenate([o.inliers for o in others]),
+            np.concatenate([o.same for o in others]),
+            card.threshold,
+            card.model_version,
+            verify.DETECTOR,
+            args.shortlist_k,
+        )
+        methods = compare_methods(distances, labels, encounters, pairs, card.threshold, fitted)
+        column: dict[str, str] = {"photos": str(len(labels))}
+        for measure, attribute in (
+            ("rank-1", "rank1"),
+            ("mAP", "mean_average_precision"),
+            ("shortlist ROC AUC", "shortlist_auc"),
+        ):
+            for method, scores in methods.items():
+                column[f"{measure} {method}"] = f"{getattr(scores, attribute):.3f}"
+        for method in ("embedding", "fused"):
+            scores = methods[method]
+            precision = scores.precision_at_threshold
+            column[f"precision at threshold {method}"] = "-" if precision is None else f"{precision:.3f}"
+            column[f"pairs accepted {method}"] = str(scores.accepted_pairs)
+        column["describe ms per photo"] = f"{describe_ms:.1f}"
+        column[f"match ms per photo (k={args.shortlist_k})"] = f"{1000 * pairs.match_seconds_per_query:.1f}"
+        columns[name] = column
+    title = (
+        f"Keypoint verification on held-out individuals (model {card.model_version}, "
+        f"shortlist {args.shortlist_k}, fusion fitted leaving each set out)"
+    )
+    console.print(measures_table(title, columns))
+
+
+if __name__ == "__main__":
+    main()
