@@ -128,3 +128,52 @@ def test_k_folds_by_individual_cover_every_fish_once(labelled_set: Path) -> None
     assert sum(len(i) for i in individuals) == len({p.individual for p in photos})  # disjoint
     with pytest.raises(TrainingDataError, match="fold"):
         split_by_individual(photos, 0.0, seed=2, fold=3, folds=3)
+
+
+def test_init_weights_load_a_local_torchvision_state_dict(tmp_path: Path) -> None:
+    from torchvision.models import resnet18
+
+    from catalog.errors import FinprintError
+    from catalog.train.loop import _load_init_weights
+    from catalog.train.nets import build_backbone
+
+    state = resnet18(weights=None).state_dict()
+    state["conv1.weight"] = torch.full_like(state["conv1.weight"], 0.125)
+    weights = tmp_path / "resnet18.pth"
+    torch.save(state, weights)
+    model = build_backbone("resnet18", 16, 3)
+    _load_init_weights(model, weights)
+    assert torch.all(model.trunk.conv1.weight == 0.125)
+    # A state dict for another network fits nothing: refused, not silently ignored.
+    unrelated = tmp_path / "other.pth"
+    torch.save({"encoder.layer.weight": torch.zeros(3)}, unrelated)
+    with pytest.raises(FinprintError, match="none of its weights fit"):
+        _load_init_weights(build_backbone("resnet18", 16, 3), unrelated)
+    with pytest.raises(FinprintError, match="no such weights file"):
+        _load_init_weights(model, tmp_path / "missing.pth")
+
+
+def test_sets_trained_together_keep_same_named_animals_apart(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from catalog.labels import read_sources
+
+    for set_name in ("zebras", "lions"):
+        for n in range(2):
+            folder = tmp_path / set_name / "10"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (16, 16), (n * 90, 40, 40)).save(folder / f"{n}.jpg")
+    photos = read_sources([tmp_path / "zebras", tmp_path / "lions"])
+    assert sorted({p.individual for p in photos}) == ["lions/10", "zebras/10"]
+    assert len({p.encounter for p in photos}) == 4
+    # One source keeps its own names, as before.
+    assert {p.individual for p in read_sources([tmp_path / "zebras"])} == {"10"}
+
+
+def test_asking_for_cuda_without_a_gpu_is_a_clear_error(labelled_set: Path, tmp_path: Path) -> None:
+    from catalog.errors import FinprintError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(FinprintError, match="torch sees no CUDA GPU"):
+        train(_tiny(labelled_set, tmp_path / "m.onnx", epochs=1, device="cuda"))
