@@ -129,6 +129,8 @@ def demo(
         )
     with Store.open(result.db_path, read_only=True) as store:
         console.print(report.run_report(*_run_queries(store, result.run.run_id)))
+        for warning in result.run.warnings:
+            console.print(f"Note: {warning}", markup=False, highlight=False)
         console.print(
             f"\n[bold]Life history of the most-seen fish[/] "
             f"(finprint history {result.most_seen} --db {result.db_path})"
