@@ -9,7 +9,7 @@ import numpy as np
 
 from catalog.fusion import Fusion
 from catalog.metrics import pairwise_distances, retrieval_scores, roc_auc
-from catalog.verify import LocalFeatures, match
+from catalog.verify import LocalFeatures, match_many
 
 
 @dataclass(frozen=True)
@@ -36,15 +36,17 @@ def verify_shortlists(
     Returns the full distance matrix (for embedding-only ranking) and the verified pairs."""
     distances = pairwise_distances(vectors.astype(np.float64))
     label_array, encounter_array = np.asarray(labels), np.asarray(encounters)
-    queries, candidates, inliers = [], [], []
+    queries: list[int] = []
+    candidates: list[int] = []
+    inliers: list[int] = []
     started = time.perf_counter()
     for q in range(len(labels)):
         eligible = np.flatnonzero(encounter_array != encounter_array[q])
         nearest = eligible[np.argsort(distances[q, eligible], kind="stable")[:shortlist_k]]
-        for c in nearest:
-            queries.append(q)
-            candidates.append(int(c))
-            inliers.append(match(features[q], features[int(c)]).inliers)
+        agreements = match_many(features[q], [features[int(c)] for c in nearest])
+        queries.extend([q] * len(nearest))
+        candidates.extend(int(c) for c in nearest)
+        inliers.extend(agreement.inliers for agreement in agreements)
     seconds = time.perf_counter() - started
     query_rows, candidate_rows = np.asarray(queries, dtype=int), np.asarray(candidates, dtype=int)
     return distances, Shortlists(
