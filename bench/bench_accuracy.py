@@ -3,6 +3,9 @@
 Usage: python bench/bench_accuracy.py [--epochs 15] [--sets nyala,zebra_rapid,...] [--seed 0]
 Sets with fewer than 100 individuals are scored by k-fold by individual (--folds, default 5),
 larger ones on one seeded 30% split; both recipes always see the same folds. Averages per set.
+With OpenCV, finprint's models are also scored with keypoint verification of each held-out
+photo's 20 nearest (keypoints alone, and fused with the distance, the fusion cross-fitted on
+halves of the held-out fish), with pair precision at the decision threshold.
 """
 
 from __future__ import annotations
@@ -15,10 +18,61 @@ import numpy as np
 from benchtable import bench_console, measures_table
 from rich.console import Console
 
+from catalog import verify
+from catalog.embed import Embedder
 from catalog.errors import FinprintError
+from catalog.evaluate import embed_labelled
+from catalog.labels import read_labelled, split_by_individual, split_photos
+from catalog.shortlist import cross_fitted, verify_shortlists
 from catalog.train.loop import TrainConfig, train
 
+SHORTLIST_K = 20
+VERIFICATION_MEASURES = (
+    "rank-1 keypoints",
+    "rank-1 fused",
+    "mAP fused",
+    "precision embedding",
+    "precision fused",
+)
+
+
+def verification_scores(config: TrainConfig) -> dict[str, float]:
+    """Keypoints and fusion on the fold's held-out fish, the fusion cross-fitted by halves of them."""
+    photos = read_labelled(config.data_dirs[0])
+    if config.folds > 1:
+        _, held_out = split_by_individual(
+            photos, config.validation_fraction, config.seed, config.fold, config.folds
+        )
+    else:
+        _, held_out = split_photos(photos, "disjoint", config.validation_fraction, config.seed, None)
+    embedder = Embedder(config.out_path)
+    card = embedder.card
+    vectors, kept, _, features, _ = embed_labelled(embedder, held_out, 64, with_features=True)
+    labels = [p.class_key(card.sides) for p in kept]
+    encounters = [p.encounter for p in kept]
+    distances, pairs = verify_shortlists(vectors, labels, encounters, features, SHORTLIST_K)
+    halves = cross_fitted(
+        distances, labels, encounters, pairs, card.threshold, card.model_version, verify.DETECTOR
+    )
+
+    def mean(method: str, attribute: str) -> float:
+        values = [v for half in halves if (v := getattr(half[method], attribute)) is not None]
+        return float(np.mean(values)) if values else float("nan")
+
+    return {
+        "rank-1 keypoints": mean("verification", "rank1"),
+        "rank-1 fused": mean("fused", "rank1"),
+        "mAP fused": mean("fused", "mean_average_precision"),
+        "precision embedding": mean("embedding", "precision_at_threshold"),
+        "precision fused": mean("fused", "precision_at_threshold"),
+    }
+
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def _cell(value: float) -> str:
+    return "-" if np.isnan(value) else f"{value:.3f}"
 
 
 def main() -> None:
@@ -60,6 +114,11 @@ def main() -> None:
                     if result.validation is None:
                         continue
                     metrics = result.validation
+                    checked = (
+                        verification_scores(config)
+                        if recipe == "finprint" and verify.available()
+                        else dict.fromkeys(VERIFICATION_MEASURES, float("nan"))
+                    )
                     scores.append(
                         {
                             "ROC AUC": metrics.roc_auc,
@@ -67,6 +126,7 @@ def main() -> None:
                             "rank-1": metrics.rank1,
                             "rank-5": metrics.rank5,
                             "mAP": metrics.mean_average_precision,
+                            **checked,
                             "train seconds": result.seconds,
                         }
                     )
@@ -78,7 +138,7 @@ def main() -> None:
                     columns[f"{name} {recipe}"] = {
                         "folds": str(len(scores)),
                         **{
-                            key: f"{np.mean([s[key] for s in scores]):.3f}"
+                            key: _cell(float(np.mean([s[key] for s in scores])))
                             for key in scores[0]
                             if key != "train seconds"
                         },

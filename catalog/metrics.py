@@ -149,11 +149,14 @@ class RetrievalScores:
     queries: int
 
 
-def retrieval_scores(distances: np.ndarray, labels: np.ndarray, encounters: np.ndarray) -> RetrievalScores:
+def retrieval_scores(
+    distances: np.ndarray, labels: np.ndarray, encounters: np.ndarray, queries: np.ndarray | None = None
+) -> RetrievalScores:
     """Rank every other photo by `distances` (lower first; any ordering key works), leaving out the
-    query's own encounter; queries without another photo of their individual are skipped."""
+    query's own encounter; queries without another photo of their individual are skipped.
+    `queries`: only these rows ask (default: every photo)."""
     rank1, rank5, aps = [], [], []
-    for q in range(len(labels)):
+    for q in range(len(labels)) if queries is None else queries.tolist():
         gallery = encounters != encounters[q]
         relevant = (labels == labels[q]) & gallery
         if not relevant.any():

@@ -70,6 +70,36 @@ class MethodScores:
     accepted_pairs: int | None
 
 
+def cross_fitted(
+    distances: np.ndarray,
+    labels: list[str],
+    encounters: list[str],
+    pairs: Shortlists,
+    distance_threshold: float,
+    model_version: str,
+    detector: str,
+) -> list[dict[str, MethodScores]]:
+    """Score fusion without fitting it on the scored fish: the individuals are split in two halves,
+    the fusion is fitted on one half's queries and scored on the other's, then the other way."""
+    from catalog.fusion import fit
+
+    individuals = sorted(set(labels))
+    first_half = set(individuals[::2])
+    in_first = np.asarray([label in first_half for label in labels])
+    results = []
+    for fitting in (in_first, ~in_first):
+        fitting_pairs = fitting[pairs.query]
+        fused = fit(
+            pairs.distance[fitting_pairs], pairs.inliers[fitting_pairs], pairs.same[fitting_pairs],
+            distance_threshold, model_version, detector,
+        )  # fmt: skip
+        results.append(
+            compare_methods(distances, labels, encounters, pairs, distance_threshold, fused,
+                            np.flatnonzero(~fitting))
+        )  # fmt: skip
+    return results
+
+
 def compare_methods(
     distances: np.ndarray,
     labels: list[str],
@@ -77,8 +107,17 @@ def compare_methods(
     pairs: Shortlists,
     distance_threshold: float,
     fusion: Fusion | None,
+    queries: np.ndarray | None = None,
 ) -> dict[str, MethodScores]:
-    """Embedding-only, verification-only (shortlist re-ranked by inliers) and fused, side by side."""
+    """Embedding-only, verification-only (shortlist re-ranked by inliers) and fused, side by side.
+
+    `queries`: score only these photos as queries (for cross-fitting); all by default."""
+    if queries is not None:
+        asking = np.isin(pairs.query, queries)
+        pairs = Shortlists(
+            pairs.query[asking], pairs.candidate[asking], pairs.distance[asking], pairs.inliers[asking],
+            pairs.same[asking], pairs.match_seconds_per_query,
+        )  # fmt: skip
     label_array, encounter_array = np.asarray(labels), np.asarray(encounters)
     keys: dict[str, np.ndarray] = {
         "embedding": -pairs.distance,
@@ -92,7 +131,7 @@ def compare_methods(
         ranked = distances.copy()
         # Shortlisted candidates come first, in the method's order; the rest keep the embedding's.
         ranked[pairs.query, pairs.candidate] = -1e6 - key
-        retrieval = retrieval_scores(ranked, label_array, encounter_array)
+        retrieval = retrieval_scores(ranked, label_array, encounter_array, queries)
         accepted: np.ndarray | None = None
         if name == "embedding":
             accepted = pairs.distance < distance_threshold
