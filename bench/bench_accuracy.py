@@ -23,7 +23,7 @@ from catalog.embed import Embedder
 from catalog.errors import FinprintError
 from catalog.evaluate import embed_labelled
 from catalog.labels import read_labelled, split_by_individual, split_photos
-from catalog.shortlist import cross_fitted, verify_shortlists
+from catalog.shortlist import cross_fitted, partitions_of, verify_shortlists
 from catalog.train.loop import TrainConfig, train
 
 SHORTLIST_K = 20
@@ -50,7 +50,9 @@ def verification_scores(config: TrainConfig) -> dict[str, float]:
     vectors, kept, _, features, _ = embed_labelled(embedder, held_out, 64, with_features=True)
     labels = [p.class_key(card.sides) for p in kept]
     encounters = [p.encounter for p in kept]
-    distances, pairs = verify_shortlists(vectors, labels, encounters, features, SHORTLIST_K)
+    distances, pairs = verify_shortlists(
+        vectors, labels, encounters, features, SHORTLIST_K, partitions_of(kept, card.sides)
+    )
     halves = cross_fitted(
         distances, labels, encounters, pairs, card.threshold, card.model_version, verify.DETECTOR
     )

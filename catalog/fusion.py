@@ -98,12 +98,16 @@ def fit(
     detector: str,
     shortlist_k: int = DEFAULT_SHORTLIST_K,
     l2_penalty: float = 1e-3,
+    groups: np.ndarray | None = None,
+    slack_rate: float = 2e-3,
 ) -> Fusion:
     """Fit the logistic model on shortlist pairs and choose its decision score.
 
-    The decision score is the lowest at which no more different-individual pairs are accepted
-    than the embedding alone accepts at the card's `distance_threshold` on the same pairs: the
-    fused rule may find more re-sightings, but on the fitting pairs it never merges more.
+    The decision score is the lowest at which, in every group of pairs (a data set, an archive),
+    no more different-individual pairs are accepted than the embedding alone accepts there at
+    the card's `distance_threshold` (or `slack_rate` of the group's different pairs, if more):
+    the fused rule may find more re-sightings, but on the fitting pairs it never merges more. Per
+    group, because one set where the embedding is weak must not buy false matches in the others.
     """
     distances = np.asarray(distances, dtype=np.float64)
     inliers = np.asarray(inliers, dtype=np.float64)
@@ -114,8 +118,16 @@ def fit(
             "give labelled photos of at least two individuals with two or more photos each."
         )
     features = np.column_stack([np.ones_like(distances), distances, np.log1p(inliers)])
-    # Balanced classes: P(same) must not depend on how many pairs of each kind the data holds.
-    weights = np.where(same, 0.5 / same.sum(), 0.5 / (~same).sum())
+    group_of = np.zeros(len(same), dtype=int) if groups is None else np.unique(groups, return_inverse=True)[1]
+    # Balanced classes within each group and groups weighted equally: P(same) must depend neither
+    # on how many pairs of each kind the data holds nor on which set brought the most photos.
+    weights = np.zeros(len(same))
+    group_count = len(np.unique(group_of))
+    for group in np.unique(group_of):
+        for kind in (same, ~same):
+            members = kind & (group_of == group)
+            if members.any():
+                weights[members] = 0.5 / members.sum() / group_count
     beta = np.zeros(3)
     for _ in range(50):
         p = 1.0 / (1.0 + np.exp(-(features @ beta)))
@@ -128,20 +140,29 @@ def fit(
         if np.abs(step).max() < 1e-9:
             break
     scores = features @ beta
-    negative_scores = np.sort(scores[~same])[::-1]
-    allowed = int(np.sum(distances[~same] < distance_threshold))
-    # Accept scores strictly above the (allowed+1)-th highest negative score.
-    if allowed < len(negative_scores):
-        score_threshold = float(np.nextafter(negative_scores[allowed], np.inf))
-    else:
-        score_threshold = float(negative_scores[-1])
+    group_of = (
+        np.zeros(len(scores), dtype=int) if groups is None else np.unique(groups, return_inverse=True)[1]
+    )
+    score_threshold = -np.inf
+    allowed = 0
+    for group in np.unique(group_of):
+        negative = ~same & (group_of == group)
+        if not negative.any():
+            continue
+        negative_scores = np.sort(scores[negative])[::-1]
+        embedding_accepts = int(np.sum(distances[negative] < distance_threshold))
+        allowed_here = max(embedding_accepts, int(slack_rate * len(negative_scores)))
+        allowed += embedding_accepts
+        # Accept scores strictly above the (allowed+1)-th highest negative score of the group.
+        if allowed_here < len(negative_scores):
+            score_threshold = max(score_threshold, float(np.nextafter(negative_scores[allowed_here], np.inf)))
     return Fusion(
         model_version=model_version,
         detector=detector,
         distance_weight=float(beta[1]),
         inlier_weight=float(beta[2]),
         bias=float(beta[0]),
-        score_threshold=score_threshold,
+        score_threshold=float(score_threshold) if np.isfinite(score_threshold) else float(scores.min()),
         shortlist_k=shortlist_k,
         fitted_on={
             "same_pairs": int(same.sum()),

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from catalog.fusion import Fusion
+from catalog.identify import partition_key
+from catalog.labels import LabelledPhoto
 from catalog.metrics import pairwise_distances, retrieval_scores, roc_auc
 from catalog.verify import LocalFeatures, match_many
 
@@ -24,24 +26,34 @@ class Shortlists:
     match_seconds_per_query: float
 
 
+def partitions_of(photos: list[LabelledPhoto], sides: str) -> list[str]:
+    """The catalogue partition of each photo: only photos of one partition are ever compared."""
+    return [partition_key(p.side, p.crop, sides == "split") for p in photos]
+
+
 def verify_shortlists(
     vectors: np.ndarray,
     labels: list[str],
     encounters: list[str],
     features: list[LocalFeatures],
     shortlist_k: int,
+    partitions: list[str] | None = None,
 ) -> tuple[np.ndarray, Shortlists]:
-    """Each photo's `shortlist_k` nearest photos of other encounters, matched by keypoints.
+    """Each photo's `shortlist_k` nearest photos of other encounters (and, given `partitions`, of
+    its own partition, as in the catalogue), matched by keypoints.
 
     Returns the full distance matrix (for embedding-only ranking) and the verified pairs."""
     distances = pairwise_distances(vectors.astype(np.float64))
     label_array, encounter_array = np.asarray(labels), np.asarray(encounters)
+    partition_array = np.asarray(partitions if partitions is not None else [""] * len(labels))
     queries: list[int] = []
     candidates: list[int] = []
     inliers: list[int] = []
     started = time.perf_counter()
     for q in range(len(labels)):
-        eligible = np.flatnonzero(encounter_array != encounter_array[q])
+        eligible = np.flatnonzero(
+            (encounter_array != encounter_array[q]) & (partition_array == partition_array[q])
+        )
         nearest = eligible[np.argsort(distances[q, eligible], kind="stable")[:shortlist_k]]
         agreements = match_many(features[q], [features[int(c)] for c in nearest])
         queries.extend([q] * len(nearest))

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+
 from catalog import fusion as fusion_module
 from catalog import verify
 from catalog.embed import Embedder
@@ -13,7 +15,7 @@ from catalog.errors import FinprintError, TrainingDataError
 from catalog.evaluate import embed_labelled
 from catalog.fusion import Fusion
 from catalog.labels import read_sources, split_photos
-from catalog.shortlist import verify_shortlists
+from catalog.shortlist import partitions_of, verify_shortlists
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,11 @@ def fit_verification(
     labels = [p.class_key(card.sides) for p in kept]
     if len(set(labels)) < 2:
         raise TrainingDataError("fitting the verification needs photos of at least two individuals.")
-    _, pairs = verify_shortlists(vectors, labels, [p.encounter for p in kept], features, shortlist_k)
+    _, pairs = verify_shortlists(
+        vectors, labels, [p.encounter for p in kept], features, shortlist_k, partitions_of(kept, card.sides)
+    )
+    # Each source set is its own group: the fused rule must not merge more than the embedding in any.
+    sources = np.asarray([p.individual.split("/", 1)[0] if "/" in p.individual else "" for p in kept])
     fitted = fusion_module.fit(
         pairs.distance,
         pairs.inliers,
@@ -61,6 +67,7 @@ def fit_verification(
         card.model_version,
         verify.DETECTOR,
         shortlist_k,
+        groups=sources[pairs.query],
     )
     fitted.fitted_on["data"] = [d.name for d in data_dirs]
     fitted.fitted_on["held_out_of_training_seed"] = training_seed
