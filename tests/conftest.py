@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,13 +29,18 @@ def labelled_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def retag_model(source: Path, target: Path, model_version: str) -> None:
     """Copy a model, changing only its card's model_version: a stand-in for another model."""
+    edit_card(source, target, lambda card: card.update(model_version=model_version))
+
+
+def edit_card(source: Path, target: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """Copy a model with its card's JSON changed in place by `change`."""
     import onnx
 
     proto = onnx.load(str(source))
     for prop in proto.metadata_props:
         if prop.key == "finprint":
             body = json.loads(prop.value)
-            body["model_version"] = model_version
+            change(body)
             prop.value = json.dumps(body)
     onnx.save(proto, str(target))
 

@@ -14,7 +14,7 @@ from catalog.pipeline import index
 from catalog.settings import Settings
 from catalog.store import Store
 from exporters.selection import ExportFilter, photo_rows
-from tests.conftest import retag_model
+from tests.conftest import edit_card, retag_model
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +133,13 @@ def test_another_model_is_refused_on_an_existing_catalogue(
 def test_a_model_trained_only_on_synthetic_fish_warns(indexed: tuple[Settings, Path], tmp_path: Path) -> None:
     settings, archive = indexed
     folder = sorted(p for p in archive.iterdir() if p.is_dir())[0]
-    result = index(replace(settings, db_path=tmp_path / "w.duckdb"), [folder])
-    assert any("synthetic fish" in w and "finprint train" in w for w in result.warnings)
+    drawn_only = tmp_path / "drawn-only.onnx"
+    edit_card(settings.model_path, drawn_only, lambda card: card["trained_on"].update(synthetic_only=True))
+    warned = index(replace(settings, db_path=tmp_path / "w.duckdb", model_path=drawn_only), [folder])
+    assert any("synthetic fish" in w and "finprint train" in w for w in warned.warnings)
+    # The shipped model has seen real animals: no such warning.
+    quiet = index(replace(settings, db_path=tmp_path / "q.duckdb"), [folder])
+    assert not any("synthetic fish" in w for w in quiet.warnings)
 
 
 def test_matches_carry_the_calibrated_probability(indexed: tuple[Settings, Path]) -> None:
