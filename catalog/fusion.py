@@ -19,6 +19,9 @@ from catalog.errors import FinprintError
 SIDECAR_SUFFIX = ".verify.json"
 # Candidates per new photo that are verified: the embedding's k nearest catalogued photos.
 DEFAULT_SHORTLIST_K = 20
+# The narrowest review band around the fused decision point, in log-odds, at the default 10%
+# review band: odds within a factor of 1.65 of the decision point are for a person to check.
+MIN_REVIEW_LOG_ODDS = 0.5
 
 
 def sidecar_path(model_path: Path) -> Path:
@@ -54,8 +57,12 @@ class Fusion:
 
     def review_margin(self, distance_threshold: float, review_band_fraction: float) -> float:
         """The review band in score units: the distance band's width times the distance weight, so
-        a pair without keypoint evidence is doubtful over the same distances as without fusion."""
-        return abs(self.distance_weight) * distance_threshold * review_band_fraction
+        a pair without keypoint evidence is doubtful over the same distances as without fusion;
+        but never narrower than MIN_REVIEW_LOG_ODDS, since a weak distance weight would shrink it
+        to nothing (a held-out nyala pair of two animals shot against one background scored
+        0.07 above the decision point, inside this floor, outside the distance-derived band)."""
+        derived = abs(self.distance_weight) * distance_threshold * review_band_fraction
+        return max(derived, MIN_REVIEW_LOG_ODDS * review_band_fraction / 0.1)
 
     @property
     def threshold_probability(self) -> float:
