@@ -13,7 +13,7 @@ import hnswlib
 import numpy as np
 
 from catalog.fusion import Fusion
-from catalog.verify import LocalFeatures, match_many
+from catalog.verify import LocalFeatures, distinctive_inliers, match_many
 
 # HNSW parameters, measured with `just bench-scale` (dim 128, clustered unit vectors, a night of
 # half re-sightings and half new fish): M=16 and ef_construction=200 for the graph. Query ef:
@@ -249,12 +249,12 @@ class Identifier:
         cached = verification.features_of([photo_id for _, photo_id, _ in neighbours])
         # A catalogued photo without keypoints (indexed before verification) counts as 0 inliers:
         # it can then only split a fish, never merge two.
+        owner_of = {photo_id: individual for individual, photo_id, _ in neighbours}
         described = [photo_id for _, photo_id, _ in neighbours if photo_id in cached]
         agreements = match_many(features, [cached[photo_id] for photo_id in described])
+        counts = distinctive_inliers(agreements, [owner_of[photo_id] for photo_id in described])
         photo_inliers = {photo_id: 0 for _, photo_id, _ in neighbours}
-        photo_inliers.update(
-            {p: agreement.inliers for p, agreement in zip(described, agreements, strict=True)}
-        )
+        photo_inliers.update(dict(zip(described, counts, strict=True)))
         photo_scores: dict[str, list[float]] = {}
         inliers_of: dict[str, tuple[int, str]] = {}
         for individual, photo_id, distance in neighbours:

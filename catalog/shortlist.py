@@ -11,7 +11,7 @@ from catalog.fusion import Fusion
 from catalog.identify import partition_key
 from catalog.labels import LabelledPhoto
 from catalog.metrics import pairwise_distances, retrieval_scores, roc_auc
-from catalog.verify import LocalFeatures, match_many
+from catalog.verify import LocalFeatures, distinctive_inliers, match_many
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,8 @@ def verify_shortlists(
         agreements = match_many(features[q], [features[int(c)] for c in nearest])
         queries.extend([q] * len(nearest))
         candidates.extend(int(c) for c in nearest)
-        inliers.extend(agreement.inliers for agreement in agreements)
+        # As identification counts them: keypoints agreeing with two individuals are not evidence.
+        inliers.extend(distinctive_inliers(agreements, [labels[int(c)] for c in nearest]))
     seconds = time.perf_counter() - started
     query_rows, candidate_rows = np.asarray(queries, dtype=int), np.asarray(candidates, dtype=int)
     return distances, Shortlists(

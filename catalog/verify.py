@@ -7,7 +7,7 @@ finprint decides on embeddings alone.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -82,6 +82,8 @@ class PairMatch:
     tentative: int  # matches that passed the ratio test
     # Inlier correspondences: (x_a, y_a, x_b, y_b) in each image's own described pixels.
     lines: np.ndarray
+    # Which of the first photo's keypoints the inliers are (indices into its points).
+    query_keypoints: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def describe(image: Image.Image) -> LocalFeatures:
@@ -191,4 +193,21 @@ def _geometric_check(
         return PairMatch(0, tentative, _EMPTY.lines)
     inlier = mask.ravel().astype(bool)
     lines = np.hstack([source[inlier], target[inlier]]).astype(np.float32)
-    return PairMatch(int(inlier.sum()), tentative, lines)
+    return PairMatch(int(inlier.sum()), tentative, lines, kept_rows[inlier])
+
+
+def distinctive_inliers(matches: list[PairMatch], owners: list[str]) -> list[int]:
+    """Inliers per candidate, counting only the query's keypoints that agree with one individual.
+
+    A keypoint of the new photo that is an inlier with photos of two different individuals is on
+    something they share (the same rock behind two animals photographed in one place, a frame,
+    a label) rather than on the animal, so it is evidence for neither: a held-out nyala pair of
+    two animals shot against one background reached 15 inliers that way."""
+    individuals_of: dict[int, set[str]] = {}
+    for agreement, owner in zip(matches, owners, strict=True):
+        for keypoint in agreement.query_keypoints.tolist():
+            individuals_of.setdefault(keypoint, set()).add(owner)
+    return [
+        sum(1 for keypoint in agreement.query_keypoints.tolist() if len(individuals_of[keypoint]) == 1)
+        for agreement in matches
+    ]
