@@ -196,3 +196,16 @@ def test_html_report_draws_lines_between_the_keypoints_that_agree(tmp_path: Path
     # The photos are grey; only the lines are coloured.
     assert ((drawn.max(axis=2) - drawn.min(axis=2)) > 100).sum() > 200
     assert keypoint_pair(str(first), str(blank), described[0], described[2]) == ""
+
+
+def test_keypoints_agreeing_with_two_individuals_count_for_neither() -> None:
+    def agreeing(*keypoints: int) -> verify.PairMatch:
+        return verify.PairMatch(len(keypoints), len(keypoints), np.zeros((len(keypoints), 4), np.float32),
+                                np.asarray(keypoints, dtype=np.int64))  # fmt: skip
+
+    # Keypoints 1 and 2 also agree with FP-2's photo: a shared background, not FP-1's skin.
+    matches = [agreeing(1, 2, 3, 4), agreeing(3, 4, 5), agreeing(1, 2, 9)]
+    owners = ["FP-1", "FP-1", "FP-2"]
+    assert verify.distinctive_inliers(matches, owners) == [2, 3, 1]
+    # Two photos of one individual agreeing on the same keypoints is fine.
+    assert verify.distinctive_inliers(matches[:2], owners[:2]) == [4, 3]
