@@ -209,3 +209,17 @@ def test_keypoints_agreeing_with_two_individuals_count_for_neither() -> None:
     assert verify.distinctive_inliers(matches, owners) == [2, 3, 1]
     # Two photos of one individual agreeing on the same keypoints is fine.
     assert verify.distinctive_inliers(matches[:2], owners[:2]) == [4, 3]
+
+
+def test_without_opencv_index_decides_on_embeddings_and_says_so_once(
+    tmp_path: Path, survey_archive: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catalog.pipeline import index
+    from catalog.settings import Settings
+
+    monkeypatch.setattr(verify, "available", lambda: False)
+    folders = sorted(p for p in survey_archive.iterdir() if p.is_dir())[:2]
+    result = index(Settings(db_path=tmp_path / "c.duckdb"), folders)
+    off = [w for w in result.warnings if "verification is off" in w]
+    assert len(off) == 1 and "pip install 'finprint[verify]'" in off[0]
+    assert result.photos_new > 0 and result.seconds["describe"] == 0
