@@ -96,7 +96,13 @@ def describe(image: Image.Image) -> LocalFeatures:
             Image.Resampling.BILINEAR,
         )
     pixels = np.asarray(grey, dtype=np.uint8)
-    keypoints, descriptors = _sift().detectAndCompute(pixels, None)
+    import cv2
+
+    try:
+        keypoints, descriptors = _sift().detectAndCompute(pixels, None)
+    except cv2.error:
+        # A photo OpenCV cannot describe is still catalogued, on its embedding alone.
+        keypoints, descriptors = (), None
     if descriptors is None or not keypoints:
         return LocalFeatures(
             np.zeros((0, 2), np.float32), np.zeros((0, _DESCRIPTOR_BYTES), np.uint8), grey.size
@@ -186,9 +192,12 @@ def _geometric_check(
     source = a.points[kept_rows]
     target = b.points[kept_cols]
     tolerance = RANSAC_TOLERANCE_FRACTION * max(b.size)
-    transform, mask = cv2.estimateAffinePartial2D(
-        source, target, method=cv2.RANSAC, ransacReprojThreshold=tolerance, maxIters=500, confidence=0.99
-    )
+    try:
+        transform, mask = cv2.estimateAffinePartial2D(
+            source, target, method=cv2.RANSAC, ransacReprojThreshold=tolerance, maxIters=500, confidence=0.99
+        )
+    except cv2.error:
+        return PairMatch(0, tentative, _EMPTY.lines)
     if transform is None or mask is None:
         return PairMatch(0, tentative, _EMPTY.lines)
     inlier = mask.ravel().astype(bool)

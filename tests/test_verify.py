@@ -223,3 +223,17 @@ def test_without_opencv_index_decides_on_embeddings_and_says_so_once(
     off = [w for w in result.warnings if "verification is off" in w]
     assert len(off) == 1 and "pip install 'finprint[verify]'" in off[0]
     assert result.photos_new > 0 and result.seconds["describe"] == 0
+
+
+def test_a_photo_opencv_cannot_describe_has_no_keypoints_instead_of_stopping_the_night(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import cv2
+
+    class Broken:
+        def detectAndCompute(self, pixels: np.ndarray, mask: None) -> None:  # noqa: N802 - OpenCV's name
+            raise cv2.error("simulated failure inside OpenCV")
+
+    monkeypatch.setattr(verify, "_sift", lambda: Broken())
+    described = verify.describe(_pattern(10))
+    assert len(described) == 0
