@@ -231,7 +231,7 @@ def test_a_photo_opencv_cannot_describe_has_no_keypoints_instead_of_stopping_the
     import cv2
 
     class Broken:
-        def detectAndCompute(self, pixels: np.ndarray, mask: None) -> None:  # noqa: N802 - OpenCV's name
+        def detectAndCompute(self, pixels: np.ndarray, mask: None) -> None:
             raise cv2.error("simulated failure inside OpenCV")
 
     monkeypatch.setattr(verify, "_sift", lambda: Broken())
