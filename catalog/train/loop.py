@@ -173,10 +173,11 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
     labels = [class_index[p.class_key(config.sides)] for p in train_cache.photos]
 
     if config.recipe == "seed":
-        model: nn.Module = SeedSiamese(spec.height, spec.width)
+        model: nn.Module = SeedSiamese(spec.height, spec.width).to(device)
         optimizer: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
     else:
-        model = build_backbone(config.backbone, config.embedding_dim, spec.channels)
+        # On its device before the optimizer sees its parameters.
+        model = build_backbone(config.backbone, config.embedding_dim, spec.channels).to(device)
         parameters = list(model.parameters())
         if config.loss == "cosface+triplet":
             head = CosFaceHead(config.embedding_dim, len(class_names)).to(device)
@@ -186,8 +187,6 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
         optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
     if config.init_weights is not None:
         _load_init_weights(model, config.init_weights)
-    # Optimizer state is created lazily on the parameters' device, so moving now is safe.
-    model.to(device)
     sampler = PKSampler(labels, config.individuals_per_batch, config.photos_per_individual, config.seed)
     steps_per_epoch = len(sampler)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
