@@ -177,3 +177,16 @@ def test_asking_for_cuda_without_a_gpu_is_a_clear_error(labelled_set: Path, tmp_
         pytest.skip("this machine has a GPU")
     with pytest.raises(FinprintError, match="torch sees no CUDA GPU"):
         train(_tiny(labelled_set, tmp_path / "m.onnx", epochs=1, device="cuda"))
+
+
+def test_the_learning_rate_schedule_runs_for_any_number_of_steps() -> None:
+    from catalog.train.loop import warmup_fraction
+
+    for total_steps in range(1, 120):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=0.1, total_steps=total_steps, pct_start=warmup_fraction(total_steps)
+        )
+        for _ in range(total_steps):
+            optimizer.step()
+            schedule.step()

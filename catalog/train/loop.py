@@ -193,7 +193,7 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
         optimizer,
         max_lr=config.learning_rate if config.recipe != "seed" else 5e-4,
         total_steps=config.epochs * steps_per_epoch,
-        pct_start=0.1,
+        pct_start=warmup_fraction(config.epochs * steps_per_epoch),
         anneal_strategy="cos",
     )
     rng = np.random.default_rng(config.seed)
@@ -376,6 +376,12 @@ def _card_metrics(metrics: ReidMetrics) -> dict[str, float]:
         "mAP": round(metrics.mean_average_precision, 4),
         "roc_auc": round(metrics.roc_auc, 4),
     }
+
+
+def warmup_fraction(total_steps: int) -> float:
+    """10% warm-up, but at least two steps: OneCycleLR divides by zero when the warm-up ends on
+    its first step (exactly 10 steps in all at 10%: a small set split in two folds hit it)."""
+    return max(0.1, 2.0 / total_steps) if total_steps >= 4 else 0.1
 
 
 def _count_individuals(photos: list[LabelledPhoto]) -> int:
