@@ -134,7 +134,8 @@ def main() -> None:
                     )
                     console.print(
                         f"{name} {recipe} fold {fold}: rank-1 {metrics.rank1:.3f}, "
-                        f"mAP {metrics.mean_average_precision:.3f}"
+                        f"mAP {metrics.mean_average_precision:.3f}, "
+                        f"fused rank-1 {_cell(checked['rank-1 fused'])}"
                     )
                 if scores:
                     columns[f"{name} {recipe}"] = {
