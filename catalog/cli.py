@@ -71,6 +71,10 @@ ModelOption = Annotated[
 ]
 
 
+# Inline code: the help is rendered as markdown, where a bare <individual> is an HTML tag and vanishes.
+LABELLED_DATA_HELP = "Labelled photos: `DATA/<individual>/*.jpg` or `<id>_<side>_*.jpg`."
+
+
 def _settings(**overrides: Any) -> Settings:
     return load_settings(overrides)
 
@@ -107,7 +111,7 @@ def demo(
 ) -> None:
     """Invent a survey archive of fish photos, catalogue it, and show what finprint found.
 
-    The archive has folders YYYY-MM-DD_<site>/ with JPEGs carrying EXIF time and GPS, left and
+    The archive has folders `YYYY-MM-DD_<site>/` with JPEGs carrying EXIF time and GPS, left and
     right flanks, head and body crops; the true identities are kept in ground_truth.csv so the
     demo can say how well it recovered them.
     """
@@ -669,9 +673,7 @@ SplitDateOption = Annotated[
 
 @app.command()
 def evaluate(
-    data: Annotated[
-        Path | None, typer.Argument(help="Labelled photos: DATA/<individual>/*.jpg or <id>_<side>_*.jpg.")
-    ] = None,
+    data: Annotated[Path | None, typer.Argument(help=LABELLED_DATA_HELP)] = None,
     model: ModelOption = None,
     metadata: MetadataOption = None,
     root: RootOption = None,
@@ -768,7 +770,7 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="The ONNX model to write (with its model card).")],
     data: Annotated[
         list[Path] | None,
-        typer.Argument(help="Labelled photos: DATA/<individual>/*.jpg or <id>_<side>_*.jpg."),
+        typer.Argument(help=LABELLED_DATA_HELP),
     ] = None,
     metadata: MetadataOption = None,
     root: RootOption = None,
@@ -839,9 +841,7 @@ def train(
 
 @app.command("fit-verification")
 def fit_verification_command(
-    data: Annotated[
-        list[Path], typer.Argument(help="Labelled photos: DATA/<individual>/*.jpg or <id>_<side>_*.jpg.")
-    ],
+    data: Annotated[list[Path], typer.Argument(help=LABELLED_DATA_HELP)],
     model: ModelOption = None,
     shortlist_k: Annotated[
         int, typer.Option(help="Nearest candidates verified per photo, here and when indexing.", min=1)
@@ -890,7 +890,7 @@ def synthesize(
         SynthKind,
         typer.Option(
             help="archive: survey folders with EXIF and ground_truth.csv; "
-            "labelled: flat <id>_<side>_<crop>_<n>.jpg for training."
+            "labelled: flat `<id>_<side>_<crop>_<n>.jpg` for training."
         ),
     ] = SynthKind.LABELLED,
     individuals: Annotated[int, typer.Option(min=1)] = 50,

@@ -142,3 +142,11 @@ def test_demo_will_not_overwrite_a_foreign_folder(tmp_path: Path) -> None:
     result = _run("demo", str(tmp_path))
     assert result.returncode == 1 and "not empty" in result.stderr
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "fit-verification", "synthesize", "demo"])
+def test_help_keeps_angle_bracket_placeholders(command: str) -> None:
+    # Help is rendered as markdown: a bare <individual> would be taken for an HTML tag and vanish.
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "<id>" in result.output or "<site>" in result.output
