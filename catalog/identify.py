@@ -67,6 +67,18 @@ class _Graph:
     index: hnswlib.Index
     photo_ids: list[str] = field(default_factory=list)
     individual_ids: list[str] = field(default_factory=list)
+    # Vectors added since the last `prefetch`, searched exactly by the prefetched photos.
+    tail_start: int = -1
+    tail: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    """A photo's graph neighbours, queried with the rest of its batch before any was added."""
+
+    labels: np.ndarray
+    squared: np.ndarray
+    graph_size: int  # photos in the graph at the query
 
 
 MANIFEST_NAME = "manifest.json"
@@ -118,6 +130,8 @@ class Identifier:
             graph.index.resize_index(max(needed, 2 * graph.index.get_max_elements()))
         labels = np.arange(len(graph.photo_ids), needed)
         graph.index.add_items(np.asarray(vectors, dtype=np.float32), labels)
+        if graph.tail_start >= 0:
+            graph.tail.extend(np.asarray(vectors, dtype=np.float32))
         graph.photo_ids.extend(photo_ids)
         graph.individual_ids.extend(individual_ids)
 
@@ -179,7 +193,48 @@ class Identifier:
             missing[key] = [p for p in missing[key] if p not in present]
         return missing
 
-    def assign(self, partition: str, vector: np.ndarray, features: LocalFeatures | None = None) -> Assignment:
+    def _wanted_k(self, verifying: bool) -> int:
+        return max(
+            self.neighbours_k, self.verification.fusion.shortlist_k if verifying and self.verification else 0
+        )
+
+    def prefetch(self, partition: str, vectors: np.ndarray) -> list[Prefetched | None]:
+        """Query the graph for a whole batch at once (hnswlib spreads it over the cores); photos the
+        batch adds afterwards are searched exactly by `assign`, so each decision sees the same
+        catalogue as if every photo had been queried one after the other."""
+        graph = self._graphs.get(partition)
+        if graph is None or not graph.photo_ids or not len(vectors):
+            return [None] * len(vectors)
+        k = min(self._wanted_k(self.verification is not None), len(graph.photo_ids))
+        graph.index.set_ef(max(_query_ef(len(graph.photo_ids)), 2 * k))
+        labels, squared = graph.index.knn_query(np.asarray(vectors, dtype=np.float32), k=k, num_threads=-1)
+        graph.tail_start, graph.tail = len(graph.photo_ids), []
+        return [Prefetched(labels[i], squared[i], graph.tail_start) for i in range(len(vectors))]
+
+    def _nearest(
+        self, graph: _Graph, vector: np.ndarray, k: int, prefetched: Prefetched | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and squared distances of the k nearest catalogued photos, nearest first."""
+        query = np.asarray(vector, dtype=np.float32)
+        if prefetched is None or prefetched.graph_size != graph.tail_start:
+            graph.index.set_ef(max(_query_ef(len(graph.photo_ids)), 2 * k))
+            labels, squared = graph.index.knn_query(query[None, :], k=k)
+            return labels[0], squared[0]
+        labels, squared = prefetched.labels[:k], prefetched.squared[:k]
+        if graph.tail:
+            tail = np.stack(graph.tail)
+            labels = np.concatenate([labels, np.arange(graph.tail_start, graph.tail_start + len(tail))])
+            squared = np.concatenate([squared, ((tail - query) ** 2).sum(axis=1)])
+        order = np.argsort(squared, kind="stable")[:k]
+        return labels[order], squared[order]
+
+    def assign(
+        self,
+        partition: str,
+        vector: np.ndarray,
+        features: LocalFeatures | None = None,
+        prefetched: Prefetched | None = None,
+    ) -> Assignment:
         """Nearest individual under the threshold, else new; doubtful cases get status review.
 
         With verification (and the photo's `features`), the shortlist's keypoint inliers join the
@@ -188,14 +243,12 @@ class Identifier:
         if graph is None or not graph.photo_ids:
             return Assignment(None, "new", None, None)
         verification = self.verification if features is not None else None
-        wanted = max(self.neighbours_k, verification.fusion.shortlist_k if verification else 0)
-        k = min(wanted, len(graph.photo_ids))
-        graph.index.set_ef(max(_query_ef(len(graph.photo_ids)), 2 * k))
-        labels, squared = graph.index.knn_query(np.asarray(vector, dtype=np.float32)[None, :], k=k)
+        k = min(self._wanted_k(verification is not None), len(graph.photo_ids))
+        labels, squared = self._nearest(graph, vector, k, prefetched)
         best: dict[str, tuple[float, str]] = {}
         distances_to: dict[str, list[float]] = {}
         neighbours: list[tuple[str, str, float]] = []
-        for label, sq in zip(labels[0], squared[0], strict=True):
+        for label, sq in zip(labels, squared, strict=True):
             individual = graph.individual_ids[int(label)]
             photo_id = graph.photo_ids[int(label)]
             distance = float(np.sqrt(max(float(sq), 0.0)))

@@ -20,12 +20,13 @@ from catalog import fusion as fusion_module
 from catalog.embed import Embedder
 from catalog.errors import ArchiveNotFound, FinprintError, ModelMismatch, NoPhotosFound, NotAnImage
 from catalog.fusion import Fusion
-from catalog.identify import Identifier, Verification, partition_key
+from catalog.identify import Identifier, Prefetched, Verification, partition_key
 from catalog.modelcard import ModelCard
 from catalog.photos import (
     IMAGE_SUFFIXES,
     ExifFacts,
     FoundFile,
+    PathFields,
     PathPattern,
     parse_path_fields,
     read_exif,
@@ -164,11 +165,31 @@ class _Catalogue:
                 self.features[photo_id] = verify.LocalFeatures.from_bytes(blob)
         return {photo_id: self.features[photo_id] for photo_id in photo_ids if photo_id in self.features}
 
-    def identify(self, item: _Decoded, vector: np.ndarray, batch: Batch, result: RunResult) -> None:
-        """Decide who the photo shows and add its rows to the batch."""
+    def _partition_of(self, item: _Decoded) -> tuple[PathFields, str]:
         fields = parse_path_fields(item.found.path, item.root, self.path_pattern)
-        key = partition_key(fields.side, fields.crop, self.sides_split)
-        decision = self.identifier.assign(key, vector, item.features)
+        return fields, partition_key(fields.side, fields.crop, self.sides_split)
+
+    def prefetch(self, items: list[_Decoded], vectors: np.ndarray) -> list[Prefetched | None]:
+        """Each new photo's graph neighbours, queried a partition at a time for the whole batch."""
+        keys = [self._partition_of(item)[1] for item in items]
+        found: list[Prefetched | None] = [None] * len(items)
+        for key in set(keys):
+            rows = [i for i, k in enumerate(keys) if k == key]
+            for row, near in zip(rows, self.identifier.prefetch(key, vectors[rows]), strict=True):
+                found[row] = near
+        return found
+
+    def identify(
+        self,
+        item: _Decoded,
+        vector: np.ndarray,
+        batch: Batch,
+        result: RunResult,
+        prefetched: Prefetched | None = None,
+    ) -> None:
+        """Decide who the photo shows and add its rows to the batch."""
+        fields, key = self._partition_of(item)
+        decision = self.identifier.assign(key, vector, item.features, prefetched)
         if item.features is not None:
             self.features[item.photo_id] = item.features
             batch.features.append((item.photo_id, item.features.to_bytes()))
@@ -264,8 +285,9 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
             )
             seconds["embed"] += time.perf_counter() - tick
             tick = time.perf_counter()
-            for item, vector in zip(fresh, vectors, strict=True):
-                catalogue.identify(item, vector, batch, result)
+            nearest = catalogue.prefetch(fresh, vectors)
+            for item, vector, near in zip(fresh, vectors, nearest, strict=True):
+                catalogue.identify(item, vector, batch, result, near)
             seconds["identify"] += time.perf_counter() - tick
             tick = time.perf_counter()
             store.write_batch(run_id, card.model_version, batch)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog.identify import Identifier, partition_key
+from catalog.identify import Assignment, Identifier, partition_key
 
 
 def _identifier() -> Identifier:
@@ -119,3 +119,44 @@ def test_a_fish_first_seen_tonight_is_joined_by_average_linkage() -> None:
     old = Identifier(dim=2, distance_threshold=1.0, review_band_fraction=0.1, neighbours_k=5)
     old.add("p", ["a", "b"], ["FP-OLD", "FP-OLD"], np.array([[0, 0], [0.9, 0]], dtype=np.float32))
     assert old.assign("p", np.array([1.7, 0], dtype=np.float32)).individual_id == "FP-OLD"
+
+
+def test_a_batch_queried_at_once_decides_exactly_as_photo_by_photo() -> None:
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(60, 16)).astype(np.float32)
+    catalogued = centres[np.arange(300) % 60] + rng.normal(scale=0.15, size=(300, 16)).astype(np.float32)
+    owners = [f"FP-{i % 60:06d}" for i in range(300)]
+    # Tonight: re-sightings, two new fish photographed twice each (they must find each other),
+    # and strangers.
+    newcomers = rng.normal(size=(2, 16)).astype(np.float32)
+    tonight = np.concatenate([
+        centres[:10] + rng.normal(scale=0.15, size=(10, 16)).astype(np.float32),
+        newcomers, newcomers + 0.05, rng.normal(size=(6, 16)).astype(np.float32),
+    ])  # fmt: skip
+
+    def night(batched: bool) -> list[Assignment]:
+        identifier = Identifier(dim=16, distance_threshold=1.2, review_band_fraction=0.1, neighbours_k=10)
+        identifier.add("p", [f"old{i}" for i in range(300)], owners, catalogued)
+        nearest = identifier.prefetch("p", tonight) if batched else [None] * len(tonight)
+        decisions = []
+        for number, (vector, near) in enumerate(zip(tonight, nearest, strict=True)):
+            decision = identifier.assign("p", vector, prefetched=near)
+            individual = decision.individual_id or f"NEW-{number}"
+            if decision.individual_id is None:
+                identifier.mark_new(individual)
+            identifier.add("p", [f"new{number}"], [individual], vector[None, :])
+            decisions.append(decision)
+        return decisions
+
+    one_by_one, batched = night(batched=False), night(batched=True)
+
+    def verdict(d: Assignment) -> tuple[object, ...]:
+        return d.individual_id, d.status, d.matched_photo_id, d.second_individual_id
+
+    assert [verdict(d) for d in batched] == [verdict(d) for d in one_by_one]
+    # Distances agree up to float32 rounding (hnswlib's sums against numpy's for the batch's own photos).
+    assert np.allclose(
+        [d.distance or 0.0 for d in batched], [d.distance or 0.0 for d in one_by_one], atol=1e-5
+    )
+    # The second photo of each new fish found the first, added after the batch was queried.
+    assert {d.individual_id for d in batched[12:14]} == {"NEW-10", "NEW-11"}
