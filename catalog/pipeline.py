@@ -165,30 +165,33 @@ class _Catalogue:
                 self.features[photo_id] = verify.LocalFeatures.from_bytes(blob)
         return {photo_id: self.features[photo_id] for photo_id in photo_ids if photo_id in self.features}
 
-    def _partition_of(self, item: _Decoded) -> tuple[PathFields, str]:
-        fields = parse_path_fields(item.found.path, item.root, self.path_pattern)
-        return fields, partition_key(fields.side, fields.crop, self.sides_split)
+    def identify_batch(
+        self, items: list[_Decoded], vectors: np.ndarray, batch: Batch, result: RunResult
+    ) -> None:
+        """Decide who each photo of a batch shows, in order, and add their rows to the batch.
 
-    def prefetch(self, items: list[_Decoded], vectors: np.ndarray) -> list[Prefetched | None]:
-        """Each new photo's graph neighbours, queried a partition at a time for the whole batch."""
-        keys = [self._partition_of(item)[1] for item in items]
-        found: list[Prefetched | None] = [None] * len(items)
+        The graph is queried a partition at a time for the whole batch first (see
+        `Identifier.prefetch`); decisions are then taken photo by photo as before."""
+        fields = [parse_path_fields(item.found.path, item.root, self.path_pattern) for item in items]
+        keys = [partition_key(f.side, f.crop, self.sides_split) for f in fields]
+        nearest: list[Prefetched | None] = [None] * len(items)
         for key in set(keys):
             rows = [i for i, k in enumerate(keys) if k == key]
             for row, near in zip(rows, self.identifier.prefetch(key, vectors[rows]), strict=True):
-                found[row] = near
-        return found
+                nearest[row] = near
+        for item, vector, photo_fields, key, near in zip(items, vectors, fields, keys, nearest, strict=True):
+            self._identify_one(item, vector, photo_fields, key, near, batch, result)
 
-    def identify(
+    def _identify_one(
         self,
         item: _Decoded,
         vector: np.ndarray,
+        fields: PathFields,
+        key: str,
+        prefetched: Prefetched | None,
         batch: Batch,
         result: RunResult,
-        prefetched: Prefetched | None = None,
     ) -> None:
-        """Decide who the photo shows and add its rows to the batch."""
-        fields, key = self._partition_of(item)
         decision = self.identifier.assign(key, vector, item.features, prefetched)
         if item.features is not None:
             self.features[item.photo_id] = item.features
@@ -285,9 +288,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
             )
             seconds["embed"] += time.perf_counter() - tick
             tick = time.perf_counter()
-            nearest = catalogue.prefetch(fresh, vectors)
-            for item, vector, near in zip(fresh, vectors, nearest, strict=True):
-                catalogue.identify(item, vector, batch, result, near)
+            catalogue.identify_batch(fresh, vectors, batch, result)
             seconds["identify"] += time.perf_counter() - tick
             tick = time.perf_counter()
             store.write_batch(run_id, card.model_version, batch)
