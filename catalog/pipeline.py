@@ -6,7 +6,7 @@ import hashlib
 import io
 import os
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +37,8 @@ from catalog.settings import Settings
 from catalog.store import Batch, IndividualRow, KnownPath, PhotoRow, SightingRow, Store, individual_label
 
 ProgressCallback = Callable[[int, int], None]
+# Catalogued photos whose keypoints identification keeps in memory (about 400 MB at most).
+_FEATURES_KEPT = 2_000
 
 
 @dataclass(frozen=True)
@@ -130,8 +132,13 @@ class _Catalogue:
     ) -> None:
         self.sides_split = card.sides == "split"
         self.store = store
-        # Keypoints of photos described in this run (not yet committed) and of catalogued ones read.
-        self.features: dict[str, verify.LocalFeatures] = {}
+        # Keypoints of recently described or read photos, most recently used last. Bounded: a
+        # photo's keypoints with their RootSIFT take about 200 KB, so a season's backlog kept
+        # whole would take gigabytes; evicted ones are read again from the catalogue, where
+        # every finished batch has written them.
+        self.features: OrderedDict[str, verify.LocalFeatures] = OrderedDict()
+        # This batch's keypoints, not in the catalogue until the batch is written: never evicted.
+        self.unwritten: dict[str, verify.LocalFeatures] = {}
         verification = Verification(fusion, self._features_of) if fusion is not None else None
         self.identifier = Identifier(
             card.embedding.dim, threshold, settings.review_band_fraction, settings.neighbours_k, verification
@@ -158,12 +165,24 @@ class _Catalogue:
         # encounter -> the catalogue entries its photos went to, by (side, crop)
         self.encounters: dict[str, dict[tuple[str | None, str | None], set[str]]] = {}
 
+    def _remember(self, photo_id: str, features: verify.LocalFeatures) -> None:
+        self.features[photo_id] = features
+        self.features.move_to_end(photo_id)
+        while len(self.features) > _FEATURES_KEPT:
+            self.features.popitem(last=False)
+
     def _features_of(self, photo_ids: list[str]) -> dict[str, verify.LocalFeatures]:
-        wanted = [photo_id for photo_id in photo_ids if photo_id not in self.features]
+        found = {photo_id: self.unwritten[photo_id] for photo_id in photo_ids if photo_id in self.unwritten}
+        for photo_id in photo_ids:
+            if photo_id in self.features:
+                self.features.move_to_end(photo_id)
+                found[photo_id] = self.features[photo_id]
+        wanted = [photo_id for photo_id in photo_ids if photo_id not in found]
         if wanted:
             for photo_id, blob in self.store.local_features(wanted, verify.DETECTOR).items():
-                self.features[photo_id] = verify.LocalFeatures.from_bytes(blob)
-        return {photo_id: self.features[photo_id] for photo_id in photo_ids if photo_id in self.features}
+                found[photo_id] = verify.LocalFeatures.from_bytes(blob)
+                self._remember(photo_id, found[photo_id])
+        return found
 
     def identify_batch(
         self, items: list[_Decoded], vectors: np.ndarray, batch: Batch, result: RunResult
@@ -172,6 +191,10 @@ class _Catalogue:
 
         The graph is queried a partition at a time for the whole batch first (see
         `Identifier.prefetch`); decisions are then taken photo by photo as before."""
+        # The previous batch is written by now: its keypoints are in the catalogue.
+        for photo_id, features in self.unwritten.items():
+            self._remember(photo_id, features)
+        self.unwritten = {}
         fields = [parse_path_fields(item.found.path, item.root, self.path_pattern) for item in items]
         keys = [partition_key(f.side, f.crop, self.sides_split) for f in fields]
         nearest: list[Prefetched | None] = [None] * len(items)
@@ -194,7 +217,7 @@ class _Catalogue:
     ) -> None:
         decision = self.identifier.assign(key, vector, item.features, prefetched)
         if item.features is not None:
-            self.features[item.photo_id] = item.features
+            self.unwritten[item.photo_id] = item.features
             batch.features.append((item.photo_id, item.features.to_bytes()))
             batch.detector = verify.DETECTOR
         individual_id = decision.individual_id

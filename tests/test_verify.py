@@ -237,3 +237,28 @@ def test_a_photo_opencv_cannot_describe_has_no_keypoints_instead_of_stopping_the
     monkeypatch.setattr(verify, "_sift", lambda: Broken())
     described = verify.describe(_pattern(10))
     assert len(described) == 0
+
+
+def test_keypoints_evicted_from_memory_are_read_back_from_the_catalogue(
+    tmp_path: Path, survey_archive: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catalog import pipeline
+    from catalog.settings import DEFAULT_MODEL_PATH, Settings
+    from catalog.store import Store
+
+    if not fusion_module.sidecar_path(DEFAULT_MODEL_PATH).is_file():
+        pytest.skip("the default model ships without a fitted .verify.json")
+    folders = sorted(p for p in survey_archive.iterdir() if p.is_dir())[:3]
+
+    def sightings(name: str) -> list[tuple[object, ...]]:
+        settings = Settings(db_path=tmp_path / f"{name}.duckdb", batch_size=8)
+        pipeline.index(settings, folders)
+        with Store.open(settings.db_path, read_only=True) as store:
+            return store.read_only_sql(
+                "SELECT photo_id, individual_id, status, inliers FROM sightings ORDER BY photo_id"
+            ).rows
+
+    roomy = sightings("roomy")
+    monkeypatch.setattr(pipeline, "_FEATURES_KEPT", 3)
+    assert sightings("tight") == roomy
+    assert any(inliers for *_, inliers in roomy)
