@@ -23,7 +23,7 @@ from catalog.embed import Embedder
 from catalog.errors import FinprintError
 from catalog.evaluate import embed_labelled
 from catalog.labels import read_labelled, split_by_individual, split_photos
-from catalog.shortlist import cross_fitted, partitions_of, verify_shortlists
+from catalog.shortlist import cross_fitted, verify_shortlists
 from catalog.train.loop import TrainConfig, train
 
 SHORTLIST_K = 20
@@ -48,14 +48,8 @@ def verification_scores(config: TrainConfig) -> dict[str, float]:
     embedder = Embedder(config.out_path)
     card = embedder.card
     vectors, kept, _, features, _ = embed_labelled(embedder, held_out, 64, with_features=True)
-    labels = [p.class_key(card.sides) for p in kept]
-    encounters = [p.encounter for p in kept]
-    distances, pairs = verify_shortlists(
-        vectors, labels, encounters, features, SHORTLIST_K, partitions_of(kept, card.sides)
-    )
-    halves = cross_fitted(
-        distances, labels, encounters, pairs, card.threshold, card.model_version, verify.DETECTOR
-    )
+    pairs = verify_shortlists(vectors, kept, features, card.sides, SHORTLIST_K)
+    halves = cross_fitted(pairs, card.threshold, card.model_version, verify.DETECTOR)
 
     def mean(method: str, attribute: str) -> float:
         values = [v for half in halves if (v := getattr(half[method], attribute)) is not None]

@@ -21,7 +21,7 @@ from catalog import verify
 from catalog.embed import Embedder
 from catalog.evaluate import embed_labelled
 from catalog.settings import DEFAULT_MODEL_PATH
-from catalog.shortlist import Shortlists, compare_methods, partitions_of, verify_shortlists
+from catalog.shortlist import Shortlists, compare_methods, verify_shortlists
 
 
 def main() -> None:
@@ -40,21 +40,17 @@ def main() -> None:
         return
     embedder = Embedder(args.model)
     card = embedder.card
-    measured: dict[str, tuple[np.ndarray, list[str], list[str], Shortlists, float]] = {}
+    measured: dict[str, tuple[Shortlists, float]] = {}
     for name, photos in sorted(held_out.items()):
         vectors, kept, _, features, describe_seconds = embed_labelled(
             embedder, photos, 64, with_features=True
         )
-        labels = [p.class_key(card.sides) for p in kept]
-        encounters = [p.encounter for p in kept]
-        distances, pairs = verify_shortlists(
-            vectors, labels, encounters, features, args.shortlist_k, partitions_of(kept, card.sides)
-        )
-        measured[name] = (distances, labels, encounters, pairs, 1000 * describe_seconds / max(1, len(kept)))
+        pairs = verify_shortlists(vectors, kept, features, card.sides, args.shortlist_k)
+        measured[name] = (pairs, 1000 * describe_seconds / max(1, len(kept)))
         console.print(f"{name}: {len(kept)} held-out photos verified", markup=False)
     columns: dict[str, dict[str, str]] = {}
-    for name, (distances, labels, encounters, pairs, describe_ms) in measured.items():
-        others = {other: m[3] for other, m in measured.items() if other != name}
+    for name, (pairs, describe_ms) in measured.items():
+        others = {other: m[0] for other, m in measured.items() if other != name}
         fitted = fusion_module.fit(
             np.concatenate([o.distance for o in others.values()]),
             np.concatenate([o.inliers for o in others.values()]),
@@ -65,8 +61,8 @@ def main() -> None:
             args.shortlist_k,
             groups=np.concatenate([[other] * len(o.distance) for other, o in others.items()]),
         )
-        methods = compare_methods(distances, labels, encounters, pairs, card.threshold, fitted)
-        column: dict[str, str] = {"photos": str(len(labels))}
+        methods = compare_methods(pairs, card.threshold, fitted)
+        column: dict[str, str] = {"photos": str(len(pairs.labels))}
         for measure, attribute in (
             ("rank-1", "rank1"),
             ("mAP", "mean_average_precision"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from catalog.labels import LabelledPhoto, read_sources, split_photos
+from catalog.labels import LabelledPhoto, read_sources, source_of, split_photos
 from catalog.synthetic import generate_labelled
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -39,5 +39,5 @@ def held_out_by_set(work: Path) -> dict[str, list[LabelledPhoto]]:
     _, held_out = split_photos(photos, "disjoint", VALIDATION_FRACTION, TRAINING_SEED, None)
     by_set: dict[str, list[LabelledPhoto]] = {}
     for photo in held_out:
-        by_set.setdefault(photo.individual.split("/", 1)[0], []).append(photo)
+        by_set.setdefault(source_of(photo), []).append(photo)
     return by_set

@@ -16,7 +16,7 @@ from catalog.errors import TrainingDataError
 from catalog.labels import LabelledPhoto, read_labelled, read_metadata, split_photos
 from catalog.metrics import OpenSetScores, ReidMetrics, open_set_scores, reid_metrics
 from catalog.preprocess import load_image, to_tensor
-from catalog.shortlist import MethodScores, compare_methods, partitions_of, verify_shortlists
+from catalog.shortlist import MethodScores, compare_methods, verify_shortlists
 
 
 @dataclass(frozen=True)
@@ -80,13 +80,10 @@ def evaluate(
     verification = None
     if with_features and shortlist_k and split is None:
         fusion = fusion_module.load_for_model(model_path, card.model_version, verify.DETECTOR)
-        encounters = [p.encounter for p in kept]
-        distances, pairs = verify_shortlists(
-            vectors, labels, encounters, features, shortlist_k, partitions_of(kept, card.sides)
-        )
+        pairs = verify_shortlists(vectors, kept, features, card.sides, shortlist_k)
         verification = VerificationResult(
             shortlist_k,
-            compare_methods(distances, labels, encounters, pairs, card.threshold, fusion),
+            compare_methods(pairs, card.threshold, fusion),
             1000 * describe_seconds / max(1, len(kept)),
             1000 * pairs.match_seconds_per_query,
             fusion is not None,

@@ -147,9 +147,6 @@ def fit(
         if np.abs(step).max() < 1e-9:
             break
     scores = features @ beta
-    group_of = (
-        np.zeros(len(scores), dtype=int) if groups is None else np.unique(groups, return_inverse=True)[1]
-    )
     score_threshold = -np.inf
     allowed = 0
     for group in np.unique(group_of):

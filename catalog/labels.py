@@ -87,6 +87,11 @@ def read_sources(
     ]
 
 
+def source_of(photo: LabelledPhoto) -> str:
+    """The source set `read_sources` prefixed the photo's individual with ("" for a single source)."""
+    return photo.individual.split("/", 1)[0] if "/" in photo.individual else ""
+
+
 def split_by_individual(
     photos: list[LabelledPhoto],
     validation_fraction: float,

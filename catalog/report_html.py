@@ -38,27 +38,30 @@ def _text(value: Any) -> str:
     return html.escape(format_value(value), quote=True)
 
 
+def _open_upright(path: str, draft_size: tuple[int, int]) -> Image.Image:
+    """The photo decoded at no less than `draft_size` (JPEG draft mode), EXIF-upright, RGB."""
+    with Image.open(path) as image:
+        image.draft("RGB", draft_size)
+        return ImageOps.exif_transpose(image).convert("RGB")
+
+
+def _jpeg_source(image: Image.Image, quality: int) -> str:
+    """A data: URI for an <img>, so the page stays self-contained."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def thumbnail(path: str | None) -> str:
     """An <img> with the photo embedded as a small JPEG, or a grey box saying it is gone."""
     if path is None:
         return '<div class="missing">no photo</div>'
     try:
-        with Image.open(path) as image:
-            image.draft("RGB", (THUMBNAIL_PIXELS * 2, THUMBNAIL_PIXELS * 2))
-            small = ImageOps.exif_transpose(image).convert("RGB")
-            small.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
-            buffer = io.BytesIO()
-            small.save(buffer, format="JPEG", quality=80)
+        small = _open_upright(path, (THUMBNAIL_PIXELS * 2, THUMBNAIL_PIXELS * 2))
+        small.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
     except (OSError, SyntaxError, ValueError):
         return '<div class="missing">photo not readable here</div>'
-    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="{_text(Path(path).name)}" src="data:image/jpeg;base64,{encoded}">'
-
-
-def _upright_at(path: str, size: tuple[int, int]) -> Image.Image:
-    with Image.open(path) as image:
-        image.draft("RGB", (size[0], size[1]))
-        return ImageOps.exif_transpose(image).convert("RGB").resize(size, Image.Resampling.BILINEAR)
+    return f'<img alt="{_text(Path(path).name)}" src="{_jpeg_source(small, 80)}">'
 
 
 # Lines cycle through colours so that crossing correspondences stay tellable apart.
@@ -73,15 +76,18 @@ def keypoint_pair(
     agreement = verify.match(features, matched_features)
     if agreement.inliers == 0:
         return ""
+    height = THUMBNAIL_PIXELS
+    # Keypoints are in pixels of the image they were found in (features.size): one scale each.
+    left_scale, right_scale = height / features.size[1], height / matched_features.size[1]
     try:
-        left = _upright_at(path, features.size)
-        right = _upright_at(matched_path, matched_features.size)
+        left = _open_upright(path, features.size)
+        right = _open_upright(matched_path, matched_features.size)
     except (OSError, SyntaxError, ValueError):
         return ""
-    height = THUMBNAIL_PIXELS
-    left_scale, right_scale = height / left.height, height / right.height
-    left = left.resize((max(1, round(left.width * left_scale)), height))
-    right = right.resize((max(1, round(right.width * right_scale)), height))
+    left = left.resize((max(1, round(features.size[0] * left_scale)), height), Image.Resampling.BILINEAR)
+    right = right.resize(
+        (max(1, round(matched_features.size[0] * right_scale)), height), Image.Resampling.BILINEAR
+    )
     gap = 12
     canvas = Image.new("RGB", (left.width + gap + right.width, height), (255, 255, 255))
     canvas.paste(left, (0, 0))
@@ -94,11 +100,8 @@ def keypoint_pair(
         draw.line((start, end), fill=colour, width=1)
         for x, y in (start, end):
             draw.ellipse((x - 2, y - 2, x + 2, y + 2), outline=colour)
-    buffer = io.BytesIO()
-    canvas.save(buffer, format="JPEG", quality=85)
-    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
     return (
-        f"<figure class='keypoints'><img alt='matching keypoints' src='data:image/jpeg;base64,{encoded}'>"
+        f"<figure class='keypoints'><img alt='matching keypoints' src='{_jpeg_source(canvas, 85)}'>"
         f"<figcaption>{agreement.inliers} skin-pattern keypoints agree (lines join them)"
         "</figcaption></figure>"
     )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from catalog.fusion import Fusion
+from catalog.fusion import Fusion, fit
 from catalog.identify import partition_key
 from catalog.labels import LabelledPhoto
 from catalog.metrics import pairwise_distances, retrieval_scores, roc_auc
@@ -16,8 +16,12 @@ from catalog.verify import LocalFeatures, distinctive_inliers, match_many
 
 @dataclass(frozen=True)
 class Shortlists:
-    """Every (query, candidate) pair of the shortlists, with both kinds of evidence."""
+    """Every (query, candidate) pair of the shortlists, with both kinds of evidence, and what
+    scoring them needs: each photo's identity and encounter, and all photo-to-photo distances."""
 
+    labels: list[str]
+    encounters: list[str]
+    distances: np.ndarray  # photos x photos, for the embedding's own ranking
     query: np.ndarray  # row of the query photo
     candidate: np.ndarray  # row of the candidate photo
     distance: np.ndarray
@@ -26,26 +30,20 @@ class Shortlists:
     match_seconds_per_query: float
 
 
-def partitions_of(photos: list[LabelledPhoto], sides: str) -> list[str]:
-    """The catalogue partition of each photo: only photos of one partition are ever compared."""
-    return [partition_key(p.side, p.crop, sides == "split") for p in photos]
-
-
 def verify_shortlists(
     vectors: np.ndarray,
-    labels: list[str],
-    encounters: list[str],
+    photos: list[LabelledPhoto],
     features: list[LocalFeatures],
+    sides: str,
     shortlist_k: int,
-    partitions: list[str] | None = None,
-) -> tuple[np.ndarray, Shortlists]:
-    """Each photo's `shortlist_k` nearest photos of other encounters (and, given `partitions`, of
-    its own partition, as in the catalogue), matched by keypoints.
-
-    Returns the full distance matrix (for embedding-only ranking) and the verified pairs."""
+) -> Shortlists:
+    """Each photo's `shortlist_k` nearest photos of other encounters and of its own catalogue
+    partition (same crop, and same flank when `sides` is split), matched by keypoints."""
+    labels = [p.class_key(sides) for p in photos]
+    encounters = [p.encounter for p in photos]
     distances = pairwise_distances(vectors.astype(np.float64))
     label_array, encounter_array = np.asarray(labels), np.asarray(encounters)
-    partition_array = np.asarray(partitions if partitions is not None else [""] * len(labels))
+    partition_array = np.asarray([partition_key(p.side, p.crop, sides == "split") for p in photos])
     queries: list[int] = []
     candidates: list[int] = []
     inliers: list[int] = []
@@ -62,7 +60,10 @@ def verify_shortlists(
         inliers.extend(distinctive_inliers(agreements, [labels[int(c)] for c in nearest]))
     seconds = time.perf_counter() - started
     query_rows, candidate_rows = np.asarray(queries, dtype=int), np.asarray(candidates, dtype=int)
-    return distances, Shortlists(
+    return Shortlists(
+        labels=labels,
+        encounters=encounters,
+        distances=distances,
         query=query_rows,
         candidate=candidate_rows,
         distance=distances[query_rows, candidate_rows],
@@ -84,21 +85,12 @@ class MethodScores:
 
 
 def cross_fitted(
-    distances: np.ndarray,
-    labels: list[str],
-    encounters: list[str],
-    pairs: Shortlists,
-    distance_threshold: float,
-    model_version: str,
-    detector: str,
+    pairs: Shortlists, distance_threshold: float, model_version: str, detector: str
 ) -> list[dict[str, MethodScores]]:
     """Score fusion without fitting it on the scored fish: the individuals are split in two halves,
     the fusion is fitted on one half's queries and scored on the other's, then the other way."""
-    from catalog.fusion import fit
-
-    individuals = sorted(set(labels))
-    first_half = set(individuals[::2])
-    in_first = np.asarray([label in first_half for label in labels])
+    first_half = set(sorted(set(pairs.labels))[::2])
+    in_first = np.asarray([label in first_half for label in pairs.labels])
     results = []
     for fitting in (in_first, ~in_first):
         fitting_pairs = fitting[pairs.query]
@@ -106,17 +98,11 @@ def cross_fitted(
             pairs.distance[fitting_pairs], pairs.inliers[fitting_pairs], pairs.same[fitting_pairs],
             distance_threshold, model_version, detector,
         )  # fmt: skip
-        results.append(
-            compare_methods(distances, labels, encounters, pairs, distance_threshold, fused,
-                            np.flatnonzero(~fitting))
-        )  # fmt: skip
+        results.append(compare_methods(pairs, distance_threshold, fused, np.flatnonzero(~fitting)))
     return results
 
 
 def compare_methods(
-    distances: np.ndarray,
-    labels: list[str],
-    encounters: list[str],
     pairs: Shortlists,
     distance_threshold: float,
     fusion: Fusion | None,
@@ -127,11 +113,11 @@ def compare_methods(
     `queries`: score only these photos as queries (for cross-fitting); all by default."""
     if queries is not None:
         asking = np.isin(pairs.query, queries)
-        pairs = Shortlists(
-            pairs.query[asking], pairs.candidate[asking], pairs.distance[asking], pairs.inliers[asking],
-            pairs.same[asking], pairs.match_seconds_per_query,
+        pairs = replace(
+            pairs, query=pairs.query[asking], candidate=pairs.candidate[asking],
+            distance=pairs.distance[asking], inliers=pairs.inliers[asking], same=pairs.same[asking],
         )  # fmt: skip
-    label_array, encounter_array = np.asarray(labels), np.asarray(encounters)
+    label_array, encounter_array = np.asarray(pairs.labels), np.asarray(pairs.encounters)
     keys: dict[str, np.ndarray] = {
         "embedding": -pairs.distance,
         # Ties in inliers (often zero) fall back to the embedding's order.
@@ -141,7 +127,7 @@ def compare_methods(
         keys["fused"] = fusion.score(pairs.distance, pairs.inliers)
     results: dict[str, MethodScores] = {}
     for name, key in keys.items():
-        ranked = distances.copy()
+        ranked = pairs.distances.copy()
         # Shortlisted candidates come first, in the method's order; the rest keep the embedding's.
         ranked[pairs.query, pairs.candidate] = -1e6 - key
         retrieval = retrieval_scores(ranked, label_array, encounter_array, queries)

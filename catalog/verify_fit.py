@@ -14,8 +14,8 @@ from catalog.embed import Embedder
 from catalog.errors import FinprintError, TrainingDataError
 from catalog.evaluate import embed_labelled
 from catalog.fusion import Fusion
-from catalog.labels import read_sources, split_photos
-from catalog.shortlist import partitions_of, verify_shortlists
+from catalog.labels import read_sources, source_of, split_photos
+from catalog.shortlist import verify_shortlists
 
 
 @dataclass(frozen=True)
@@ -51,14 +51,12 @@ def fit_verification(
     if training_seed is not None:
         _, photos = split_photos(photos, "disjoint", validation_fraction, training_seed, split_date)
     vectors, kept, _, features, _ = embed_labelled(embedder, photos, 64, with_features=True)
-    labels = [p.class_key(card.sides) for p in kept]
-    if len(set(labels)) < 2:
+    identities = len({p.class_key(card.sides) for p in kept})
+    if identities < 2:
         raise TrainingDataError("fitting the verification needs photos of at least two individuals.")
-    _, pairs = verify_shortlists(
-        vectors, labels, [p.encounter for p in kept], features, shortlist_k, partitions_of(kept, card.sides)
-    )
+    pairs = verify_shortlists(vectors, kept, features, card.sides, shortlist_k)
     # Each source set is its own group: the fused rule must not merge more than the embedding in any.
-    sources = np.asarray([p.individual.split("/", 1)[0] if "/" in p.individual else "" for p in kept])
+    sources = np.asarray([source_of(p) for p in kept])
     fitted = fusion_module.fit(
         pairs.distance,
         pairs.inliers,
@@ -74,4 +72,4 @@ def fit_verification(
     fitted.fitted_on["photos"] = len(kept)
     path = fusion_module.sidecar_path(model_path)
     fitted.save(path)
-    return FitResult(fitted, path, len(kept), len(set(labels)))
+    return FitResult(fitted, path, len(kept), identities)

@@ -18,7 +18,7 @@ from torch import nn
 
 from catalog.calibration import Calibration, fit_isotonic
 from catalog.errors import FinprintError, TrainingDataError
-from catalog.labels import LabelledPhoto, read_sources, split_by_individual, split_photos
+from catalog.labels import LabelledPhoto, read_sources, source_of, split_by_individual, split_photos
 from catalog.metrics import ReidMetrics, reid_metrics, threshold_at_false_match_rate
 from catalog.modelcard import EmbeddingSpec, InputSpec, ModelCard
 from catalog.synthetic import SYNTHETIC_MARKER
@@ -131,10 +131,6 @@ def _mixed_precision(device: torch.device) -> torch.dtype | None:
     if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def _source_of(photo: LabelledPhoto) -> str:
-    return photo.individual.split("/", 1)[0] if "/" in photo.individual else ""
 
 
 def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
@@ -357,7 +353,7 @@ def _validation_per_source(
     vectors: np.ndarray, photos: list[LabelledPhoto], labels: list[str]
 ) -> dict[str, ReidMetrics]:
     """Validation scores of each source set alone, when training mixed several."""
-    sources = [_source_of(photo) for photo in photos]
+    sources = [source_of(photo) for photo in photos]
     scores: dict[str, ReidMetrics] = {}
     for name in sorted(set(sources) - {""}):
         rows = [i for i, source in enumerate(sources) if source == name]
