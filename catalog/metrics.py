@@ -186,15 +186,25 @@ class ClusteringScores:
     bcubed_f1: float
     true_individuals: int
     found_individuals: int
-    wrong_merges: int  # found individuals holding photos of more than one true individual
+    wrong_merges: int  # found individuals holding photos of more than one animal
+    found_pairs: int  # pairs of photos put in one found individual: precision's denominator
 
 
-def clustering_scores(truth: list[str], found: list[str]) -> ClusteringScores:
-    """Pairwise and B-cubed scores of a clustering `found` against `truth`, item by item."""
+def clustering_scores(
+    truth: list[str], found: list[str], animals: list[str] | None = None
+) -> ClusteringScores:
+    """Pairwise and B-cubed scores of a clustering `found` against `truth`, item by item.
+
+    `truth` is what the catalogue should join (an animal's flank or body part where those are
+    separate entries until linked). With `animals`, pairwise precision and wrong merges are judged
+    by the animal instead: two crops of one animal in one found individual are not a wrong merge,
+    though the tool was not expected to join them."""
+    animals = truth if animals is None else animals
     pairs_found = sum(c * (c - 1) // 2 for c in Counter(found).values())
     pairs_true = sum(c * (c - 1) // 2 for c in Counter(truth).values())
     pairs_both = sum(c * (c - 1) // 2 for c in Counter(zip(truth, found, strict=True)).values())
-    precision = pairs_both / pairs_found if pairs_found else 1.0
+    pairs_right = sum(c * (c - 1) // 2 for c in Counter(zip(animals, found, strict=True)).values())
+    precision = pairs_right / pairs_found if pairs_found else 1.0
     recall = pairs_both / pairs_true if pairs_true else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     joint = Counter(zip(truth, found, strict=True))
@@ -204,10 +214,12 @@ def clustering_scores(truth: list[str], found: list[str]) -> ClusteringScores:
     b_recall = sum(joint[(t, f)] ** 2 / truth_sizes[t] for t, f in joint) / n
     b_f1 = 2 * b_precision * b_recall / (b_precision + b_recall) if b_precision + b_recall else 0.0
     members: dict[str, set[str]] = {}
-    for t, f in zip(truth, found, strict=True):
-        members.setdefault(f, set()).add(t)
+    for animal, f in zip(animals, found, strict=True):
+        members.setdefault(f, set()).add(animal)
     wrong = sum(1 for m in members.values() if len(m) > 1)
-    return ClusteringScores(precision, recall, f1, b_f1, len(truth_sizes), len(found_sizes), wrong)
+    return ClusteringScores(
+        precision, recall, f1, b_f1, len(truth_sizes), len(found_sizes), wrong, pairs_found
+    )
 
 
 @dataclass(frozen=True)

@@ -163,13 +163,13 @@ def clustering_table(scores: ClusteringScores, title: str) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    table.add_row("pairwise precision", f"{scores.pairwise_precision:.3f}")
+    table.add_row("pairwise precision", f"{scores.pairwise_precision:.3f} of {scores.found_pairs} pairs")
     table.add_row("pairwise recall", f"{scores.pairwise_recall:.3f}")
     table.add_row("pairwise F1", f"{scores.pairwise_f1:.3f}")
     table.add_row("B-cubed F1", f"{scores.bcubed_f1:.3f}")
     table.add_row("true individuals (flank, crop)", str(scores.true_individuals))
     table.add_row("individuals found", str(scores.found_individuals))
-    table.add_row("found individuals mixing two true ones", str(scores.wrong_merges))
+    table.add_row("found individuals mixing two animals", str(scores.wrong_merges))
     return table
 
 

@@ -29,6 +29,21 @@ def test_split_individual_lowers_recall_only() -> None:
     assert scores.pairwise_recall == pytest.approx(1 / 3)
 
 
+def test_two_crops_of_one_animal_joined_are_not_a_wrong_merge() -> None:
+    # Truth by crop: lion A's ear, A's face, B's face; found: A's ear and face together, B alone.
+    truth = ["A|ear", "A|face", "B|face"]
+    animals = ["A", "A", "B"]
+    by_crop = clustering_scores(truth, ["x", "x", "y"])
+    by_animal = clustering_scores(truth, ["x", "x", "y"], animals=animals)
+    assert by_crop.pairwise_precision == 0.0 and by_crop.wrong_merges == 1
+    assert by_animal.pairwise_precision == 1.0 and by_animal.wrong_merges == 0
+    # Recall is still judged by crop: no crop had a pair to find.
+    assert by_animal.pairwise_recall == 1.0 and by_animal.true_individuals == 3
+    # Two animals in one found individual stay a wrong merge.
+    mixed = clustering_scores(truth, ["x", "y", "x"], animals=animals)
+    assert mixed.pairwise_precision == 0.0 and mixed.wrong_merges == 1
+
+
 def test_auc_by_hand() -> None:
     assert roc_auc(np.array([0.1, 0.2]), np.array([0.3, 0.4])) == 1.0
     assert roc_auc(np.array([0.5]), np.array([0.3, 0.7])) == 0.5
