@@ -84,6 +84,12 @@ def model_shape(model: Path) -> Shape:
     return Shape("model", centre.astype(np.float32), _root(np.cov((means - centre).T)), _root(within))
 
 
+def participation_ratio(shape: Shape) -> float:
+    """How many dimensions the individuals' centres effectively use (all of them: the dimension)."""
+    variances = np.linalg.eigvalsh(shape.between.T.astype(np.float64) @ shape.between)
+    return float(variances.sum() ** 2 / (variances**2).sum())
+
+
 def draw_photos(shape: Shape, centres: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     noise = rng.standard_normal((len(centres), len(shape.mean)), dtype=np.float32) @ shape.within
     photos = centres + noise
@@ -184,6 +190,7 @@ def main() -> None:
     columns: dict[str, dict[str, str]] = {}
     for name in args.shapes.split(","):
         shape = model_shape(args.model) if name == "model" else isotropic_shape(args.dim)
+        console.print(f"{name} shape: centres use {participation_ratio(shape):.1f} effective dimensions")
         for size in (int(s) for s in args.sizes.split(",")):
             # A fresh process per size: peak memory is then this size's alone.
             with multiprocessing.get_context("spawn").Pool(1) as pool:
