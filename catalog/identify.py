@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import hnswlib
@@ -89,17 +89,23 @@ MANIFEST_NAME = "manifest.json"
 
 
 def _verdict(
-    first: float, second: float | None, linkage: float, accept_above: float, band: float
-) -> tuple[str, bool]:
-    """Status (new, review or matched) and whether a second individual also passes, from scores
-    where higher is more alike: the best individual's, the runner-up's, and the best one's mean
-    over its nearest photos (the chaining guard: A~B and B~C with A far from C)."""
+    proposal: Assignment, first: float, second: float | None, linkage: float, accept_above: float, band: float
+) -> Assignment:
+    """Decide on `proposal` (the best individual, the runner-up as second) from scores where higher
+    is more alike: the best individual's, the runner-up's, and the best one's mean over its nearest
+    photos (the chaining guard: A~B and B~C with A far from C)."""
     if first <= accept_above:
-        return ("review" if first > accept_above - band else "new"), False
-    ambiguous = second is not None and second > accept_above
+        # A new individual; the nearest photo is kept so a reviewer sees which fish it nearly matched.
+        status = "review" if first > accept_above - band else "new"
+        return replace(
+            proposal, individual_id=None, status=status, second_individual_id=None, second_distance=None
+        )
+    if second is not None and second > accept_above:
+        # Close to two individuals: a possible merge for a person to decide, never made here.
+        return replace(proposal, status="review")
     chained = linkage <= accept_above
-    doubtful = ambiguous or chained or first <= accept_above + band
-    return ("review" if doubtful else "matched"), ambiguous
+    status = "review" if chained or first <= accept_above + band else "matched"
+    return replace(proposal, status=status, second_individual_id=None, second_distance=None)
 
 
 class Identifier:
@@ -288,23 +294,13 @@ class Identifier:
         second_id, second_distance = (ranked[1][0], ranked[1][1][0]) if len(ranked) > 1 else (None, None)
         threshold = self.distance_threshold
         # Distances enter the verdict negated: it reads scores where higher is more alike.
-        status, ambiguous = _verdict(
+        return _verdict(
+            Assignment(first_id, "matched", first_distance, first_photo, second_id, second_distance),
             -first_distance,
             None if second_distance is None else -second_distance,
             -float(np.mean(sorted(distances_to[first_id])[:_LINKAGE_PHOTOS])),
             -threshold,
             threshold * self.review_band_fraction,
-        )
-        if first_distance >= threshold:
-            # Keep the nearest photo so a reviewer sees which fish it nearly matched.
-            return Assignment(None, status, first_distance, first_photo)
-        return Assignment(
-            first_id,
-            status,
-            first_distance,
-            first_photo,
-            second_id if ambiguous else None,
-            second_distance if ambiguous else None,
         )
 
     def _decide_fused(
@@ -346,24 +342,21 @@ class Identifier:
         first_photo = verified_photo if first_inliers > 0 else best[first_id][1]
         probability = float(fusion.probability(first_distance, first_inliers))
         second_id = ranked[1] if len(ranked) > 1 else None
-        status, ambiguous = _verdict(
+        proposal = Assignment(
+            first_id,
+            "matched",
+            first_distance,
+            first_photo,
+            second_id,
+            None if second_id is None else best[second_id][0],
+            inliers=first_inliers,
+            probability=probability,
+        )
+        return _verdict(
+            proposal,
             first_score,
             None if second_id is None else scored[second_id],
             float(np.mean(sorted(photo_scores[first_id], reverse=True)[:_LINKAGE_PHOTOS])),
             fusion.score_threshold,
             fusion.review_margin(self.distance_threshold, self.review_band_fraction),
-        )
-        if first_score <= fusion.score_threshold:
-            return Assignment(
-                None, status, first_distance, first_photo, inliers=first_inliers, probability=probability
-            )
-        return Assignment(
-            first_id,
-            status,
-            first_distance,
-            first_photo,
-            second_id if ambiguous else None,
-            best[second_id][0] if ambiguous and second_id is not None else None,
-            inliers=first_inliers,
-            probability=probability,
         )
