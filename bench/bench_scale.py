@@ -8,8 +8,8 @@ vectors. Two shapes:
 - model: shaped like the default model's embeddings. Drawn fish (60 fish, both flanks, head and
   body, 3 photos each) are embedded; individuals' centres are drawn with the covariance of those
   views' mean vectors and photos scatter around them with the covariance within a view. Real
-  embeddings live in few dimensions (the default model's held-out photos of the shared sets:
-  participation ratio 3-12 of 128), and that is what HNSW exploits.
+  embeddings live in few dimensions (the bench prints how many the model uses on each shared set
+  present, and on the drawn shape), and that is what HNSW exploits.
 - isotropic: centres and scatter spread evenly over all dimensions, the worst case for any graph
   index (every stranger nearly equidistant), kept as a stress test.
 Each catalogue size runs in its own process, so its memory is its own. The new photos are half
@@ -31,6 +31,7 @@ from benchtable import bench_console, measures_table
 
 from catalog.embed import Embedder
 from catalog.identify import HNSW_EF_CONSTRUCTION, HNSW_M, Identifier, query_ef
+from catalog.labels import read_labelled
 from catalog.modelcard import read_card
 from catalog.preprocess import preprocess
 from catalog.settings import DEFAULT_MODEL_PATH
@@ -39,6 +40,8 @@ from catalog.synthetic import generate_labelled
 PHOTOS_PER_INDIVIDUAL = 5
 BATCH_SIZE = 32
 RECALL_PROBES = 1000
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SHARED_SETS = ("nyala", "zebra_rapid", "lions", "att_faces", "fs48_train")
 ISOTROPIC_SPREAD = 0.35  # a photo's scatter around its centre, per dimension, centres ~ N(0, 1)
 
 
@@ -62,19 +65,23 @@ def isotropic_shape(dim: int) -> Shape:
     return Shape("isotropic", np.zeros(dim, dtype=np.float32), eye, ISOTROPIC_SPREAD * eye)
 
 
-def model_shape(model: Path) -> Shape:
-    """The default model's embeddings of drawn fish, summarised by their first two moments."""
+def embed_photos(model: Path, paths: list[Path]) -> np.ndarray:
     card = read_card(model)
     embedder = Embedder(model)
+    return np.concatenate(
+        [
+            embedder.embed(np.stack([preprocess(p, card.input) for p in paths[i : i + 64]]))
+            for i in range(0, len(paths), 64)
+        ]
+    )
+
+
+def model_shape(model: Path) -> Shape:
+    """The default model's embeddings of drawn fish, summarised by their first two moments."""
     with tempfile.TemporaryDirectory() as scratch:
         generate_labelled(Path(scratch), 60, 3, seed=5)
         paths = sorted(Path(scratch).glob("*.jpg"))
-        vectors = np.concatenate(
-            [
-                embedder.embed(np.stack([preprocess(p, card.input) for p in paths[i : i + 64]]))
-                for i in range(0, len(paths), 64)
-            ]
-        )
+        vectors = embed_photos(model, paths)
     # File names are <fish>_<side>_<crop>_<n>: one view is a fish's flank and crop.
     _, view = np.unique(["_".join(p.stem.split("_")[:3]) for p in paths], return_inverse=True)
     means = np.stack([vectors[view == v].mean(axis=0) for v in range(view.max() + 1)])
@@ -84,10 +91,24 @@ def model_shape(model: Path) -> Shape:
     return Shape("model", centre.astype(np.float32), _root(np.cov((means - centre).T)), _root(within))
 
 
-def participation_ratio(shape: Shape) -> float:
-    """How many dimensions the individuals' centres effectively use (all of them: the dimension)."""
-    variances = np.linalg.eigvalsh(shape.between.T.astype(np.float64) @ shape.between)
+def participation_ratio(covariance: np.ndarray) -> float:
+    """How many dimensions a cloud of embeddings effectively uses (all of them: the dimension)."""
+    variances = np.linalg.eigvalsh(covariance.astype(np.float64))
     return float(variances.sum() ** 2 / (variances**2).sum())
+
+
+def shape_covariance(shape: Shape) -> np.ndarray:
+    return np.asarray(shape.between.T @ shape.between + shape.within.T @ shape.within)
+
+
+def real_sets_dimensions(model: Path) -> dict[str, float]:
+    """The model's embeddings of up to 400 photos of each shared set, where the sets are here."""
+    found = {}
+    for name in SHARED_SETS:
+        if (SHARED / name).is_dir():
+            photos = read_labelled(SHARED / name)[:400]
+            found[name] = participation_ratio(np.cov(embed_photos(model, [p.path for p in photos]).T))
+    return found
 
 
 def draw_photos(shape: Shape, centres: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -187,10 +208,15 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     args = parser.parse_args()
     console = bench_console()
+    for name, dimensions in real_sets_dimensions(args.model).items():
+        console.print(f"the model's embeddings of {name}: {dimensions:.1f} effective dimensions")
     columns: dict[str, dict[str, str]] = {}
     for name in args.shapes.split(","):
         shape = model_shape(args.model) if name == "model" else isotropic_shape(args.dim)
-        console.print(f"{name} shape: centres use {participation_ratio(shape):.1f} effective dimensions")
+        console.print(
+            f"{name} shape: {participation_ratio(shape_covariance(shape)):.1f} effective dimensions "
+            "(participation ratio of the embeddings' covariance)"
+        )
         for size in (int(s) for s in args.sizes.split(",")):
             # A fresh process per size: peak memory is then this size's alone.
             with multiprocessing.get_context("spawn").Pool(1) as pool:
