@@ -42,7 +42,14 @@ BATCH_SIZE = 32
 RECALL_PROBES = 1000
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 SHARED_SETS = ("nyala", "zebra_rapid", "lions", "att_faces", "fs48_train")
-ISOTROPIC_SPREAD = 0.35  # a photo's scatter around its centre, per dimension, centres ~ N(0, 1)
+ISOTROPIC_SPREAD = 0.35
+# Between the two shapes' typical distances within an individual (about 0.3-0.5) and between
+# individuals (about 1.4).
+DISTANCE_THRESHOLD = 0.9
+REVIEW_BAND = 0.1
+DECISIVE_DISTANCE = round(
+    DISTANCE_THRESHOLD * (1 + REVIEW_BAND), 3
+)  # a photo's scatter around its centre, per dimension, centres ~ N(0, 1)
 
 
 @dataclass(frozen=True)
@@ -122,14 +129,17 @@ def draw_centres(shape: Shape, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(shape.mean + draws @ shape.between, dtype=np.float32)
 
 
-def exact_top10(queries: np.ndarray, base: np.ndarray) -> np.ndarray:
-    top = []
+def exact_top10(queries: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and squared distances of each query's 10 nearest, by brute force."""
+    top, squared = [], []
     base_norms = (base**2).sum(1)[None, :]
     for start in range(0, len(queries), 64):
         chunk = queries[start : start + 64]
         d2 = (chunk**2).sum(1)[:, None] + base_norms - 2 * chunk @ base.T
-        top.append(np.argpartition(d2, 10, axis=1)[:, :10])
-    return np.concatenate(top)
+        nearest = np.argpartition(d2, 10, axis=1)[:, :10]
+        top.append(nearest)
+        squared.append(np.take_along_axis(d2, nearest, axis=1))
+    return np.concatenate(top), np.concatenate(squared)
 
 
 def resident_gb() -> float:
@@ -153,7 +163,9 @@ def measure(shape: Shape, size: int, new: int) -> dict[str, str]:
         ]
     )
     rng.shuffle(new_vectors)
-    identifier = Identifier(dim, distance_threshold=0.9, review_band_fraction=0.1, neighbours_k=10)
+    identifier = Identifier(
+        dim, distance_threshold=DISTANCE_THRESHOLD, review_band_fraction=REVIEW_BAND, neighbours_k=10
+    )
     before_build = resident_gb()
     started = time.perf_counter()
     identifier.add("p", [str(i) for i in range(size)], [f"FP-{o:07d}" for o in owners], vectors)
@@ -183,9 +195,13 @@ def measure(shape: Shape, size: int, new: int) -> dict[str, str]:
         update += time.perf_counter() - started
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     started = time.perf_counter()
-    truth = exact_top10(new_vectors[:RECALL_PROBES], vectors)
+    truth, truth_squared = exact_top10(new_vectors[:RECALL_PROBES], vectors)
     exact = (time.perf_counter() - started) * new / RECALL_PROBES
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(labels, truth, strict=True)])
+    # The neighbours that can change a decision: those within the threshold and its review band.
+    decisive = [set(b[d < DECISIVE_DISTANCE**2]) for b, d in zip(truth, truth_squared, strict=True)]
+    decisive_found = sum(len(set(a) & b) for a, b in zip(labels, decisive, strict=True))
+    decisive_recall = decisive_found / max(1, sum(len(b) for b in decisive))
     return {
         "query ef": str(query_ef(size)),
         "build s": f"{build:.1f}",
@@ -193,6 +209,7 @@ def measure(shape: Shape, size: int, new: int) -> dict[str, str]:
         "graph and ids GB": f"{graph_gb:.2f}",
         "peak RSS GB": f"{peak_gb:.2f}",
         "recall@10": f"{recall:.4f}",
+        f"recall of neighbours under {DECISIVE_DISTANCE}": f"{decisive_recall:.4f}",
         f"assign {new:,} one by one s": f"{one_by_one:.1f}",
         f"assign {new:,} batched s": f"{assign:.1f}",
         f"exact numpy search of {new:,} s": f"{exact:.1f}",
