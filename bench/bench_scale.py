@@ -42,14 +42,12 @@ BATCH_SIZE = 32
 RECALL_PROBES = 1000
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 SHARED_SETS = ("nyala", "zebra_rapid", "lions", "att_faces", "fs48_train")
-ISOTROPIC_SPREAD = 0.35
+ISOTROPIC_SPREAD = 0.35  # a photo's scatter around its centre, per dimension, centres ~ N(0, 1)
 # Between the two shapes' typical distances within an individual (about 0.3-0.5) and between
 # individuals (about 1.4).
 DISTANCE_THRESHOLD = 0.9
 REVIEW_BAND = 0.1
-DECISIVE_DISTANCE = round(
-    DISTANCE_THRESHOLD * (1 + REVIEW_BAND), 3
-)  # a photo's scatter around its centre, per dimension, centres ~ N(0, 1)
+DECISIVE_DISTANCE = round(DISTANCE_THRESHOLD * (1 + REVIEW_BAND), 3)
 
 
 @dataclass(frozen=True)
