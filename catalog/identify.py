@@ -18,10 +18,10 @@ from catalog.verify import LocalFeatures, distinctive_inliers, match_many
 # HNSW parameters, measured with `just bench-scale --sizes 10000,100000,1000000` (dim 128, a night
 # of 10,000 photos, half re-sightings): M=16 and ef_construction=200. On embeddings shaped like the
 # default model's (few effective dimensions), this query ef schedule gives recall@10 1.000 at 10k
-# and 100k and 0.9999 at 1M, 10,000 photos assigned against 1M in 12.6 s, graph 0.88 GB. On the
+# and 100k and 0.9999 at 1M, 10,000 photos assigned against 1M in 13-15 s, graph 0.88 GB. On the
 # isotropic stress case (every dimension used, strangers all nearly equidistant) recall@10 falls
-# to 0.976 at 100k and 0.883 at 1M; there M=32 lifted 300k from 0.965 to 0.997 at ef 1024 for
-# 1.6x the build time, not worth it for embeddings a trained network produces.
+# to 0.977 at 100k and 0.882 at 1M, though every neighbour within the decision distance is still
+# found; there M=32 lifted 300k from 0.965 to 0.997 at ef 1024 for 1.6x the build time.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 200
 
