@@ -43,10 +43,10 @@ def prepare(
             factor = min_long_side_px / max(want)
             want = (round(want[0] * factor), round(want[1] * factor))
         if bbox is not None:
-            # The crop, not the whole photo, must keep at least the network's pixels.
+            # The crop, not the whole photo, must keep those pixels.
             want = (
-                round(spec.width * full_width / max(bbox[2], 1)),
-                round(spec.height * full_height / max(bbox[3], 1)),
+                round(want[0] * full_width / max(bbox[2], 1)),
+                round(want[1] * full_height / max(bbox[3], 1)),
             )
         if orientation in _ROTATING_ORIENTATIONS:
             want = (want[1], want[0])

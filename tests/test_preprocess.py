@@ -55,6 +55,16 @@ def test_draft_decode_shrinks_big_jpegs_but_keeps_enough_pixels(tmp_path: Path) 
     assert SPEC.height <= image.height < 1024
 
 
+def test_a_cropped_draft_keeps_the_pixels_keypoints_ask_for(tmp_path: Path) -> None:
+    # Keypoints are found on the crop: its long side, not the whole photo's, needs the pixels.
+    path = tmp_path / "big.jpg"
+    _two_tone(4096, 2048).save(path, quality=90)
+    crop = load_image(path, SPEC, bbox=(1024, 512, 1024, 512), min_long_side_px=320)
+    assert crop.width >= 320
+    # Without keypoints the network's own size is enough, and draft mode shrinks further.
+    assert load_image(path, SPEC, bbox=(1024, 512, 1024, 512)).width < 320
+
+
 def test_greyscale_card_gives_one_channel(tmp_path: Path) -> None:
     path = tmp_path / "colour.png"
     _two_tone(64, 32).save(path)
