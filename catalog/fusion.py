@@ -38,7 +38,7 @@ class Fusion:
     distance_weight: float
     inlier_weight: float
     bias: float
-    # Decide "same individual" at or above this score (see `fit` for how it is chosen).
+    # Decide "same individual" above this score (see `fit` for how it is chosen).
     score_threshold: float
     shortlist_k: int = DEFAULT_SHORTLIST_K
     fitted_on: dict[str, Any] = field(default_factory=dict)
