@@ -159,21 +159,24 @@ def fit(
         allowed += embedding_accepts
         # Accept scores strictly above the (allowed+1)-th highest negative score of the group.
         if allowed_here < len(negative_scores):
-            score_threshold = max(score_threshold, float(np.nextafter(negative_scores[allowed_here], np.inf)))
+            score_threshold = max(score_threshold, float(negative_scores[allowed_here]))
     return Fusion(
         model_version=model_version,
         detector=detector,
         distance_weight=float(beta[1]),
         inlier_weight=float(beta[2]),
         bias=float(beta[0]),
-        score_threshold=float(score_threshold) if np.isfinite(score_threshold) else float(scores.min()),
+        # No group has a different pair to keep out: accept every pair.
+        score_threshold=float(score_threshold)
+        if np.isfinite(score_threshold)
+        else float(np.nextafter(scores.min(), -np.inf)),
         shortlist_k=shortlist_k,
         fitted_on={
             "same_pairs": int(same.sum()),
             "different_pairs": int((~same).sum()),
             "different_pairs_accepted_by_embedding": allowed,
-            "different_pairs_accepted_fused": int(np.sum(scores[~same] >= score_threshold)),
+            "different_pairs_accepted_fused": int(np.sum(scores[~same] > score_threshold)),
             "same_pairs_accepted_by_embedding": int(np.sum(distances[same] < distance_threshold)),
-            "same_pairs_accepted_fused": int(np.sum(scores[same] >= score_threshold)),
+            "same_pairs_accepted_fused": int(np.sum(scores[same] > score_threshold)),
         },
     )

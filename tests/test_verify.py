@@ -73,7 +73,7 @@ def _pairs(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def test_fused_decision_never_accepts_more_different_pairs_than_the_embedding() -> None:
     distances, inliers, same = _pairs(np.random.default_rng(0))
     fitted = fusion_module.fit(distances, inliers, same, 0.5, "m1", verify.DETECTOR)
-    accepted = fitted.score(distances, inliers) >= fitted.score_threshold
+    accepted = fitted.score(distances, inliers) > fitted.score_threshold
     assert (accepted & ~same).sum() <= (distances[~same] < 0.5).sum()
     # The inliers carry evidence, so the fused rule finds more of the same-fish pairs.
     assert (accepted & same).sum() > (distances[same] < 0.5).sum()
