@@ -28,20 +28,18 @@ from pathlib import Path
 
 import numpy as np
 from benchtable import bench_console, measures_table
+from heldout import DEFAULT_MODEL_SETS, SHARED
 
 from catalog.embed import Embedder
+from catalog.evaluate import embed_labelled
 from catalog.identify import HNSW_EF_CONSTRUCTION, HNSW_M, Identifier, query_ef
 from catalog.labels import read_labelled
-from catalog.modelcard import read_card
-from catalog.preprocess import preprocess
 from catalog.settings import DEFAULT_MODEL_PATH
 from catalog.synthetic import generate_labelled
 
 PHOTOS_PER_INDIVIDUAL = 5
 BATCH_SIZE = 32
 RECALL_PROBES = 1000
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-SHARED_SETS = ("nyala", "zebra_rapid", "lions", "att_faces", "fs48_train")
 ISOTROPIC_SPREAD = 0.35  # a photo's scatter around its centre, per dimension, centres ~ N(0, 1)
 # Between the two shapes' typical distances within an individual (about 0.3-0.5) and between
 # individuals (about 1.4).
@@ -70,25 +68,13 @@ def isotropic_shape(dim: int) -> Shape:
     return Shape("isotropic", np.zeros(dim, dtype=np.float32), eye, ISOTROPIC_SPREAD * eye)
 
 
-def embed_photos(model: Path, paths: list[Path]) -> np.ndarray:
-    card = read_card(model)
-    embedder = Embedder(model)
-    return np.concatenate(
-        [
-            embedder.embed(np.stack([preprocess(p, card.input) for p in paths[i : i + 64]]))
-            for i in range(0, len(paths), 64)
-        ]
-    )
-
-
 def model_shape(model: Path) -> Shape:
     """The default model's embeddings of drawn fish, summarised by their first two moments."""
     with tempfile.TemporaryDirectory() as scratch:
         generate_labelled(Path(scratch), 60, 3, seed=5)
-        paths = sorted(Path(scratch).glob("*.jpg"))
-        vectors = embed_photos(model, paths)
-    # File names are <fish>_<side>_<crop>_<n>: one view is a fish's flank and crop.
-    _, view = np.unique(["_".join(p.stem.split("_")[:3]) for p in paths], return_inverse=True)
+        vectors, photos, _, _, _ = embed_labelled(Embedder(model), read_labelled(Path(scratch)), 64)
+    # One view: a fish's flank and crop.
+    _, view = np.unique([f"{p.individual}/{p.side}/{p.crop}" for p in photos], return_inverse=True)
     means = np.stack([vectors[view == v].mean(axis=0) for v in range(view.max() + 1)])
     scatter = vectors - means[view]
     within = scatter.T @ scatter / (len(vectors) - len(means))
@@ -108,11 +94,12 @@ def shape_covariance(shape: Shape) -> np.ndarray:
 
 def real_sets_dimensions(model: Path) -> dict[str, float]:
     """The model's embeddings of up to 400 photos of each shared set, where the sets are here."""
+    embedder = Embedder(model)
     found = {}
-    for name in SHARED_SETS:
+    for name in DEFAULT_MODEL_SETS:
         if (SHARED / name).is_dir():
-            photos = read_labelled(SHARED / name)[:400]
-            found[name] = participation_ratio(np.cov(embed_photos(model, [p.path for p in photos]).T))
+            vectors, _, _, _, _ = embed_labelled(embedder, read_labelled(SHARED / name)[:400], 64)
+            found[name] = participation_ratio(np.cov(vectors.T))
     return found
 
 
