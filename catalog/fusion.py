@@ -24,6 +24,11 @@ DEFAULT_SHORTLIST_K = 20
 MIN_REVIEW_LOG_ODDS = 0.5
 
 
+def _inputs(distance: np.ndarray | float, inliers: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """The logistic model's two inputs: the distance, and log(1 + inliers)."""
+    return np.asarray(distance, dtype=np.float64), np.log1p(np.asarray(inliers, dtype=np.float64))
+
+
 def sidecar_path(model_path: Path) -> Path:
     """Where a model's fusion parameters live: beside it, same stem."""
     return model_path.with_name(model_path.stem + SIDECAR_SUFFIX)
@@ -45,11 +50,8 @@ class Fusion:
 
     def score(self, distance: np.ndarray | float, inliers: np.ndarray | float) -> np.ndarray:
         """The log-odds of "same individual" for each (distance, inliers) pair."""
-        return np.asarray(
-            self.bias
-            + self.distance_weight * np.asarray(distance, dtype=np.float64)
-            + self.inlier_weight * np.log1p(np.asarray(inliers, dtype=np.float64))
-        )
+        distances, evidence = _inputs(distance, inliers)
+        return np.asarray(self.bias + self.distance_weight * distances + self.inlier_weight * evidence)
 
     def probability(self, distance: np.ndarray | float, inliers: np.ndarray | float) -> np.ndarray:
         """P(same individual), with the classes weighted equally in the fit (a balanced prior)."""
@@ -116,15 +118,14 @@ def fit(
     the fused rule may find more re-sightings, but on the fitting pairs it never merges more. Per
     group, because one set where the embedding is weak must not buy false matches in the others.
     """
-    distances = np.asarray(distances, dtype=np.float64)
-    inliers = np.asarray(inliers, dtype=np.float64)
     same = np.asarray(same, dtype=bool)
     if same.all() or not same.any():
         raise FinprintError(
             "fitting the verification needs both same-individual and different-individual pairs: "
             "give labelled photos of at least two individuals with two or more photos each."
         )
-    features = np.column_stack([np.ones_like(distances), distances, np.log1p(inliers)])
+    distances, evidence = _inputs(distances, inliers)
+    features = np.column_stack([np.ones_like(distances), distances, evidence])
     group_of = np.zeros(len(same), dtype=int) if groups is None else np.unique(groups, return_inverse=True)[1]
     # Balanced classes within each group and groups weighted equally: P(same) must depend neither
     # on how many pairs of each kind the data holds nor on which set brought the most photos.
