@@ -323,22 +323,11 @@ def report_command(
             )
         console.print(report.run_report(*queries))
         if html_file is not None:
-            from catalog import verify
-            from catalog.report_html import run_page
+            from catalog.report_html import matched_keypoints, run_page
 
             individuals = sorted({row[0] for row in queries[1].rows})
             histories = {i: store.query("history", individual_id=i) for i in individuals}
-            features: dict[str, verify.LocalFeatures] = {}
-            if verify.available():
-                sightings = [dict(zip(queries[1].columns, r, strict=True)) for r in queries[1].rows]
-                photo_ids = {
-                    s[key] for s in sightings if s["inliers"] for key in ("photo_id", "matched_photo_id")
-                }
-                cached = store.local_features(sorted(photo_ids), verify.DETECTOR)
-                features = {
-                    photo_id: verify.LocalFeatures.from_bytes(blob) for photo_id, blob in cached.items()
-                }
-            page = run_page(*queries, histories, features)
+            page = run_page(*queries, histories, matched_keypoints(store, queries[1]))
             html_file.write_text(page, encoding="utf-8")
             console.print(f"Wrote {html_file}", markup=False, highlight=False)
 

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from catalog import verify
 from catalog.report import format_value
-from catalog.store import QueryResult
+from catalog.store import QueryResult, Store
 
 THUMBNAIL_PIXELS = 240
 
@@ -109,6 +109,16 @@ def keypoint_pair(
 
 def _figure(path: str | None, caption: str) -> str:
     return f"<figure>{thumbnail(path)}<figcaption>{caption}</figcaption></figure>"
+
+
+def matched_keypoints(store: Store, sightings: QueryResult) -> dict[str, verify.LocalFeatures]:
+    """Cached keypoints of both photos of every keypoint-verified sighting (none without OpenCV)."""
+    if not verify.available():
+        return {}
+    rows = [dict(zip(sightings.columns, r, strict=True)) for r in sightings.rows]
+    photo_ids = {row[key] for row in rows if row["inliers"] for key in ("photo_id", "matched_photo_id")}
+    cached = store.local_features(sorted(photo_ids), verify.DETECTOR)
+    return {photo_id: verify.LocalFeatures.from_bytes(blob) for photo_id, blob in cached.items()}
 
 
 def run_page(

@@ -159,6 +159,31 @@ def test_index_verifies_and_caches_keypoints(tmp_path: Path, survey_archive: Pat
     assert verified > photos // 2
 
 
+def test_the_html_report_finds_the_keypoints_of_both_photos_of_each_verified_pair(
+    tmp_path: Path, survey_archive: Path
+) -> None:
+    from catalog.pipeline import index
+    from catalog.report_html import matched_keypoints
+    from catalog.settings import DEFAULT_MODEL_PATH, Settings
+    from catalog.store import Store
+
+    if not fusion_module.sidecar_path(DEFAULT_MODEL_PATH).is_file():
+        pytest.skip("the default model ships without a fitted .verify.json")
+    settings = Settings(db_path=tmp_path / "c.duckdb")
+    run_id = index(settings, sorted(p for p in survey_archive.iterdir() if p.is_dir())[:2]).run_id
+    with Store.open(settings.db_path, read_only=True) as store:
+        sightings = store.query("run_sightings", run_id=run_id)
+        features = matched_keypoints(store, sightings)
+    rows = [dict(zip(sightings.columns, r, strict=True)) for r in sightings.rows]
+    verified = [row for row in rows if row["inliers"]]
+    assert verified
+    for row in verified:
+        assert len(features[row["photo_id"]]) > 0 and len(features[row["matched_photo_id"]]) > 0
+    # Only the verified pairs' photos are read back.
+    wanted = {row[key] for row in verified for key in ("photo_id", "matched_photo_id")}
+    assert set(features) == wanted
+
+
 def test_without_a_fitted_sidecar_index_says_verification_is_off(
     tmp_path: Path, survey_archive: Path
 ) -> None:
