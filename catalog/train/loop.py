@@ -328,10 +328,7 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
             "validation": None
             if validation is None
             else {
-                "individuals": validation.n_individuals,
-                "roc_auc": round(validation.roc_auc, 4),
-                "rank1": round(validation.rank1, 4),
-                "mAP": round(validation.mean_average_precision, 4),
+                **_card_metrics(validation),
                 "best_balanced_accuracy": round(validation.best_balanced_accuracy, 4),
                 "best_balanced_threshold": round(validation.best_balanced_threshold, 4),
                 **(
@@ -366,11 +363,12 @@ def _validation_per_source(
 
 
 def _card_metrics(metrics: ReidMetrics) -> dict[str, float]:
+    """The scores a model card keeps of a validation, pooled or of one source set."""
     return {
         "individuals": metrics.n_individuals,
+        "roc_auc": round(metrics.roc_auc, 4),
         "rank1": round(metrics.rank1, 4),
         "mAP": round(metrics.mean_average_precision, 4),
-        "roc_auc": round(metrics.roc_auc, 4),
     }
 
 
