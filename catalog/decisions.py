@@ -22,9 +22,13 @@ def _photo_ids(store: Store, photos: list[str]) -> list[str]:
     return ids
 
 
-def _check_individual(store: Store, individual_id: str) -> None:
-    if not store.individual_exists(individual_id):
-        raise UnknownIndividual(individual_id, store.db_path)
+def _resolved(store: Store, token: str) -> str:
+    """The catalogue id a decision acts on, for an FP- id, a name, or an id merged into another:
+    every decision resolves its individuals here, once, and then uses only the resolved id."""
+    individual_id = store.resolve_individual(token)
+    if individual_id is None:
+        raise UnknownIndividual(token, store.db_path)
+    return individual_id
 
 
 def _new_individual(store: Store, like: str, first_photo: str, offset: int = 0) -> IndividualRow:
@@ -53,10 +57,12 @@ def reject(store: Store, photos: list[str], reason: str) -> int:
 
 def merge(store: Store, keep: str, fold: str, reason: str) -> int:
     """`fold` is the same fish as `keep`: its sightings move to `keep`; its id stays, pointing there."""
-    _check_individual(store, keep)
-    _check_individual(store, fold)
+    keep_token, fold_token = keep, fold
+    keep, fold = _resolved(store, keep), _resolved(store, fold)
     if keep == fold:
-        raise FinprintError(f"{keep}: cannot merge an individual with itself.")
+        raise FinprintError(
+            f"{fold_token}: is already {keep} (the same individual as {keep_token}); nothing to merge."
+        )
     states = store.sighting_states(store.photos_of(fold))
     changes = {p: (keep, status) for p, (_, status) in states.items()}
     return store.record_decision(
@@ -72,7 +78,7 @@ def merge(store: Store, keep: str, fold: str, reason: str) -> int:
 
 def split(store: Store, individual_id: str, photos: list[str], reason: str) -> int:
     """These photos of `individual_id` show another fish: they become one new individual."""
-    _check_individual(store, individual_id)
+    individual_id = _resolved(store, individual_id)
     ids = _photo_ids(store, photos)
     states = store.sighting_states(ids)
     strangers = [p for p in ids if states[p][0] != individual_id]
@@ -89,7 +95,7 @@ def split(store: Store, individual_id: str, photos: list[str], reason: str) -> i
 
 def rename(store: Store, individual_id: str, name: str, reason: str) -> int:
     """Give an individual a name, such as its physical tag number."""
-    _check_individual(store, individual_id)
+    individual_id = _resolved(store, individual_id)
     fields: dict[str, str | None] = {"name": name}
     return store.record_decision(
         "rename", reason, {}, {individual_id: fields}, [], individual_id=individual_id, name=name
@@ -98,8 +104,9 @@ def rename(store: Store, individual_id: str, name: str, reason: str) -> int:
 
 def link(store: Store, first: str, second: str, reason: str) -> int:
     """Two catalogue entries are flanks (or crops) of one fish: histories of either show both."""
-    _check_individual(store, first)
-    _check_individual(store, second)
+    first, second = _resolved(store, first), _resolved(store, second)
+    if first == second:
+        raise FinprintError(f"{first}: cannot link an individual with itself.")
     members = sorted(set(store.fish_members(first)) | set(store.fish_members(second)))
     if len(members) == len(store.fish_members(first)):
         raise FinprintError(f"{first} and {second} are already linked.")

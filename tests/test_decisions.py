@@ -79,6 +79,21 @@ def test_rename_keeps_the_id(store: Store) -> None:
     assert _owner(store, "c1")[0] == "FP-000003"
 
 
+def test_decisions_resolve_a_name_or_a_merged_id_to_the_individual(store: Store) -> None:
+    decisions.rename(store, "FP-000002", "PIT 42", "tag read")
+    decisions.merge(store, "PIT 42", "FP-000003", "same tag")
+    assert _owner(store, "c1")[0] == "FP-000002"  # the id, never the name, in sightings
+    decisions.rename(store, "FP-000003", "PIT 42b", "merged id: renames the survivor")
+    assert store.resolve_individual("PIT 42b") == "FP-000002"
+    decisions.link(store, "PIT 42b", "FP-000001", "two flanks")
+    assert store.fish_members("FP-000001") == store.fish_members("FP-000002")
+    assert len(store.fish_members("FP-000001")) == 2
+    decisions.split(store, "PIT 42b", ["s/c1.jpg"], "two fish after all")
+    assert _owner(store, "c1")[0] == "FP-000004"
+    with pytest.raises(FinprintError, match="already FP-000002"):
+        decisions.merge(store, "FP-000003", "PIT 42b", "")
+
+
 def test_every_decision_can_be_undone_in_reverse_order(store: Store) -> None:
     before = {p: _owner(store, p) for p in ("a1", "a2", "a3", "b1", "c1")}
     first = decisions.merge(store, "FP-000001", "FP-000002", "")

@@ -65,7 +65,7 @@ def test_every_photo_belongs_to_exactly_one_individual(seed: int, count: int, th
 
 
 @settings(deadline=None, max_examples=8)
-@given(actions=st.lists(st.tuples(st.sampled_from(["confirm", "reject", "merge", "split", "rename"]),
+@given(actions=st.lists(st.tuples(st.sampled_from(["confirm", "reject", "merge", "split", "rename", "link"]),
                                   st.integers(0, 10_000)), min_size=1, max_size=4))  # fmt: skip
 def test_human_decisions_survive_reruns(actions: list[tuple[str, int]], decided_catalogue: tuple) -> None:
     import shutil
@@ -87,21 +87,38 @@ def test_human_decisions_survive_reruns(actions: list[tuple[str, int]], decided_
                 row[0] for row in store.read_only_sql("SELECT individual_id FROM individuals ORDER BY 1").rows
             ]
             for action, pick in actions:
-                who = individuals[pick % len(individuals)]
-                photos = store.photos_of(who)
+                # A person names an individual by its FP- id, by the name a rename gave it, or by
+                # an id that was merged into another: every decision must resolve all three.
+                tokens = [
+                    token
+                    for row in store.read_only_sql(
+                        "SELECT individual_id, name FROM individuals ORDER BY 1"
+                    ).rows
+                    for token in row
+                    if token is not None
+                ]
+                who, other = tokens[pick % len(tokens)], tokens[(pick + 1) % len(tokens)]
+                photos = store.photos_of(store.resolve_individual(who) or who)
                 try:
                     if action == "confirm" and photos:
                         decisions.confirm(store, [photos[0]], "hypothesis")
                     elif action == "reject" and photos:
                         decisions.reject(store, [photos[0]], "hypothesis")
                     elif action == "merge":
-                        decisions.merge(store, individuals[(pick + 1) % len(individuals)], who, "hypothesis")
+                        decisions.merge(store, other, who, "hypothesis")
                     elif action == "split" and len(photos) > 1:
                         decisions.split(store, who, photos[:1], "hypothesis")
                     elif action == "rename":
                         decisions.rename(store, who, f"tag {pick}", "hypothesis")
+                    elif action == "link":
+                        decisions.link(store, who, other, "hypothesis")
                 except FinprintError:
                     pass  # e.g. merging an individual into itself: refused, nothing changed
+                # Sightings only ever point at an individual that exists and was not merged away.
+                assert not store.read_only_sql(
+                    "SELECT s.photo_id FROM sightings s LEFT JOIN individuals i USING (individual_id) "
+                    "WHERE i.individual_id IS NULL OR i.merged_into IS NOT NULL"
+                ).rows
             before = store.read_only_sql(
                 "SELECT photo_id, individual_id, status FROM sightings ORDER BY 1"
             ).rows
