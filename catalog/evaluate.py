@@ -141,6 +141,12 @@ def embed_labelled(
             tick = time.perf_counter()
             features.append(verify.describe(image))
             describe_seconds += time.perf_counter() - tick
+    if not tensors:
+        example = f" (e.g. {unreadable[0]})" if unreadable else ""
+        raise TrainingDataError(
+            f"none of the {len(photos)} labelled photos could be read{example}. "
+            "Check that the folder holds image files finprint can decode."
+        )
     vectors = np.concatenate(
         [embedder.embed(np.stack(tensors[i : i + batch_size])) for i in range(0, len(tensors), batch_size)]
     )

@@ -197,3 +197,15 @@ def test_evaluate_next_season_gives_open_set_scores(melops_like: Path) -> None:
     assert result.open_set is not None
     assert result.open_set.known_queries + result.open_set.unknown_queries == 20
     assert 0.0 <= result.open_set.known_balanced_accuracy <= 1.0
+
+
+def test_evaluate_on_a_folder_of_unreadable_photos_is_a_one_line_error(tmp_path: Path) -> None:
+    from catalog.evaluate import evaluate
+    from catalog.settings import DEFAULT_MODEL_PATH
+
+    for individual in ("a", "b"):
+        (tmp_path / individual).mkdir()
+        for n in range(2):
+            (tmp_path / individual / f"{n}.jpg").write_bytes(b"not a jpeg at all")
+    with pytest.raises(TrainingDataError, match=r"none of the 4 labelled photos could be read \(e\.g\. .*0\.jpg"):
+        evaluate(DEFAULT_MODEL_PATH, tmp_path)
