@@ -51,6 +51,9 @@ class Assignment:
     # With verification: keypoint inliers with the matched photo, and the fused P(same individual).
     inliers: int | None = None
     probability: float | None = None
+    # The distance the decision was taken on: `distance` (to the matched photo) except for an
+    # individual first seen tonight, joined by average linkage (see `assign`).
+    decision_distance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -285,6 +288,7 @@ class Identifier:
         # look-alikes photographed tonight (A~B, B~C) into one fish before anyone could check.
         # A night-wide clustering (mutual neighbours) would have to wait for the last photo,
         # breaking the one-transaction-per-batch crash safety; this decides photo by photo.
+        nearest = {individual: distance for individual, (distance, _) in best.items()}
         for individual in best.keys() & self._tonight:
             best[individual] = (float(np.mean(distances_to[individual])), best[individual][1])
         if verification is not None and features is not None:
@@ -293,9 +297,13 @@ class Identifier:
         first_id, (first_distance, first_photo) = ranked[0]
         second_id, second_distance = (ranked[1][0], ranked[1][1][0]) if len(ranked) > 1 else (None, None)
         threshold = self.distance_threshold
+        proposal = Assignment(
+            first_id, "matched", nearest[first_id], first_photo, second_id, second_distance,
+            decision_distance=first_distance,
+        )  # fmt: skip
         # Distances enter the verdict negated: it reads scores where higher is more alike.
         return _verdict(
-            Assignment(first_id, "matched", first_distance, first_photo, second_id, second_distance),
+            proposal,
             -first_distance,
             None if second_distance is None else -second_distance,
             -float(np.mean(sorted(distances_to[first_id])[:_LINKAGE_PHOTOS])),
@@ -342,15 +350,17 @@ class Identifier:
         first_photo = verified_photo if first_inliers > 0 else best[first_id][1]
         probability = float(fusion.probability(first_distance, first_inliers))
         second_id = ranked[1] if len(ranked) > 1 else None
+        to_photo = {photo_id: distance for _, photo_id, distance in neighbours}
         proposal = Assignment(
             first_id,
             "matched",
-            first_distance,
+            to_photo[first_photo],
             first_photo,
             second_id,
             None if second_id is None else best[second_id][0],
             inliers=first_inliers,
             probability=probability,
+            decision_distance=first_distance,
         )
         return _verdict(
             proposal,

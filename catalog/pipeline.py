@@ -251,8 +251,8 @@ class _Catalogue:
                 item.photo_id, individual_id, decision.status, decision.distance, decision.matched_photo_id,
                 decision.second_individual_id, decision.second_distance,
                 decision.probability if decision.probability is not None
-                else self.card.match_probability(decision.distance),
-                decision.inliers,
+                else self.card.match_probability(decision.decision_distance),
+                decision.inliers, decision.decision_distance,
             )
         )  # fmt: skip
 

@@ -103,10 +103,21 @@ def run_report(summary: QueryResult, sightings: QueryResult, errors: QueryResult
     return Panel(Group(*parts), title="finprint index run", title_align="left")
 
 
+def _distance_text(row: dict[str, Any]) -> str:
+    """The distance to the matched photo, and the decision's mean distance when it differs."""
+    text = format_value(row["distance"])
+    decided = row.get("decision_distance")
+    if decided is not None and row["distance"] is not None and abs(decided - row["distance"]) > 5e-4:
+        text += f" (mean {format_value(decided)})"
+    return text
+
+
 def _sighting_table(title: str, rows: list[dict[str, Any]]) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("individual")
-    table.add_column("distance", justify="right")
+    # Distance to the photo in the last column; "mean" when the decision was on the mean distance
+    # to a fish first seen in the same run (average linkage).
+    table.add_column("distance to it", justify="right")
     table.add_column("P(same)", justify="right")
     table.add_column("keypoints", justify="right")
     table.add_column("photo", overflow="fold")
@@ -117,7 +128,7 @@ def _sighting_table(title: str, rows: list[dict[str, Any]]) -> Table:
             who = f"{who} or {row['second_individual_id']}"
         table.add_row(
             Text(who),
-            format_value(row["distance"]),
+            _distance_text(row),
             "-" if row.get("probability") is None else f"{row['probability']:.2f}",
             "-" if row.get("inliers") is None else str(row["inliers"]),
             Text(short_path(row["path"])),

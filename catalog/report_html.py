@@ -159,12 +159,21 @@ def run_page(
             + _figure(row["path"], f"new: {_text(row['path'])}")
             + _figure(row["matched_path"], f"best earlier: {_text(row['matched_path'])}")
             + f"<div class='verdict'><span class='{_text(status)}'>{_text(status)}</span><br>"
-            f"individual {who}<br>distance {_text(row['distance'])}"
+            f"individual {who}<br>distance to this photo {_text(row['distance'])}"
+            + (
+                f"<br>decided on the mean distance {_text(row['decision_distance'])} to the fish's "
+                "photos (first seen in this run)"
+                if row.get("decision_distance") is not None
+                and row["distance"] is not None
+                and abs(row["decision_distance"] - row["distance"]) > 5e-4
+                else ""
+            )
             + ("" if row.get("probability") is None else f"<br>P(same) {row['probability']:.2f}")
             + ("" if row.get("inliers") is None else f"<br>keypoints agreeing {_text(row['inliers'])}")
             + (
                 " (nearest; over the threshold)"
-                if row["distance"] is not None and row["distance"] >= threshold
+                if (row.get("decision_distance") or row["distance"]) is not None
+                and (row.get("decision_distance") or row["distance"]) >= threshold
                 else ""
             )
             + "</div>"

@@ -61,6 +61,8 @@ class SightingRow:
     second_distance: float | None
     probability: float | None = None
     inliers: int | None = None
+    # What the threshold was applied to (average linkage for an individual first seen tonight).
+    decision_distance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -485,6 +487,7 @@ class Store:
                         "second_distance": [s.second_distance for s in seen],
                         "probability": [s.probability for s in seen],
                         "inliers": [s.inliers for s in seen],
+                        "decision_distance": [s.decision_distance for s in seen],
                     },
                 )
             if batch.features:

@@ -136,6 +136,18 @@ def test_a_fish_first_seen_tonight_is_joined_by_average_linkage() -> None:
     assert old.assign("p", np.array([1.7, 0], dtype=np.float32)).individual_id == "FP-OLD"
 
 
+def test_a_match_to_a_fish_first_seen_tonight_keeps_both_of_its_distances() -> None:
+    ident = Identifier(dim=2, distance_threshold=1.0, review_band_fraction=0.1, neighbours_k=5)
+    ident.add("p", ["a", "b"], ["FP-NEW", "FP-NEW"], np.array([[0, 0], [0.4, 0]], dtype=np.float32))
+    ident.mark_new("FP-NEW")
+    decision = ident.assign("p", np.array([0.5, 0], dtype=np.float32))
+    assert decision.individual_id == "FP-NEW" and decision.matched_photo_id == "b"
+    # What a reviewer reads beside the matched photo is the distance to that photo...
+    assert decision.distance is not None and abs(decision.distance - 0.1) < 1e-6
+    # ...and the decision was taken on the mean distance to the fish's photos (0.5 and 0.1).
+    assert decision.decision_distance is not None and abs(decision.decision_distance - 0.3) < 1e-6
+
+
 def test_a_batch_queried_at_once_decides_exactly_as_photo_by_photo() -> None:
     rng = np.random.default_rng(4)
     centres = rng.normal(size=(60, 16)).astype(np.float32)

@@ -3,6 +3,7 @@ SELECT
     s.individual_id,
     s.status,
     s.distance,
+    s.decision_distance,
     s.second_individual_id,
     s.second_distance,
     s.probability,
