@@ -207,5 +207,6 @@ def test_evaluate_on_a_folder_of_unreadable_photos_is_a_one_line_error(tmp_path:
         (tmp_path / individual).mkdir()
         for n in range(2):
             (tmp_path / individual / f"{n}.jpg").write_bytes(b"not a jpeg at all")
-    with pytest.raises(TrainingDataError, match=r"none of the 4 labelled photos could be read \(e\.g\. .*0\.jpg"):
+    unreadable = r"none of the 4 labelled photos could be read \(e\.g\. .*0\.jpg"
+    with pytest.raises(TrainingDataError, match=unreadable):
         evaluate(DEFAULT_MODEL_PATH, tmp_path)

@@ -83,9 +83,6 @@ def test_human_decisions_survive_reruns(actions: list[tuple[str, int]], decided_
         db = Path(scratch) / "c.duckdb"
         shutil.copy(source_db, db)
         with Store.open(db) as store:
-            individuals = [
-                row[0] for row in store.read_only_sql("SELECT individual_id FROM individuals ORDER BY 1").rows
-            ]
             for action, pick in actions:
                 # A person names an individual by its FP- id, by the name a rename gave it, or by
                 # an id that was merged into another: every decision must resolve all three.
