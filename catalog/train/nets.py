@@ -1,6 +1,8 @@
-"""Embedding networks: a small fast CNN, a torchvision ResNet, and the seed study's Siamese CNN."""
+"""Embedding networks: a small CNN, ImageNet backbones (MobileNetV2, EfficientNet-Lite0), the seed CNN."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -93,11 +95,157 @@ class SeedSiamese(nn.Module):
         return embedding
 
 
+class EmbeddingHead(nn.Module):
+    """Pooled trunk features -> linear -> BatchNorm ("BN neck") -> L2-normalised embedding."""
+
+    def __init__(self, in_features: int, embedding_dim: int, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(in_features, embedding_dim)
+        self.neck = nn.BatchNorm1d(embedding_dim)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        pooled = self.pool(features).flatten(1)
+        embedding: torch.Tensor = F.normalize(self.neck(self.linear(self.dropout(pooled))), dim=1)
+        return embedding
+
+
+class MobileNetV2Embedder(nn.Module):
+    """torchvision's MobileNetV2 1.0 feature trunk (1280 channels) with an embedding head."""
+
+    def __init__(self, embedding_dim: int = 128) -> None:
+        super().__init__()
+        from torchvision.models import mobilenet_v2
+
+        self.trunk = mobilenet_v2(weights=None).features
+        self.head = EmbeddingHead(1280, embedding_dim)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        embedding: torch.Tensor = self.head(self.trunk(image))
+        return embedding
+
+    def frozen_prefix(self, blocks: int) -> nn.Module:
+        """The first `blocks` stages of the trunk (the stem counts as one)."""
+        prefix: nn.Module = self.trunk[:blocks]
+        return prefix
+
+
+class Conv2dSame(nn.Conv2d):
+    """A convolution with TensorFlow's "SAME" padding (the extra pixel goes bottom/right), as the
+    EfficientNet-Lite weights were trained with; zero padding of k // 2 would shift them."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        pad_h = self._padding_for(int(height), 0)
+        pad_w = self._padding_for(int(width), 1)
+        if pad_h or pad_w:
+            x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        out: torch.Tensor = F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return out
+
+    def _padding_for(self, size: int, axis: int) -> int:
+        stride, kernel, dilation = self.stride[axis], self.kernel_size[axis], self.dilation[axis]
+        return max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+
+
+def _tf_batchnorm(channels: int) -> nn.BatchNorm2d:
+    """TensorFlow's BatchNorm settings, which the EfficientNet weights' statistics were gathered with."""
+    return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
+
+
+class LiteBlock(nn.Module):
+    """An EfficientNet-Lite inverted residual (no squeeze-excitation, ReLU6), in the parameter names
+    of the EfficientNet-PyTorch project so that its weights load unchanged."""
+
+    def __init__(self, in_channels: int, out_channels: int, expand: int, kernel: int, stride: int) -> None:
+        super().__init__()
+        hidden = in_channels * expand
+        self.expand = expand
+        if expand != 1:
+            self._expand_conv = Conv2dSame(in_channels, hidden, 1, bias=False)
+            self._bn0 = _tf_batchnorm(hidden)
+        self._depthwise_conv = Conv2dSame(hidden, hidden, kernel, stride=stride, groups=hidden, bias=False)
+        self._bn1 = _tf_batchnorm(hidden)
+        self._project_conv = Conv2dSame(hidden, out_channels, 1, bias=False)
+        self._bn2 = _tf_batchnorm(out_channels)
+        self.residual = stride == 1 and in_channels == out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        if self.expand != 1:
+            y = F.relu6(self._bn0(self._expand_conv(y)))
+        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+        y = self._bn2(self._project_conv(y))
+        out: torch.Tensor = y + x if self.residual else y
+        return out
+
+
+# EfficientNet-B0/Lite0 stages: (expand ratio, kernel, stride, output channels, repeats).
+LITE0_STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
+                (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))  # fmt: skip
+
+
+class EfficientNetLite0(nn.Module):
+    """EfficientNet-Lite0 (ImageNet classifier `_fc` included, so its top classes can be checked)."""
+
+    def __init__(self, classes: int = 1000) -> None:
+        super().__init__()
+        self._conv_stem = Conv2dSame(3, 32, 3, stride=2, bias=False)
+        self._bn0 = _tf_batchnorm(32)
+        blocks: list[nn.Module] = []
+        previous = 32
+        for expand, kernel, stride, width, repeats in LITE0_STAGES:
+            for repeat in range(repeats):
+                blocks.append(LiteBlock(previous, width, expand, kernel, stride if repeat == 0 else 1))
+                previous = width
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = Conv2dSame(previous, 1280, 1, bias=False)
+        self._bn1 = _tf_batchnorm(1280)
+        self._fc = nn.Linear(1280, classes)
+
+    def features(self, image: torch.Tensor) -> torch.Tensor:
+        x = F.relu6(self._bn0(self._conv_stem(image)))
+        for block in self._blocks:
+            x = block(x)
+        out: torch.Tensor = F.relu6(self._bn1(self._conv_head(x)))
+        return out
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self._fc(self.features(image).mean(dim=(2, 3)))
+        return logits
+
+
+class EfficientNetLite0Embedder(nn.Module):
+    """EfficientNet-Lite0's trunk with an embedding head (the ImageNet classifier is dropped)."""
+
+    def __init__(self, embedding_dim: int = 128) -> None:
+        super().__init__()
+        self.trunk = EfficientNetLite0()
+        del self.trunk._fc
+        self.head = EmbeddingHead(1280, embedding_dim)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        embedding: torch.Tensor = self.head(self.trunk.features(image))
+        return embedding
+
+    def frozen_prefix(self, blocks: int) -> nn.Module:
+        """The stem and the first `blocks - 1` inverted residuals."""
+        return nn.ModuleList([self.trunk._conv_stem, self.trunk._bn0, *self.trunk._blocks[: blocks - 1]])
+
+
+BACKBONES = ("small", "mobilenetv2", "efficientnet-lite0", "resnet18")
+
+
 def build_backbone(name: str, embedding_dim: int, in_channels: int) -> nn.Module:
     if name == "small":
         return SmallFishNet(embedding_dim, in_channels)
+    if in_channels != 3:
+        raise ValueError(f"{name} takes colour input")
+    if name == "mobilenetv2":
+        return MobileNetV2Embedder(embedding_dim)
+    if name == "efficientnet-lite0":
+        return EfficientNetLite0Embedder(embedding_dim)
     if name == "resnet18":
-        if in_channels != 3:
-            raise ValueError("resnet18 takes colour input")
         return ResNetEmbedder(embedding_dim)
-    raise ValueError(f"unknown backbone {name!r} (choose small or resnet18)")
+    raise ValueError(f"unknown backbone {name!r} (choose {', '.join(BACKBONES)})")
