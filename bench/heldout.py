@@ -18,15 +18,17 @@ DEFAULT_MODEL_SETS = ("nyala", "zebra_rapid", "lions", "att_faces", "fs48_train"
 SYNTHETIC_FOLDER = "synthetic-fish"
 VALIDATION_FRACTION = 0.2
 TRAINING_SEED = 0
+# As the Justfile's train-default draws them: this many fish from each of seeds 1 and 2.
+SYNTHETIC_FISH_PER_SEED = 80
 
 
 def synthetic_fish(work: Path) -> Path:
-    """The 400 synthetic fish of train-default (seeds 1 and 2), drawn again if missing."""
+    """The synthetic fish of train-default (seeds 1 and 2), drawn again if missing."""
     folder = work / SYNTHETIC_FOLDER
-    photos_expected = 400 * 2 * 2 * 5  # fish x flanks x crops x photos
+    photos_expected = 2 * SYNTHETIC_FISH_PER_SEED * 2 * 2 * 5  # seeds x fish x flanks x crops x photos
     if not folder.is_dir() or sum(1 for _ in folder.glob("*.jpg")) != photos_expected:
         for seed in (1, 2):
-            generate_labelled(folder, 200, 5, seed)
+            generate_labelled(folder, SYNTHETIC_FISH_PER_SEED, 5, seed)
     return folder
 
 

@@ -1,0 +1,151 @@
+"""Every embedding side by side on the individuals the default model never trained on, per shared set.
+
+Usage: python bench/bench_models.py [--model NAME=PATH ...] [--work DIR] [--no-baselines]
+
+Rows: the shipped default model, each `--model` (earlier defaults, other fine-tuned backbones, a
+seed-recipe model), the ImageNet backbones with no training at all (their pooled features), and a
+colour histogram of the photo (no learning). Columns: the held-out individuals of each set that
+`just train-default` kept back (bench/heldout.py). Each model is scored on its card's identities
+(flank and crop apart when its `sides` is split), a photo's own encounter never its match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from benchtable import bench_console
+from heldout import held_out_by_set
+from rich.table import Table
+
+from catalog.embed import Embedder
+from catalog.evaluate import embed_labelled
+from catalog.labels import LabelledPhoto
+from catalog.metrics import ReidMetrics, reid_metrics
+from catalog.modelcard import InputSpec
+from catalog.preprocess import load_image
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "catalog" / "models" / "default.onnx"
+MEASURES = {
+    "rank-1": lambda m: m.rank1,
+    "rank-5": lambda m: m.rank5,
+    "mAP": lambda m: m.mean_average_precision,
+    "ROC AUC": lambda m: m.roc_auc,
+    "TAR at FAR 1%": lambda m: m.tar_at_far_1pct,
+}
+HISTOGRAM_BINS = (8, 4, 4)  # hue, saturation, value
+
+
+def colour_histogram(photos: list[LabelledPhoto]) -> tuple[np.ndarray, list[LabelledPhoto]]:
+    """An HSV histogram of each photo (bbox applied), square-rooted and L2-normalised (Hellinger)."""
+    spec = InputSpec(128, 128, 3, (0.0,) * 3, (1.0,) * 3)
+    vectors, kept = [], []
+    for photo in photos:
+        try:
+            image = load_image(photo.path, spec, photo.bbox).resize((128, 128))
+        except (OSError, SyntaxError, ValueError):
+            continue
+        hsv = np.asarray(image.convert("HSV"), dtype=np.int64).reshape(-1, 3)
+        bins = np.asarray(HISTOGRAM_BINS)
+        cells = (hsv * bins // 256) @ np.asarray([bins[1] * bins[2], bins[2], 1])
+        counts = np.bincount(cells, minlength=int(np.prod(bins))).astype(np.float64)
+        vector = np.sqrt(counts / counts.sum())
+        vectors.append(vector / np.linalg.norm(vector))
+        kept.append(photo)
+    return np.asarray(vectors, dtype=np.float32), kept
+
+
+def untrained_backbone(name: str, out: Path) -> Path:
+    """The ImageNet trunk alone, average-pooled and L2-normalised, exported with a card."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from catalog.modelcard import EmbeddingSpec, ModelCard
+    from catalog.train import pretrained
+    from catalog.train.export import export_onnx, weights_version
+    from catalog.train.loop import IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE_STD
+    from catalog.train.nets import build_backbone
+
+    embedder = build_backbone(name, 16, 3)
+    pretrained.load_backbone_weights(embedder, name, pretrained.fetch(name))
+    features = embedder.trunk if name == "mobilenetv2" else embedder.trunk.features
+
+    class Pooled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.trunk = embedder.trunk
+
+        def forward(self, image: torch.Tensor) -> torch.Tensor:
+            return F.normalize(features(image).mean(dim=(2, 3)), dim=1)
+
+    model = Pooled()
+    mean, std = (LITE_MEAN, LITE_STD) if name == "efficientnet-lite0" else (IMAGENET_MEAN, IMAGENET_STD)
+    card = ModelCard(
+        input=InputSpec(224, 224, 3, mean, std),
+        embedding=EmbeddingSpec(dim=1280),
+        threshold=1.0,
+        sides="split",
+        model_version=weights_version(model),
+        trained_on={"dataset": "ImageNet-1k only", "backbone": name},
+    )
+    export_onnx(model, card, out)
+    return out
+
+
+def score_model(path: Path, held_out: dict[str, list[LabelledPhoto]]) -> dict[str, ReidMetrics]:
+    embedder = Embedder(path)
+    sides = embedder.card.sides
+    scores = {}
+    for name, photos in held_out.items():
+        vectors, kept, _, _, _ = embed_labelled(embedder, photos, 64)
+        scores[name] = reid_metrics(vectors, [p.class_key(sides) for p in kept], [p.encounter for p in kept])
+    return scores
+
+
+def score_histogram(held_out: dict[str, list[LabelledPhoto]]) -> dict[str, ReidMetrics]:
+    scores = {}
+    for name, photos in held_out.items():
+        vectors, kept = colour_histogram(photos)
+        scores[name] = reid_metrics(
+            vectors, [p.class_key("split") for p in kept], [p.encounter for p in kept]
+        )
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append", default=[], help="NAME=PATH of an ONNX model to add")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/finprint-train-default"))
+    parser.add_argument("--no-baselines", action="store_true", help="skip the untrained backbones")
+    args = parser.parse_args()
+    console = bench_console()
+    held_out = held_out_by_set(args.work)
+    if not held_out:
+        console.print("the shared sets are not all present: nothing to score")
+        return
+    rows: dict[str, dict[str, ReidMetrics]] = {"shipped default": score_model(DEFAULT_MODEL, held_out)}
+    for entry in args.model:
+        label, _, path = entry.partition("=")
+        rows[label] = score_model(Path(path), held_out)
+    with tempfile.TemporaryDirectory() as scratch:
+        if not args.no_baselines:
+            for backbone in ("mobilenetv2", "efficientnet-lite0"):
+                onnx_path = untrained_backbone(backbone, Path(scratch) / f"{backbone}.onnx")
+                rows[f"{backbone}, ImageNet only"] = score_model(onnx_path, held_out)
+    rows["colour histogram"] = score_histogram(held_out)
+    sets = list(held_out)
+    for measure, value in MEASURES.items():
+        table = Table(title=f"{measure}, held-out individuals of the default model")
+        table.add_column("model")
+        for name in sets:
+            table.add_column(f"{name} ({len({p.individual for p in held_out[name]})})", justify="right")
+        for label, scores in rows.items():
+            table.add_row(label, *(f"{value(scores[name]):.3f}" for name in sets))
+        console.print(table)
+
+
+if __name__ == "__main__":
+    main()
