@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat as stat_module
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -91,6 +92,51 @@ def walk(root: Path) -> Iterator[FoundFile]:
                 yield FoundFile(path, -1, 0)
                 continue
             yield FoundFile(path, file_stat.st_size, file_stat.st_mtime_ns)
+
+
+# A camera JPEG is a few MB and a scanned TIFF rarely over 100 MB; a bigger "photo" is a video, a
+# disk image or a link to a device, and reading it whole would take the night's memory.
+MAX_PHOTO_BYTES = 256 * 1024 * 1024
+
+
+class UnreadableFile(OSError):
+    """A file that must not be read as a photo; its message says why."""
+
+
+def read_photo_file(path: Path, max_bytes: int = MAX_PHOTO_BYTES) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`. FIFOs, sockets and devices (also behind a
+    symlink) are refused before any read, so that nothing can block the night or fill its memory."""
+    text = printable_path(path)
+    if text != str(path):
+        raise UnreadableFile(
+            "its file or folder name is not valid UTF-8; rename it in UTF-8 "
+            "(for example with `convmv -f latin1 -t utf8 -r --notest FOLDER`) and index again"
+        )
+    # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat_module.S_ISREG(info.st_mode):
+            raise UnreadableFile("not a regular file (a pipe, socket or device, perhaps behind a link)")
+        if info.st_size > max_bytes:
+            raise UnreadableFile(
+                f"{info.st_size / 1e6:.0f} MB is more than a photo ({max_bytes / 1e6:.0f} MB at most)"
+            )
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise UnreadableFile(f"grew past {max_bytes / 1e6:.0f} MB while being read")
+    return data
+
+
+def printable_path(path: Path | str) -> str:
+    """The path as text that any UTF-8 store can hold: bytes that are not UTF-8 (a Latin-1 name
+    from an old share) are shown as \\xNN escapes instead of Python's lone surrogates."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", errors="backslashreplace")
+    return text
 
 
 def _is_hidden(name: str) -> bool:

@@ -28,8 +28,11 @@ from catalog.photos import (
     FoundFile,
     PathFields,
     PathPattern,
+    UnreadableFile,
     parse_path_fields,
+    printable_path,
     read_exif,
+    read_photo_file,
     walk,
 )
 from catalog.preprocess import prepare, to_tensor
@@ -461,10 +464,11 @@ def _decode_one(
     """Read, hash and decode one file, and with `describe` find its keypoints from the same decode;
     any failure becomes data, never an exception."""
     tick = time.perf_counter()
+    where = printable_path(found.path)
     try:
-        data = found.path.read_bytes()
+        data = read_photo_file(found.path)
         if not data:
-            return PhotoError(str(found.path), "empty file (0 bytes)")
+            return PhotoError(where, "empty file (0 bytes)")
         photo_id = hashlib.sha256(data).hexdigest()
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
@@ -477,11 +481,15 @@ def _decode_one(
             features = verify.describe(upright)
             seconds["describe"] += time.perf_counter() - described_at
     except Image.DecompressionBombError as exc:
-        return PhotoError(str(found.path), f"image too large to be a photo ({exc})")
+        return PhotoError(where, f"image too large to be a photo ({exc})")
+    except UnreadableFile as exc:
+        return PhotoError(where, f"not read: {exc}")
+    except MemoryError:
+        return PhotoError(where, "not read: decoding it needed more memory than this machine has free")
     except (OSError, SyntaxError, ValueError) as exc:
         # PIL reports truncated and corrupt files as OSError, some broken headers as SyntaxError;
         # a file deleted or unreadable mid-run is an OSError too.
-        return PhotoError(str(found.path), f"cannot read: {exc}")
+        return PhotoError(where, f"cannot read: {exc}")
     finally:
         # Several workers add here at once; a lost update only blurs a timing figure.
         seconds["decode"] += time.perf_counter() - tick

@@ -134,6 +134,49 @@ def test_dangling_link_is_an_error_row(tmp_path: Path) -> None:
     assert result.photos_new == 1
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs and /dev/zero are POSIX")
+def test_fifos_and_devices_are_error_rows_and_never_block_the_night(tmp_path: Path) -> None:
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    _fish_photo(9).save(folder / "fine.jpg")
+    os.mkfifo(folder / "pipe.jpg")  # reading it would wait for a writer forever
+    os.symlink("/dev/zero", folder / "endless.jpg")  # reading it would never end
+    result = index(Settings(db_path=tmp_path / "c.duckdb"), [folder])
+    reasons = {Path(e.path).name: e.reason for e in result.errors}
+    assert set(reasons) == {"pipe.jpg", "endless.jpg"}
+    assert all("not a regular file" in reason for reason in reasons.values())
+    assert result.photos_new == 1
+
+
+def test_a_file_larger_than_a_photo_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    from catalog.photos import UnreadableFile, read_photo_file
+
+    big = tmp_path / "video.jpg"
+    big.write_bytes(b"\xff" * 5000)
+    assert read_photo_file(big, max_bytes=5000) == b"\xff" * 5000
+    with pytest.raises(UnreadableFile, match="more than a photo"):
+        read_photo_file(big, max_bytes=4999)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="names are bytes on Linux; other systems refuse them")
+def test_a_folder_name_that_is_not_utf8_is_an_error_row_and_the_night_goes_on(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    latin1 = os.path.join(os.fsencode(archive), b"2024-06-01_Bj\xf8rn")
+    os.makedirs(latin1)
+    _fish_photo(10).save(os.fsdecode(os.path.join(latin1, b"p1.jpg")))
+    (archive / "2024-06-02_Ok").mkdir()
+    _fish_photo(11).save(archive / "2024-06-02_Ok" / "p2.jpg")
+    db = tmp_path / "c.duckdb"
+    for _ in range(2):  # the rerun must not crash at the same photo either
+        result = index(Settings(db_path=db), [archive])
+        assert [e.path for e in result.errors] == [f"{archive}/2024-06-01_Bj\\xf8rn/p1.jpg"]
+        assert "not valid UTF-8" in result.errors[0].reason
+    with Store.open(db, read_only=True) as store:
+        assert store.read_only_sql("SELECT count(*) FROM photos").rows == [(1,)]
+        errors = store.read_only_sql("SELECT path FROM errors").rows
+        assert errors and all("Bj\\xf8rn" in row[0] for row in errors)
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
 def test_unreadable_file_is_an_error_row(tmp_path: Path) -> None:
     folder = tmp_path / "archive"
