@@ -544,7 +544,7 @@ def sql(
     from catalog.store import Store
 
     settings = _settings(db_path=db)
-    with Store.open(settings.db_path, read_only=True) as store:
+    with Store.open(settings.db_path, sandboxed=True) as store:
         result = store.read_only_sql(statement)
     _render(result, output)
 

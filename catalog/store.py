@@ -134,8 +134,12 @@ class Store:
         self.schema_backup: Path | None = None
 
     @classmethod
-    def open(cls, db_path: Path, read_only: bool = False) -> Store:
-        """Open (and for writing, create and migrate) the catalogue at `db_path`."""
+    def open(cls, db_path: Path, read_only: bool = False, sandboxed: bool = False) -> Store:
+        """Open (and for writing, create and migrate) the catalogue at `db_path`.
+
+        `sandboxed` (read-only) is for a person's own SQL: DuckDB then reaches no file but the
+        catalogue (no COPY TO, ATTACH, read_csv, extensions), and the SQL cannot turn that off."""
+        read_only = read_only or sandboxed
         if read_only and not db_path.is_file():
             raise CatalogueNotFound(db_path)
         if not read_only and not db_path.parent.is_dir():
@@ -150,6 +154,10 @@ class Store:
             raise FinprintError(f"{db_path}: not a finprint catalogue ({exc}).") from exc
         # finprint draws its own progress; DuckDB's bar would cut through it on long queries.
         connection.execute("SET enable_progress_bar = false")
+        if sandboxed:
+            # Locked last: the person's SQL cannot turn file access back on.
+            connection.execute("SET enable_external_access = false")
+            connection.execute("SET lock_configuration = true")
         store = cls(connection, db_path)
         if read_only:
             store._check_schema_readable()
@@ -735,13 +743,19 @@ class Store:
         return self.resolve_individual(individual_id) is not None
 
     def read_only_sql(self, statement: str) -> QueryResult:
-        """Run a user's statement on a read-only connection; writes are refused by DuckDB itself."""
+        """Run a statement on a read-only connection (for a person's SQL, open it `sandboxed`);
+        writes are refused by DuckDB itself."""
         try:
             cursor = self._con.execute(statement)
         except duckdb.InvalidInputException as exc:
             if "read-only" in str(exc):
                 raise ReadOnlyQuery(str(exc).splitlines()[0]) from exc
             raise FinprintError(f"SQL error: {exc}") from exc
+        except duckdb.PermissionException as exc:
+            raise FinprintError(
+                f"SQL refused: finprint sql reads the catalogue only, no other file "
+                f"({str(exc).splitlines()[0]}). Use `finprint export` to write files."
+            ) from exc
         except duckdb.Error as exc:
             raise FinprintError(f"SQL error: {exc}") from exc
         columns = [d[0] for d in cursor.description or []]

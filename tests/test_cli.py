@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from catalog.errors import FinprintError
 import typer
 from typer.testing import CliRunner
 
@@ -117,6 +119,40 @@ def test_sql_refuses_writes(survey_archive: Path, tmp_path: Path) -> None:
     assert result.returncode == 1 and "read-only" in result.stderr
     count = _run("sql", "SELECT count(*) AS n FROM sightings", "--db", str(db), "--format", "csv")
     assert int(count.stdout.splitlines()[1]) > 0
+
+
+def test_sql_reaches_no_file_but_the_catalogue(tmp_path: Path) -> None:
+    import duckdb
+
+    from catalog.store import Store
+
+    db = tmp_path / "c.duckdb"
+    Store.open(db).close()
+    other = tmp_path / "other.duckdb"
+    with duckdb.connect(str(other)) as con:
+        con.execute("CREATE TABLE sightings AS SELECT 1 AS n")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for sql", encoding="utf-8")
+    escapes = [
+        f"COPY (SELECT 1) TO '{tmp_path / 'written.csv'}'",
+        f"ATTACH '{other}' AS o (READ_WRITE)",
+        f"SELECT * FROM read_text('{secret}')",
+        f"SELECT * FROM read_csv('{secret}')",
+        f"SELECT * FROM glob('{tmp_path}/*')",
+        "SET enable_external_access = true",
+        "LOAD httpfs",
+    ]
+    for statement in escapes:
+        with Store.open(db, sandboxed=True) as store, pytest.raises(FinprintError) as caught:
+            store.read_only_sql(statement)
+        assert "\n" not in str(caught.value), statement
+    assert not (tmp_path / "written.csv").exists()
+    with duckdb.connect(str(other), read_only=True) as con:
+        assert con.execute("SELECT n FROM sightings").fetchall() == [(1,)]
+    allowed = _run("sql", "SELECT count(*) AS n FROM photos", "--db", str(db), "--format", "csv")
+    assert allowed.returncode == 0 and allowed.stdout.splitlines() == ["n", "0"]
+    refused = _run("sql", f"SELECT * FROM read_text('{secret}')", "--db", str(db))
+    assert refused.returncode == 1 and "reads the catalogue only" in refused.stderr
 
 
 def test_photo_errors_give_exit_code_two(tmp_path: Path) -> None:
