@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from catalog.errors import FinprintError
 import typer
 from typer.testing import CliRunner
 
 from catalog.cli import app
+from catalog.errors import FinprintError
 
 runner = CliRunner()
 
