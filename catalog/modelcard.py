@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,14 +109,21 @@ def card_from_dict(body: dict[str, Any], source: Path | str) -> ModelCard:
         raise ModelCardError(source, f"input channels must be 1 or 3, not {channels}")
     if len(spec.mean) != channels or len(spec.std) != channels:
         raise ModelCardError(source, "mean and std must have one value per input channel")
-    if any(s <= 0 for s in spec.std):
-        raise ModelCardError(source, "std values must be positive")
+    if not all(math.isfinite(v) for v in (*spec.mean, *spec.std)):
+        raise ModelCardError(source, "mean and std must be finite numbers")
+    # A std this small turns ordinary pixels into infinities, and the embeddings into NaN.
+    if any(s < 1e-3 for s in spec.std):
+        raise ModelCardError(source, "std values must be at least 0.001")
     if spec.height < 8 or spec.width < 8:
         raise ModelCardError(source, "input height and width must be at least 8 pixels")
     if embedding.metric != "euclidean":
         raise ModelCardError(source, f"metric {embedding.metric!r} unsupported (use euclidean)")
-    if not threshold > 0:
-        raise ModelCardError(source, "threshold must be a positive distance")
+    if not (math.isfinite(threshold) and threshold > 0):
+        raise ModelCardError(source, "threshold must be a positive, finite distance")
+    if embedding.l2_normalized and threshold >= 2:
+        raise ModelCardError(
+            source, f"threshold {threshold} would match every photo (unit vectors are at most 2 apart)"
+        )
     if sides not in ("split", "merged"):
         raise ModelCardError(source, f"sides must be 'split' or 'merged', not {sides!r}")
     known = {"format", "input", "embedding", "threshold", "sides", "model_version", "trained_on"}

@@ -269,6 +269,11 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
     embedder = Embedder(settings.model_path)
     card = embedder.card
     threshold = settings.distance_threshold or card.threshold
+    if card.embedding.l2_normalized and threshold >= 2:
+        raise FinprintError(
+            f"distance threshold {threshold} would match every photo: this model's embeddings are unit "
+            f"vectors, at most 2 apart. Leave it unset to use the model's own ({card.threshold})."
+        )
     with Store.open(settings.db_path) as store:
         _check_model(store, card)
         run_id = store.start_run(card.model_version, threshold, __version__, [str(r) for r in roots])
@@ -313,6 +318,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
                 embedder.embed(np.stack([d.tensor for d in fresh])) if fresh else np.zeros((0, 1), np.float32)
             )
             seconds["embed"] += time.perf_counter() - tick
+            fresh, vectors = _drop_non_finite(fresh, vectors, catalogue.known_ids, batch, result)
             tick = time.perf_counter()
             catalogue.identify_batch(fresh, vectors, batch, result)
             seconds["identify"] += time.perf_counter() - tick
@@ -456,6 +462,27 @@ def _decoded_batches(
                 else:
                     decoded.append(outcome)
             yield decoded, failures
+
+
+def _drop_non_finite(
+    fresh: list[_Decoded], vectors: np.ndarray, known_ids: set[str], batch: Batch, result: RunResult
+) -> tuple[list[_Decoded], np.ndarray]:
+    """Photos whose embedding has a NaN or an infinity become error rows: such a vector is near
+    nothing or everything, and would otherwise be catalogued as a fish."""
+    finite = np.isfinite(vectors).all(axis=1) if len(fresh) else np.ones(0, dtype=bool)
+    if finite.all():
+        return fresh, vectors
+    for item, ok in zip(fresh, finite, strict=True):
+        if not ok:
+            known_ids.discard(item.photo_id)
+            failure = PhotoError(
+                printable_path(item.found.path),
+                "the model gave a non-finite embedding (NaN or infinity); check the model's card "
+                "(mean and std) or use another model",
+            )
+            result.errors.append(failure)
+            batch.errors.append((failure.path, failure.reason))
+    return [item for item, ok in zip(fresh, finite, strict=True) if ok], vectors[finite]
 
 
 def _decode_one(

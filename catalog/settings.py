@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, fields, replace
@@ -77,6 +78,7 @@ def load_settings(
     settings_file = settings_file or Path(SETTINGS_FILE_NAME)
     names = {f.name for f in fields(Settings)}
     values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
     if settings_file.is_file():
         try:
             from_file = tomllib.loads(settings_file.read_text(encoding="utf-8"))
@@ -90,15 +92,36 @@ def load_settings(
                 f"Known settings: {', '.join(sorted(names))}."
             )
         values.update(table)
+        origin.update(dict.fromkeys(table, str(settings_file)))
     for name in names:
         env_value = environ.get(f"FINPRINT_{name.upper()}")
         if env_value is not None:
             values[name] = env_value
+            origin[name] = f"FINPRINT_{name.upper()}"
     for name, value in (overrides or {}).items():
         if value is not None:
             values[name] = value
-    try:
-        coerced = {name: _coerce(name, value) for name, value in values.items()}
-    except ValueError as exc:
-        raise FinprintError(f"invalid setting value: {exc}") from exc
+            origin[name] = f"--{name.replace('_', '-')}"
+    coerced: dict[str, Any] = {}
+    for name, value in values.items():
+        try:
+            coerced[name] = _coerce(name, value)
+            _check_range(name, coerced[name])
+        except ValueError as exc:
+            raise FinprintError(f"{name} from {origin.get(name, 'settings')}: {exc}") from exc
     return replace(Settings(), **coerced)
+
+
+# Bounds a value must keep: outside them a run silently catalogues nothing, or everything as one.
+_INT_RANGES = {"neighbours_k": (1, 1000), "batch_size": (1, 4096), "workers": (0, 1024)}
+
+
+def _check_range(name: str, value: Any) -> None:
+    if name == "distance_threshold" and value is not None and not (math.isfinite(value) and value > 0):
+        raise ValueError(f"must be a positive, finite distance, not {value!r}")
+    if name == "review_band_fraction" and not (math.isfinite(value) and 0 <= value < 1):
+        raise ValueError(f"must be a fraction from 0 up to (not including) 1, not {value!r}")
+    if name in _INT_RANGES:
+        low, high = _INT_RANGES[name]
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low} to {high}, not {value!r}")

@@ -51,6 +51,17 @@ def test_unknown_keys_survive_a_round_trip() -> None:
     [
         ({"format": 2}, "format"),
         ({"threshold": 0}, "threshold"),
+        ({"threshold": float("inf")}, "finite"),
+        ({"threshold": float("nan")}, "finite"),
+        ({"threshold": 2.5}, "match every photo"),
+        (
+            {"input": {"height": 64, "width": 64, "channels": 1, "mean": [0.5], "std": [1e-40]}},
+            "at least 0.001",
+        ),
+        (
+            {"input": {"height": 64, "width": 64, "channels": 1, "mean": [float("nan")], "std": [0.5]}},
+            "finite",
+        ),
         ({"sides": "both"}, "sides"),
         (
             {

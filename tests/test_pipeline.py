@@ -6,6 +6,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from catalog.demo import score_catalogue
@@ -151,3 +152,24 @@ def test_matches_carry_the_calibrated_probability(indexed: tuple[Settings, Path]
     assert rows and all(0.0 <= probability <= 1.0 for _, _, probability in rows)
     matched = [p for status, _, p in rows if status == "matched"]
     assert matched and min(matched) > 0.5
+
+
+def test_a_photo_whose_embedding_is_not_finite_is_an_error_row_not_a_fish(tmp_path: Path) -> None:
+    from catalog.photos import FoundFile
+    from catalog.pipeline import RunResult, _Decoded, _drop_non_finite
+    from catalog.store import Batch
+
+    def decoded(name: str) -> _Decoded:
+        found = FoundFile(tmp_path / name, 1, 1)
+        return _Decoded(found, tmp_path, name * 8, np.zeros(1), 1, 1, None, None)  # type: ignore[arg-type]
+
+    fresh = [decoded("a"), decoded("b"), decoded("c")]
+    vectors = np.array([[0.6, 0.8], [np.nan, 0.0], [1.0, np.inf]], dtype=np.float32)
+    known = {item.photo_id for item in fresh}
+    batch, result = Batch(), RunResult(1, "m", 0.5, [])
+    kept, kept_vectors = _drop_non_finite(fresh, vectors, known, batch, result)
+    assert [item.photo_id for item in kept] == ["a" * 8]
+    assert np.array_equal(kept_vectors, vectors[:1])
+    assert [Path(path).name for path, _ in batch.errors] == ["b", "c"]
+    assert all("non-finite embedding" in e.reason for e in result.errors)
+    assert known == {"a" * 8}  # the others are tried again next night
