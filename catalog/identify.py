@@ -3,6 +3,7 @@ or, with keypoint verification, by the fused probability of being the same indiv
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Callable
@@ -91,6 +92,14 @@ class Prefetched:
 MANIFEST_NAME = "manifest.json"
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _verdict(
     proposal: Assignment, first: float, second: float | None, linkage: float, accept_above: float, band: float
 ) -> Assignment:
@@ -172,9 +181,17 @@ class Identifier:
             index_file, ids_file = f"p{number}-{token}.bin", f"p{number}-{token}.ids"
             graph.index.save_index(str(directory / index_file))
             (directory / ids_file).write_text("\n".join(graph.photo_ids), encoding="utf-8")
+            # hnswlib reports no failed write: a graph file smaller than its vectors alone was cut
+            # short (a full disk), and is not offered to the next night.
+            if (directory / index_file).stat().st_size < len(graph.photo_ids) * self.dim * 4:
+                raise OSError(f"{directory / index_file}: written short (is the disk full?)")
             partitions.append(
-                {"key": key, "index": index_file, "ids": ids_file, "count": len(graph.photo_ids)}
-            )
+                {
+                    "key": key, "index": index_file, "ids": ids_file, "count": len(graph.photo_ids),
+                    "index_sha256": _sha256(directory / index_file),
+                    "ids_sha256": _sha256(directory / ids_file),
+                }
+            )  # fmt: skip
         manifest = {"model_version": model_version, "dim": self.dim, "partitions": partitions}
         partial = directory / f"{MANIFEST_NAME}.{token}"
         partial.write_text(json.dumps(manifest), encoding="utf-8")
@@ -185,12 +202,18 @@ class Identifier:
                 stale.unlink(missing_ok=True)
 
     def load(
-        self, directory: Path, model_version: str, owners: dict[str, dict[str, str]]
+        self,
+        directory: Path,
+        model_version: str,
+        owners: dict[str, dict[str, str]],
+        discarded: list[str] | None = None,
     ) -> dict[str, list[str]]:
         """Load saved graphs whose photos are all still catalogued (`owners`: partition -> photo ->
         individual, from DuckDB, the source of truth); returns, per partition, the catalogued
-        photos the graph lacks and the caller must add. A partition that cannot be trusted is
-        left out, so it is rebuilt from DuckDB."""
+        photos the graph lacks and the caller must add. A partition that cannot be trusted (its
+        files' sha256 differ from the manifest's, or its photos are gone) is left out, so it is
+        rebuilt from DuckDB, and why is appended to `discarded`."""
+        notes = discarded if discarded is not None else []
         missing = {key: sorted(photos) for key, photos in owners.items()}
         try:
             manifest = json.loads((directory / MANIFEST_NAME).read_text(encoding="utf-8"))
@@ -203,6 +226,15 @@ class Identifier:
             if key not in owners:
                 continue
             try:
+                # Checked before hnswlib reads a byte: changed bytes in its file crash the process.
+                if (
+                    _sha256(directory / entry["index"]) != entry["index_sha256"]
+                    or _sha256(directory / entry["ids"]) != entry["ids_sha256"]
+                ):
+                    notes.append(
+                        f"saved graph {entry['index']} failed its checksum; rebuilt from the catalogue"
+                    )
+                    continue
                 photo_ids = (directory / entry["ids"]).read_text(encoding="utf-8").split("\n")
                 photo_ids = [p for p in photo_ids if p]
                 if len(photo_ids) != entry["count"] or not set(photo_ids) <= owners[key].keys():
@@ -211,9 +243,11 @@ class Identifier:
                 index.load_index(
                     str(directory / entry["index"]), max_elements=max(_INITIAL_CAPACITY, 2 * len(photo_ids))
                 )
-            except (OSError, RuntimeError, KeyError, ValueError):
+            except (OSError, RuntimeError, KeyError, ValueError) as exc:
+                notes.append(f"saved graph {entry.get('index')} could not be used ({exc}); rebuilt")
                 continue
             if index.get_current_count() != len(photo_ids):
+                notes.append(f"saved graph {entry['index']} disagrees with its photo list; rebuilt")
                 continue
             self._graphs[key] = _Graph(index, photo_ids, [owners[key][p] for p in photo_ids])
             present = set(photo_ids)

@@ -153,7 +153,8 @@ class _Catalogue:
             key = partition_key(photo.side, photo.crop, self.sides_split)
             owners.setdefault(key, {})[photo.photo_id] = photo.individual_id
         self.graph_dir = graph_directory(settings.db_path)
-        missing = self.identifier.load(self.graph_dir, card.model_version, owners)
+        self.graph_notes: list[str] = []
+        missing = self.identifier.load(self.graph_dir, card.model_version, owners, self.graph_notes)
         for key, photo_ids in missing.items():
             if photo_ids:
                 vectors = store.vectors_for(photo_ids, card.model_version)
@@ -291,6 +292,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         todo = [(root, f) for root, f in found if not _unchanged(known_paths.get(str(f.path)), f)]
         result.files_unchanged = len(found) - len(todo)
         catalogue = _Catalogue(store, card, settings, threshold, path_pattern, fusion)
+        result.warnings.extend(catalogue.graph_notes)
         seconds = {"decode": 0.0, "describe": 0.0, "embed": 0.0, "identify": 0.0, "write": 0.0}
         done = 0
         batches = _decoded_batches(

@@ -187,3 +187,26 @@ def test_a_batch_queried_at_once_decides_exactly_as_photo_by_photo() -> None:
     )
     # The second photo of each new fish found the first, added after the batch was queried.
     assert {d.individual_id for d in batched[12:14]} == {"NEW-10", "NEW-11"}
+
+
+def test_a_saved_graph_with_changed_bytes_is_rebuilt_never_loaded(tmp_path: Path) -> None:
+    vectors = np.random.default_rng(3).normal(size=(30, 4)).astype(np.float32)
+    saved = Identifier(dim=4, distance_threshold=0.5, review_band_fraction=0.1, neighbours_k=3)
+    saved.add("p", [f"ph{i}" for i in range(30)], [f"FP-{i}" for i in range(30)], vectors)
+    saved.save(tmp_path, "model-a")
+    owners = {"p": {f"ph{i}": f"FP-{i}" for i in range(30)}}
+    (graph_file,) = tmp_path.glob("*.bin")
+    data = bytearray(graph_file.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # a zeroed region: hnswlib would trust it
+    graph_file.write_bytes(bytes(data))
+    notes: list[str] = []
+    fresh = Identifier(dim=4, distance_threshold=0.5, review_band_fraction=0.1, neighbours_k=3)
+    assert len(fresh.load(tmp_path, "model-a", owners, notes)["p"]) == 30  # all re-added from DuckDB
+    assert len(fresh) == 0 and "checksum" in notes[0]
+    # Shuffled photo ids would pair vectors with the wrong photos: caught the same way.
+    saved.save(tmp_path, "model-a")
+    (ids_file,) = tmp_path.glob("*.ids")
+    ids_file.write_text("\n".join(reversed(ids_file.read_text().split("\n"))), encoding="utf-8")
+    notes.clear()
+    assert len(fresh.load(tmp_path, "model-a", owners, notes)["p"]) == 30
+    assert "checksum" in notes[0]
