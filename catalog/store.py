@@ -408,8 +408,18 @@ class Store:
         return [row[0] for row in rows]
 
     def next_individual_number(self) -> int:
-        row = self._con.execute("SELECT coalesce(max(number), 0) + 1 FROM individuals").fetchone()
-        return int(row[0]) if row else 1
+        """One past every number ever given, those of individuals an undo removed included: an
+        FP- id that was once in a report or an export must never name another fish."""
+        row = self._con.execute("SELECT coalesce(max(number), 0) FROM individuals").fetchone()
+        highest = int(row[0]) if row else 0
+        for (previous,) in self._con.execute(
+            "SELECT previous FROM decisions WHERE undone_at IS NOT NULL"
+        ).fetchall():
+            for created in json.loads(previous).get("created", []):
+                digits = "".join(ch for ch in str(created) if ch.isdigit())
+                if digits:
+                    highest = max(highest, int(digits))
+        return highest + 1
 
     def catalogued_photos(self, model_version: str) -> list[CataloguedPhoto]:
         """Every identified photo that has an embedding under `model_version` (no vectors)."""
@@ -689,6 +699,20 @@ class Store:
         if later and later[0] is not None:
             raise FinprintError(f"decision {later[0]} came after {decision_id}; undo it first.")
         previous = json.loads(previous_text)
+        if previous["created"]:
+            later_sightings = self._con.execute(
+                "SELECT individual_id, count(*) FROM sightings "
+                "WHERE individual_id IN (SELECT unnest($ids)) AND photo_id NOT IN (SELECT unnest($moved)) "
+                "GROUP BY individual_id ORDER BY individual_id",
+                {"ids": previous["created"], "moved": list(previous["sightings"])},
+            ).fetchall()
+            if later_sightings:
+                who, count = later_sightings[0]
+                raise FinprintError(
+                    f"decision {decision_id} created {who}, and {count} later photo(s) were matched to it "
+                    "since: undoing it would leave them pointing at no fish. Use `finprint merge` or "
+                    "`finprint split` to correct it instead."
+                )
         with self._transaction():
             for photo_id, (individual, status) in previous["sightings"].items():
                 self._con.execute(

@@ -144,3 +144,27 @@ def test_link_makes_history_follow_both_flanks(store: Store) -> None:
         decisions.link(store, "FP-000002", "FP-000003", "")
     decisions.undo(store, decision)
     assert {row[-1] for row in store.query("history", individual_id="FP-000002").rows} == {"FP-000002"}
+
+
+def test_an_undone_individuals_number_is_never_given_again(store: Store) -> None:
+    first = decisions.reject(store, ["s/a3.jpg"], "spots differ")
+    assert _owner(store, "a3")[0] == "FP-000004"
+    decisions.undo(store, first)
+    assert _owner(store, "a3")[0] == "FP-000001"
+    decisions.reject(store, ["s/a3.jpg"], "spots differ after all")
+    assert _owner(store, "a3")[0] == "FP-000005"  # FP-000004 once named another decision's fish
+
+
+def test_undo_is_refused_when_later_photos_were_matched_to_the_fish_it_created(store: Store) -> None:
+    decision = decisions.reject(store, ["s/a3.jpg"], "spots differ")
+    run_id = store.start_run("abcdef123456", 0.9, "test", ["archive"])
+    later = Batch()
+    later.photos.append(
+        PhotoRow("d1" * 8, "s/d1.jpg", 1, 1, 8, 8, None, None, None, None, None, None, "left", "body")
+    )
+    later.vectors.append(np.zeros(2, dtype=np.float32))
+    later.sightings.append(SightingRow("d1" * 8, "FP-000004", "matched", 0.2, "a3" * 8, None, None))
+    store.write_batch(run_id, "abcdef123456", later)
+    with pytest.raises(FinprintError, match="1 later photo.*merge.*split"):
+        decisions.undo(store, decision)
+    assert _owner(store, "a3")[0] == "FP-000004" and _owner(store, "d1")[0] == "FP-000004"
