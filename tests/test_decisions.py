@@ -165,6 +165,6 @@ def test_undo_is_refused_when_later_photos_were_matched_to_the_fish_it_created(s
     later.vectors.append(np.zeros(2, dtype=np.float32))
     later.sightings.append(SightingRow("d1" * 8, "FP-000004", "matched", 0.2, "a3" * 8, None, None))
     store.write_batch(run_id, "abcdef123456", later)
-    with pytest.raises(FinprintError, match="1 later photo.*merge.*split"):
+    with pytest.raises(FinprintError, match=r"1 later photo.*merge.*split"):
         decisions.undo(store, decision)
     assert _owner(store, "a3")[0] == "FP-000004" and _owner(store, "d1")[0] == "FP-000004"
