@@ -166,8 +166,11 @@ class _Catalogue:
         self.next_number = store.next_individual_number()
         self.path_pattern = path_pattern
         self.card = card
-        # encounter -> the catalogue entries its photos went to, by (side, crop)
+        # encounter -> the catalogue entries its photos went to, by (side, crop); a night resumed
+        # after a kill starts from the photos it had catalogued, so that it links as one run would.
         self.encounters: dict[str, dict[tuple[str | None, str | None], set[str]]] = {}
+        for encounter, side, crop, individual_id in store.encounters_since_last_finished_run():
+            self.encounters.setdefault(encounter, {}).setdefault((side, crop), set()).add(individual_id)
 
     def _remember(self, photo_id: str, features: verify.LocalFeatures) -> None:
         self.features[photo_id] = features
@@ -246,7 +249,7 @@ class _Catalogue:
             PhotoRow(
                 item.photo_id, str(found.path), found.size_bytes, found.mtime_ns, item.width, item.height,
                 exif.taken_at, exif.latitude, exif.longitude, fields.survey_date, fields.site, fields.camera,
-                fields.side, fields.crop, exif.utc_offset,
+                fields.side, fields.crop, exif.utc_offset, fields.encounter,
             )
         )  # fmt: skip
         batch.vectors.append(vector)

@@ -46,6 +46,7 @@ class PhotoRow:
     side: str | None
     crop: str | None
     taken_at_utc_offset: str | None = None
+    encounter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -407,6 +408,16 @@ class Store:
         ).fetchall()
         return [row[0] for row in rows]
 
+    def encounters_since_last_finished_run(self) -> list[tuple[str, str | None, str | None, str]]:
+        """(encounter, side, crop, individual) of the photos with an encounter that this night
+        catalogued so far, however many times it was interrupted: its links are made at its end."""
+        rows = self._con.execute(
+            "SELECT p.encounter, p.side, p.crop, s.individual_id FROM photos p "
+            "JOIN sightings s USING (photo_id) WHERE p.encounter IS NOT NULL AND p.run_id > "
+            "(SELECT coalesce(max(run_id), 0) FROM runs WHERE status = 'finished') ORDER BY 1, 2, 3, 4"
+        ).fetchall()
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
+
     def next_individual_number(self) -> int:
         """One past every number ever given, those of individuals an undo removed included: an
         FP- id that was once in a report or an export must never name another fish."""
@@ -471,6 +482,7 @@ class Store:
                         "side": [p.side for p in photos],
                         "crop": [p.crop for p in photos],
                         "taken_at_utc_offset": [p.taken_at_utc_offset for p in photos],
+                        "encounter": [p.encounter for p in photos],
                         "run_id": [run_id] * len(photos),
                     },
                 )

@@ -37,7 +37,12 @@ def _catalogue_rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
             "photos": store.read_only_sql("SELECT * EXCLUDE (run_id) FROM photos ORDER BY photo_id").rows,
             "paths": store.read_only_sql("SELECT path, photo_id FROM photo_paths ORDER BY path").rows,
             "individuals": store.read_only_sql(
-                "SELECT individual_id, side, crop, first_photo_id FROM individuals ORDER BY 1"
+                "SELECT individual_id, side, crop, first_photo_id, fish_id FROM individuals ORDER BY 1"
+            ).rows,
+            # Automatic decisions (encounter links) too: a resumed night must make all of them.
+            "decisions": store.read_only_sql(
+                "SELECT action, individual_id, other_individual_id, reason, undone_at IS NULL "
+                "FROM decisions ORDER BY 1, 2, 3, 4"
             ).rows,
             "sightings": store.read_only_sql(
                 "SELECT photo_id, individual_id, status FROM sightings ORDER BY photo_id"
@@ -167,6 +172,44 @@ def test_ten_kills_then_a_rerun_give_the_uninterrupted_catalogue(
     assert kills >= 5 and statuses.count("interrupted") >= 5, statuses
     assert statuses[-1] == "finished"
     assert duplicates == [(0,), (0,)]
+
+
+def test_a_night_resumed_after_a_kill_makes_every_encounter_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catalog.synthetic import make_fish, photograph
+
+    archive = tmp_path / "archive"
+    rng = np.random.default_rng(4)
+    for number in range(6):  # six fish, each seen once with both flanks: six encounters to link
+        fish = make_fish(f"e{number}", 900 + number)
+        folder = archive / "2024-06-01_Hille" / f"dive-{number}"
+        folder.mkdir(parents=True)
+        for side in ("left", "right"):
+            photograph(fish, side, "body", rng).save(folder / f"{side}.jpg")
+    settings = Settings(
+        db_path=tmp_path / "reference.duckdb", path_pattern="{date}_{site}/{encounter}/*", batch_size=4
+    )
+    index(settings, [archive])
+    reference = _catalogue_rows(settings.db_path)
+    assert sum(row[0] == "link" for row in reference["decisions"]) == 6
+
+    killed = replace(settings, db_path=tmp_path / "killed.duckdb")
+    real_write = Store.write_batch
+    writes = {"count": 0}
+
+    def write_then_die(self: Store, *args: object, **kwargs: object) -> None:
+        real_write(self, *args, **kwargs)  # type: ignore[arg-type]
+        writes["count"] += 1
+        if writes["count"] == 2:
+            raise KeyboardInterrupt  # the process dies after its second batch is committed
+
+    monkeypatch.setattr(Store, "write_batch", write_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        index(killed, [archive])
+    monkeypatch.setattr(Store, "write_batch", real_write)
+    index(killed, [archive])
+    assert _catalogue_rows(killed.db_path) == reference
 
 
 def test_json_summary_and_log_for_cron(survey_archive: Path, tmp_path: Path) -> None:
