@@ -98,6 +98,7 @@ def _unchanged(known: KnownPath | None, found: FoundFile) -> bool:
 def find_files(roots: Iterable[Path]) -> list[tuple[Path, FoundFile]]:
     """Every image file under the roots, with the root it was found under."""
     found: list[tuple[Path, FoundFile]] = []
+    seen: set[Path] = set()
     for root in roots:
         if not root.exists():
             raise ArchiveNotFound(root)
@@ -106,7 +107,9 @@ def find_files(roots: Iterable[Path]) -> list[tuple[Path, FoundFile]]:
         files = [(root, f) for f in walk(root)]
         if not files:
             raise NoPhotosFound(root)
-        found.extend(files)
+        # Overlapping roots (`index A A/sub`) find a file twice: it is one photo at one path.
+        found.extend((where, f) for where, f in files if f.path not in seen)
+        seen.update(f.path for _, f in files)
     return found
 
 
@@ -490,6 +493,10 @@ def _drop_non_finite(
     return [item for item, ok in zip(fresh, finite, strict=True) if ok], vectors[finite]
 
 
+# A frame this small (a thumbnail, a 1-pixel tracker) shows no skin pattern to recognise.
+MIN_PHOTO_SIDE_PX = 16
+
+
 def _decode_one(
     root: Path, found: FoundFile, card: ModelCard, seconds: dict[str, float], describe: bool = False
 ) -> _Decoded | PhotoError:
@@ -504,6 +511,14 @@ def _decode_one(
         photo_id = hashlib.sha256(data).hexdigest()
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
+            # Pillow itself only refuses above twice its limit; a photo is checked against it.
+            if width * height > Image.MAX_IMAGE_PIXELS:
+                return PhotoError(
+                    where,
+                    f"{width} x {height} pixels is more than a photo ({Image.MAX_IMAGE_PIXELS:,} at most)",
+                )
+            if min(width, height) < MIN_PHOTO_SIDE_PX:
+                return PhotoError(where, f"not usable: {width} x {height} pixels is too small to show a fish")
             exif = read_exif(image)
             upright = prepare(image, card.input, None, verify.FEATURE_LONG_SIDE_PX if describe else 0)
             tensor = to_tensor(upright, card.input)

@@ -166,6 +166,22 @@ class Store:
             store.migrate()
         return store
 
+    def _refuse_foreign_database(self) -> None:
+        """A DuckDB file with tables but no finprint migration history is someone else's data:
+        turning it into a catalogue would mix finprint's tables into it."""
+        tables = {
+            row[0]
+            for row in self._con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+            ).fetchall()
+        }
+        if tables and "schema_migrations" not in tables:
+            shown = ", ".join(sorted(tables)[:5])
+            raise FinprintError(
+                f"{self.db_path}: a DuckDB database that is not a finprint catalogue (it holds {shown}). "
+                "Give --db a new file name, or the catalogue you meant."
+            )
+
     def _check_schema_readable(self) -> None:
         """A read-only open cannot upgrade: say so instead of failing on a missing column."""
         try:
@@ -218,6 +234,7 @@ class Store:
 
     def migrate(self) -> list[int]:
         """Apply the migrations in sql/migrations that this catalogue has not had yet."""
+        self._refuse_foreign_database()
         self._con.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
             "applied_at TIMESTAMPTZ NOT NULL)"

@@ -25,6 +25,7 @@ BAD = {
     "bad-crc.png",
     "text-file.jpg",
     "bomb.png",
+    "one-pixel.png",  # not usable: no skin pattern in one pixel
 }
 
 
@@ -97,6 +98,7 @@ def test_run_finishes_and_names_every_bad_file(corpus: Path, tmp_path: Path) -> 
     reasons = dict((Path(p).name, r) for p, r in errors)
     assert "too large" in reasons["bomb.png"]
     assert "empty" in reasons["zero-bytes.jpg"]
+    assert "not usable" in reasons["one-pixel.png"]
 
 
 def test_exit_code_two_and_catalogue_unchanged_by_a_rerun(corpus: Path, tmp_path: Path) -> None:
@@ -244,3 +246,41 @@ def test_read_only_catalogue_folder_is_a_clear_error(tmp_path: Path) -> None:
     locked.chmod(0o555)
     with pytest.raises(FinprintError, match="locked"):
         index(Settings(db_path=locked / "c.duckdb"), [folder])
+
+
+def test_an_image_over_the_pixel_limit_is_refused_even_below_twice_it(tmp_path: Path) -> None:
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    _fish_photo(12).save(folder / "fine.jpg")
+    side = int((Image.MAX_IMAGE_PIXELS * 1.5) ** 0.5)  # Pillow alone would decode this one
+    (folder / "big.png").write_bytes(_bomb_png(side, side))
+    result = index(Settings(db_path=tmp_path / "c.duckdb"), [folder])
+    assert [(Path(e.path).name, "more than a photo" in e.reason) for e in result.errors] == [
+        ("big.png", True)
+    ]
+
+
+def test_overlapping_roots_catalogue_each_photo_once(tmp_path: Path) -> None:
+    folder = tmp_path / "archive" / "2024-06-01_Hille"
+    folder.mkdir(parents=True)
+    for seed in (13, 14):
+        _fish_photo(seed).save(folder / f"{seed}.jpg")
+    result = index(Settings(db_path=tmp_path / "c.duckdb"), [tmp_path / "archive", folder])
+    assert result.photos_new == 2 and not result.errors
+
+
+def test_a_foreign_duckdb_file_is_not_turned_into_a_catalogue(tmp_path: Path) -> None:
+    import duckdb
+
+    from catalog.errors import FinprintError
+
+    foreign = tmp_path / "lab.duckdb"
+    with duckdb.connect(str(foreign)) as con:
+        con.execute("CREATE TABLE specimens AS SELECT 1 AS n")
+    with pytest.raises(FinprintError, match=r"not a finprint catalogue.*specimens"):
+        Store.open(foreign)
+    with duckdb.connect(str(foreign), read_only=True) as con:
+        tables = {
+            row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
+    assert tables == {"specimens"}
