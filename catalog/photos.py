@@ -65,25 +65,44 @@ class PhotoMeta:
     fields: PathFields
 
 
-def walk(root: Path) -> Iterator[FoundFile]:
-    """Image files under `root` (or `root` itself), sorted, skipping hidden and system files."""
+def walk(root: Path, problems: list[str] | None = None) -> Iterator[FoundFile]:
+    """Image files under `root` (or `root` itself), sorted, skipping hidden and system files.
+
+    Folders are visited with an explicit stack (no recursion limit however deep the archive), and
+    a folder that cannot be listed is appended to `problems`, never skipped silently."""
     if root.is_file():
         stat = root.stat()
         yield FoundFile(root, stat.st_size, stat.st_mtime_ns)
         return
     seen_dirs: set[tuple[int, int]] = set()
-    for directory, subdirs, files in os.walk(root, followlinks=True):
-        stat = os.stat(directory)
-        # A symlink loop would revisit a folder: remember folders by device and inode.
-        if (stat.st_dev, stat.st_ino) in seen_dirs:
-            subdirs.clear()
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        try:
+            stat = os.stat(directory)
+            # A symlink loop would revisit a folder: remember folders by device and inode.
+            if (stat.st_dev, stat.st_ino) in seen_dirs:
+                continue
+            seen_dirs.add((stat.st_dev, stat.st_ino))
+            with os.scandir(directory) as entries:
+                listed = list(entries)
+        except OSError:
+            if problems is not None:
+                problems.append(printable_path(directory))
             continue
-        seen_dirs.add((stat.st_dev, stat.st_ino))
-        subdirs[:] = sorted(d for d in subdirs if not _is_hidden(d))
+        subdirs, files = [], []
+        for entry in listed:
+            try:
+                is_dir = entry.is_dir(follow_symlinks=True)
+            except OSError:
+                is_dir = False
+            (subdirs if is_dir else files).append(entry.name)
+        # Depth first, in name order: the order photos are catalogued in never depends on the disk.
+        stack.extend(directory / name for name in sorted(subdirs, reverse=True) if not _is_hidden(name))
         for name in sorted(files):
             if _is_hidden(name) or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            path = Path(directory) / name
+            path = directory / name
             try:
                 file_stat = path.stat()
             except OSError:

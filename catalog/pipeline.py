@@ -95,8 +95,11 @@ def _unchanged(known: KnownPath | None, found: FoundFile) -> bool:
     return known is not None and (known.size_bytes, known.mtime_ns) == (found.size_bytes, found.mtime_ns)
 
 
-def find_files(roots: Iterable[Path]) -> list[tuple[Path, FoundFile]]:
-    """Every image file under the roots, with the root it was found under."""
+def find_files(
+    roots: Iterable[Path], unreadable_folders: list[str] | None = None
+) -> list[tuple[Path, FoundFile]]:
+    """Every image file under the roots, with the root it was found under; folders that could not
+    be listed are appended to `unreadable_folders` (their paths)."""
     found: list[tuple[Path, FoundFile]] = []
     seen: set[Path] = set()
     for root in roots:
@@ -104,8 +107,11 @@ def find_files(roots: Iterable[Path]) -> list[tuple[Path, FoundFile]]:
             raise ArchiveNotFound(root)
         if root.is_file() and root.suffix.lower() not in IMAGE_SUFFIXES:
             raise NotAnImage(root, f"'{root.suffix}' is not a photo file type")
-        files = [(root, f) for f in walk(root)]
-        if not files:
+        problems: list[str] = []
+        files = [(root, f) for f in walk(root, problems)]
+        if unreadable_folders is not None:
+            unreadable_folders.extend(problems)
+        if not files and not problems:
             raise NoPhotosFound(root)
         # Overlapping roots (`index A A/sub`) find a file twice: it is one photo at one path.
         found.extend((where, f) for where, f in files if f.path not in seen)
@@ -272,7 +278,8 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
     started = time.perf_counter()
     # Checked before anything is written, so a bad pattern never leaves a half-started run.
     path_pattern = PathPattern(settings.path_pattern) if settings.path_pattern else None
-    found = find_files(roots)
+    unreadable_folders: list[str] = []
+    found = find_files(roots, unreadable_folders)
     embedder = Embedder(settings.model_path)
     card = embedder.card
     threshold = settings.distance_threshold or card.threshold
@@ -285,6 +292,14 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         _check_model(store, card)
         run_id = store.start_run(card.model_version, threshold, __version__, [str(r) for r in roots])
         result = RunResult(run_id, card.model_version, threshold, embedder.providers, files_seen=len(found))
+        # A folder that cannot be listed is an error of the night (exit code 2), and its
+        # catalogued photos are not marked missing: they are unreadable, not gone.
+        folder_errors = [PhotoError(folder, "folder could not be listed") for folder in unreadable_folders]
+        if folder_errors:
+            result.errors.extend(folder_errors)
+            store.write_batch(
+                run_id, card.model_version, Batch(errors=[(e.path, e.reason) for e in folder_errors])
+            )
         if card.trained_on.get("synthetic_only"):
             result.warnings.append(
                 f"model {card.model_version} has only seen synthetic fish; on real photos its threshold is "
@@ -340,7 +355,13 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         catalogue.identifier.save(catalogue.graph_dir, card.model_version)
         result.links_made = _link_encounters(store, catalogue.encounters)
         prefixes = [str(root) if root.is_file() else os.path.join(str(root), "") for root in roots]
-        result.paths_missing = store.mark_missing(prefixes, {str(f.path) for _, f in found}, known_paths)
+        seen_paths = {str(f.path) for _, f in found}
+        seen_paths |= {
+            path
+            for path in known_paths
+            if any(path.startswith(os.path.join(f, "")) for f in unreadable_folders)
+        }
+        result.paths_missing = store.mark_missing(prefixes, seen_paths, known_paths)
         seconds["total"] = time.perf_counter() - started
         result.seconds = seconds
         store.finish_run(

@@ -284,3 +284,49 @@ def test_a_foreign_duckdb_file_is_not_turned_into_a_catalogue(tmp_path: Path) ->
             row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
         }
     assert tables == {"specimens"}
+
+
+def test_a_deep_archive_is_walked_without_a_recursion_limit(tmp_path: Path) -> None:
+    from catalog.photos import walk
+
+    deepest = tmp_path / "archive"
+    for level in range(400):
+        deepest = deepest / f"{level % 10}"
+    deepest.mkdir(parents=True)
+    _fish_photo(15).save(deepest / "deep.jpg")
+    # Deeper than the interpreter's stack allows: a recursive walk raises RecursionError here.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(300)
+    try:
+        names = [f.path.name for f in walk(tmp_path / "archive")]
+    finally:
+        sys.setrecursionlimit(limit)
+    assert names == ["deep.jpg"]
+
+
+def test_a_folder_that_cannot_be_listed_is_an_error_and_its_photos_are_not_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = tmp_path / "archive"
+    for site in ("2024-06-01_A", "2024-06-02_B"):
+        (archive / site).mkdir(parents=True)
+        _fish_photo(len(site) + ord(site[-1])).save(archive / site / "p.jpg")
+    db = tmp_path / "c.duckdb"
+    assert index(Settings(db_path=db), [archive]).photos_new == 2
+    locked = archive / "2024-06-02_B"
+    real_scandir = os.scandir
+
+    def scandir(path: object) -> object:
+        if Path(str(path)) == locked:  # as a share that lost its permissions overnight
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = index(Settings(db_path=db), [archive])
+    assert [(e.path, e.reason) for e in result.errors] == [(str(locked), "folder could not be listed")]
+    assert result.paths_missing == 0
+    with Store.open(db, read_only=True) as store:
+        assert store.read_only_sql(
+            "SELECT count(*) FROM photo_paths WHERE missing_since IS NOT NULL"
+        ).rows == [(0,)]
+        assert store.read_only_sql("SELECT path FROM errors").rows == [(str(locked),)]
