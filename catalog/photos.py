@@ -90,7 +90,8 @@ def walk(root: Path, problems: list[str] | None = None) -> Iterator[FoundFile]:
             if problems is not None:
                 problems.append(printable_path(directory))
             continue
-        subdirs, files = [], []
+        subdirs: list[str] = []
+        files: list[str] = []
         for entry in listed:
             try:
                 is_dir = entry.is_dir(follow_symlinks=True)

@@ -533,10 +533,10 @@ def _decode_one(
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
             # Pillow itself only refuses above twice its limit; a photo is checked against it.
-            if width * height > Image.MAX_IMAGE_PIXELS:
+            limit = Image.MAX_IMAGE_PIXELS or 0
+            if limit and width * height > limit:
                 return PhotoError(
-                    where,
-                    f"{width} x {height} pixels is more than a photo ({Image.MAX_IMAGE_PIXELS:,} at most)",
+                    where, f"{width} x {height} pixels is more than a photo ({limit:,} at most)"
                 )
             if min(width, height) < MIN_PHOTO_SIDE_PX:
                 return PhotoError(where, f"not usable: {width} x {height} pixels is too small to show a fish")
