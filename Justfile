@@ -18,6 +18,11 @@ setup:
 test:
     {{py}} -m pytest
 
+# The suite without the tests marked slow (training, kills, 50k files, disk full, the wheel):
+# for the edit-test loop; CI runs everything.
+test-fast:
+    {{py}} -m pytest -m "not slow" -q
+
 # ruff (lint and format) and mypy, all clean.
 lint:
     {{venv}}/bin/ruff check .

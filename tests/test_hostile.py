@@ -189,6 +189,7 @@ def test_unreadable_file_is_an_error_row(tmp_path: Path) -> None:
     assert [Path(e.path).name for e in result.errors] == ["locked.jpg"]
 
 
+@pytest.mark.slow
 def test_fifty_thousand_files_in_one_folder(tmp_path: Path) -> None:
     folder = tmp_path / "sd-card-dump"
     folder.mkdir()
@@ -203,6 +204,7 @@ def test_fifty_thousand_files_in_one_folder(tmp_path: Path) -> None:
         assert len(store.query("run_errors", run_id=result.run_id).rows) == 49_990
 
 
+@pytest.mark.slow
 def test_disk_full_stops_cleanly_and_the_rerun_completes(survey_archive: Path, tmp_path: Path) -> None:
     """The write limit of a process (RLIMIT_FSIZE) stands in for a full disk."""
     db = tmp_path / "c.duckdb"

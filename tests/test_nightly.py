@@ -130,6 +130,7 @@ def larger_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_ten_kills_then_a_rerun_give_the_uninterrupted_catalogue(
     larger_archive: Path, tmp_path: Path
 ) -> None:

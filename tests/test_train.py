@@ -65,6 +65,7 @@ def test_split_is_by_individual_never_by_photo(labelled_set: Path) -> None:
     assert not {p.individual for p in train_photos} & {p.individual for p in validation}
 
 
+@pytest.mark.slow
 def test_tiny_training_run_exports_a_carded_model(labelled_set: Path, tmp_path: Path) -> None:
     out = tmp_path / "tiny.onnx"
     config = _tiny(labelled_set, out, epochs=1)
@@ -82,6 +83,7 @@ def test_tiny_training_run_exports_a_carded_model(labelled_set: Path, tmp_path: 
     assert again.card.model_version == card.model_version
 
 
+@pytest.mark.slow
 def test_seed_recipe_is_one_flag_away(labelled_set: Path, tmp_path: Path) -> None:
     out = tmp_path / "seed.onnx"
     train(
@@ -110,6 +112,7 @@ def test_one_individual_is_a_clear_error(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_checkpoint(labelled_set: Path, tmp_path: Path) -> None:
     checkpoints = tmp_path / "ckpt"
     train(_tiny(labelled_set, tmp_path / "a.onnx", epochs=1, checkpoint_dir=checkpoints))
