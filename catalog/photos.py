@@ -232,14 +232,23 @@ class PathPattern:
         )
 
 
+def _parts_below(path: Path, root: Path) -> tuple[str, ...]:
+    try:
+        return path.relative_to(root).parts if root.is_dir() else (path.name,)
+    except ValueError:
+        return path.parts
+
+
+def pattern_fits(path: Path, root: Path, pattern: PathPattern) -> bool:
+    """Whether the pattern describes this photo's path below its archive root."""
+    return pattern.fields("/".join(_parts_below(path, root))) is not None
+
+
 def parse_path_fields(path: Path, root: Path, pattern: PathPattern | None = None) -> PathFields:
     """Survey fields of a photo: from the pattern when given and it fits, else by convention
     (a `YYYY-MM-DD_<site>` folder, the folder below it as camera, left/right and head/body tokens);
     fields the pattern leaves empty are filled in by convention too."""
-    try:
-        parts = path.relative_to(root).parts if root.is_dir() else (path.name,)
-    except ValueError:
-        parts = path.parts
+    parts = _parts_below(path, root)
     by_convention = _conventional_fields(parts)
     from_pattern = pattern.fields("/".join(parts)) if pattern else None
     if from_pattern is None:

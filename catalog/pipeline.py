@@ -30,6 +30,7 @@ from catalog.photos import (
     PathPattern,
     UnreadableFile,
     parse_path_fields,
+    pattern_fits,
     printable_path,
     read_exif,
     read_photo_file,
@@ -117,6 +118,21 @@ def find_files(
         found.extend((where, f) for where, f in files if f.path not in seen)
         seen.update(f.path for _, f in files)
     return found
+
+
+def _pattern_coverage(pattern: PathPattern, todo: list[tuple[Path, FoundFile]]) -> list[str]:
+    """A path pattern that fits none of tonight's photos is a mistake in the settings: refused
+    before anything is written. One that fits only some is said in the run report."""
+    unfit = [f.path for root, f in todo if not pattern_fits(f.path, root, pattern)]
+    if not todo or not unfit:
+        return []
+    summary = f"path_pattern {pattern.pattern!r} matched {len(todo) - len(unfit)} of {len(todo)} photos"
+    if len(unfit) == len(todo):
+        raise FinprintError(
+            f"{summary} (e.g. {printable_path(unfit[0])}): their site, date and encounter would be "
+            "guessed. Fix path_pattern (finprint.toml or FINPRINT_PATH_PATTERN) to match the layout."
+        )
+    return [f"{summary}; the others (e.g. {printable_path(unfit[0])}) got their fields by folder convention"]
 
 
 def _check_model(store: Store, card: ModelCard) -> None:
@@ -290,8 +306,12 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         )
     with Store.open(settings.db_path) as store:
         _check_model(store, card)
+        known_paths = store.known_paths()
+        todo = [(root, f) for root, f in found if not _unchanged(known_paths.get(str(f.path)), f)]
+        pattern_notes = _pattern_coverage(path_pattern, todo) if path_pattern is not None else []
         run_id = store.start_run(card.model_version, threshold, __version__, [str(r) for r in roots])
         result = RunResult(run_id, card.model_version, threshold, embedder.providers, files_seen=len(found))
+        result.warnings.extend(pattern_notes)
         # A folder that cannot be listed is an error of the night (exit code 2), and its
         # catalogued photos are not marked missing: they are unreadable, not gone.
         folder_errors = [PhotoError(folder, "folder could not be listed") for folder in unreadable_folders]
@@ -309,8 +329,6 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         fusion, why_not = verification_for(settings, card)
         if why_not:
             result.warnings.append(why_not)
-        known_paths = store.known_paths()
-        todo = [(root, f) for root, f in found if not _unchanged(known_paths.get(str(f.path)), f)]
         result.files_unchanged = len(found) - len(todo)
         catalogue = _Catalogue(store, card, settings, threshold, path_pattern, fusion)
         result.warnings.extend(catalogue.graph_notes)

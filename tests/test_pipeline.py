@@ -173,3 +173,28 @@ def test_a_photo_whose_embedding_is_not_finite_is_an_error_row_not_a_fish(tmp_pa
     assert [Path(path).name for path, _ in batch.errors] == ["b", "c"]
     assert all("non-finite embedding" in e.reason for e in result.errors)
     assert known == {"a" * 8}  # the others are tried again next night
+
+
+def test_a_path_pattern_that_fits_no_photo_is_refused_before_anything_is_written(
+    survey_archive: Path, tmp_path: Path
+) -> None:
+    from catalog.errors import FinprintError
+
+    db = tmp_path / "c.duckdb"
+    photos = sum(1 for _ in survey_archive.rglob("*.jpg"))
+    wrong = Settings(db_path=db, path_pattern="{site}/{date}/{camera}/*")
+    with pytest.raises(FinprintError, match=rf"matched 0 of {photos} photos \(e\.g\. .*\.jpg\)"):
+        index(wrong, [survey_archive])
+    with Store.open(db, read_only=True) as store:
+        assert store.read_only_sql("SELECT count(*) FROM runs").rows == [(0,)]
+
+
+def test_a_path_pattern_that_fits_some_photos_says_how_many(survey_archive: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    shutil.copytree(survey_archive, archive)
+    odd = archive / "unsorted"
+    odd.mkdir()
+    shutil.copy(next(survey_archive.rglob("*.jpg")), odd / "stray.jpg")
+    photos = sum(1 for _ in archive.rglob("*.jpg"))
+    result = index(Settings(db_path=tmp_path / "c.duckdb", path_pattern="{date}_{site}/*"), [archive])
+    assert any(f"matched {photos - 1} of {photos} photos" in w and "stray.jpg" in w for w in result.warnings)
