@@ -52,6 +52,24 @@ console = Console()
 error_console = Console(stderr=True)
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        console.print(f"finprint {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print finprint's version and stop."
+        ),
+    ] = False,
+) -> None:
+    """Catalogue individual fish from survey photos by their skin pattern."""
+
+
 class OutputFormat(StrEnum):
     TABLE = "table"
     CSV = "csv"

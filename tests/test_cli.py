@@ -185,3 +185,10 @@ def test_help_keeps_angle_bracket_placeholders(command: str) -> None:
     result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "<id>" in result.output or "<site>" in result.output
+
+
+def test_version_flag_prints_the_version() -> None:
+    from catalog import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"finprint {__version__}"
