@@ -278,3 +278,18 @@ def test_flanks_photographed_in_one_encounter_are_linked(tmp_path: Path) -> None
         # Two fish in one folder: no link, whatever they were identified as.
         assert all(store.fish_members(row[0]) == [row[0]] for row in crowded)
     assert all("automatic" in row[7] for row in decisions_made)
+
+
+def test_exports_have_one_row_per_path_while_a_reindex_is_unfinished(
+    survey_archive: Path, tmp_path: Path
+) -> None:
+    archive = tmp_path / "archive"
+    _copy_surveys(survey_archive, archive, 1)
+    settings = Settings(db_path=tmp_path / "c.duckdb")
+    index(settings, [archive])
+    with duckdb.connect(str(settings.db_path)) as con:
+        con.execute("INSERT INTO embeddings SELECT photo_id, 'half0000done', vector FROM embeddings LIMIT 2")
+    with Store.open(settings.db_path, read_only=True) as store:
+        rows = photo_rows(store, ExportFilter()).rows
+        paths = store.read_only_sql("SELECT count(*) FROM photo_paths").rows[0][0]
+    assert len(rows) == paths == len({row[0] for row in rows})

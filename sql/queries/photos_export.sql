@@ -16,11 +16,13 @@ SELECT
     p.photo_id,
     p.photo_id AS sha256,
     s.run_id,
-    e.model_version
+    -- The model of the run that made the sighting: a photo has one embedding per model while a
+    -- reindex is under way, and joining embeddings would then give it two rows.
+    r.model_version
 FROM photo_paths pp
 JOIN photos p USING (photo_id)
 LEFT JOIN sightings s USING (photo_id)
-LEFT JOIN embeddings e USING (photo_id)
+LEFT JOIN runs r ON r.run_id = s.run_id
 WHERE ($since IS NULL OR coalesce(p.survey_date, CAST(p.taken_at AS DATE)) >= CAST($since AS DATE))
   AND ($until IS NULL OR coalesce(p.survey_date, CAST(p.taken_at AS DATE)) <= CAST($until AS DATE))
   AND ($site IS NULL OR p.site = $site)
