@@ -284,6 +284,14 @@ def reindex(
     db: DbOption = None,
     model: ModelOption = None,
     batch_size: Annotated[int | None, typer.Option(help="Photos per inference batch.", min=1)] = None,
+    skip_unreadable: Annotated[
+        bool,
+        typer.Option(
+            "--skip-unreadable",
+            help="Photos whose file is gone or changed keep their sightings but are left out of "
+            "identification with the new model, instead of stopping the reindex.",
+        ),
+    ] = False,
 ) -> None:
     """Re-embed every catalogued photo with another model (after training a better one).
 
@@ -295,10 +303,18 @@ def reindex(
     settings = _settings(db_path=db, model_path=model, batch_size=batch_size)
     with _progress() as progress:
         task = progress.add_task("Re-embedding", total=None)
-        result = run_reindex(settings, lambda done, total: progress.update(task, completed=done, total=total))
+        result = run_reindex(
+            settings, lambda done, total: progress.update(task, completed=done, total=total), skip_unreadable
+        )
     console.print(
         f"Re-embedded {result.photos_embedded} photo(s) with model {result.model_version}; "
         f"dropped {result.embeddings_dropped} embedding(s) of the old model."
+        + (
+            f" {result.photos_left_out} photo(s) could not be read and are left out of identification"
+            f" (e.g. {result.errors[0].path if result.errors else 'a photo whose file is gone'})."
+            if result.photos_left_out
+            else ""
+        )
     )
 
 

@@ -425,23 +425,32 @@ class ReindexResult:
     photos_embedded: int = 0
     embeddings_dropped: int = 0
     errors: list[PhotoError] = field(default_factory=list)
+    # With skip_unreadable: catalogued photos left without an embedding of the new model.
+    photos_left_out: int = 0
 
 
-def reindex(settings: Settings, on_progress: ProgressCallback | None = None) -> ReindexResult:
+def reindex(
+    settings: Settings, on_progress: ProgressCallback | None = None, skip_unreadable: bool = False
+) -> ReindexResult:
     """Re-embed every catalogued photo with settings.model_path. Individuals and decisions stay;
-    a killed reindex resumes where it stopped, and indexing waits until it has finished."""
+    a killed reindex resumes where it stopped, and indexing waits until it has finished.
+
+    With `skip_unreadable`, photos whose file is gone or changed keep their sightings but are left
+    out of identification under the new model (a later reindex tries them again)."""
     embedder = Embedder(settings.model_path)
     card = embedder.card
     result = ReindexResult(card.model_version)
     with Store.open(settings.db_path) as store:
         todo = store.photos_to_reembed(card.model_version)
         unreachable = [photo_id for photo_id, path in todo if path is None]
-        if unreachable:
+        if unreachable and not skip_unreadable:
             raise FinprintError(
                 f"{settings.db_path}: {len(unreachable)} catalogued photo(s) have no file left to re-embed "
-                f"(e.g. photo {unreachable[0][:12]}). Restore the files, then run reindex again."
+                f"(e.g. photo {unreachable[0][:12]}). Restore the files and run reindex again, or add "
+                "--skip-unreadable to leave them out of identification (their sightings stay)."
             )
-        files = [(Path(path), FoundFile(Path(path), 0, 0)) for _, path in todo]
+        result.photos_left_out = len(unreachable)
+        files = [(Path(path), FoundFile(Path(path), 0, 0)) for _, path in todo if path is not None]
         expected = {path: photo_id for photo_id, path in todo}
         seconds: dict[str, float] = {"decode": 0.0}
         done = 0
@@ -466,12 +475,14 @@ def reindex(settings: Settings, on_progress: ProgressCallback | None = None) -> 
             done += len(decoded) + len(failures)
             if on_progress:
                 on_progress(done, len(files))
-        if result.errors:
+        if result.errors and not skip_unreadable:
             raise FinprintError(
                 f"{settings.db_path}: {len(result.errors)} photo(s) could not be re-embedded "
                 f"(first: {result.errors[0].path}: {result.errors[0].reason}). "
-                "Fix them and run reindex again; the photos already re-embedded are kept."
+                "Fix them and run reindex again (the photos already re-embedded are kept), or add "
+                "--skip-unreadable to leave them out of identification."
             )
+        result.photos_left_out += len(result.errors)
         result.embeddings_dropped = store.drop_other_embeddings(card.model_version)
     return result
 

@@ -293,3 +293,26 @@ def test_exports_have_one_row_per_path_while_a_reindex_is_unfinished(
         rows = photo_rows(store, ExportFilter()).rows
         paths = store.read_only_sql("SELECT count(*) FROM photo_paths").rows[0][0]
     assert len(rows) == paths == len({row[0] for row in rows})
+
+
+def test_reindex_can_leave_out_a_photo_whose_file_is_gone(survey_archive: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    (folder,) = _copy_surveys(survey_archive, archive, 1)
+    settings = Settings(db_path=tmp_path / "c.duckdb")
+    index(settings, [archive])
+    before = _catalogue_rows(settings.db_path)
+    sorted(folder.glob("*.jpg"))[0].unlink()
+    other = tmp_path / "other.onnx"
+    retag_model(settings.model_path, other, "0000000000bb")
+    with pytest.raises(FinprintError, match="skip-unreadable"):
+        reindex(replace(settings, model_path=other))
+    # The refused run kept what it re-embedded; this one only leaves the lost photo out.
+    result = reindex(replace(settings, model_path=other), skip_unreadable=True)
+    assert result.photos_left_out == 1 and result.photos_embedded == 0
+    after = _catalogue_rows(settings.db_path)
+    assert after["sightings"] == before["sightings"] and after["individuals"] == before["individuals"]
+    with Store.open(settings.db_path, read_only=True) as store:
+        assert store.catalogue_model_versions() == ["0000000000bb"]
+        embedded = store.read_only_sql("SELECT count(*) FROM embeddings").rows[0][0]
+    assert embedded == len(before["photos"]) - 1
+    assert index(replace(settings, model_path=other), [archive]).photos_new == 0
