@@ -370,7 +370,13 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
             done += len(decoded) + len(failures)
             if on_progress:
                 on_progress(done, len(todo))
-        catalogue.identifier.save(catalogue.graph_dir, card.model_version)
+        try:
+            catalogue.identifier.save(catalogue.graph_dir, card.model_version)
+        except OSError as exc:
+            # The graphs are a cache of what DuckDB already holds: the night still finishes.
+            result.warnings.append(
+                f"the HNSW graphs could not be saved ({exc}); the next run rebuilds them from the catalogue"
+            )
         result.links_made = _link_encounters(store, catalogue.encounters)
         prefixes = [str(root) if root.is_file() else os.path.join(str(root), "") for root in roots]
         seen_paths = {str(f.path) for _, f in found}

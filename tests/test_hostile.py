@@ -332,3 +332,23 @@ def test_a_folder_that_cannot_be_listed_is_an_error_and_its_photos_are_not_missi
             "SELECT count(*) FROM photo_paths WHERE missing_since IS NOT NULL"
         ).rows == [(0,)]
         assert store.read_only_sql("SELECT path FROM errors").rows == [(str(locked),)]
+
+
+def test_a_graph_save_that_fails_still_finishes_the_night(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catalog.identify import Identifier
+
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    _fish_photo(16).save(folder / "p.jpg")
+
+    def disk_full(self: Identifier, directory: Path, model_version: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Identifier, "save", disk_full)
+    db = tmp_path / "c.duckdb"
+    result = index(Settings(db_path=db), [folder])
+    assert any("could not be saved" in w for w in result.warnings)
+    with Store.open(db, read_only=True) as store:
+        assert store.read_only_sql("SELECT status FROM runs").rows == [("finished",)]
