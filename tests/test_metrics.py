@@ -94,3 +94,30 @@ def test_evaluation_plot_is_a_png_with_both_panels(tmp_path) -> None:  # type: i
     # The three accuracy colours and the ROC's are all drawn.
     for colour in ((31, 119, 180), (214, 39, 40), (44, 160, 44)):
         assert (pixels == colour).all(axis=2).sum() > 50
+
+
+def test_the_threshold_is_safe_on_every_set_it_serves_and_no_set_decides_alone() -> None:
+    from catalog.metrics import threshold_safe_per_set
+
+    rng = np.random.default_rng(0)
+    easy = (rng.uniform(0.1, 0.5, 200), rng.uniform(0.8, 1.6, 20_000))  # well separated
+    harder = (rng.uniform(0.3, 0.9, 200), rng.uniform(0.6, 1.6, 20_000))  # overlapping
+    hopeless = (rng.uniform(0.5, 1.5, 200), rng.uniform(0.0, 1.5, 20_000))  # look-alikes everywhere
+    threshold, points = threshold_safe_per_set(
+        {"easy": easy, "harder": harder, "hopeless": hopeless}, 1e-3, 0.1
+    )
+    by_name = {p.name: p for p in points}
+    # The strictest of the sets that can be served decides, and holds each of them to the rate...
+    assert threshold == min(by_name["easy"].own_threshold, by_name["harder"].own_threshold)
+    assert by_name["easy"].false_match_rate <= 1e-3 and by_name["harder"].false_match_rate <= 1e-3
+    assert by_name["easy"].true_match_rate > 0.9
+    # ...while a set whose own safe threshold matches almost nothing is left to verification.
+    assert not by_name["hopeless"].decides and by_name["hopeless"].own_true_match_rate < 0.1
+    assert by_name["hopeless"].own_threshold < threshold
+
+
+def test_a_collapsed_embedding_still_gives_a_positive_threshold() -> None:
+    from catalog.metrics import MIN_THRESHOLD, threshold_safe_per_set
+
+    threshold, _ = threshold_safe_per_set({"all": (np.zeros(10), np.zeros(100))}, 1e-4, 0.1)
+    assert threshold == MIN_THRESHOLD > 0
