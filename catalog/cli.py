@@ -28,6 +28,7 @@ from rich.text import Text
 from catalog import __version__
 from catalog.errors import FinprintError, UnknownIndividual
 from catalog.settings import Settings, load_settings
+from catalog.vocabulary import Backbone, PretrainedBackbone, Recipe, Sides, Split
 from exporters.formats import ExportFormat
 
 EXIT_USER_ERROR = 1
@@ -680,12 +681,6 @@ MetadataOption = Annotated[
 RootOption = Annotated[Path | None, typer.Option("--root", help="Folder the table's paths are relative to.")]
 
 
-class Split(StrEnum):
-    DISJOINT = "disjoint"
-    OPEN = "open"
-    TIME = "time"
-
-
 SplitDateOption = Annotated[
     datetime | None,
     typer.Option(
@@ -776,28 +771,6 @@ def evaluate(
         console.print(
             f"[yellow]{len(result.unreadable)} unreadable photo(s) skipped, e.g. {result.unreadable[0]}"
         )
-
-
-class Recipe(StrEnum):
-    FINPRINT = "finprint"
-    SEED = "seed"
-
-
-class Sides(StrEnum):
-    SPLIT = "split"
-    MERGED = "merged"
-
-
-class Backbone(StrEnum):
-    MOBILENETV2 = "mobilenetv2"
-    EFFICIENTNET_LITE0 = "efficientnet-lite0"
-    SMALL = "small"
-    RESNET18 = "resnet18"
-
-
-class PretrainedBackbone(StrEnum):
-    MOBILENETV2 = "mobilenetv2"
-    EFFICIENTNET_LITE0 = "efficientnet-lite0"
 
 
 @app.command()

@@ -193,3 +193,15 @@ def test_the_learning_rate_schedule_runs_for_any_number_of_steps() -> None:
         for _ in range(total_steps):
             optimizer.step()
             schedule.step()
+
+
+def test_an_unknown_recipe_or_backbone_is_refused_not_trained_as_finprint(
+    labelled_set: Path, tmp_path: Path
+) -> None:
+    from catalog.errors import FinprintError
+
+    with pytest.raises(FinprintError, match="unknown recipe 'seedy': choose one of finprint, seed"):
+        train(_tiny(labelled_set, tmp_path / "m.onnx", recipe="seedy"))
+    with pytest.raises(FinprintError, match="unknown backbone 'mobilenet'"):
+        train(_tiny(labelled_set, tmp_path / "m.onnx", backbone="mobilenet"))
+    assert not (tmp_path / "m.onnx").exists()

@@ -106,6 +106,17 @@ class TrainConfig:
     device: str = "auto"
 
 
+def _check_choices(config: TrainConfig) -> None:
+    """Every named choice must be one finprint knows: an unknown recipe used to train as finprint."""
+    from catalog.vocabulary import Backbone, Recipe, Sides, Split
+
+    for field_name, kind in (("recipe", Recipe), ("backbone", Backbone), ("sides", Sides), ("split", Split)):
+        value = getattr(config, field_name)
+        if value not in {member.value for member in kind}:
+            choices = ", ".join(member.value for member in kind)
+            raise FinprintError(f"unknown {field_name} {value!r}: choose one of {choices}")
+
+
 @dataclass
 class TrainResult:
     """What training produced."""
@@ -203,6 +214,7 @@ def _mixed_precision(device: torch.device) -> torch.dtype | None:
 def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
     """Train, calibrate the threshold on the validation individuals, export with the card."""
     console = console or Console()
+    _check_choices(config)
     started = time.perf_counter()
     _seed_everything(config.seed)
     head: CosFaceHead | None = None

@@ -1,0 +1,73 @@
+"""The domain's words as enums, shared by the library and the command line (one spelling each)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SightingStatus(StrEnum):
+    """What finprint (or a person) decided about one photo."""
+
+    NEW = "new"
+    MATCHED = "matched"
+    REVIEW = "review"
+    CONFIRMED = "confirmed"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    FINISHED = "finished"
+    INTERRUPTED = "interrupted"
+
+
+class DecisionAction(StrEnum):
+    CONFIRM = "confirm"
+    REJECT = "reject"
+    MERGE = "merge"
+    SPLIT = "split"
+    RENAME = "rename"
+    LINK = "link"
+
+
+class Side(StrEnum):
+    LEFT = "left"
+    RIGHT = "right"
+
+
+class Crop(StrEnum):
+    HEAD = "head"
+    BODY = "body"
+
+
+class Sides(StrEnum):
+    """The model card's `sides`: whether left and right flanks are different identities."""
+
+    SPLIT = "split"
+    MERGED = "merged"
+
+
+class Split(StrEnum):
+    """How validation photos are chosen (catalog.labels.split_photos)."""
+
+    DISJOINT = "disjoint"
+    OPEN = "open"
+    TIME = "time"
+
+
+class Recipe(StrEnum):
+    FINPRINT = "finprint"
+    SEED = "seed"
+
+
+class Backbone(StrEnum):
+    MOBILENETV2 = "mobilenetv2"
+    EFFICIENTNET_LITE0 = "efficientnet-lite0"
+    SMALL = "small"
+    RESNET18 = "resnet18"
+
+
+class PretrainedBackbone(StrEnum):
+    """The backbones whose ImageNet weights catalog.train.pretrained can fetch."""
+
+    MOBILENETV2 = "mobilenetv2"
+    EFFICIENTNET_LITE0 = "efficientnet-lite0"
