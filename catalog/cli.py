@@ -248,6 +248,9 @@ def index_command(
         distance_threshold=distance_threshold,
         verify=verify,
     )
+    if not settings.db_path.exists() and not (quiet or as_json):
+        # A mistyped --db would otherwise start a second, empty catalogue without a word.
+        console.print(f"Creating a new catalogue at {settings.db_path}", markup=False, highlight=False)
     with _progress() as progress:
         task = progress.add_task("Indexing", total=None, visible=not (quiet or as_json))
         result = index(

@@ -76,6 +76,9 @@ def test_index_history_sql_and_export_work_together(survey_archive: Path, tmp_pa
     indexed = _run("index", str(survey_archive), "--db", str(db))
     assert indexed.returncode == 0, indexed.stderr
     assert "finprint index run" in indexed.stdout
+    assert f"Creating a new catalogue at {db}" in indexed.stdout
+    again = _run("index", str(survey_archive), "--db", str(db))
+    assert again.returncode == 0 and "Creating a new catalogue" not in again.stdout
     rows = json.loads(
         _run(
             "sql",
