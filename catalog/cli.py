@@ -250,7 +250,9 @@ def index_command(
     )
     if not settings.db_path.exists() and not (quiet or as_json):
         # A mistyped --db would otherwise start a second, empty catalogue without a word.
-        console.print(f"Creating a new catalogue at {settings.db_path}", markup=False, highlight=False)
+        console.print(
+            f"Creating a new catalogue at {settings.db_path}", markup=False, highlight=False, soft_wrap=True
+        )
     with _progress() as progress:
         task = progress.add_task("Indexing", total=None, visible=not (quiet or as_json))
         result = index(
