@@ -205,3 +205,16 @@ def test_an_unknown_recipe_or_backbone_is_refused_not_trained_as_finprint(
     with pytest.raises(FinprintError, match="unknown backbone 'mobilenet'"):
         train(_tiny(labelled_set, tmp_path / "m.onnx", backbone="mobilenet"))
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_too_few_validation_individuals_are_warned_about(labelled_set: Path, tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from catalog.train.loop import MIN_VALIDATION_INDIVIDUALS
+
+    output = io.StringIO()
+    train(_tiny(labelled_set, tmp_path / "m.onnx", epochs=1), Console(file=output, width=200))
+    assert MIN_VALIDATION_INDIVIDUALS > 2
+    assert "Only 2 validation individual(s)" in output.getvalue()

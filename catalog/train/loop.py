@@ -39,6 +39,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 LITE_MEAN = (127 / 255,) * 3
 LITE_STD = (128 / 255,) * 3
 PRETRAINED_BACKBONES = ("mobilenetv2", "efficientnet-lite0")
+# Fewer validation animals than this and a false-match rate of 1e-4 is estimated from a handful
+# of look-alike pairs: the card's threshold is then a guess.
+MIN_VALIDATION_INDIVIDUALS = 10
 # (height, width) a backbone is trained and run at unless told otherwise. Photos are stretched to
 # it (the format-1 card's rule); most subjects (fish, flanks) are about twice as wide as tall.
 BACKBONE_INPUT_SIZE = {"small": (64, 128), "mobilenetv2": (112, 224), "efficientnet-lite0": (112, 224)}
@@ -241,6 +244,13 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
         f"Training on {len(train_photos)} photos of {_count_individuals(train_photos)} individuals; "
         f"validating on {len(validation_photos)} photos of {_count_individuals(validation_photos)} others."
     )
+    validation_individuals = _count_individuals(validation_photos)
+    if 0 < validation_individuals < MIN_VALIDATION_INDIVIDUALS:
+        console.print(
+            f"[yellow]Only {validation_individuals} validation individual(s): the threshold and the "
+            f"figures below rest on too few animals to trust (about {MIN_VALIDATION_INDIVIDUALS} or more "
+            "are needed). Label more individuals, or check the split.[/yellow]"
+        )
     train_cache = PhotoCache(train_photos, spec, console)
     validation_cache = PhotoCache(validation_photos, spec, console)
     class_names = sorted({p.class_key(config.sides) for p in train_cache.photos})
