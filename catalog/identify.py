@@ -3,7 +3,6 @@ or, with keypoint verification, by the fused probability of being the same indiv
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
+from catalog.digest import file_sha256
 from catalog.fusion import Fusion
 from catalog.verify import LocalFeatures, distinctive_inliers, match_many
 
@@ -90,14 +90,6 @@ class Prefetched:
 
 
 MANIFEST_NAME = "manifest.json"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _verdict(
@@ -188,8 +180,8 @@ class Identifier:
             partitions.append(
                 {
                     "key": key, "index": index_file, "ids": ids_file, "count": len(graph.photo_ids),
-                    "index_sha256": _sha256(directory / index_file),
-                    "ids_sha256": _sha256(directory / ids_file),
+                    "index_sha256": file_sha256(directory / index_file),
+                    "ids_sha256": file_sha256(directory / ids_file),
                 }
             )  # fmt: skip
         manifest = {"model_version": model_version, "dim": self.dim, "partitions": partitions}
@@ -228,8 +220,8 @@ class Identifier:
             try:
                 # Checked before hnswlib reads a byte: changed bytes in its file crash the process.
                 if (
-                    _sha256(directory / entry["index"]) != entry["index_sha256"]
-                    or _sha256(directory / entry["ids"]) != entry["ids_sha256"]
+                    file_sha256(directory / entry["index"]) != entry["index_sha256"]
+                    or file_sha256(directory / entry["ids"]) != entry["ids_sha256"]
                 ):
                     notes.append(
                         f"saved graph {entry['index']} failed its checksum; rebuilt from the catalogue"

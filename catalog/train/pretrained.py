@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from catalog.digest import file_sha256
 from catalog.errors import FinprintError
 
 CACHE_ENV = "FINPRINT_PRETRAINED_DIR"
@@ -79,16 +79,8 @@ def cache_dir() -> Path:
     return base / "finprint" / "pretrained"
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _checked(path: Path, source: WeightsSource) -> Path:
-    actual = sha256_of(path)
+    actual = file_sha256(path)
     if actual != source.sha256:
         raise FinprintError(
             f"{path}: sha256 {actual[:12]}... is not the {source.backbone} weights of "
