@@ -638,6 +638,14 @@ def export_command(
     group_by_site: Annotated[
         bool, typer.Option("--group-by-site", help="capture-history: one group per site (of first sighting).")
     ] = False,
+    spreadsheet_safe: Annotated[
+        bool,
+        typer.Option(
+            "--spreadsheet-safe",
+            help="csv, dwc, capture-history .csv: text starting with = + - @ (a formula to Excel or "
+            "LibreOffice, e.g. a site named =HYPERLINK(...)) gets a leading ' so it stays text.",
+        ),
+    ] = False,
 ) -> None:
     """Write the catalogue out for other tools: spreadsheets, GBIF, mark-recapture programs, GIS.
 
@@ -671,8 +679,9 @@ def export_command(
     settings = _settings(db_path=db)
     with Store.open(settings.db_path, read_only=True) as store:
         message = export(
-            store, export_format, out, selection, settings.scientific_name, starts, group_by_site
-        )
+            store, export_format, out, selection, settings.scientific_name, starts, group_by_site,
+            spreadsheet_safe,
+        )  # fmt: skip
     console.print(message, markup=False, highlight=False)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from catalog.errors import FinprintError
 from catalog.store import Store
+from exporters.cells import inert
 from exporters.selection import ExportFilter, sighting_rows
 from exporters.tabular import write_atomically
 
@@ -64,8 +65,9 @@ def mark_inp(histories: CaptureHistories) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rmark_csv(histories: CaptureHistories) -> str:
-    """RMark-ready: `ch` as text (leading zeros kept), `freq`, `id`, and `site` when grouped."""
+def rmark_csv(histories: CaptureHistories, spreadsheet_safe: bool = False) -> str:
+    """RMark-ready: `ch` as text (leading zeros kept), `freq`, `id`, and `site` when grouped
+    (`spreadsheet_safe`: a site that a spreadsheet would run as a formula is made inert)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC)
     header = ["ch", "freq", "id"] + (["site"] if histories.groups else [])
@@ -73,7 +75,8 @@ def rmark_csv(histories: CaptureHistories) -> str:
     for individual, history in histories.histories.items():
         row: list[Any] = [history, 1, individual]
         if histories.groups:
-            row.append(histories.groups[individual])
+            group = histories.groups[individual]
+            row.append(inert(group) if spreadsheet_safe else group)
         writer.writerow(row)
     return buffer.getvalue()
 
@@ -84,6 +87,7 @@ def export_capture_history(
     selection: ExportFilter | None = None,
     occasion_starts: list[date] | None = None,
     group_by_site: bool = False,
+    spreadsheet_safe: bool = False,
 ) -> int:
     """Write MARK (.inp) or RMark CSV (.csv), chosen by the file name; returns individuals written."""
     suffix = out_path.suffix.lower()
@@ -92,5 +96,6 @@ def export_capture_history(
     histories = build_histories(
         sighting_rows(store, selection or ExportFilter()), occasion_starts, group_by_site
     )
-    write_atomically(out_path, mark_inp(histories) if suffix == ".inp" else rmark_csv(histories))
+    text = mark_inp(histories) if suffix == ".inp" else rmark_csv(histories, spreadsheet_safe)
+    write_atomically(out_path, text)
     return len(histories.histories)

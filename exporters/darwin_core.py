@@ -10,6 +10,7 @@ from xml.etree import ElementTree
 
 from catalog import __version__
 from catalog.store import Store
+from exporters.cells import inert
 from exporters.selection import ExportFilter, sighting_rows
 from exporters.tabular import atomic_target
 
@@ -117,10 +118,17 @@ def eml_xml(title: str, scientific_name: str, n_occurrences: int) -> str:
 
 
 def export_darwin_core(
-    store: Store, out_path: Path, scientific_name: str, selection: ExportFilter | None = None
+    store: Store,
+    out_path: Path,
+    scientific_name: str,
+    selection: ExportFilter | None = None,
+    spreadsheet_safe: bool = False,
 ) -> int:
-    """Write a Darwin Core Archive zip; returns the number of occurrences."""
+    """Write a Darwin Core Archive zip; returns the number of occurrences (`spreadsheet_safe`: as
+    export_csv)."""
     rows = [occurrence(r, scientific_name) for r in sighting_rows(store, selection or ExportFilter())]
+    if spreadsheet_safe:
+        rows = [{term: inert(value) for term, value in row.items()} for row in rows]
     lines = ["\t".join(OCCURRENCE_TERMS)] + ["\t".join(r[t] for t in OCCURRENCE_TERMS) for r in rows]
     with (
         atomic_target(out_path) as partial,

@@ -31,19 +31,22 @@ def export(
     scientific_name: str,
     occasion_starts: list[date] | None = None,
     group_by_site: bool = False,
+    spreadsheet_safe: bool = False,
 ) -> str:
     """Write one export; returns a sentence saying what was written."""
     if export_format is ExportFormat.CSV:
-        return f"Wrote {export_csv(store, out_path, selection)} rows to {out_path}"
+        return f"Wrote {export_csv(store, out_path, selection, spreadsheet_safe)} rows to {out_path}"
     if export_format is ExportFormat.JSON:
         return f"Wrote {export_json(store, out_path, selection)} rows to {out_path}"
     if export_format is ExportFormat.PARQUET:
         return f"Wrote {export_parquet(store, out_path, selection)} rows to {out_path}"
     if export_format is ExportFormat.DWC:
-        count = export_darwin_core(store, out_path, scientific_name, selection)
+        count = export_darwin_core(store, out_path, scientific_name, selection, spreadsheet_safe)
         return f"Wrote {count} occurrences to {out_path}"
     if export_format is ExportFormat.CAPTURE_HISTORY:
-        count = export_capture_history(store, out_path, selection, occasion_starts, group_by_site)
+        count = export_capture_history(
+            store, out_path, selection, occasion_starts, group_by_site, spreadsheet_safe
+        )
         return f"Wrote capture histories of {count} individuals to {out_path}"
     written, without_gps = export_geojson(store, out_path, selection)
     left_out = f" ({without_gps} sightings without GPS left out)" if without_gps else ""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.store import Store
+from exporters.cells import inert
 from exporters.selection import ExportFilter, photo_rows
 
 
@@ -37,14 +38,18 @@ def write_atomically(out_path: Path, text: str) -> None:
         partial.write_text(text, encoding="utf-8", newline="")
 
 
-def export_csv(store: Store, out_path: Path, selection: ExportFilter | None = None) -> int:
-    """Write the photos to CSV; returns the number of rows written."""
+def export_csv(
+    store: Store, out_path: Path, selection: ExportFilter | None = None, spreadsheet_safe: bool = False
+) -> int:
+    """Write the photos to CSV; returns the number of rows written. With `spreadsheet_safe`, text
+    that a spreadsheet would run as a formula (a site named `=HYPERLINK(...)`) is made inert."""
     result = photo_rows(store, selection or ExportFilter())
     with atomic_target(out_path) as partial, partial.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(result.columns)
         for row in result.rows:
-            writer.writerow(["" if v is None else _value(v) for v in row])
+            cells = ["" if v is None else _value(v) for v in row]
+            writer.writerow([inert(c) for c in cells] if spreadsheet_safe else cells)
     return len(result.rows)
 
 

@@ -224,3 +224,40 @@ def test_filters_select_sightings(
     export_darwin_core(store, tmp_path / "f.zip", "Symphodus melops", selection)
     lines = zipfile.ZipFile(tmp_path / "f.zip").read("occurrence.txt").decode().strip().split("\n")[1:]
     assert {line.split("\t")[0].removeprefix("finprint:") for line in lines} == expected
+
+
+def test_spreadsheet_safe_exports_keep_formulas_as_text(tmp_path: Path) -> None:
+    hostile = Store.open(tmp_path / "hostile.duckdb")
+    run_id = hostile.start_run("abcdef123456", 0.9, "test", ["archive"])
+    batch = Batch()
+    for number, site in enumerate(['=HYPERLINK("http://x")', "+cmd|' /C calc'!A0", "Hillesoy"], start=1):
+        photo = f"q{number}"
+        batch.photos.append(
+            PhotoRow(photo, f"{number}.jpg", 1, 1, 8, 8, None, None, None, date(2024, 6, number), site,
+                     None, "left", "body")
+        )  # fmt: skip
+        batch.vectors.append(np.zeros(4, dtype=np.float32))
+        batch.sightings.append(SightingRow(photo, f"FP-00000{number}", "new", None, None, None, None))
+        batch.individuals.append(IndividualRow(f"FP-00000{number}", number, "left", "body", photo))
+    hostile.write_batch(run_id, "abcdef123456", batch)
+
+    def sites(path: Path) -> list[str]:
+        with path.open(newline="", encoding="utf-8") as handle:
+            return [row["site"] for row in csv.DictReader(handle)]
+
+    export_csv(hostile, tmp_path / "raw.csv")
+    export_csv(hostile, tmp_path / "safe.csv", spreadsheet_safe=True)
+    assert sites(tmp_path / "raw.csv")[0] == '=HYPERLINK("http://x")'  # as recorded, by default
+    assert sorted(sites(tmp_path / "safe.csv")) == [
+        "'+cmd|' /C calc'!A0",
+        '\'=HYPERLINK("http://x")',
+        "Hillesoy",
+    ]
+    export_darwin_core(hostile, tmp_path / "safe.zip", "Symphodus melops", spreadsheet_safe=True)
+    with zipfile.ZipFile(tmp_path / "safe.zip") as archive:
+        occurrences = archive.read("occurrence.txt").decode("utf-8")
+    assert "\t=" not in occurrences and "\t'=HYPERLINK" in occurrences
+    export_capture_history(hostile, tmp_path / "safe-rmark.csv", group_by_site=True, spreadsheet_safe=True)
+    with (tmp_path / "safe-rmark.csv").open(newline="", encoding="utf-8") as handle:
+        groups = {row["site"] for row in csv.DictReader(handle)}
+    assert groups == {'\'=HYPERLINK("http://x")', "'+cmd|' /C calc'!A0", "Hillesoy"}
