@@ -39,7 +39,7 @@ class EmbeddingSpec:
 
 @dataclass(frozen=True)
 class ModelCard:
-    """Everything needed to use an embedding network correctly (DESIGN.md contract)."""
+    """Everything needed to use an embedding network correctly (the README's "The model card")."""
 
     input: InputSpec
     embedding: EmbeddingSpec
