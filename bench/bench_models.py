@@ -57,7 +57,7 @@ def colour_histogram(photos: list[LabelledPhoto]) -> tuple[np.ndarray, list[Labe
     return np.asarray(vectors, dtype=np.float32), kept
 
 
-def untrained_backbone(name: str, out: Path) -> Path:
+def untrained_backbone(name: str, out: Path, height: int = 224, width: int = 224) -> Path:
     """The ImageNet trunk alone, average-pooled and L2-normalised, exported with a card."""
     import torch
     import torch.nn.functional as F
@@ -84,7 +84,7 @@ def untrained_backbone(name: str, out: Path) -> Path:
     model = Pooled()
     mean, std = (LITE_MEAN, LITE_STD) if name == "efficientnet-lite0" else (IMAGENET_MEAN, IMAGENET_STD)
     card = ModelCard(
-        input=InputSpec(224, 224, 3, mean, std),
+        input=InputSpec(height, width, 3, mean, std),
         embedding=EmbeddingSpec(dim=1280),
         threshold=1.0,
         sides="split",
@@ -120,6 +120,11 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[], help="NAME=PATH of an ONNX model to add")
     parser.add_argument("--work", type=Path, default=Path("/tmp/finprint-train-default"))
     parser.add_argument("--no-baselines", action="store_true", help="skip the untrained backbones")
+    parser.add_argument(
+        "--untrained-size",
+        default="224x224",
+        help="HEIGHTxWIDTH the untrained backbones see (ImageNet's own)",
+    )
     args = parser.parse_args()
     console = bench_console()
     held_out = held_out_by_set(args.work)
@@ -132,9 +137,10 @@ def main() -> None:
         rows[label] = score_model(Path(path), held_out)
     with tempfile.TemporaryDirectory() as scratch:
         if not args.no_baselines:
+            height, width = (int(v) for v in args.untrained_size.split("x"))
             for backbone in ("mobilenetv2", "efficientnet-lite0"):
-                onnx_path = untrained_backbone(backbone, Path(scratch) / f"{backbone}.onnx")
-                rows[f"{backbone}, ImageNet only"] = score_model(onnx_path, held_out)
+                onnx_path = untrained_backbone(backbone, Path(scratch) / f"{backbone}.onnx", height, width)
+                rows[f"{backbone}, ImageNet only, {height}x{width}"] = score_model(onnx_path, held_out)
     rows["colour histogram"] = score_histogram(held_out)
     sets = list(held_out)
     for measure, value in MEASURES.items():
