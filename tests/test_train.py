@@ -218,3 +218,25 @@ def test_too_few_validation_individuals_are_warned_about(labelled_set: Path, tmp
     train(_tiny(labelled_set, tmp_path / "m.onnx", epochs=1), Console(file=output, width=200))
     assert MIN_VALIDATION_INDIVIDUALS > 2
     assert "Only 2 validation individual(s)" in output.getvalue()
+
+
+def test_each_sets_validation_is_followed_epoch_by_epoch(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from catalog.synthetic import generate_labelled
+
+    generate_labelled(tmp_path / "bay", 4, 2, seed=31)
+    generate_labelled(tmp_path / "reef", 4, 2, seed=32)
+    config = TrainConfig(
+        data_dirs=(tmp_path / "bay", tmp_path / "reef"), out_path=tmp_path / "m.onnx", input_height=32,
+        input_width=64, embedding_dim=16, individuals_per_batch=4, photos_per_individual=2,
+        validation_fraction=0.5, epochs=2,
+    )  # fmt: skip
+    output = io.StringIO()
+    result = train(config, Console(file=output, width=100))
+    assert all(
+        {"validation_rank1/bay", "validation_rank1/reef"} <= record.keys() for record in result.history
+    )
+    assert "per set: bay" in output.getvalue() and " reef " in output.getvalue()

@@ -346,20 +346,27 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
                     losses.append(float(loss.detach()))
                     progress.update(task, advance=1, loss=float(np.mean(losses)), epoch=epoch + 1)
                 record = {"epoch": float(epoch + 1), "loss": float(np.mean(losses))}
+                per_set_text = ""
                 if len(validation_tensors) > 1:
-                    metrics = reid_metrics(
-                        _embed_all(model, validation_tensors),
-                        validation_labels,
-                        validation_encounters,
-                    )
+                    epoch_vectors = _embed_all(model, validation_tensors)
+                    metrics = reid_metrics(epoch_vectors, validation_labels, validation_encounters)
                     record["validation_rank1"] = metrics.rank1
                     progress.update(task, rank1=f"{metrics.rank1:.3f}")
+                    # Pooled figures follow the set with the most identities (drawn fish, say):
+                    # each set's own rank-1 shows whether the real ones improve or drift.
+                    for name, scores in _validation_per_source(
+                        epoch_vectors, validation_cache.photos, validation_labels
+                    ).items():
+                        record[f"validation_rank1/{name}"] = scores.rank1
+                        per_set_text += f" {name} {scores.rank1:.3f}"
                 history.append(record)
                 if not console.is_terminal:
                     # Logs and cron get one line per epoch; a terminal has the live bar.
                     console.print(
                         f"epoch {epoch + 1}/{config.epochs} loss {record['loss']:.4f} "
                         f"validation rank-1 {record.get('validation_rank1', float('nan')):.3f}"
+                        + (f" (per set:{per_set_text})" if per_set_text else ""),
+                        soft_wrap=True,
                     )
                 _save_checkpoint(
                     checkpoint,
