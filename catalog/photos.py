@@ -25,7 +25,9 @@ try:
 except ImportError:
     pass
 _SYSTEM_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx"})
-_SURVEY_FOLDER = re.compile(r"^(?P<date>\d{4}-\d{2}-\d{2})(?:[_ -]+(?P<site>.+))?$")
+# The date, then one separator: " - ", underscores (spaces around them allowed), spaces, or one
+# "-". A site may itself start with "-" or "+" ("2024-06-06_-2+3" is site "-2+3").
+_SURVEY_FOLDER = re.compile(r"^(?P<date>\d{4}-\d{2}-\d{2})(?:(?: +- +| *_+ *| +|-)(?P<site>.+))?$")
 _SIDE_TOKENS = {"left": "left", "l": "left", "right": "right", "r": "right"}
 _CROP_TOKENS = {"head": "head", "body": "body"}
 _TOKEN_SPLIT = re.compile(r"[^a-z0-9]+")

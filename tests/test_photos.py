@@ -83,3 +83,22 @@ def test_impossible_exif_date_is_ignored(tmp_path: Path) -> None:
     Image.new("RGB", (8, 8)).save(path, exif=exif.tobytes())
     with Image.open(path) as image:
         assert read_exif(image).taken_at is None
+
+
+@pytest.mark.parametrize(
+    ("folder", "site"),
+    [
+        ("2024-06-03_Skarholmen", "Skarholmen"),
+        ("2024-06-03 Skarholmen", "Skarholmen"),
+        ("2024-06-03-Skarholmen", "Skarholmen"),
+        ("2024-06-03 - Skarholmen", "Skarholmen"),
+        ("2024-06-03__Skarholmen", "Skarholmen"),
+        ("2024-06-06_-2+3", "-2+3"),
+        ("2024-06-06 +2", "+2"),
+        ("2024-06-06", None),
+    ],
+)
+def test_survey_folder_separators_leave_the_site_whole(tmp_path: Path, folder: str, site: str | None) -> None:
+    fields = parse_path_fields(tmp_path / folder / "IMG_1.jpg", tmp_path)
+    assert fields.survey_date == date(2024, 6, 3 if "03" in folder else 6)
+    assert fields.site == site
