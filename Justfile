@@ -46,8 +46,9 @@ smoke:
     ! /tmp/finprint-smoke/venv/bin/python -c "import torch" 2>/dev/null
 
 # Retrain the shipped default model (CPU: about an hour on 2 cores; a GPU is used when torch
-# sees one): MobileNetV2 from ImageNet weights, fine-tuned on 160 synthetic fish plus every shared real set, 20% of the individuals of all of
-# them held out for validation, the threshold and the keypoint fusion (default.verify.json);
+# sees one): MobileNetV2 from ImageNet weights, fine-tuned on 160 synthetic fish plus every
+# shared real set, 20% of the individuals of all of them held out for validation, the
+# threshold and the keypoint fusion (default.verify.json);
 # then 60 synthetic fish it never saw. bench/heldout.py rebuilds the same split: keep them in step.
 train-default work="/tmp/finprint-train-default" shared="../shared/datasets" epochs="12":
     rm -rf {{work}} && mkdir -p {{work}}
