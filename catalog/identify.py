@@ -3,6 +3,7 @@ or, with keypoint verification, by the fused probability of being the same indiv
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Callable
@@ -218,17 +219,17 @@ class Identifier:
             if key not in owners:
                 continue
             try:
+                ids_bytes = (directory / entry["ids"]).read_bytes()
                 # Checked before hnswlib reads a byte: changed bytes in its file crash the process.
                 if (
                     file_sha256(directory / entry["index"]) != entry["index_sha256"]
-                    or file_sha256(directory / entry["ids"]) != entry["ids_sha256"]
+                    or hashlib.sha256(ids_bytes).hexdigest() != entry["ids_sha256"]
                 ):
                     notes.append(
                         f"saved graph {entry['index']} failed its checksum; rebuilt from the catalogue"
                     )
                     continue
-                photo_ids = (directory / entry["ids"]).read_text(encoding="utf-8").split("\n")
-                photo_ids = [p for p in photo_ids if p]
+                photo_ids = [p for p in ids_bytes.decode("utf-8").split("\n") if p]
                 if len(photo_ids) != entry["count"] or not set(photo_ids) <= owners[key].keys():
                     continue  # a photo in the graph is gone from the catalogue: rebuild this one
                 index = hnswlib.Index(space="l2", dim=self.dim)

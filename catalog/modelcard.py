@@ -36,6 +36,11 @@ class EmbeddingSpec:
     metric: str = "euclidean"
     l2_normalized: bool = True
 
+    def matches_everything(self, threshold: float) -> bool:
+        """Whether a distance threshold would call every pair a match: unit vectors are at most 2
+        apart."""
+        return self.l2_normalized and threshold >= 2
+
 
 @dataclass(frozen=True)
 class ModelCard:
@@ -120,7 +125,7 @@ def card_from_dict(body: dict[str, Any], source: Path | str) -> ModelCard:
         raise ModelCardError(source, f"metric {embedding.metric!r} unsupported (use euclidean)")
     if not (math.isfinite(threshold) and threshold > 0):
         raise ModelCardError(source, "threshold must be a positive, finite distance")
-    if embedding.l2_normalized and threshold >= 2:
+    if embedding.matches_everything(threshold):
         raise ModelCardError(
             source, f"threshold {threshold} would match every photo (unit vectors are at most 2 apart)"
         )

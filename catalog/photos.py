@@ -128,12 +128,6 @@ class UnreadableFile(OSError):
 def read_photo_file(path: Path, max_bytes: int = MAX_PHOTO_BYTES) -> bytes:
     """The bytes of a regular file of at most `max_bytes`. FIFOs, sockets and devices (also behind a
     symlink) are refused before any read, so that nothing can block the night or fill its memory."""
-    text = printable_path(path)
-    if text != str(path):
-        raise UnreadableFile(
-            "its file or folder name is not valid UTF-8; rename it in UTF-8 "
-            "(for example with `convmv -f latin1 -t utf8 -r --notest FOLDER`) and index again"
-        )
     # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
     descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     with os.fdopen(descriptor, "rb") as handle:

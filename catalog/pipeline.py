@@ -124,7 +124,7 @@ def _pattern_coverage(pattern: PathPattern, todo: list[tuple[Path, FoundFile]]) 
     """A path pattern that fits none of tonight's photos is a mistake in the settings: refused
     before anything is written. One that fits only some is said in the run report."""
     unfit = [f.path for root, f in todo if not pattern_fits(f.path, root, pattern)]
-    if not todo or not unfit:
+    if not unfit:
         return []
     summary = f"path_pattern {pattern.pattern!r} matched {len(todo) - len(unfit)} of {len(todo)} photos"
     if len(unfit) == len(todo):
@@ -299,7 +299,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
     embedder = Embedder(settings.model_path)
     card = embedder.card
     threshold = settings.distance_threshold or card.threshold
-    if card.embedding.l2_normalized and threshold >= 2:
+    if card.embedding.matches_everything(threshold):
         raise FinprintError(
             f"distance threshold {threshold} would match every photo: this model's embeddings are unit "
             f"vectors, at most 2 apart. Leave it unset to use the model's own ({card.threshold})."
@@ -379,13 +379,12 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
             )
         result.links_made = _link_encounters(store, catalogue.encounters)
         prefixes = [str(root) if root.is_file() else os.path.join(str(root), "") for root in roots]
-        seen_paths = {str(f.path) for _, f in found}
-        seen_paths |= {
-            path
-            for path in known_paths
-            if any(path.startswith(os.path.join(f, "")) for f in unreadable_folders)
-        }
-        result.paths_missing = store.mark_missing(prefixes, seen_paths, known_paths)
+        result.paths_missing = store.mark_missing(
+            prefixes,
+            {str(f.path) for _, f in found},
+            known_paths,
+            tuple(os.path.join(folder, "") for folder in unreadable_folders),
+        )
         seconds["total"] = time.perf_counter() - started
         result.seconds = seconds
         store.finish_run(
@@ -533,7 +532,7 @@ def _drop_non_finite(
 ) -> tuple[list[_Decoded], np.ndarray]:
     """Photos whose embedding has a NaN or an infinity become error rows: such a vector is near
     nothing or everything, and would otherwise be catalogued as a fish."""
-    finite = np.isfinite(vectors).all(axis=1) if len(fresh) else np.ones(0, dtype=bool)
+    finite = np.isfinite(vectors).all(axis=1)
     if finite.all():
         return fresh, vectors
     for item, ok in zip(fresh, finite, strict=True):
@@ -551,6 +550,11 @@ def _drop_non_finite(
 
 # A frame this small (a thumbnail, a 1-pixel tracker) shows no skin pattern to recognise.
 MIN_PHOTO_SIDE_PX = 16
+# The catalogue stores paths as UTF-8 text: a name in another encoding is an error row naming the fix.
+NOT_UTF8_NAME = (
+    "not read: its file or folder name is not valid UTF-8; rename it in UTF-8 "
+    "(for example with `convmv -f latin1 -t utf8 -r --notest FOLDER`) and index again"
+)
 
 
 def _decode_one(
@@ -561,6 +565,8 @@ def _decode_one(
     tick = time.perf_counter()
     where = printable_path(found.path)
     try:
+        if where != str(found.path):
+            return PhotoError(where, NOT_UTF8_NAME)
         data = read_photo_file(found.path)
         if not data:
             return PhotoError(where, "empty file (0 bytes)")

@@ -103,13 +103,27 @@ def run_report(summary: QueryResult, sightings: QueryResult, errors: QueryResult
     return Panel(Group(*parts), title="finprint index run", title_align="left")
 
 
+def decided_distance(row: dict[str, Any]) -> float | None:
+    """The distance the threshold was applied to: the decision's own where stored, else the
+    distance to the matched photo (rows written before the two were kept apart)."""
+    decided = row.get("decision_distance")
+    value = row["distance"] if decided is None else decided
+    return None if value is None else float(value)
+
+
+def linkage_distance(row: dict[str, Any]) -> float | None:
+    """The mean distance a match to a fish first seen in the same run was decided on, where it
+    differs from the distance to the matched photo (the reports show both); else None."""
+    decided = row.get("decision_distance")
+    if decided is None or row["distance"] is None or abs(decided - row["distance"]) <= 5e-4:
+        return None
+    return float(decided)
+
+
 def _distance_text(row: dict[str, Any]) -> str:
     """The distance to the matched photo, and the decision's mean distance when it differs."""
-    text = format_value(row["distance"])
-    decided = row.get("decision_distance")
-    if decided is not None and row["distance"] is not None and abs(decided - row["distance"]) > 5e-4:
-        text += f" (mean {format_value(decided)})"
-    return text
+    linkage = linkage_distance(row)
+    return format_value(row["distance"]) + ("" if linkage is None else f" (mean {format_value(linkage)})")
 
 
 def _sighting_table(title: str, rows: list[dict[str, Any]]) -> Table:

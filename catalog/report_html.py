@@ -11,7 +11,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageOps
 
 from catalog import verify
-from catalog.report import format_value
+from catalog.report import decided_distance, format_value, linkage_distance
 from catalog.store import QueryResult, Store
 
 THUMBNAIL_PIXELS = 240
@@ -161,19 +161,16 @@ def run_page(
             + f"<div class='verdict'><span class='{_text(status)}'>{_text(status)}</span><br>"
             f"individual {who}<br>distance to this photo {_text(row['distance'])}"
             + (
-                f"<br>decided on the mean distance {_text(row['decision_distance'])} to the fish's "
-                "photos (first seen in this run)"
-                if row.get("decision_distance") is not None
-                and row["distance"] is not None
-                and abs(row["decision_distance"] - row["distance"]) > 5e-4
+                f"<br>decided on the mean distance {_text(linkage)} to the fish's photos "
+                "(first seen in this run)"
+                if (linkage := linkage_distance(row)) is not None
                 else ""
             )
             + ("" if row.get("probability") is None else f"<br>P(same) {row['probability']:.2f}")
             + ("" if row.get("inliers") is None else f"<br>keypoints agreeing {_text(row['inliers'])}")
             + (
                 " (nearest; over the threshold)"
-                if (row.get("decision_distance") or row["distance"]) is not None
-                and (row.get("decision_distance") or row["distance"]) >= threshold
+                if (decided := decided_distance(row)) is not None and decided >= threshold
                 else ""
             )
             + "</div>"

@@ -326,11 +326,23 @@ class Store:
         ).fetchall()
         return {path: KnownPath(size, mtime, missing) for path, size, mtime, missing in rows}
 
-    def mark_missing(self, root_prefixes: list[str], present: set[str], known: dict[str, KnownPath]) -> int:
+    def mark_missing(
+        self,
+        root_prefixes: list[str],
+        present: set[str],
+        known: dict[str, KnownPath],
+        unlisted_prefixes: tuple[str, ...] = (),
+    ) -> int:
         """Paths under the walked roots that were not found are marked missing, and found ones
         un-marked; returns how many are newly missing. Their photos and sightings stay. `known`
-        is the run's snapshot from `known_paths`: paths added since are present by definition."""
-        under = [(path, k.missing) for path, k in known.items() if path.startswith(tuple(root_prefixes))]
+        is the run's snapshot from `known_paths`: paths added since are present by definition.
+        Paths under `unlisted_prefixes` (folders that could not be listed) are left as they are:
+        unreadable is not gone."""
+        under = [
+            (path, k.missing)
+            for path, k in known.items()
+            if path.startswith(tuple(root_prefixes)) and not path.startswith(unlisted_prefixes)
+        ]
         gone = [path for path, missing in under if not missing and path not in present]
         back = [path for path, missing in under if missing and path in present]
         with self._transaction():

@@ -109,12 +109,17 @@ def test_saved_graphs_load_and_extend(tmp_path: Path) -> None:
     assert second.assign("p", vectors[1]).individual_id == "FP-0"  # owners come from DuckDB
 
 
-def test_saved_graphs_of_another_model_or_a_lost_photo_are_not_used(tmp_path: Path) -> None:
-    vectors = np.random.default_rng(2).normal(size=(10, 4)).astype(np.float32)
+def _saved_graph(directory: Path, count: int, seed: int) -> tuple[Identifier, dict[str, dict[str, str]]]:
+    """A graph of `count` photos, one individual each, saved for model-a; and DuckDB's owners."""
+    vectors = np.random.default_rng(seed).normal(size=(count, 4)).astype(np.float32)
     saved = Identifier(dim=4, distance_threshold=0.5, review_band_fraction=0.1, neighbours_k=3)
-    saved.add("p", [f"ph{i}" for i in range(10)], [f"FP-{i}" for i in range(10)], vectors)
-    saved.save(tmp_path, "model-a")
-    owners = {"p": {f"ph{i}": f"FP-{i}" for i in range(10)}}
+    saved.add("p", [f"ph{i}" for i in range(count)], [f"FP-{i}" for i in range(count)], vectors)
+    saved.save(directory, "model-a")
+    return saved, {"p": {f"ph{i}": f"FP-{i}" for i in range(count)}}
+
+
+def test_saved_graphs_of_another_model_or_a_lost_photo_are_not_used(tmp_path: Path) -> None:
+    _, owners = _saved_graph(tmp_path, 10, seed=2)
     other_model = Identifier(dim=4, distance_threshold=0.5, review_band_fraction=0.1, neighbours_k=3)
     assert len(other_model.load(tmp_path, "model-b", owners)["p"]) == 10
     del owners["p"]["ph3"]
@@ -190,11 +195,7 @@ def test_a_batch_queried_at_once_decides_exactly_as_photo_by_photo() -> None:
 
 
 def test_a_saved_graph_with_changed_bytes_is_rebuilt_never_loaded(tmp_path: Path) -> None:
-    vectors = np.random.default_rng(3).normal(size=(30, 4)).astype(np.float32)
-    saved = Identifier(dim=4, distance_threshold=0.5, review_band_fraction=0.1, neighbours_k=3)
-    saved.add("p", [f"ph{i}" for i in range(30)], [f"FP-{i}" for i in range(30)], vectors)
-    saved.save(tmp_path, "model-a")
-    owners = {"p": {f"ph{i}": f"FP-{i}" for i in range(30)}}
+    saved, owners = _saved_graph(tmp_path, 30, seed=3)
     (graph_file,) = tmp_path.glob("*.bin")
     data = bytearray(graph_file.read_bytes())
     data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # a zeroed region: hnswlib would trust it

@@ -230,14 +230,20 @@ def test_json_summary_and_log_for_cron(survey_archive: Path, tmp_path: Path) -> 
     assert "1 unreadable" in lines[0] and "bad.jpg" in lines[1]
 
 
-def test_unfinished_reindex_blocks_indexing(survey_archive: Path, tmp_path: Path) -> None:
+def _half_reindexed(survey_archive: Path, tmp_path: Path) -> tuple[Settings, Path]:
+    """A catalogue of one survey as a reindex killed half-way leaves it: some photos with a second
+    model's embedding."""
     archive = tmp_path / "archive"
     _copy_surveys(survey_archive, archive, 1)
     settings = Settings(db_path=tmp_path / "c.duckdb")
     index(settings, [archive])
     with duckdb.connect(str(settings.db_path)) as con:
-        # What a reindex killed half-way leaves: some photos with a second model's embedding.
         con.execute("INSERT INTO embeddings SELECT photo_id, 'half0000done', vector FROM embeddings LIMIT 2")
+    return settings, archive
+
+
+def test_unfinished_reindex_blocks_indexing(survey_archive: Path, tmp_path: Path) -> None:
+    settings, archive = _half_reindexed(survey_archive, tmp_path)
     with pytest.raises(FinprintError, match="reindex"):
         index(settings, [archive])
 
@@ -283,12 +289,7 @@ def test_flanks_photographed_in_one_encounter_are_linked(tmp_path: Path) -> None
 def test_exports_have_one_row_per_path_while_a_reindex_is_unfinished(
     survey_archive: Path, tmp_path: Path
 ) -> None:
-    archive = tmp_path / "archive"
-    _copy_surveys(survey_archive, archive, 1)
-    settings = Settings(db_path=tmp_path / "c.duckdb")
-    index(settings, [archive])
-    with duckdb.connect(str(settings.db_path)) as con:
-        con.execute("INSERT INTO embeddings SELECT photo_id, 'half0000done', vector FROM embeddings LIMIT 2")
+    settings, _ = _half_reindexed(survey_archive, tmp_path)
     with Store.open(settings.db_path, read_only=True) as store:
         rows = photo_rows(store, ExportFilter()).rows
         paths = store.read_only_sql("SELECT count(*) FROM photo_paths").rows[0][0]

