@@ -95,3 +95,11 @@ bench-models *args:
 # Check that the pretrained backbones load the ImageNet weights (classifier hits, retrieval vs random).
 check-pretrained:
     {{py}} bench/check_pretrained.py
+
+# ONNX inference photos/s of each backbone at a few input sizes, side by side.
+bench-backbones *args:
+    {{py}} bench/bench_backbones.py {{args}}
+
+# Reading a shortlist's cached keypoints back from DuckDB at two catalogue sizes.
+bench-feature-lookup *args:
+    {{py}} bench/bench_feature_lookup.py {{args}}

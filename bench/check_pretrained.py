@@ -17,6 +17,7 @@ from rich.table import Table
 from catalog.labels import read_labelled
 from catalog.metrics import reid_metrics
 from catalog.train import pretrained
+from catalog.train.loop import IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE_STD
 from catalog.train.nets import EfficientNetLite0, MobileNetV2Embedder
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -36,9 +37,7 @@ def _sample(name: str) -> list[Path]:
     return [p.path for p in photos[::step][:PHOTOS_PER_SET]]
 
 
-def _batch(
-    paths: list[Path], mean: float | tuple[float, ...], std: float | tuple[float, ...]
-) -> torch.Tensor:
+def _batch(paths: list[Path], mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     pixels = [
         np.asarray(Image.open(p).convert("RGB").resize((224, 224)), dtype=np.float32) / 255 for p in paths
     ]
@@ -57,7 +56,7 @@ def main() -> None:
     for name, (index, label) in EXPECTED.items():
         paths = _sample(name)
         with torch.no_grad():
-            top5 = lite(_batch(paths, 127 / 255, 128 / 255)).topk(5, dim=1).indices.numpy()
+            top5 = lite(_batch(paths, LITE_MEAN, LITE_STD)).topk(5, dim=1).indices.numpy()
         table.add_row(
             name, f"{label} ({index})", str(int((top5[:, 0] == index).sum())),
             str(int((top5 == index).any(axis=1).sum())), str(len(paths)),
@@ -69,7 +68,7 @@ def main() -> None:
         retrieval.add_column(column)
     for name in ("zebra_rapid", "nyala"):
         photos = read_labelled(SHARED / name)
-        batch = _batch([p.path for p in photos], (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+        batch = _batch([p.path for p in photos], IMAGENET_MEAN, IMAGENET_STD)
         scores = []
         for use_imagenet in (True, False):
             torch.manual_seed(0)
