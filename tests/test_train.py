@@ -240,3 +240,23 @@ def test_each_sets_validation_is_followed_epoch_by_epoch(tmp_path: Path) -> None
         {"validation_rank1/bay", "validation_rank1/reef"} <= record.keys() for record in result.history
     )
     assert "per set: bay" in output.getvalue() and " reef " in output.getvalue()
+
+
+def test_batches_of_several_sets_each_come_from_one_set_and_every_set_is_drawn() -> None:
+    from catalog.train.data import PKSampler
+
+    # 30 animals of a big set and 4 of a small one, 5 photos each.
+    groups = ["big"] * 150 + ["small"] * 20
+    labels = [i // 5 for i in range(170)]
+    sampler = PKSampler(labels, individuals_per_batch=6, photos_per_individual=2, seed=0, groups=groups)
+    seen_sets = []
+    for batch in [b for _ in range(20) for b in sampler.batches()]:
+        sets = {groups[i] for i in batch}
+        assert len(sets) == 1, f"a batch mixed sets {sets}"
+        seen_sets.append(sets.pop())
+    # Drawn by the square root of their photos: the small set about a quarter of the time.
+    share_small = seen_sets.count("small") / len(seen_sets)
+    assert 0.1 < share_small < 0.45
+    # Without groups, batches mix individuals freely across the whole set, as before.
+    mixed = PKSampler(labels, individuals_per_batch=6, photos_per_individual=2, seed=0)
+    assert any(len({groups[i] for i in batch}) == 2 for _ in range(5) for batch in mixed.batches())

@@ -277,7 +277,13 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
         optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
     if config.init_weights is not None:
         _load_init_weights(model, config.init_weights)
-    sampler = PKSampler(labels, config.individuals_per_batch, config.photos_per_individual, config.seed)
+    sampler = PKSampler(
+        labels,
+        config.individuals_per_batch,
+        config.photos_per_individual,
+        config.seed,
+        groups=[source_of(p) for p in train_cache.photos],
+    )
     steps_per_epoch = len(sampler)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
