@@ -86,7 +86,28 @@ def score_set(
     if verify and any("verification is off" in warning for warning in result.warnings):
         raise FinprintError(" ".join(result.warnings))
     seconds = time.perf_counter() - started
-    with Store.open(settings.db_path, read_only=True) as store:
+    run = f"{dataset.name} {'fused' if verify else 'embedding'}"
+    measures = catalogue_scores(settings.db_path, archive, truth, label_errors(dataset), run, mixed)
+    return {
+        **measures,
+        "sent to review": str(result.review),
+        "unreadable": str(len(result.errors)),
+        "index seconds": f"{seconds:.1f}",
+    }
+
+
+def catalogue_scores(
+    db_path: Path,
+    archive: Path,
+    truth: dict[str, tuple[str, str]],
+    twins: dict[str, str],
+    run: str,
+    mixed: list[Mixed],
+) -> dict[str, str]:
+    """Score a catalogue of `archive` against `truth` (relative file -> animal, join key): pairs
+    and B-cubed, automatic decisions and every review accepted apart; found individuals that mix
+    animals are appended to `mixed`, labelled with `run`."""
+    with Store.open(db_path, read_only=True) as store:
         photos = store.query("photos_export", since=None, until=None, site=None, individual=None)
     column = {name: photos.columns.index(name) for name in ("path", "individual_id", "status")}
     found = {
@@ -106,13 +127,11 @@ def score_set(
     automatic = [f"review:{k}" if found[k][1] == "review" else found[k][0] for k in keys]
     scores = clustering_scores(joins, proposed, animals=animals)
     decided = clustering_scores(joins, automatic, animals=animals)
-    twins = label_errors(dataset)
     relabelled = [truth[twins[k]][0] if k in twins and twins[k] in truth else truth[k][0] for k in keys]
     corrected = clustering_scores(joins, automatic, animals=relabelled)
     by_found: dict[str, dict[str, list[str]]] = {}
     for key, individual in zip(keys, proposed, strict=True):
         by_found.setdefault(individual, {}).setdefault(truth[key][0], []).append(f"{key} ({found[key][1]})")
-    run = f"{dataset.name} {'fused' if verify else 'embedding'}"
     mixed.extend(Mixed(f"{run}: {individual}", m) for individual, m in by_found.items() if len(m) > 1)
     return {
         "photos": str(len(keys)),
@@ -121,15 +140,14 @@ def score_set(
         "pairs joined automatically": str(decided.found_pairs),
         "pairwise precision, automatic decisions": precision(decided),
         "  the same, known label errors corrected": precision(corrected),
+        "pairwise recall, automatic decisions": f"{decided.pairwise_recall:.3f}",
+        "B-cubed F1, automatic decisions": f"{decided.bcubed_f1:.3f}",
         "pairwise precision, reviews accepted": precision(scores),
         "pairwise recall, reviews accepted": f"{scores.pairwise_recall:.3f}",
         "pairwise F1, reviews accepted": f"{scores.pairwise_f1:.3f}",
         "B-cubed F1, reviews accepted": f"{scores.bcubed_f1:.3f}",
         "wrong merges, automatic decisions": str(decided.wrong_merges),
         "wrong merges, reviews accepted": str(scores.wrong_merges),
-        "sent to review": str(result.review),
-        "unreadable": str(len(result.errors)),
-        "index seconds": f"{seconds:.1f}",
     }
 
 
