@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from catalog.errors import FinprintError, UnknownIndividual
 from catalog.store import IndividualRow, Store, individual_label
+from catalog.vocabulary import DecisionAction, SightingStatus
 
 # A status no automatic run sets or changes: a person looked at this sighting.
 CONFIRMED = "confirmed"
@@ -74,6 +75,16 @@ def merge(store: Store, keep: str, fold: str, reason: str) -> int:
         individual_id=keep,
         other_individual_id=fold,
     )
+
+
+def regroup(store: Store, keep: str, photos: list[str], emptied: list[str], reason: str) -> int:
+    """An automatic decision of the night's grouping (catalog.encounters): these photos of one
+    animal move to `keep` (or leave review there) as re-sightings, and individuals first seen
+    tonight that are left with no photo point to it, as a merge would. Recorded and undoable like
+    a person's decision."""
+    changes = {p: (keep, SightingStatus.MATCHED.value) for p in photos}
+    folded: dict[str, dict[str, str | None]] = {individual: {"merged_into": keep} for individual in emptied}
+    return store.record_decision(DecisionAction.GROUP, reason, changes, folded, [], individual_id=keep)
 
 
 def split(store: Store, individual_id: str, photos: list[str], reason: str) -> int:

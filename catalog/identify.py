@@ -265,6 +265,30 @@ class Identifier:
         graph.tail_start, graph.tail = len(graph.photo_ids), []
         return [Prefetched(labels[i], squared[i], graph.tail_start) for i in range(len(vectors))]
 
+    def nearest_individuals(
+        self, partition: str, vectors: np.ndarray, leave_out: set[str]
+    ) -> list[dict[str, tuple[float, str]]]:
+        """For each vector, each individual among its nearest catalogued photos with the distance
+        to, and the id of, its nearest photo; photos in `leave_out` (the night's own) not counted."""
+        graph = self._graphs.get(partition)
+        if graph is None or not len(vectors):
+            return [{} for _ in range(len(vectors))]
+        left_out = sum(1 for photo_id in graph.photo_ids if photo_id in leave_out)
+        k = min(self.neighbours_k + left_out, len(graph.photo_ids))
+        if k == 0:
+            return [{} for _ in range(len(vectors))]
+        graph.index.set_ef(max(query_ef(len(graph.photo_ids)), 2 * k))
+        labels, squared = graph.index.knn_query(np.asarray(vectors, dtype=np.float32), k=k, num_threads=-1)
+        result: list[dict[str, tuple[float, str]]] = []
+        for row_labels, row_squared in zip(labels, squared, strict=True):
+            nearest: dict[str, tuple[float, str]] = {}
+            for label, sq in zip(row_labels.tolist(), row_squared.tolist(), strict=True):
+                photo_id = graph.photo_ids[label]
+                if photo_id not in leave_out:
+                    nearest.setdefault(graph.individual_ids[label], (float(np.sqrt(max(sq, 0.0))), photo_id))
+            result.append(nearest)
+        return result
+
     def _nearest(
         self, graph: _Graph, vector: np.ndarray, k: int, prefetched: Prefetched | None
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -73,6 +73,8 @@ class RunResult:
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     links_made: int = 0
+    # Individuals first seen tonight that the night's grouping folded into another (catalog.encounters).
+    individuals_folded: int = 0
 
 
 @dataclass(frozen=True)
@@ -377,6 +379,9 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
             result.warnings.append(
                 f"the HNSW graphs could not be saved ({exc}); the next run rebuilds them from the catalogue"
             )
+        if settings.group_encounters:
+            result.individuals_folded = _regroup_night(store, card, settings, catalogue)
+            result.individuals_new = max(0, result.individuals_new - result.individuals_folded)
         result.links_made = _link_encounters(store, catalogue.encounters)
         prefixes = [str(root) if root.is_file() else os.path.join(str(root), "") for root in roots]
         result.paths_missing = store.mark_missing(
@@ -400,6 +405,48 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
     return result
 
 
+def _regroup_night(store: Store, card: ModelCard, settings: Settings, catalogue: _Catalogue) -> int:
+    """Decide the night's groups (catalog.encounters), each recorded as one automatic decision, on
+    the evidence identification used; returns how many individuals first seen tonight were left
+    with no photo (merged away)."""
+    from catalog.decisions import regroup
+    from catalog.encounters import Evidence, group_tonight
+
+    identifier = catalogue.identifier
+    threshold = identifier.distance_threshold
+    verification = identifier.verification
+    evidence = (
+        Evidence.of_distances(threshold, threshold * settings.review_band_fraction)
+        if verification is None
+        else Evidence(
+            verification.fusion.score_threshold,
+            verification.fusion.review_margin(threshold, settings.review_band_fraction),
+            verification.fusion,
+            verification.features_of,
+        )
+    )
+    decisions = group_tonight(
+        store,
+        card.model_version,
+        evidence,
+        lambda p: partition_key(p.side, p.crop, catalogue.sides_split),
+        identifier.nearest_individuals,
+    )
+    tonight = set(store.individuals_since_last_finished_run())
+    emptied_in_all = 0
+    for decision in decisions:
+        sources = {individual for individual, _ in store.sighting_states(list(decision.photo_ids)).values()}
+        moving = set(decision.photo_ids)
+        emptied = sorted(
+            individual
+            for individual in sources & tonight
+            if individual != decision.keep and set(store.photos_of(individual)) <= moving
+        )
+        regroup(store, decision.keep, list(decision.photo_ids), emptied, decision.reason)
+        emptied_in_all += len(emptied)
+    return emptied_in_all
+
+
 def _link_encounters(
     store: Store, encounters: dict[str, dict[tuple[str | None, str | None], set[str]]]
 ) -> int:
@@ -409,7 +456,9 @@ def _link_encounters(
     from catalog.decisions import link
 
     made = 0
-    for encounter, views in sorted(encounters.items()):
+    for encounter, seen in sorted(encounters.items()):
+        # The night's grouping may have folded some of these entries into others since.
+        views = {view: {store.resolve_individual(e) or e for e in entries} for view, entries in seen.items()}
         if any(len(entries) > 1 for entries in views.values()):
             continue
         entries = sorted({entry for view in views.values() for entry in view})

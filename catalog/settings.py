@@ -33,6 +33,9 @@ class Settings:
     path_pattern: str | None = None
     # Verify each new photo's shortlist by keypoints, when OpenCV and the model's fusion file exist.
     verify: bool = True
+    # At the end of each night, gather tonight's photos of one animal into groups and decide each
+    # group against the catalogue as a whole (catalog.encounters).
+    group_encounters: bool = True
 
 
 _BOOLEAN_WORDS = {

@@ -115,6 +115,19 @@ class CataloguedPhoto:
 
 
 @dataclass(frozen=True)
+class TonightPhoto:
+    """A photo of the night in progress and its sighting, as the night's grouping needs it."""
+
+    photo_id: str
+    side: str | None
+    crop: str | None
+    survey_date: date | None
+    site: str | None
+    individual_id: str
+    status: str
+
+
+@dataclass(frozen=True)
 class QueryResult:
     """Column names and rows of a query."""
 
@@ -446,6 +459,16 @@ class Store:
             "(SELECT coalesce(max(run_id), 0) FROM runs WHERE status = 'finished') ORDER BY 1, 2, 3, 4"
         ).fetchall()
         return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+    def photos_since_last_finished_run(self) -> list[TonightPhoto]:
+        """The photos this night catalogued so far, however many times it was interrupted, with
+        who each was decided to be, in photo id order: what its encounters are gathered from."""
+        rows = self._con.execute(
+            "SELECT p.photo_id, p.side, p.crop, p.survey_date, p.site, s.individual_id, s.status "
+            "FROM photos p JOIN sightings s USING (photo_id) WHERE p.run_id > "
+            "(SELECT coalesce(max(run_id), 0) FROM runs WHERE status = 'finished') ORDER BY 1"
+        ).fetchall()
+        return [TonightPhoto(*row) for row in rows]
 
     def next_individual_number(self) -> int:
         """One past every number ever given, those of individuals an undo removed included: an

@@ -27,6 +27,8 @@ class DecisionAction(StrEnum):
     SPLIT = "split"
     RENAME = "rename"
     LINK = "link"
+    # The night's grouping (catalog.encounters) moved photos of one animal to one individual.
+    GROUP = "group"
 
 
 class Side(StrEnum):

@@ -1,0 +1,263 @@
+"""A night's photos of one animal gathered into groups, and each group decided as a whole.
+
+During the night each photo is decided alone, as it arrives: a fish photographed twelve times
+gets twelve chances to be split off (a turned head, a blurred frame starts a new individual, or
+sits in review between the fish it came back as and the one its first photos of tonight made).
+When the night's last photo is in, its photos are gathered into groups by appearance, within one
+partition (flank and crop) and one survey (date and site: one animal is not seen at two sites at
+once), and a group whose members went to several individuals is moved to one, as an automatic
+decision that a person can undo (`finprint decisions`):
+
+- a group whose photos are on average as near one catalogued individual as a single match must
+  be, or that holds a photo matched to it on its own, is that individual;
+- otherwise a group whose photos went only to individuals first seen tonight is one new animal,
+  kept under the one that holds most of its photos;
+- a group near two catalogued individuals, in the review band, holding a photo left in review on
+  a catalogued individual, or holding any photo a person decided on, is left as it is (a possible
+  merge is a person's call).
+
+An individual of tonight left with no photo is merged into the one its photos went to.
+
+Likeness is scored as identification scores it: by embedding distance, or with keypoint
+verification by the fused score of distance and inliers. A group is an average-linkage cluster:
+two parts join only while the mean score between their photos passes the threshold a single match
+must pass, so a chain of look-alikes (A~B, B~C, A far from C) does not become one group.
+Everything is computed again from the catalogue at the end of each night, so a night resumed
+after a kill gathers and decides exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from catalog.fusion import Fusion
+from catalog.store import Store, TonightPhoto
+from catalog.verify import LocalFeatures, match
+from catalog.vocabulary import SightingStatus
+
+# Distances are computed this many rows at a time, so a 20,000-photo night needs no 1.6 GB matrix.
+_ROWS_PER_BLOCK = 512
+# Each photo offers its nearest photos of tonight as candidates to join; average linkage decides.
+_CANDIDATES_PER_PHOTO = 10
+# With keypoints each candidate pair costs a match: fewer candidates, and the linkage between two
+# parts averaged over at most this many of their pairs (the first, in photo order).
+_VERIFIED_CANDIDATES_PER_PHOTO = 5
+_LINKAGE_PAIRS = 64
+
+
+@dataclass(frozen=True)
+class GroupDecision:
+    """One group's outcome: its photos that move to `keep` (or stay there, out of review) as
+    re-sightings, and why."""
+
+    keep: str
+    photo_ids: tuple[str, ...]
+    reason: str
+
+
+@dataclass
+class Evidence:
+    """How alike two photos are, as identification scores it (higher is more alike), and where
+    it decides: `accept_above`, with a review band of `band` on either side."""
+
+    accept_above: float
+    band: float
+    fusion: Fusion | None = None
+    features_of: Callable[[list[str]], dict[str, LocalFeatures]] | None = None
+    _scores: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    @classmethod
+    def of_distances(cls, distance_threshold: float, band: float) -> Evidence:
+        return cls(-distance_threshold, band)
+
+    def score(self, first: str, second: str, distance: float) -> float:
+        """The score of two photos at this embedding distance: -distance, or fused with their
+        keypoint inliers (matched once per pair)."""
+        if self.fusion is None or self.features_of is None:
+            return -distance
+        key = (first, second) if first < second else (second, first)
+        if key not in self._scores:
+            features = self.features_of([first, second])
+            inliers = (
+                match(features[first], features[second]).inliers
+                if first in features and second in features
+                else 0
+            )
+            self._scores[key] = float(self.fusion.score(distance, inliers))
+        return self._scores[key]
+
+    @property
+    def candidates_per_photo(self) -> int:
+        return _CANDIDATES_PER_PHOTO if self.fusion is None else _VERIFIED_CANDIDATES_PER_PHOTO
+
+
+def _nearest_pairs(vectors: np.ndarray, per_photo: int) -> list[tuple[float, int, int]]:
+    """(distance, i, j) with i < j for each photo's `per_photo` nearest others."""
+    count = len(vectors)
+    squared_norms = (vectors.astype(np.float64) ** 2).sum(axis=1)
+    k = min(per_photo, count - 1)
+    pairs: set[tuple[float, int, int]] = set()
+    for start in range(0, count, _ROWS_PER_BLOCK):
+        block = vectors[start : start + _ROWS_PER_BLOCK].astype(np.float64)
+        squared = (
+            squared_norms[start : start + len(block), None] + squared_norms[None, :] - 2 * block @ vectors.T
+        )
+        rows = np.arange(len(block))
+        squared[rows, start + rows] = np.inf
+        nearest = np.argpartition(squared, k - 1, axis=1)[:, :k]
+        for row, columns in zip(rows, nearest, strict=True):
+            for column in columns.tolist():
+                i, j = sorted((start + int(row), column))
+                pairs.add((float(np.sqrt(max(squared[row, column], 0.0))), i, j))
+    return sorted(pairs)
+
+
+def average_linkage_groups(vectors: np.ndarray, photo_ids: list[str], evidence: Evidence) -> list[list[int]]:
+    """Groups of rows of `vectors` (each sorted, in order of their first row), every group's parts
+    joined only while the mean score between their photos passes `evidence.accept_above`.
+    Candidate joins are each photo's nearest neighbours, the most alike first; singletons are
+    left out."""
+    count = len(vectors)
+    if count < 2:
+        return []
+
+    def pair_score(i: int, j: int) -> float:
+        return evidence.score(photo_ids[i], photo_ids[j], float(np.linalg.norm(vectors[i] - vectors[j])))
+
+    candidates = []
+    for distance, i, j in _nearest_pairs(vectors, evidence.candidates_per_photo):
+        if evidence.fusion is None and -distance <= evidence.accept_above:
+            continue  # by distance alone a pair past the threshold can never join
+        score = evidence.score(photo_ids[i], photo_ids[j], distance)
+        if score > evidence.accept_above:
+            candidates.append((-score, i, j))
+    parent = list(range(count))
+    members: dict[int, list[int]] = {i: [i] for i in range(count)}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for _, i, j in sorted(candidates):
+        a, b = root(i), root(j)
+        if a == b:
+            continue
+        cross = [(x, y) for x in members[a] for y in members[b]][:_LINKAGE_PAIRS]
+        if float(np.mean([pair_score(x, y) for x, y in cross])) <= evidence.accept_above:
+            continue
+        keep, gone = (a, b) if a < b else (b, a)
+        parent[gone] = keep
+        members[keep] = sorted(members[keep] + members.pop(gone))
+    return sorted((group for group in members.values() if len(group) > 1), key=lambda g: g[0])
+
+
+def decide_group(
+    photos: list[TonightPhoto],
+    nearest_known: list[dict[str, float]],
+    tonight_individuals: set[str],
+    evidence: Evidence,
+) -> GroupDecision | None:
+    """Which individual one group of tonight's photos is, and which of its photos move there.
+
+    `nearest_known[m]`: member m's score with each catalogued individual near it (photos of
+    tonight left out). The group's score for an individual is the mean of its members' scores (a
+    member with none of its photos near makes it minus infinity): average linkage between the
+    group and that individual, decided with the same threshold, review band and second-candidate
+    rule as a single photo. A member matched on its own to a catalogued individual takes the
+    group there, unless another catalogued one is as near."""
+    if any(photo.status == SightingStatus.CONFIRMED for photo in photos):
+        return None  # a person decided on one of them: theirs is the last word
+    accept, band = evidence.accept_above, evidence.band
+    candidates = sorted({individual for near in nearest_known for individual in near})
+    scores = {
+        individual: float(np.mean([near.get(individual, -np.inf) for near in nearest_known]))
+        for individual in candidates
+    }
+    ranked = sorted(candidates, key=lambda individual: (-scores[individual], individual))
+    matched_known = {
+        photo.individual_id
+        for photo in photos
+        if photo.status == SightingStatus.MATCHED and photo.individual_id not in tonight_individuals
+    }
+    target: str | None
+    if len(matched_known) > 1:
+        return None  # two catalogued fish in one group: a possible merge for a person
+    if matched_known:
+        target = next(iter(matched_known))
+        if any(scores[other] > accept - band for other in ranked if other != target):
+            return None
+        how = f"{sum(1 for p in photos if p.individual_id == target)} matched to {target} on their own"
+    elif ranked and scores[ranked[0]] > accept - band:
+        runner_up = scores[ranked[1]] if len(ranked) > 1 else -np.inf
+        if scores[ranked[0]] <= accept + band or runner_up > accept - band:
+            return None  # in the review band, or near two catalogued fish: a person decides
+        target = ranked[0]
+        how = f"mean score {scores[target]:.3f} with {target}"
+    else:
+        target = None
+        how = "no catalogued fish near"
+    # A member left on another catalogued individual (a review proposal) keeps the group apart.
+    if any(p.individual_id not in tonight_individuals and p.individual_id != target for p in photos):
+        return None
+    if target is None:
+        # A new animal: its photos go to the individual of tonight that holds most of them.
+        held = Counter(photo.individual_id for photo in photos)
+        target = min(held, key=lambda individual: (-held[individual], individual))
+    # Photos that move, and photos left in review on the one the group is: the group decides them.
+    moving = tuple(
+        photo.photo_id
+        for photo in photos
+        if photo.individual_id != target or photo.status == SightingStatus.REVIEW
+    )
+    if not moving:
+        return None
+    return GroupDecision(target, moving, f"automatic: tonight's {len(photos)} photos of one animal, {how}")
+
+
+NearestKnown = Callable[[str, np.ndarray, set[str]], list[dict[str, tuple[float, str]]]]
+
+
+def group_tonight(
+    store: Store,
+    model_version: str,
+    evidence: Evidence,
+    partition_of: Callable[[TonightPhoto], str],
+    nearest_known: NearestKnown,
+) -> list[GroupDecision]:
+    """Gather the night's photos into groups and decide each group (see the module's text).
+    `nearest_known(partition, vectors, leave_out)`: per vector, each catalogued individual near it
+    with (distance, its nearest photo), photos in `leave_out` not counted."""
+    photos = store.photos_since_last_finished_run()
+    if len(photos) < 2:
+        return []
+    tonight_individuals = set(store.individuals_since_last_finished_run())
+    tonight_photos = {photo.photo_id for photo in photos}
+    by_place: dict[tuple[str, str, str], list[TonightPhoto]] = {}
+    for photo in photos:
+        by_place.setdefault((partition_of(photo), str(photo.survey_date), str(photo.site)), []).append(photo)
+    decisions: list[GroupDecision] = []
+    for (partition, _, _), members in sorted(by_place.items()):
+        if len(members) < 2:
+            continue
+        ids = [photo.photo_id for photo in members]
+        vectors = store.vectors_for(ids, model_version)
+        for rows in average_linkage_groups(vectors, ids, evidence):
+            near = [
+                {
+                    individual: evidence.score(ids[row], photo_id, distance)
+                    for individual, (distance, photo_id) in found.items()
+                }
+                for row, found in zip(
+                    rows, nearest_known(partition, vectors[rows], tonight_photos), strict=True
+                )
+            ]
+            decision = decide_group([members[row] for row in rows], near, tonight_individuals, evidence)
+            if decision is not None:
+                decisions.append(decision)
+    return decisions

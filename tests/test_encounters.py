@@ -1,0 +1,181 @@
+"""The night's grouping: photos of one animal gathered by appearance and decided as one."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from catalog.encounters import Evidence, average_linkage_groups, decide_group
+from catalog.metrics import clustering_scores
+from catalog.pipeline import index
+from catalog.settings import Settings
+from catalog.store import Store, TonightPhoto
+from catalog.synthetic import make_fish, photograph
+from tests.test_nightly import _catalogue_rows
+
+
+def _unit(*rows: list[float]) -> np.ndarray:
+    vectors = np.asarray(rows, dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_two_tight_clusters_are_two_groups_and_a_loner_none() -> None:
+    vectors = _unit([1, 0, 0.01], [1, 0.02, 0], [0, 1, 0.01], [0.02, 1, 0], [0, 0, 1])
+    ids = [str(i) for i in range(len(vectors))]
+    assert average_linkage_groups(vectors, ids, Evidence.of_distances(0.2, 0.02)) == [[0, 1], [2, 3]]
+
+
+def test_a_chain_of_look_alikes_does_not_become_one_group() -> None:
+    # A~B and B~C under the threshold, A and C far apart: single linkage would join all three.
+    angles = np.radians([0.0, 10.0, 20.0])
+    vectors = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    pair = float(np.linalg.norm(vectors[0] - vectors[1]))
+    far = float(np.linalg.norm(vectors[0] - vectors[2]))
+    threshold = pair * 1.2
+    assert far > threshold
+    groups = average_linkage_groups(vectors, ["a", "b", "c"], Evidence.of_distances(threshold, 0.0))
+    assert [0, 1, 2] not in groups and len(groups) == 1
+
+
+# By distance alone, as without keypoints: scores are minus distances, threshold 0.3, band 0.03.
+BY_DISTANCE = Evidence.of_distances(0.3, 0.03)
+
+
+def _near(*members: dict[str, float]) -> list[dict[str, float]]:
+    """Members' distances to catalogued individuals, as the scores decide_group reads."""
+    return [{individual: -distance for individual, distance in member.items()} for member in members]
+
+
+def _photo(photo_id: str, individual: str, status: str) -> TonightPhoto:
+    return TonightPhoto(photo_id, "left", "body", None, None, individual, status)
+
+
+def test_a_group_on_two_catalogued_fish_or_touched_by_a_person_is_left_alone() -> None:
+    tonight = {"FP-000009"}
+    two_known = [_photo("a", "FP-000001", "matched"), _photo("b", "FP-000002", "matched")]
+    assert decide_group(two_known, [{}, {}], tonight, BY_DISTANCE) is None
+    confirmed = [_photo("a", "FP-000009", "new"), _photo("b", "FP-000009", "confirmed")]
+    assert decide_group(confirmed, [{}, {}], tonight, BY_DISTANCE) is None
+
+
+def test_a_group_near_one_catalogued_fish_on_average_joins_it() -> None:
+    tonight = {"FP-000008", "FP-000009"}
+    photos = [_photo("a", "FP-000008", "new"), _photo("b", "FP-000009", "review")]
+    near = _near({"FP-000001": 0.2, "FP-000002": 0.5}, {"FP-000001": 0.22})
+    decision = decide_group(photos, near, tonight, BY_DISTANCE)
+    assert decision is not None and decision.keep == "FP-000001" and set(decision.photo_ids) == {"a", "b"}
+    # In the review band on average: a person decides.
+    assert decide_group(photos, _near({"FP-000001": 0.29}, {"FP-000001": 0.3}), tonight, BY_DISTANCE) is None
+    # As near a second catalogued fish: a person decides.
+    both = _near({"FP-000001": 0.2, "FP-000002": 0.25}, {"FP-000001": 0.2, "FP-000002": 0.3})
+    assert decide_group(photos, both, tonight, BY_DISTANCE) is None
+
+
+def test_a_new_animal_split_tonight_goes_to_the_individual_holding_most_of_it() -> None:
+    tonight = {"FP-000008", "FP-000009"}
+    photos = [
+        _photo("a", "FP-000009", "new"),
+        _photo("b", "FP-000008", "new"),
+        _photo("c", "FP-000009", "new"),
+    ]
+    decision = decide_group(photos, [{}, {}, {}], tonight, BY_DISTANCE)
+    assert decision is not None and decision.keep == "FP-000009" and decision.photo_ids == ("b",)
+
+
+def _night_archive(root: Path, fish_count: int, nights: int, shots: int, seed: int) -> dict[str, str]:
+    """Each fish photographed `shots` times a night (left flank, body), one folder a night."""
+    rng = np.random.default_rng(seed)
+    fishes = [make_fish(f"n{number}", 7_000 + seed * 100 + number) for number in range(fish_count)]
+    truth = {}
+    for night in range(nights):
+        folder = root / f"2024-07-{night + 1:02d}_Reef"
+        folder.mkdir(parents=True)
+        for fish in fishes:
+            for shot in range(shots):
+                path = folder / f"IMG_{fish.fish_id}_{shot}_left_body.jpg"
+                photograph(fish, "left", "body", rng).save(path, quality=90)
+                truth[str(path)] = fish.fish_id
+    return truth
+
+
+def _scores(db: Path, truth: dict[str, str]) -> tuple[float, float]:
+    """Pairwise precision and recall of the automatic decisions (a photo in review stays alone)."""
+    with Store.open(db, read_only=True) as store:
+        rows = store.query("photos_export", since=None, until=None, site=None, individual=None)
+    column = {name: rows.columns.index(name) for name in ("path", "individual_id", "status")}
+    truths = [truth[row[column["path"]]] for row in rows.rows]
+    found = [
+        row[column["path"]] if row[column["status"]] == "review" else row[column["individual_id"]]
+        for row in rows.rows
+    ]
+    scores = clustering_scores(truths, found)
+    return scores.pairwise_precision, scores.pairwise_recall
+
+
+@pytest.mark.slow
+def test_deciding_the_nights_groups_recovers_more_resightings_at_no_cost_in_precision(tmp_path: Path) -> None:
+    truth = _night_archive(tmp_path / "archive", fish_count=8, nights=3, shots=5, seed=11)
+    folders = sorted((tmp_path / "archive").iterdir())
+    # Embedding alone at a threshold where single photos often fall in the review band.
+    alone = Settings(
+        db_path=tmp_path / "alone.duckdb", verify=False, distance_threshold=0.45, group_encounters=False
+    )
+    grouped = replace(alone, db_path=tmp_path / "grouped.duckdb", group_encounters=True)
+    for settings in (alone, grouped):
+        for folder in folders:
+            index(settings, [folder])
+    precision_alone, recall_alone = _scores(alone.db_path, truth)
+    precision_grouped, recall_grouped = _scores(grouped.db_path, truth)
+    assert precision_grouped >= precision_alone
+    assert recall_grouped > recall_alone + 0.03
+    with Store.open(grouped.db_path, read_only=True) as store:
+        actions = store.read_only_sql("SELECT DISTINCT action, reason FROM decisions").rows
+    assert actions and all(
+        action == "group" and reason.startswith("automatic:") for action, reason in actions
+    )
+
+
+def test_two_fish_photographed_in_the_same_minute_stay_two(tmp_path: Path) -> None:
+    truth = _night_archive(tmp_path / "archive", fish_count=2, nights=1, shots=4, seed=3)
+    settings = Settings(db_path=tmp_path / "c.duckdb", verify=False, distance_threshold=0.45)
+    index(settings, [tmp_path / "archive"])
+    with Store.open(settings.db_path, read_only=True) as store:
+        rows = store.query("photos_export", since=None, until=None, site=None, individual=None)
+    column = {name: rows.columns.index(name) for name in ("path", "individual_id")}
+    fish_of: dict[str, set[str]] = {}
+    for row in rows.rows:
+        fish_of.setdefault(row[column["individual_id"]], set()).add(truth[row[column["path"]]])
+    assert all(len(fishes) == 1 for fishes in fish_of.values())
+
+
+def test_a_night_killed_between_its_batches_groups_as_an_uninterrupted_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _night_archive(tmp_path / "archive", fish_count=3, nights=1, shots=5, seed=11)
+    settings = Settings(
+        db_path=tmp_path / "reference.duckdb", verify=False, distance_threshold=0.45, batch_size=4
+    )
+    index(settings, [tmp_path / "archive"])
+    reference = _catalogue_rows(settings.db_path)
+    assert any(row[0] == "group" for row in reference["decisions"]), "nothing grouped: the test shows nothing"
+
+    killed = replace(settings, db_path=tmp_path / "killed.duckdb")
+    real_write = Store.write_batch
+    writes = {"count": 0}
+
+    def write_then_die(self: Store, *args: object, **kwargs: object) -> None:
+        real_write(self, *args, **kwargs)  # type: ignore[arg-type]
+        writes["count"] += 1
+        if writes["count"] in (2, 3):
+            raise KeyboardInterrupt  # dies after its second committed batch, then again after one more
+
+    monkeypatch.setattr(Store, "write_batch", write_then_die)
+    for _ in range(2):
+        with pytest.raises(KeyboardInterrupt):
+            index(killed, [tmp_path / "archive"])
+    monkeypatch.setattr(Store, "write_batch", real_write)
+    index(killed, [tmp_path / "archive"])
+    assert _catalogue_rows(killed.db_path) == reference
