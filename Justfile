@@ -75,6 +75,11 @@ bench-index *args:
 bench-identify *args:
     {{py}} bench/bench_identify.py {{args}}
 
+# Each set's held-out animals indexed night by night into one catalogue, per-photo decisions
+# beside the night's group decisions, scored by animal.
+bench-nights *args:
+    {{py}} bench/bench_nights.py {{args}}
+
 # HNSW build time, memory, recall@10 and assignment time on synthetic catalogues of growing size.
 bench-scale *args:
     {{py}} bench/bench_scale.py {{args}}

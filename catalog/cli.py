@@ -223,6 +223,15 @@ def index_command(
             "and the model's .verify.json; on by default when both are there).",
         ),
     ] = None,
+    group: Annotated[
+        bool | None,
+        typer.Option(
+            "--group/--no-group",
+            help="At the end of the night, gather its photos of one animal (a burst, a dive) and "
+            "decide each group against the catalogue as a whole, as an undoable automatic decision "
+            "(on by default; FINPRINT_GROUP_ENCOUNTERS).",
+        ),
+    ] = None,
 ) -> None:
     """Catalogue every new photo under ARCHIVE: embed it, find which fish it shows, write it down.
 
@@ -247,6 +256,7 @@ def index_command(
         workers=workers,
         distance_threshold=distance_threshold,
         verify=verify,
+        group_encounters=group,
     )
     if not settings.db_path.exists() and not (quiet or as_json):
         # A mistyped --db would otherwise start a second, empty catalogue without a word.
@@ -270,7 +280,8 @@ def index_command(
         lines = [
             f"{stamp} run {result.run_id}: {result.files_seen} files, {result.photos_new} new photos, "
             f"{result.individuals_new} new individuals, {result.matched} re-sightings, "
-            f"{result.review} to review, {len(result.errors)} unreadable, {result.paths_missing} missing"
+            f"{result.review} to review, {len(result.errors)} unreadable, {result.paths_missing} missing, "
+            f"{result.photos_regrouped} regrouped"
         ]
         lines += [f"{stamp} run {result.run_id}: skipped {e.path!r}: {e.reason}" for e in result.errors]
         with log.open("a", encoding="utf-8") as handle:

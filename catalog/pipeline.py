@@ -39,6 +39,7 @@ from catalog.photos import (
 from catalog.preprocess import prepare, to_tensor
 from catalog.settings import Settings
 from catalog.store import Batch, IndividualRow, KnownPath, PhotoRow, SightingRow, Store, individual_label
+from catalog.vocabulary import SightingStatus
 
 ProgressCallback = Callable[[int, int], None]
 # Catalogued photos whose keypoints identification keeps in memory (about 400 MB at most).
@@ -73,7 +74,9 @@ class RunResult:
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     links_made: int = 0
-    # Individuals first seen tonight that the night's grouping folded into another (catalog.encounters).
+    # The night's grouping (catalog.encounters): photos it moved or took out of review, and the
+    # individuals first seen tonight it left with no photo (merged into another).
+    photos_regrouped: int = 0
     individuals_folded: int = 0
 
 
@@ -380,7 +383,9 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
                 f"the HNSW graphs could not be saved ({exc}); the next run rebuilds them from the catalogue"
             )
         if settings.group_encounters:
-            result.individuals_folded = _regroup_night(store, card, settings, catalogue)
+            result.photos_regrouped, result.individuals_folded = _regroup_night(
+                store, card, settings, catalogue, result
+            )
             result.individuals_new = max(0, result.individuals_new - result.individuals_folded)
         result.links_made = _link_encounters(store, catalogue.encounters)
         prefixes = [str(root) if root.is_file() else os.path.join(str(root), "") for root in roots]
@@ -405,10 +410,12 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
     return result
 
 
-def _regroup_night(store: Store, card: ModelCard, settings: Settings, catalogue: _Catalogue) -> int:
+def _regroup_night(
+    store: Store, card: ModelCard, settings: Settings, catalogue: _Catalogue, result: RunResult
+) -> tuple[int, int]:
     """Decide the night's groups (catalog.encounters), each recorded as one automatic decision, on
-    the evidence identification used; returns how many individuals first seen tonight were left
-    with no photo (merged away)."""
+    the evidence identification used; returns the photos moved or taken out of review, and the
+    individuals first seen tonight left with no photo (merged away)."""
     from catalog.decisions import regroup
     from catalog.encounters import Evidence, group_tonight
 
@@ -435,7 +442,11 @@ def _regroup_night(store: Store, card: ModelCard, settings: Settings, catalogue:
     tonight = set(store.individuals_since_last_finished_run())
     emptied_in_all = 0
     for decision in decisions:
-        sources = {individual for individual, _ in store.sighting_states(list(decision.photo_ids)).values()}
+        states = store.sighting_states(list(decision.photo_ids))
+        # Every photo a group decides becomes a re-sighting; an individual it empties started with
+        # one of them, which is now a re-sighting too (see the caller's individuals_new).
+        result.review -= sum(status == SightingStatus.REVIEW for _, status in states.values())
+        sources = {individual for individual, _ in states.values()}
         moving = set(decision.photo_ids)
         emptied = sorted(
             individual
@@ -444,7 +455,8 @@ def _regroup_night(store: Store, card: ModelCard, settings: Settings, catalogue:
         )
         regroup(store, decision.keep, list(decision.photo_ids), emptied, decision.reason)
         emptied_in_all += len(emptied)
-    return emptied_in_all
+        result.matched += len(emptied)
+    return sum(len(decision.photo_ids) for decision in decisions), emptied_in_all
 
 
 def _link_encounters(
