@@ -9,7 +9,8 @@ once), and a group whose members went to several individuals is moved to one, as
 decision that a person can undo (`finprint decisions`):
 
 - a group whose photos are on average as near one catalogued individual as a single match must
-  be, or that holds a photo matched to it on its own, is that individual;
+  be, or that holds a photo matched to it on its own and is on average within the review band of
+  it, is that individual;
 - otherwise a group whose photos went only to individuals first seen tonight is one new animal,
   kept under the one that holds most of its photos;
 - a group near two catalogued individuals, in the review band, holding a photo left in review on
@@ -170,7 +171,8 @@ def decide_group(
     member with none of its photos near makes it minus infinity): average linkage between the
     group and that individual, decided with the same threshold, review band and second-candidate
     rule as a single photo. A member matched on its own to a catalogued individual takes the
-    group there, unless another catalogued one is as near."""
+    group there when the group's score with it reaches the review band and no other catalogued
+    one is as near."""
     if any(photo.status == SightingStatus.CONFIRMED for photo in photos):
         return None  # a person decided on one of them: theirs is the last word
     accept, band = evidence.accept_above, evidence.band
@@ -190,7 +192,11 @@ def decide_group(
         return None  # two catalogued fish in one group: a possible merge for a person
     if matched_known:
         target = next(iter(matched_known))
-        if any(scores[other] > accept - band for other in ranked if other != target):
+        # The group as a whole must be near it too (at least in the review band), and near no
+        # other: one photo's match is not carried over a group that, on average, looks elsewhere.
+        if scores.get(target, -np.inf) <= accept - band or any(
+            scores[other] > accept - band for other in ranked if other != target
+        ):
             return None
         how = f"{sum(1 for p in photos if p.individual_id == target)} matched to {target} on their own"
     elif ranked and scores[ranked[0]] > accept - band:

@@ -74,6 +74,16 @@ def test_a_group_near_one_catalogued_fish_on_average_joins_it() -> None:
     assert decide_group(photos, both, tonight, BY_DISTANCE) is None
 
 
+def test_one_photos_match_is_not_carried_over_a_group_that_looks_elsewhere() -> None:
+    tonight = {"FP-000009"}
+    photos = [_photo("a", "FP-000001", "matched"), _photo("b", "FP-000009", "new")]
+    # The matched photo is near FP-000001, the rest of the group far: the mean is past the band.
+    assert decide_group(photos, _near({"FP-000001": 0.25}, {"FP-000001": 0.6}), tonight, BY_DISTANCE) is None
+    # Near enough on average (inside the review band): the group follows its matched photo.
+    decision = decide_group(photos, _near({"FP-000001": 0.25}, {"FP-000001": 0.33}), tonight, BY_DISTANCE)
+    assert decision is not None and decision.keep == "FP-000001" and decision.photo_ids == ("b",)
+
+
 def test_a_new_animal_split_tonight_goes_to_the_individual_holding_most_of_it() -> None:
     tonight = {"FP-000008", "FP-000009"}
     photos = [
