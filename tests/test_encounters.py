@@ -189,3 +189,27 @@ def test_a_night_killed_between_its_batches_groups_as_an_uninterrupted_one(
     monkeypatch.setattr(Store, "write_batch", real_write)
     index(killed, [tmp_path / "archive"])
     assert _catalogue_rows(killed.db_path) == reference
+
+
+def test_undoing_the_nights_group_decisions_gives_back_the_per_photo_catalogue(tmp_path: Path) -> None:
+    from catalog.decisions import undo
+
+    _night_archive(tmp_path / "archive", fish_count=3, nights=1, shots=5, seed=11)
+    grouped = Settings(db_path=tmp_path / "grouped.duckdb", verify=False, distance_threshold=0.45)
+    alone = replace(grouped, db_path=tmp_path / "alone.duckdb", group_encounters=False)
+    for settings in (grouped, alone):
+        index(settings, [tmp_path / "archive"])
+    with Store.open(grouped.db_path) as store:
+        decisions = [
+            row[0] for row in store.read_only_sql("SELECT decision_id FROM decisions ORDER BY 1").rows
+        ]
+        assert decisions, "nothing grouped: the test shows nothing"
+        for decision_id in reversed(decisions):
+            assert undo(store, decision_id) == "group"
+    query = "SELECT photo_id, individual_id, status FROM sightings ORDER BY 1"
+    with Store.open(grouped.db_path, read_only=True) as store:
+        undone = store.read_only_sql(query).rows
+        merged = store.read_only_sql("SELECT count(*) FROM individuals WHERE merged_into IS NOT NULL").rows
+    with Store.open(alone.db_path, read_only=True) as store:
+        assert undone == store.read_only_sql(query).rows
+    assert merged == [(0,)]
