@@ -125,6 +125,23 @@ def find_files(
     return found
 
 
+def _absolutised(
+    store: Store, known: dict[str, KnownPath], found: list[tuple[Path, FoundFile]]
+) -> dict[str, KnownPath]:
+    """Catalogues made before paths were stored absolute keep them as typed: a relative path whose
+    absolute form this run found from here is the same file, and is rewritten in place."""
+    present = {str(f.path) for _, f in found}
+    renamed = {
+        path: os.path.abspath(path)
+        for path in known
+        if not os.path.isabs(path) and os.path.abspath(path) in present and os.path.abspath(path) not in known
+    }
+    if not renamed:
+        return known
+    store.absolutise_paths(renamed)
+    return store.known_paths()
+
+
 def _pattern_coverage(pattern: PathPattern, todo: list[tuple[Path, FoundFile]]) -> list[str]:
     """A path pattern that fits none of tonight's photos is a mistake in the settings: refused
     before anything is written. One that fits only some is said in the run report."""
@@ -297,6 +314,10 @@ class _Catalogue:
 def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback | None = None) -> RunResult:
     """Catalogue every new photo under `roots` into the catalogue at settings.db_path."""
     started = time.perf_counter()
+    # Paths are catalogued absolute, so that a run from cron, from another folder or by another
+    # person finds the same paths (a relative root once doubled every path and export row).
+    # abspath, not resolve: a symlinked archive keeps the path people know it by.
+    roots = [Path(os.path.abspath(root)) for root in roots]
     # Checked before anything is written, so a bad pattern never leaves a half-started run.
     path_pattern = PathPattern(settings.path_pattern) if settings.path_pattern else None
     unreadable_folders: list[str] = []
@@ -311,7 +332,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         )
     with Store.open(settings.db_path) as store:
         _check_model(store, card)
-        known_paths = store.known_paths()
+        known_paths = _absolutised(store, store.known_paths(), found)
         todo = [(root, f) for root, f in found if not _unchanged(known_paths.get(str(f.path)), f)]
         pattern_notes = _pattern_coverage(path_pattern, todo) if path_pattern is not None else []
         run_id = store.start_run(card.model_version, threshold, __version__, [str(r) for r in roots])

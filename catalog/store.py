@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -339,6 +340,19 @@ class Store:
         ).fetchall()
         return {path: KnownPath(size, mtime, missing) for path, size, mtime, missing in rows}
 
+    def absolutise_paths(self, renamed: dict[str, str]) -> None:
+        """Give catalogued paths stored as typed (relative to wherever a run was started) their
+        absolute form, in one transaction."""
+        with self._transaction():
+            self._con.execute(
+                "INSERT INTO photo_paths SELECT n.new_path, p.* EXCLUDE (path) FROM photo_paths p "
+                "JOIN (SELECT unnest($old) AS path, unnest($new) AS new_path) n USING (path)",
+                {"old": list(renamed), "new": list(renamed.values())},
+            )
+            self._con.execute(
+                "DELETE FROM photo_paths WHERE path IN (SELECT unnest($old))", {"old": list(renamed)}
+            )
+
     def mark_missing(
         self,
         root_prefixes: list[str],
@@ -643,9 +657,13 @@ class Store:
 
     def resolve_photo(self, token: str) -> str | None:
         """A photo id from a path as catalogued or from a sha256 prefix of 8 or more hex digits."""
-        row = self._con.execute("SELECT photo_id FROM photo_paths WHERE path = $t", {"t": token}).fetchone()
-        if row:
-            return str(row[0])
+        # Paths are catalogued absolute: a path given relative to where the command runs is too.
+        for path in dict.fromkeys((token, os.path.abspath(token))):
+            row = self._con.execute(
+                "SELECT photo_id FROM photo_paths WHERE path = $t", {"t": path}
+            ).fetchone()
+            if row:
+                return str(row[0])
         if len(token) >= 8:
             rows = self._con.execute(
                 "SELECT photo_id FROM photos WHERE starts_with(photo_id, lower($t))", {"t": token}
