@@ -850,6 +850,16 @@ def train(
     device: Annotated[
         str, typer.Option(help="auto (a CUDA GPU with mixed precision when torch sees one), cpu or cuda.")
     ] = "auto",
+    weight_ensemble: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="End with the trunk's weights at this share of the fine-tuned ones and the rest "
+            "ImageNet's (1: the fine-tuned trunk). With --resume after the last epoch, re-exports "
+            "a finished training this way.",
+        ),
+    ] = 1.0,
 ) -> None:
     """Train an embedding network on photos labelled by individual and export it to ONNX.
 
@@ -882,6 +892,7 @@ def train(
         resume=resume,
         init_weights=init_weights,
         device=device,
+        weight_ensemble=weight_ensemble,
     )
     result = run_training(config, console)
     console.print(

@@ -260,3 +260,33 @@ def test_batches_of_several_sets_each_come_from_one_set_and_every_set_is_drawn()
     # Without groups, batches mix individuals freely across the whole set, as before.
     mixed = PKSampler(labels, individuals_per_batch=6, photos_per_individual=2, seed=0)
     assert any(len({groups[i] for i in batch}) == 2 for _ in range(5) for batch in mixed.batches())
+
+
+def test_a_weight_ensemble_ends_the_trunk_between_fine_tuned_and_imagenet_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catalog.train import loop
+    from catalog.train.nets import build_backbone
+
+    def imagenet_stand_in(model: Any, config: Any) -> dict[str, str]:
+        # Stands in for the fetched ImageNet file: every trunk tensor 0, statistics included.
+        with torch.no_grad():
+            for tensor in model.trunk.state_dict().values():
+                if tensor.is_floating_point():
+                    tensor.zero_()
+        return {"file": "stand-in"}
+
+    monkeypatch.setattr(loop, "_start_from_imagenet", imagenet_stand_in)
+    model = build_backbone("mobilenetv2", 16, 3)
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.fill_(1.0)
+    config = TrainConfig(
+        data_dirs=(), out_path=tmp_path / "m.onnx", backbone="mobilenetv2", weight_ensemble=0.25
+    )
+    loop._ensemble_with_imagenet(model, config)
+    trunk = [t for t in model.trunk.state_dict().values() if t.is_floating_point()]
+    head = [t for t in model.head.state_dict().values() if t.is_floating_point()]
+    assert all(torch.allclose(t, torch.full_like(t, 0.25)) for t in trunk)
+    assert all(torch.allclose(t, torch.ones_like(t)) for t in head)

@@ -106,6 +106,10 @@ class TrainConfig:
     fold: int = 0
     # "auto": CUDA when torch sees a GPU (with mixed precision), else CPU.
     device: str = "auto"
+    # Weight-space ensemble of the fine-tuned trunk with its ImageNet start (WiSE-FT, Wortsman et
+    # al. 2022): the trunk's weights end at this share of the fine-tuned ones, the rest ImageNet's,
+    # to keep what ImageNet gave for animals the training never saw. 1.0: the fine-tuned trunk.
+    weight_ensemble: float = 1.0
 
 
 def _check_choices(config: TrainConfig) -> None:
@@ -167,6 +171,20 @@ def _start_from_imagenet(model: nn.Module, config: TrainConfig) -> dict[str, str
         for parameter in model.frozen_prefix(config.freeze_blocks).parameters():  # type: ignore[operator]
             parameter.requires_grad_(False)
     return {**pretrained.source_for(config.backbone).card_entry(), "frozen_blocks": str(config.freeze_blocks)}
+
+
+def _ensemble_with_imagenet(model: nn.Module, config: TrainConfig) -> None:
+    """The trunk's weights (BatchNorm statistics included) become weight_ensemble x fine-tuned +
+    (1 - weight_ensemble) x ImageNet's; the head stays as trained."""
+    start = build_backbone(config.backbone, config.embedding_dim, 3)
+    _start_from_imagenet(start, config)
+    imagenet = start.trunk.state_dict()  # type: ignore[union-attr]
+    trunk: nn.Module = model.trunk  # type: ignore[assignment]
+    alpha = config.weight_ensemble
+    with torch.no_grad():
+        for name, tensor in trunk.state_dict().items():
+            if tensor.is_floating_point():
+                tensor.copy_(alpha * tensor + (1 - alpha) * imagenet[name].to(tensor.device))
 
 
 def _freeze_statistics(model: nn.Module, config: TrainConfig) -> None:
@@ -392,6 +410,11 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
             "Run the same command with --resume to go on."
         ) from None
 
+    if config.weight_ensemble < 1.0:
+        if not starting_weights:
+            raise FinprintError("--weight-ensemble needs a backbone that starts from ImageNet weights.")
+        _ensemble_with_imagenet(model, config)
+        starting_weights = {**starting_weights, "weight_ensemble": str(config.weight_ensemble)}
     validation: ReidMetrics | None = None
     per_source: dict[str, ReidMetrics] = {}
     extra: dict[str, Any] = {}
