@@ -140,6 +140,19 @@ def individual_label(number: int) -> str:
     return f"FP-{number:06d}"
 
 
+def _restore_hint(db_path: Path) -> str:
+    """What to do with a catalogue DuckDB cannot read: restore a copy (the ones finprint made
+    before a schema upgrade are named here)."""
+    copies = sorted(db_path.parent.glob(f"{db_path.name}.schema*.bak")) if db_path.parent.is_dir() else []
+    if not copies:
+        return " If the file was damaged, restore it from your backup; the photos themselves are untouched."
+    return (
+        f" If the file was damaged, restore it from your backup, or from {copies[-1]} (the copy made "
+        "before the last upgrade: decisions made since are lost, photos catalogued since are "
+        "catalogued again by the next index run)."
+    )
+
+
 class Store:
     """One open catalogue."""
 
@@ -164,7 +177,9 @@ class Store:
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise CatalogueBusy(db_path, _lock_holder(str(exc))) from exc
-            raise FinprintError(f"{db_path}: cannot open the catalogue ({exc}).") from exc
+            raise FinprintError(
+                f"{db_path}: cannot open the catalogue ({exc}).{_restore_hint(db_path)}"
+            ) from exc
         except duckdb.Error as exc:
             raise FinprintError(f"{db_path}: not a finprint catalogue ({exc}).") from exc
         # finprint draws its own progress; DuckDB's bar would cut through it on long queries.

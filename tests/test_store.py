@@ -86,3 +86,15 @@ def test_readers_are_told_when_an_index_holds_the_catalogue(tmp_path: Path) -> N
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_damaged_catalogue_is_one_line_naming_the_copy_to_restore(tmp_path: Path) -> None:
+    db = tmp_path / "wrasse.duckdb"
+    db.write_bytes(b"DUCK" + bytes(range(256)) * 64)
+    with pytest.raises(FinprintError) as plain:
+        Store.open(db)
+    assert "restore it from your backup" in str(plain.value) and "\n" not in str(plain.value)
+    (tmp_path / "wrasse.duckdb.schema8.bak").write_bytes(b"")
+    with pytest.raises(FinprintError) as named:
+        Store.open(db, read_only=True)
+    assert str(tmp_path / "wrasse.duckdb.schema8.bak") in str(named.value)
