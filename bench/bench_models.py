@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument(
         "--untrained-size",
         default="224x224",
-        help="HEIGHTxWIDTH the untrained backbones see (ImageNet's own)",
+        help="HEIGHTxWIDTH the untrained backbones see (ImageNet's own); several, comma-separated",
     )
     args = parser.parse_args()
     console = bench_console()
@@ -137,10 +137,13 @@ def main() -> None:
         rows[label] = score_model(Path(path), held_out)
     with tempfile.TemporaryDirectory() as scratch:
         if not args.no_baselines:
-            height, width = (int(v) for v in args.untrained_size.split("x"))
-            for backbone in ("mobilenetv2", "efficientnet-lite0"):
-                onnx_path = untrained_backbone(backbone, Path(scratch) / f"{backbone}.onnx", height, width)
-                rows[f"{backbone}, ImageNet only, {height}x{width}"] = score_model(onnx_path, held_out)
+            for size in args.untrained_size.split(","):
+                height, width = (int(v) for v in size.split("x"))
+                for backbone in ("mobilenetv2", "efficientnet-lite0"):
+                    onnx_path = untrained_backbone(
+                        backbone, Path(scratch) / f"{backbone}-{size}.onnx", height, width
+                    )
+                    rows[f"{backbone}, ImageNet only, {height}x{width}"] = score_model(onnx_path, held_out)
     rows["colour histogram"] = score_histogram(held_out)
     sets = list(held_out)
     for measure, value in MEASURES.items():
