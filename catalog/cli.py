@@ -94,6 +94,22 @@ ModelOption = Annotated[
 LABELLED_DATA_HELP = "Labelled photos: `DATA/<individual>/*.jpg` or `<id>_<side>_*.jpg`."
 
 
+FormatOption = Annotated[
+    OutputFormat,
+    typer.Option("--format", help="table (for people), csv or json (for scripts and spreadsheets)."),
+]
+
+
+def _listing(result: Any, output: OutputFormat, title: str) -> None:
+    """A listing as a titled table for a person, or as CSV or JSON rows for a script."""
+    from catalog import report
+
+    if output is OutputFormat.TABLE:
+        console.print(report.query_table(result, title))
+    else:
+        _render(result, output)
+
+
 def _settings(**overrides: Any) -> Settings:
     return load_settings(overrides)
 
@@ -339,14 +355,20 @@ def reindex(
 def history(
     individual_id: Annotated[str, typer.Argument(help="The individual, e.g. FP-000012.")],
     db: DbOption = None,
+    output: FormatOption = OutputFormat.TABLE,
 ) -> None:
-    """Show when and where one fish was seen: a timeline of its sightings."""
+    """Show when and where one fish was seen: a timeline of its sightings (csv and json: the
+    timeline's rows)."""
     from catalog import report
     from catalog.store import Store
 
     settings = _settings(db_path=db)
     with Store.open(settings.db_path, read_only=True) as store:
-        console.print(report.history_report(*_history_queries(store, individual_id, settings.db_path)))
+        summary, timeline = _history_queries(store, individual_id, settings.db_path)
+    if output is OutputFormat.TABLE:
+        console.print(report.history_report(summary, timeline))
+    else:
+        _render(timeline, output)
 
 
 @app.command("report")
@@ -389,19 +411,18 @@ ReasonOption = Annotated[
 
 
 @app.command()
-def review(db: DbOption = None) -> None:
+def review(db: DbOption = None, output: FormatOption = OutputFormat.TABLE) -> None:
     """List the sightings waiting for a person: matches near the threshold, and photos close to
     two individuals. Settle each with `finprint confirm`, `reject`, `merge` or `split`."""
-    from catalog import report
     from catalog.store import Store
 
     settings = _settings(db_path=db)
     with Store.open(settings.db_path, read_only=True) as store:
         queue = store.query("review_queue")
-    if not queue.rows:
+    if not queue.rows and output is OutputFormat.TABLE:
         console.print("Nothing to review.")
         return
-    console.print(report.query_table(queue, f"{len(queue.rows)} sighting(s) to review"))
+    _listing(queue, output, f"{len(queue.rows)} sighting(s) to review")
 
 
 def _decide(db: Path | None, decide: Any) -> None:
@@ -506,14 +527,15 @@ def undo(
 
 
 @app.command("decisions")
-def decisions_command(db: DbOption = None) -> None:
-    """List every decision people made on the catalogue, newest first, with time and reason."""
-    from catalog import report
+def decisions_command(db: DbOption = None, output: FormatOption = OutputFormat.TABLE) -> None:
+    """List every decision on the catalogue, newest first, with time and reason: people's, and
+    the automatic ones (encounter links, the night's groups), which say "automatic"."""
     from catalog.store import Store
 
     settings = _settings(db_path=db)
     with Store.open(settings.db_path, read_only=True) as store:
-        console.print(report.query_table(store.query("decisions"), "Decisions"))
+        result = store.query("decisions")
+    _listing(result, output, "Decisions")
 
 
 @app.command()
@@ -524,15 +546,15 @@ def individuals(
         datetime | None,
         typer.Option(help="Only individuals seen on or after this date.", formats=["%Y-%m-%d"]),
     ] = None,
+    output: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """List the catalogue's individuals: sightings, first and last seen, sites."""
-    from catalog import report
     from catalog.store import Store
 
     settings = _settings(db_path=db)
     with Store.open(settings.db_path, read_only=True) as store:
         result = store.query("individuals", site=site, since=since.date() if since else None)
-    console.print(report.query_table(result, f"{len(result.rows)} individual(s)"))
+    _listing(result, output, f"{len(result.rows)} individual(s)")
 
 
 @app.command()
@@ -558,9 +580,7 @@ def query(
         typer.Option("--param", help="key=value; parameters not given are NULL (no filter)."),
     ] = None,
     db: DbOption = None,
-    output: Annotated[
-        OutputFormat, typer.Option("--format", help="table, csv or json.")
-    ] = OutputFormat.TABLE,
+    output: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """Run one named query, e.g. `finprint query history --param individual_id=FP-000012`."""
     from catalog.store import Store
@@ -586,9 +606,7 @@ def query(
 def sql(
     statement: Annotated[str, typer.Argument(help='A query, e.g. "SELECT * FROM sightings LIMIT 10".')],
     db: DbOption = None,
-    output: Annotated[
-        OutputFormat, typer.Option("--format", help="table, csv or json.")
-    ] = OutputFormat.TABLE,
+    output: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """Run a SQL query on the catalogue, read-only (tables: photos, photo_paths, individuals,
     sightings, embeddings, runs, errors, decisions)."""

@@ -195,3 +195,23 @@ def test_version_flag_prints_the_version() -> None:
 
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"finprint {__version__}"
+
+
+def test_listings_print_csv_and_json_rows_for_scripts(decided_catalogue: tuple[Path, list[Path]]) -> None:
+    import csv
+    import io
+
+    db, _ = decided_catalogue
+    listed = runner.invoke(app, ["individuals", "--db", str(db), "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.output)
+    assert rows and "individual_id" in rows[0]
+    first = rows[0]["individual_id"]
+    timeline = runner.invoke(app, ["history", first, "--db", str(db), "--format", "csv"])
+    assert timeline.exit_code == 0, timeline.output
+    records = list(csv.DictReader(io.StringIO(timeline.output)))
+    assert records and len(records) == rows[0]["sightings"]
+    for command in (["decisions"], ["review"]):
+        result = runner.invoke(app, [*command, "--db", str(db), "--format", "json"])
+        assert result.exit_code == 0, result.output
+        assert isinstance(json.loads(result.output), list)
