@@ -413,16 +413,31 @@ ReasonOption = Annotated[
 @app.command()
 def review(db: DbOption = None, output: FormatOption = OutputFormat.TABLE) -> None:
     """List the sightings waiting for a person: matches near the threshold, and photos close to
-    two individuals. Settle each with `finprint confirm`, `reject`, `merge` or `split`."""
+    two individuals, each with the question it asks. Settle each with `finprint confirm`,
+    `reject`, `merge` or `split`."""
+    from catalog import report
     from catalog.store import Store
 
     settings = _settings(db_path=db)
     with Store.open(settings.db_path, read_only=True) as store:
         queue = store.query("review_queue")
-    if not queue.rows and output is OutputFormat.TABLE:
+    if output is not OutputFormat.TABLE:
+        _render(queue, output)
+        return
+    if not queue.rows:
         console.print("Nothing to review.")
         return
-    _listing(queue, output, f"{len(queue.rows)} sighting(s) to review")
+    # A terminal has room for the question and its evidence; csv and json carry every column.
+    shown = ["photo", "path", "question", "distance", "probability", "inliers", "site", "survey_date"]
+    console.print(
+        report.query_table(queue.select(shown), f"{len(queue.rows)} sighting(s) to review"), soft_wrap=True
+    )
+    console.print(
+        "Same fish: `finprint merge PROPOSED NOW_IN` (or `confirm PHOTO` when it already joined); "
+        "not: `finprint reject PHOTO`. `--format csv` lists every column.",
+        markup=False,
+        highlight=False,
+    )
 
 
 def _decide(db: Path | None, decide: Any) -> None:

@@ -40,10 +40,15 @@ def short_path(path: str | None) -> str:
     return "-" if path is None else "/".join(Path(path).parts[-2:])
 
 
+# Columns holding ids a person copies into the next command: never broken across lines.
+_ID_COLUMNS = {"photo", "now_in", "proposed", "individual"}
+
+
 def query_table(result: QueryResult, title: str | None = None) -> Table:
     table = Table(title=title, title_justify="left")
     for column in result.columns:
-        table.add_column(column, overflow="fold")
+        whole = column in _ID_COLUMNS or column.endswith("_id")
+        table.add_column(column, overflow="fold", no_wrap=whole, min_width=8 if whole else None)
     for row in result.rows:
         table.add_row(*(Text(format_value(v)) for v in row))
     return table

@@ -135,6 +135,11 @@ class QueryResult:
     columns: list[str]
     rows: list[tuple[Any, ...]]
 
+    def select(self, columns: list[str]) -> QueryResult:
+        """The same rows with only these columns, in this order."""
+        positions = [self.columns.index(name) for name in columns]
+        return QueryResult(columns, [tuple(row[i] for i in positions) for row in self.rows])
+
 
 def individual_label(number: int) -> str:
     return f"FP-{number:06d}"

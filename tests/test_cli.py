@@ -215,3 +215,25 @@ def test_listings_print_csv_and_json_rows_for_scripts(decided_catalogue: tuple[P
         result = runner.invoke(app, [*command, "--db", str(db), "--format", "json"])
         assert result.exit_code == 0, result.output
         assert isinstance(json.loads(result.output), list)
+
+
+def test_the_review_queue_names_the_individual_it_proposes(survey_archive: Path, tmp_path: Path) -> None:
+    from catalog.pipeline import index
+    from catalog.settings import Settings
+
+    db = tmp_path / "c.duckdb"
+    # Embeddings alone at a loose threshold, nights not regrouped: plenty of near misses.
+    settings = Settings(db_path=db, verify=False, distance_threshold=0.45, group_encounters=False)
+    index(settings, sorted(p for p in survey_archive.iterdir() if p.is_dir())[:2])
+    result = runner.invoke(app, ["review", "--db", str(db), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    queue = json.loads(result.output)
+    assert queue, "the fixture has nothing in review: the test shows nothing"
+    for row in queue:
+        assert row["proposed"] is not None and len(row["photo"]) == 8
+        if row["proposed"] == row["now_in"]:
+            assert row["question"] == f"joined {row['proposed']}: is it?"
+        else:
+            assert row["question"] == f"kept apart from {row['proposed']}: same fish?"
+    table = runner.invoke(app, ["review", "--db", str(db)])
+    assert table.exit_code == 0 and queue[0]["photo"] in table.output

@@ -1,14 +1,28 @@
--- Sightings waiting for a person: near the threshold, or close to two individuals.
+-- Sightings waiting for a person: near the threshold, or close to two individuals, with what was proposed.
+-- `now_in` is where the photo is catalogued now; `proposed` is the individual of its nearest
+-- catalogued photo (`matched_path`). When they differ the photo was kept apart (a near miss):
+-- `finprint merge PROPOSED NOW_IN` joins it; `finprint confirm` keeps it as it is.
 SELECT
-    s.photo_id,
+    left(s.photo_id, 8) AS photo,
     (SELECT min(pp.path) FROM photo_paths pp WHERE pp.photo_id = s.photo_id) AS path,
-    s.individual_id,
+    s.individual_id AS now_in,
+    m.individual_id AS proposed,
+    CASE
+        WHEN m.individual_id IS NULL THEN 'new individual, nothing near enough'
+        WHEN m.individual_id = s.individual_id THEN 'joined ' || m.individual_id || ': is it?'
+        ELSE 'kept apart from ' || m.individual_id || ': same fish?'
+    END AS question,
     s.distance,
     s.probability,
+    s.inliers,
     s.second_individual_id,
     s.second_distance,
     (SELECT min(pp.path) FROM photo_paths pp WHERE pp.photo_id = s.matched_photo_id) AS matched_path,
+    p.site,
+    coalesce(p.survey_date, CAST(p.taken_at AS DATE)) AS survey_date,
     s.run_id
 FROM sightings s
+JOIN photos p USING (photo_id)
+LEFT JOIN sightings m ON m.photo_id = s.matched_photo_id
 WHERE s.status = 'review'
 ORDER BY s.run_id, s.distance, path;
