@@ -91,6 +91,11 @@ class Evidence:
             self._scores[key] = float(self.fusion.score(distance, inliers))
         return self._scores[key]
 
+    def prefetch(self, photo_ids: list[str]) -> None:
+        """Read these photos' keypoints at once (one catalogue query, not one per pair)."""
+        if self.fusion is not None and self.features_of is not None and photo_ids:
+            self.features_of(sorted(set(photo_ids)))
+
     @property
     def candidates_per_photo(self) -> int:
         return _CANDIDATES_PER_PHOTO if self.fusion is None else _VERIFIED_CANDIDATES_PER_PHOTO
@@ -254,14 +259,14 @@ def group_tonight(
         ids = [photo.photo_id for photo in members]
         vectors = store.vectors_for(ids, model_version)
         for rows in average_linkage_groups(vectors, ids, evidence):
+            found = nearest_known(partition, vectors[rows], tonight_photos)
+            evidence.prefetch([photo_id for near in found for _, photo_id in near.values()])
             near = [
                 {
                     individual: evidence.score(ids[row], photo_id, distance)
-                    for individual, (distance, photo_id) in found.items()
+                    for individual, (distance, photo_id) in by_individual.items()
                 }
-                for row, found in zip(
-                    rows, nearest_known(partition, vectors[rows], tonight_photos), strict=True
-                )
+                for row, by_individual in zip(rows, found, strict=True)
             ]
             decision = decide_group([members[row] for row in rows], near, tonight_individuals, evidence)
             if decision is not None:
