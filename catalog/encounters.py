@@ -243,15 +243,18 @@ def group_tonight(
 ) -> list[GroupDecision]:
     """Gather the night's photos into groups and decide each group (see the module's text).
     `nearest_known(partition, vectors, leave_out)`: per vector, each catalogued individual near it
-    with (distance, its nearest photo), photos in `leave_out` not counted."""
+    with (distance, its nearest photo), photos in `leave_out` (tonight's in that partition) not
+    counted."""
     photos = store.photos_since_last_finished_run()
     if len(photos) < 2:
         return []
     tonight_individuals = set(store.individuals_since_last_finished_run())
-    tonight_photos = {photo.photo_id for photo in photos}
     by_place: dict[tuple[str, str, str], list[TonightPhoto]] = {}
+    tonight_in: dict[str, set[str]] = {}
     for photo in photos:
-        by_place.setdefault((partition_of(photo), str(photo.survey_date), str(photo.site)), []).append(photo)
+        partition = partition_of(photo)
+        by_place.setdefault((partition, str(photo.survey_date), str(photo.site)), []).append(photo)
+        tonight_in.setdefault(partition, set()).add(photo.photo_id)
     decisions: list[GroupDecision] = []
     for (partition, _, _), members in sorted(by_place.items()):
         if len(members) < 2:
@@ -259,7 +262,7 @@ def group_tonight(
         ids = [photo.photo_id for photo in members]
         vectors = store.vectors_for(ids, model_version)
         for rows in average_linkage_groups(vectors, ids, evidence):
-            found = nearest_known(partition, vectors[rows], tonight_photos)
+            found = nearest_known(partition, vectors[rows], tonight_in[partition])
             evidence.prefetch([photo_id for near in found for _, photo_id in near.values()])
             near = [
                 {

@@ -269,12 +269,13 @@ class Identifier:
         self, partition: str, vectors: np.ndarray, leave_out: set[str]
     ) -> list[dict[str, tuple[float, str]]]:
         """For each vector, each individual among its nearest catalogued photos with the distance
-        to, and the id of, its nearest photo; photos in `leave_out` (the night's own) not counted."""
+        to, and the id of, its nearest photo; photos in `leave_out` (the night's own in this
+        partition) not counted."""
         graph = self._graphs.get(partition)
         if graph is None or not len(vectors):
             return [{} for _ in range(len(vectors))]
-        left_out = sum(1 for photo_id in graph.photo_ids if photo_id in leave_out)
-        k = min(self.neighbours_k + left_out, len(graph.photo_ids))
+        # Enough neighbours that `neighbours_k` remain once the left-out photos are skipped.
+        k = min(self.neighbours_k + len(leave_out), len(graph.photo_ids))
         if k == 0:
             return [{} for _ in range(len(vectors))]
         graph.index.set_ef(max(query_ef(len(graph.photo_ids)), 2 * k))
