@@ -37,7 +37,7 @@ import numpy as np
 
 from catalog.fusion import Fusion
 from catalog.store import Store, TonightPhoto
-from catalog.verify import LocalFeatures, match
+from catalog.verify import LocalFeatures, distinctive_inliers, match, match_many
 from catalog.vocabulary import SightingStatus
 
 # Distances are computed this many rows at a time, so a 20,000-photo night needs no 1.6 GB matrix.
@@ -91,6 +91,27 @@ class Evidence:
             self._scores[key] = float(self.fusion.score(distance, inliers))
         return self._scores[key]
 
+    def scores_against(self, photo: str, candidates: list[tuple[str, float, str]]) -> list[float]:
+        """The scores of one photo with several (photo id, distance, owner): with keypoints, only
+        its distinctive inliers count, as in identification (verify.distinctive_inliers): a
+        keypoint that agrees with photos of two owners is on what they share (a rock both were
+        photographed against), not on the animal."""
+        if self.fusion is None or self.features_of is None or not candidates:
+            return [-distance for _, distance, _ in candidates]
+        features = self.features_of([photo, *(other for other, _, _ in candidates)])
+        if photo not in features:
+            return [float(self.fusion.score(distance, 0)) for _, distance, _ in candidates]
+        described = [(other, owner) for other, _, owner in candidates if other in features]
+        agreements = match_many(features[photo], [features[other] for other, _ in described])
+        counts = dict(
+            zip(
+                [other for other, _ in described],
+                distinctive_inliers(agreements, [owner for _, owner in described]),
+                strict=True,
+            )
+        )
+        return [float(self.fusion.score(distance, counts.get(other, 0))) for other, distance, _ in candidates]
+
     def prefetch(self, photo_ids: list[str]) -> None:
         """Read these photos' keypoints at once (one catalogue query, not one per pair)."""
         if self.fusion is not None and self.features_of is not None and photo_ids:
@@ -122,25 +143,39 @@ def _nearest_pairs(vectors: np.ndarray, per_photo: int) -> list[tuple[float, int
     return sorted(pairs)
 
 
-def average_linkage_groups(vectors: np.ndarray, photo_ids: list[str], evidence: Evidence) -> list[list[int]]:
+def average_linkage_groups(
+    vectors: np.ndarray, photo_ids: list[str], evidence: Evidence, owners: list[str] | None = None
+) -> list[list[int]]:
     """Groups of rows of `vectors` (each sorted, in order of their first row), every group's parts
     joined only while the mean score between their photos passes `evidence.accept_above`.
-    Candidate joins are each photo's nearest neighbours, the most alike first; singletons are
-    left out."""
+    Candidate joins are each photo's nearest neighbours, the most alike first, scored from both
+    ends (the lower counts; with keypoints, distinctive inliers against the neighbours' current
+    `owners`); singletons are left out."""
     count = len(vectors)
     if count < 2:
         return []
+    owners = owners or photo_ids
+    pairs = _nearest_pairs(vectors, evidence.candidates_per_photo)
+    if evidence.fusion is None:
+        # By distance alone a pair past the threshold can never join.
+        pairs = [(d, i, j) for d, i, j in pairs if -d > evidence.accept_above]
+    partners: dict[int, list[tuple[int, float]]] = {}
+    for distance, i, j in pairs:
+        partners.setdefault(i, []).append((j, distance))
+        partners.setdefault(j, []).append((i, distance))
+    directed: dict[tuple[int, int], float] = {}
+    for i, near in sorted(partners.items()):
+        scores = evidence.scores_against(photo_ids[i], [(photo_ids[j], d, owners[j]) for j, d in near])
+        directed.update({(i, j): score for (j, _), score in zip(near, scores, strict=True)})
+    known = {(i, j): min(directed[(i, j)], directed[(j, i)]) for _, i, j in pairs}
 
     def pair_score(i: int, j: int) -> float:
+        key = (i, j) if i < j else (j, i)
+        if key in known:
+            return known[key]
         return evidence.score(photo_ids[i], photo_ids[j], float(np.linalg.norm(vectors[i] - vectors[j])))
 
-    candidates = []
-    for distance, i, j in _nearest_pairs(vectors, evidence.candidates_per_photo):
-        if evidence.fusion is None and -distance <= evidence.accept_above:
-            continue  # by distance alone a pair past the threshold can never join
-        score = evidence.score(photo_ids[i], photo_ids[j], distance)
-        if score > evidence.accept_above:
-            candidates.append((-score, i, j))
+    candidates = sorted((-score, i, j) for (i, j), score in known.items() if score > evidence.accept_above)
     parent = list(range(count))
     members: dict[int, list[int]] = {i: [i] for i in range(count)}
 
@@ -150,7 +185,7 @@ def average_linkage_groups(vectors: np.ndarray, photo_ids: list[str], evidence: 
             i = parent[i]
         return i
 
-    for _, i, j in sorted(candidates):
+    for _, i, j in candidates:
         a, b = root(i), root(j)
         if a == b:
             continue
@@ -261,16 +296,15 @@ def group_tonight(
             continue
         ids = [photo.photo_id for photo in members]
         vectors = store.vectors_for(ids, model_version)
-        for rows in average_linkage_groups(vectors, ids, evidence):
+        owners = [photo.individual_id for photo in members]
+        for rows in average_linkage_groups(vectors, ids, evidence, owners):
             found = nearest_known(partition, vectors[rows], tonight_in[partition])
             evidence.prefetch([photo_id for near in found for _, photo_id in near.values()])
-            near = [
-                {
-                    individual: evidence.score(ids[row], photo_id, distance)
-                    for individual, (distance, photo_id) in by_individual.items()
-                }
-                for row, by_individual in zip(rows, found, strict=True)
-            ]
+            near = []
+            for row, by_individual in zip(rows, found, strict=True):
+                known = [(photo_id, distance, who) for who, (distance, photo_id) in by_individual.items()]
+                scores = evidence.scores_against(ids[row], known)
+                near.append({who: score for (_, _, who), score in zip(known, scores, strict=True)})
             decision = decide_group([members[row] for row in rows], near, tonight_individuals, evidence)
             if decision is not None:
                 decisions.append(decision)
