@@ -163,8 +163,9 @@ def main() -> None:
                 else "-",
                 **{
                     f"stage {k} (s)": f"{stages.get(k, 0):.2f}"
-                    for k in ("decode", "embed", "identify", "write")
+                    for k in ("decode", "embed", "identify", "write", "group")
                 },
+                "stage group with verification (s)": f"{verified_stages.get('group', 0):.2f}",
             }
         table = measures_table(
             f"finprint index speed (batch {BATCH_SIZE}, {os.cpu_count()} cores, one run)", columns

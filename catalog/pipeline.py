@@ -404,9 +404,11 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
                 f"the HNSW graphs could not be saved ({exc}); the next run rebuilds them from the catalogue"
             )
         if settings.group_encounters:
+            tick = time.perf_counter()
             result.photos_regrouped, result.individuals_folded = _regroup_night(
                 store, card, settings, catalogue, result
             )
+            seconds["group"] = time.perf_counter() - tick
             result.individuals_new = max(0, result.individuals_new - result.individuals_folded)
         result.links_made = _link_encounters(store, catalogue.encounters)
         prefixes = [str(root) if root.is_file() else os.path.join(str(root), "") for root in roots]
