@@ -58,11 +58,14 @@ def naive_rate(paths: list[Path], embedder: Embedder) -> float | None:
     try:
         import torch
 
-        from catalog.train.nets import SmallFishNet
+        from catalog.train.nets import BACKBONES, build_backbone
     except ImportError:
         return None
     spec = embedder.card.input
-    network = SmallFishNet(embedder.card.embedding.dim, spec.channels).eval()
+    backbone = str(embedder.card.trained_on.get("backbone", "small"))
+    network = build_backbone(
+        backbone if backbone in BACKBONES else "small", embedder.card.embedding.dim, spec.channels
+    ).eval()
     mean = np.asarray(spec.mean, dtype=np.float32)
     std = np.asarray(spec.std, dtype=np.float32)
     started = time.perf_counter()
