@@ -98,6 +98,21 @@ def load_for_model(model_path: Path, model_version: str, detector: str) -> Fusio
     return fusion
 
 
+def _logistic(features: np.ndarray, same: np.ndarray, weights: np.ndarray, l2_penalty: float) -> np.ndarray:
+    """Weighted logistic regression by Newton's method; the first column (the bias) unpenalised."""
+    beta = np.zeros(features.shape[1])
+    penalty = np.diag([1e-9] + [1.0] * (features.shape[1] - 1))
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-(features @ beta)))
+        gradient = features.T @ (weights * (p - same)) + l2_penalty * np.r_[0.0, beta[1:]]
+        hessian = (features * (weights * p * (1 - p))[:, None]).T @ features + l2_penalty * penalty
+        step = np.linalg.solve(hessian, gradient)
+        beta -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    return beta
+
+
 def fit(
     distances: np.ndarray,
     inliers: np.ndarray,
@@ -136,17 +151,12 @@ def fit(
             members = kind & (group_of == group)
             if members.any():
                 weights[members] = 0.5 / members.sum() / group_count
-    beta = np.zeros(3)
-    for _ in range(50):
-        p = 1.0 / (1.0 + np.exp(-(features @ beta)))
-        gradient = features.T @ (weights * (p - same)) + l2_penalty * np.r_[0.0, beta[1:]]
-        hessian = (features * (weights * p * (1 - p))[:, None]).T @ features + l2_penalty * np.diag(
-            [1e-9, 1.0, 1.0]
-        )
-        step = np.linalg.solve(hessian, gradient)
-        beta -= step
-        if np.abs(step).max() < 1e-9:
-            break
+    beta = _logistic(features, same, weights, l2_penalty)
+    if beta[1] > 0:
+        # Within shortlists (every candidate is already among a photo's nearest) the distance can
+        # carry no signal, and noise then gives it a positive weight: a farther photo would look
+        # more alike. P(same) never rises with distance: fit without it instead.
+        beta = np.insert(_logistic(features[:, [0, 2]], same, weights, l2_penalty), 1, 0.0)
     scores = features @ beta
     score_threshold = -np.inf
     allowed = 0

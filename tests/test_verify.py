@@ -287,3 +287,15 @@ def test_keypoints_evicted_from_memory_are_read_back_from_the_catalogue(
     monkeypatch.setattr(pipeline, "_FEATURES_KEPT", 3)
     assert sightings("tight") == roomy
     assert any(inliers for *_, inliers in roomy)
+
+
+def test_a_distance_that_carries_no_signal_never_gets_a_weight_that_favours_far_pairs() -> None:
+    rng = np.random.default_rng(2)
+    same = rng.random(4000) < 0.3
+    # Same-individual pairs a little farther on average (shortlist noise), inliers informative.
+    distances = np.where(same, rng.normal(0.62, 0.1, 4000), rng.normal(0.6, 0.1, 4000))
+    inliers = np.where(same, rng.poisson(15, 4000), rng.poisson(2, 4000)).astype(float)
+    fitted = fusion_module.fit(distances, inliers, same, 0.5, "m1", verify.DETECTOR)
+    assert fitted.distance_weight == 0.0
+    assert fitted.inlier_weight > 0
+    assert fitted.probability(0.9, 5) <= fitted.probability(0.3, 5)
