@@ -223,7 +223,11 @@ def test_the_review_queue_names_the_individual_it_proposes(survey_archive: Path,
 
     db = tmp_path / "c.duckdb"
     # Embeddings alone at a loose threshold, nights not regrouped: plenty of near misses.
-    settings = Settings(db_path=db, verify=False, distance_threshold=0.45, group_encounters=False)
+    from catalog.modelcard import read_card
+    from catalog.settings import DEFAULT_MODEL_PATH
+
+    loose = 2.0 * read_card(DEFAULT_MODEL_PATH).threshold
+    settings = Settings(db_path=db, verify=False, distance_threshold=loose, group_encounters=False)
     index(settings, sorted(p for p in survey_archive.iterdir() if p.is_dir())[:2])
     result = runner.invoke(app, ["review", "--db", str(db), "--format", "json"])
     assert result.exit_code == 0, result.output

@@ -17,6 +17,23 @@ from catalog.synthetic import make_fish, photograph
 from tests.test_nightly import _catalogue_rows
 
 
+def _safe_threshold(truth: dict[str, str]) -> float:
+    """A distance under which almost no two different fish of this archive fall (the 2nd
+    percentile of their distances under the shipped model), while single photos of one fish often
+    do not: embeddings alone then split fish more than they mix them, which is where the night's
+    groups help. Taken from the photos, not a constant, so it holds for any shipped model."""
+    from catalog.embed import Embedder
+    from catalog.preprocess import preprocess
+    from catalog.settings import DEFAULT_MODEL_PATH
+
+    embedder = Embedder(DEFAULT_MODEL_PATH)
+    paths = sorted(truth)
+    vectors = embedder.embed(np.stack([preprocess(Path(path), embedder.card.input) for path in paths]))
+    fish = np.asarray([truth[path] for path in paths])
+    distances = np.linalg.norm(vectors[:, None, :] - vectors[None, :, :], axis=2)
+    return float(np.percentile(distances[fish[:, None] != fish[None, :]], 2))
+
+
 def _unit(*rows: list[float]) -> np.ndarray:
     vectors = np.asarray(rows, dtype=np.float32)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -131,7 +148,10 @@ def test_deciding_the_nights_groups_recovers_more_resightings_at_no_cost_in_prec
     folders = sorted((tmp_path / "archive").iterdir())
     # Embedding alone at a threshold where single photos often fall in the review band.
     alone = Settings(
-        db_path=tmp_path / "alone.duckdb", verify=False, distance_threshold=0.45, group_encounters=False
+        db_path=tmp_path / "alone.duckdb",
+        verify=False,
+        distance_threshold=_safe_threshold(truth),
+        group_encounters=False,
     )
     grouped = replace(alone, db_path=tmp_path / "grouped.duckdb", group_encounters=True)
     for settings in (alone, grouped):
@@ -150,7 +170,9 @@ def test_deciding_the_nights_groups_recovers_more_resightings_at_no_cost_in_prec
 
 def test_two_fish_photographed_in_the_same_minute_stay_two(tmp_path: Path) -> None:
     truth = _night_archive(tmp_path / "archive", fish_count=2, nights=1, shots=4, seed=3)
-    settings = Settings(db_path=tmp_path / "c.duckdb", verify=False, distance_threshold=0.45)
+    settings = Settings(
+        db_path=tmp_path / "c.duckdb", verify=False, distance_threshold=_safe_threshold(truth)
+    )
     index(settings, [tmp_path / "archive"])
     with Store.open(settings.db_path, read_only=True) as store:
         rows = store.query("photos_export", since=None, until=None, site=None, individual=None)
@@ -164,9 +186,12 @@ def test_two_fish_photographed_in_the_same_minute_stay_two(tmp_path: Path) -> No
 def test_a_night_killed_between_its_batches_groups_as_an_uninterrupted_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _night_archive(tmp_path / "archive", fish_count=3, nights=1, shots=5, seed=11)
+    truth = _night_archive(tmp_path / "archive", fish_count=3, nights=1, shots=5, seed=11)
     settings = Settings(
-        db_path=tmp_path / "reference.duckdb", verify=False, distance_threshold=0.45, batch_size=4
+        db_path=tmp_path / "reference.duckdb",
+        verify=False,
+        distance_threshold=_safe_threshold(truth),
+        batch_size=4,
     )
     index(settings, [tmp_path / "archive"])
     reference = _catalogue_rows(settings.db_path)
@@ -194,8 +219,10 @@ def test_a_night_killed_between_its_batches_groups_as_an_uninterrupted_one(
 def test_undoing_the_nights_group_decisions_gives_back_the_per_photo_catalogue(tmp_path: Path) -> None:
     from catalog.decisions import undo
 
-    _night_archive(tmp_path / "archive", fish_count=3, nights=1, shots=5, seed=11)
-    grouped = Settings(db_path=tmp_path / "grouped.duckdb", verify=False, distance_threshold=0.45)
+    truth = _night_archive(tmp_path / "archive", fish_count=3, nights=1, shots=5, seed=11)
+    grouped = Settings(
+        db_path=tmp_path / "grouped.duckdb", verify=False, distance_threshold=_safe_threshold(truth)
+    )
     alone = replace(grouped, db_path=tmp_path / "alone.duckdb", group_encounters=False)
     for settings in (grouped, alone):
         index(settings, [tmp_path / "archive"])
