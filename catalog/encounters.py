@@ -19,10 +19,12 @@ decision that a person can undo (`finprint decisions`):
 
 An individual of tonight left with no photo is merged into the one its photos went to.
 
-Likeness is scored as identification scores it: by embedding distance, or with keypoint
-verification by the fused score of distance and inliers. A group is an average-linkage cluster:
-two parts join only while the mean score between their photos passes the threshold a single match
-must pass, so a chain of look-alikes (A~B, B~C, A far from C) does not become one group.
+Likeness is the embedding distance, with the catalogue's threshold, also when each photo was
+verified by keypoints: grouped on the fused score, crops of two fish cut from one video frame
+(their pixels overlap, so their keypoints agree) were joined (`just bench-nights`, fs48). A group
+is an average-linkage cluster: two parts join only while the mean distance between their photos
+stays under the threshold a single match must pass, so a chain of look-alikes (A~B, B~C, A far
+from C) does not become one group.
 Everything is computed again from the catalogue at the end of each night, so a night resumed
 after a kill gathers and decides exactly as an uninterrupted one.
 """
@@ -31,23 +33,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from catalog.fusion import Fusion
 from catalog.store import Store, TonightPhoto
-from catalog.verify import LocalFeatures, distinctive_inliers, match, match_many
 from catalog.vocabulary import SightingStatus
 
 # Distances are computed this many rows at a time, so a 20,000-photo night needs no 1.6 GB matrix.
 _ROWS_PER_BLOCK = 512
 # Each photo offers its nearest photos of tonight as candidates to join; average linkage decides.
 _CANDIDATES_PER_PHOTO = 10
-# With keypoints each candidate pair costs a match: fewer candidates, and the linkage between two
-# parts averaged over at most this many of their pairs (the first, in photo order).
-_VERIFIED_CANDIDATES_PER_PHOTO = 5
-_LINKAGE_PAIRS = 64
 
 
 @dataclass(frozen=True)
@@ -60,73 +56,25 @@ class GroupDecision:
     reason: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class Evidence:
-    """How alike two photos are, as identification scores it (higher is more alike), and where
-    it decides: `accept_above`, with a review band of `band` on either side."""
+    """Where the night's groups decide, in scores where higher is more alike (minus the embedding
+    distance): `accept_above` (minus the catalogue's threshold), with a review band of `band` on
+    either side."""
 
     accept_above: float
     band: float
-    fusion: Fusion | None = None
-    features_of: Callable[[list[str]], dict[str, LocalFeatures]] | None = None
-    _scores: dict[tuple[str, str], float] = field(default_factory=dict)
 
     @classmethod
     def of_distances(cls, distance_threshold: float, band: float) -> Evidence:
         return cls(-distance_threshold, band)
 
-    def score(self, first: str, second: str, distance: float) -> float:
-        """The score of two photos at this embedding distance: -distance, or fused with their
-        keypoint inliers (matched once per pair)."""
-        if self.fusion is None or self.features_of is None:
-            return -distance
-        key = (first, second) if first < second else (second, first)
-        if key not in self._scores:
-            features = self.features_of([first, second])
-            inliers = (
-                match(features[first], features[second]).inliers
-                if first in features and second in features
-                else 0
-            )
-            self._scores[key] = float(self.fusion.score(distance, inliers))
-        return self._scores[key]
 
-    def scores_against(self, photo: str, candidates: list[tuple[str, float, str]]) -> list[float]:
-        """The scores of one photo with several (photo id, distance, owner): with keypoints, only
-        its distinctive inliers count, as in identification (verify.distinctive_inliers): a
-        keypoint that agrees with photos of two owners is on what they share (a rock both were
-        photographed against), not on the animal."""
-        if self.fusion is None or self.features_of is None or not candidates:
-            return [-distance for _, distance, _ in candidates]
-        features = self.features_of([photo, *(other for other, _, _ in candidates)])
-        if photo not in features:
-            return [float(self.fusion.score(distance, 0)) for _, distance, _ in candidates]
-        described = [(other, owner) for other, _, owner in candidates if other in features]
-        agreements = match_many(features[photo], [features[other] for other, _ in described])
-        counts = dict(
-            zip(
-                [other for other, _ in described],
-                distinctive_inliers(agreements, [owner for _, owner in described]),
-                strict=True,
-            )
-        )
-        return [float(self.fusion.score(distance, counts.get(other, 0))) for other, distance, _ in candidates]
-
-    def prefetch(self, photo_ids: list[str]) -> None:
-        """Read these photos' keypoints at once (one catalogue query, not one per pair)."""
-        if self.fusion is not None and self.features_of is not None and photo_ids:
-            self.features_of(sorted(set(photo_ids)))
-
-    @property
-    def candidates_per_photo(self) -> int:
-        return _CANDIDATES_PER_PHOTO if self.fusion is None else _VERIFIED_CANDIDATES_PER_PHOTO
-
-
-def _nearest_pairs(vectors: np.ndarray, per_photo: int) -> list[tuple[float, int, int]]:
-    """(distance, i, j) with i < j for each photo's `per_photo` nearest others."""
+def _nearest_pairs(vectors: np.ndarray) -> list[tuple[float, int, int]]:
+    """(distance, i, j) with i < j for each photo's nearest others, nearest first."""
     count = len(vectors)
     squared_norms = (vectors.astype(np.float64) ** 2).sum(axis=1)
-    k = min(per_photo, count - 1)
+    k = min(_CANDIDATES_PER_PHOTO, count - 1)
     pairs: set[tuple[float, int, int]] = set()
     for start in range(0, count, _ROWS_PER_BLOCK):
         block = vectors[start : start + _ROWS_PER_BLOCK].astype(np.float64)
@@ -143,39 +91,15 @@ def _nearest_pairs(vectors: np.ndarray, per_photo: int) -> list[tuple[float, int
     return sorted(pairs)
 
 
-def average_linkage_groups(
-    vectors: np.ndarray, photo_ids: list[str], evidence: Evidence, owners: list[str] | None = None
-) -> list[list[int]]:
+def average_linkage_groups(vectors: np.ndarray, evidence: Evidence) -> list[list[int]]:
     """Groups of rows of `vectors` (each sorted, in order of their first row), every group's parts
     joined only while the mean score between their photos passes `evidence.accept_above`.
-    Candidate joins are each photo's nearest neighbours, the most alike first, scored from both
-    ends (the lower counts; with keypoints, distinctive inliers against the neighbours' current
-    `owners`); singletons are left out."""
+    Candidate joins are each photo's nearest neighbours under the threshold, the nearest first;
+    singletons are left out."""
     count = len(vectors)
     if count < 2:
         return []
-    owners = owners or photo_ids
-    pairs = _nearest_pairs(vectors, evidence.candidates_per_photo)
-    if evidence.fusion is None:
-        # By distance alone a pair past the threshold can never join.
-        pairs = [(d, i, j) for d, i, j in pairs if -d > evidence.accept_above]
-    partners: dict[int, list[tuple[int, float]]] = {}
-    for distance, i, j in pairs:
-        partners.setdefault(i, []).append((j, distance))
-        partners.setdefault(j, []).append((i, distance))
-    directed: dict[tuple[int, int], float] = {}
-    for i, near in sorted(partners.items()):
-        scores = evidence.scores_against(photo_ids[i], [(photo_ids[j], d, owners[j]) for j, d in near])
-        directed.update({(i, j): score for (j, _), score in zip(near, scores, strict=True)})
-    known = {(i, j): min(directed[(i, j)], directed[(j, i)]) for _, i, j in pairs}
-
-    def pair_score(i: int, j: int) -> float:
-        key = (i, j) if i < j else (j, i)
-        if key in known:
-            return known[key]
-        return evidence.score(photo_ids[i], photo_ids[j], float(np.linalg.norm(vectors[i] - vectors[j])))
-
-    candidates = sorted((-score, i, j) for (i, j), score in known.items() if score > evidence.accept_above)
+    candidates = [(d, i, j) for d, i, j in _nearest_pairs(vectors) if -d > evidence.accept_above]
     parent = list(range(count))
     members: dict[int, list[int]] = {i: [i] for i in range(count)}
 
@@ -189,8 +113,11 @@ def average_linkage_groups(
         a, b = root(i), root(j)
         if a == b:
             continue
-        cross = [(x, y) for x in members[a] for y in members[b]][:_LINKAGE_PAIRS]
-        if float(np.mean([pair_score(x, y) for x, y in cross])) <= evidence.accept_above:
+        left, right = vectors[members[a]].astype(np.float64), vectors[members[b]].astype(np.float64)
+        # |a - b|^2 from norms and one product: a parts x parts matrix, never parts x parts x dim.
+        squared = (left**2).sum(axis=1)[:, None] + (right**2).sum(axis=1)[None, :] - 2 * left @ right.T
+        mean_distance = float(np.sqrt(np.maximum(squared, 0.0)).mean())
+        if -mean_distance <= evidence.accept_above:
             continue
         keep, gone = (a, b) if a < b else (b, a)
         parent[gone] = keep
@@ -296,15 +223,11 @@ def group_tonight(
             continue
         ids = [photo.photo_id for photo in members]
         vectors = store.vectors_for(ids, model_version)
-        owners = [photo.individual_id for photo in members]
-        for rows in average_linkage_groups(vectors, ids, evidence, owners):
-            found = nearest_known(partition, vectors[rows], tonight_in[partition])
-            evidence.prefetch([photo_id for near in found for _, photo_id in near.values()])
-            near = []
-            for row, by_individual in zip(rows, found, strict=True):
-                known = [(photo_id, distance, who) for who, (distance, photo_id) in by_individual.items()]
-                scores = evidence.scores_against(ids[row], known)
-                near.append({who: score for (_, _, who), score in zip(known, scores, strict=True)})
+        for rows in average_linkage_groups(vectors, evidence):
+            near = [
+                {individual: -distance for individual, (distance, _) in by_individual.items()}
+                for by_individual in nearest_known(partition, vectors[rows], tonight_in[partition])
+            ]
             decision = decide_group([members[row] for row in rows], near, tonight_individuals, evidence)
             if decision is not None:
                 decisions.append(decision)

@@ -41,8 +41,7 @@ def _unit(*rows: list[float]) -> np.ndarray:
 
 def test_two_tight_clusters_are_two_groups_and_a_loner_none() -> None:
     vectors = _unit([1, 0, 0.01], [1, 0.02, 0], [0, 1, 0.01], [0.02, 1, 0], [0, 0, 1])
-    ids = [str(i) for i in range(len(vectors))]
-    assert average_linkage_groups(vectors, ids, Evidence.of_distances(0.2, 0.02)) == [[0, 1], [2, 3]]
+    assert average_linkage_groups(vectors, Evidence.of_distances(0.2, 0.02)) == [[0, 1], [2, 3]]
 
 
 def test_a_chain_of_look_alikes_does_not_become_one_group() -> None:
@@ -53,7 +52,7 @@ def test_a_chain_of_look_alikes_does_not_become_one_group() -> None:
     far = float(np.linalg.norm(vectors[0] - vectors[2]))
     threshold = pair * 1.2
     assert far > threshold
-    groups = average_linkage_groups(vectors, ["a", "b", "c"], Evidence.of_distances(threshold, 0.0))
+    groups = average_linkage_groups(vectors, Evidence.of_distances(threshold, 0.0))
     assert [0, 1, 2] not in groups and len(groups) == 1
 
 
