@@ -45,7 +45,7 @@ smoke:
     /tmp/finprint-smoke/venv/bin/finprint demo /tmp/finprint-smoke/demo --individuals 6 --surveys 3
     ! /tmp/finprint-smoke/venv/bin/python -c "import torch" 2>/dev/null
 
-# Retrain the shipped default model (CPU: about an hour on 2 cores; a GPU is used when torch
+# Retrain the shipped default model (CPU: 56-81 minutes on 2 cores; a GPU is used when torch
 # sees one): MobileNetV2 from ImageNet weights, fine-tuned on 160 synthetic fish plus every
 # shared real set, 20% of the individuals of all of them held out for validation, the
 # threshold and the keypoint fusion (default.verify.json);
