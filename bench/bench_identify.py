@@ -23,6 +23,7 @@ from pathlib import Path
 
 from benchtable import bench_console, measures_table
 from heldout import SHARED, held_out_by_set
+from rich.console import Console
 
 from catalog.errors import FinprintError
 from catalog.metrics import ClusteringScores, clustering_scores
@@ -187,12 +188,22 @@ def main() -> None:
         "embedding alone and with keypoint verification",
         markup=False,
     )
+    print_results(console, tables, mixed)
+
+
+def print_results(
+    console: Console, tables: dict[str, dict[str, dict[str, str]]], mixed: list[Mixed], files_shown: int = 0
+) -> None:
+    """Each set's table, then every found individual that mixes animals, with its files (the first
+    `files_shown` of each animal's, when not 0), so that each can be checked by eye."""
     for name, columns in tables.items():
         console.print(measures_table(name, columns))
     for found in mixed:
         console.print(f"{found.label} holds more than one animal:", markup=False)
         for animal, files in found.members.items():
-            console.print(f"  {animal}: {', '.join(files)}", markup=False)
+            shown = files[:files_shown] if files_shown else files
+            more = " ..." if len(shown) < len(files) else ""
+            console.print(f"  {animal}: {', '.join(shown)}{more}", markup=False)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,8 @@ from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
-from bench_identify import Mixed, catalogue_scores, label_errors
-from benchtable import bench_console, measures_table
+from bench_identify import Mixed, catalogue_scores, label_errors, print_results
+from benchtable import bench_console
 from heldout import SHARED, held_out_by_set
 
 from catalog.errors import FinprintError
@@ -208,14 +208,7 @@ def main() -> None:
         f"{card.threshold}), {'embedding alone' if args.no_verify else 'with keypoint verification'}",
         markup=False,
     )
-    for name, columns in tables.items():
-        console.print(measures_table(name, columns))
-    for found in mixed:
-        console.print(f"{found.label} holds more than one animal:", markup=False)
-        for animal, files in found.members.items():
-            console.print(
-                f"  {animal}: {', '.join(files[:6])}{' ...' if len(files) > 6 else ''}", markup=False
-            )
+    print_results(console, tables, mixed, files_shown=6)
 
 
 if __name__ == "__main__":

@@ -57,3 +57,21 @@ def decided_catalogue(
     db = tmp_path_factory.mktemp("decided") / "c.duckdb"
     index(Settings(db_path=db), folders[:2])
     return db, folders[:3]
+
+
+def die_after_batches(monkeypatch: pytest.MonkeyPatch, deaths: set[int]) -> Callable[[], None]:
+    """Make `finprint index` die (KeyboardInterrupt) right after its Nth committed batch, for each N
+    in `deaths`, counting across runs; returns the function that puts the real writer back."""
+    from catalog.store import Store
+
+    real_write = Store.write_batch
+    writes = {"count": 0}
+
+    def write_then_die(self: Store, *args: Any, **kwargs: Any) -> None:
+        real_write(self, *args, **kwargs)
+        writes["count"] += 1
+        if writes["count"] in deaths:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Store, "write_batch", write_then_die)
+    return lambda: monkeypatch.setattr(Store, "write_batch", real_write)

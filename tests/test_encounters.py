@@ -14,6 +14,7 @@ from catalog.pipeline import index
 from catalog.settings import Settings
 from catalog.store import Store, TonightPhoto
 from catalog.synthetic import make_fish, photograph
+from tests.conftest import die_after_batches
 from tests.test_nightly import _catalogue_rows
 
 
@@ -197,20 +198,12 @@ def test_a_night_killed_between_its_batches_groups_as_an_uninterrupted_one(
     assert any(row[0] == "group" for row in reference["decisions"]), "nothing grouped: the test shows nothing"
 
     killed = replace(settings, db_path=tmp_path / "killed.duckdb")
-    real_write = Store.write_batch
-    writes = {"count": 0}
-
-    def write_then_die(self: Store, *args: object, **kwargs: object) -> None:
-        real_write(self, *args, **kwargs)  # type: ignore[arg-type]
-        writes["count"] += 1
-        if writes["count"] in (2, 3):
-            raise KeyboardInterrupt  # dies after its second committed batch, then again after one more
-
-    monkeypatch.setattr(Store, "write_batch", write_then_die)
+    # Dies after its second committed batch, then again after one more.
+    restore = die_after_batches(monkeypatch, {2, 3})
     for _ in range(2):
         with pytest.raises(KeyboardInterrupt):
             index(killed, [tmp_path / "archive"])
-    monkeypatch.setattr(Store, "write_batch", real_write)
+    restore()
     index(killed, [tmp_path / "archive"])
     assert _catalogue_rows(killed.db_path) == reference
 

@@ -21,7 +21,7 @@ from catalog.pipeline import index, reindex
 from catalog.settings import Settings
 from catalog.store import Store
 from exporters.selection import ExportFilter, photo_rows
-from tests.conftest import retag_model
+from tests.conftest import die_after_batches, retag_model
 
 
 def _copy_surveys(source: Path, target: Path, count: int) -> list[Path]:
@@ -196,19 +196,10 @@ def test_a_night_resumed_after_a_kill_makes_every_encounter_link(
     assert sum(row[0] == "link" for row in reference["decisions"]) == 6
 
     killed = replace(settings, db_path=tmp_path / "killed.duckdb")
-    real_write = Store.write_batch
-    writes = {"count": 0}
-
-    def write_then_die(self: Store, *args: object, **kwargs: object) -> None:
-        real_write(self, *args, **kwargs)  # type: ignore[arg-type]
-        writes["count"] += 1
-        if writes["count"] == 2:
-            raise KeyboardInterrupt  # the process dies after its second batch is committed
-
-    monkeypatch.setattr(Store, "write_batch", write_then_die)
+    restore = die_after_batches(monkeypatch, {2})  # the process dies after its second batch is committed
     with pytest.raises(KeyboardInterrupt):
         index(killed, [archive])
-    monkeypatch.setattr(Store, "write_batch", real_write)
+    restore()
     index(killed, [archive])
     assert _catalogue_rows(killed.db_path) == reference
 
