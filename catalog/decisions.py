@@ -77,14 +77,18 @@ def merge(store: Store, keep: str, fold: str, reason: str) -> int:
     )
 
 
-def regroup(store: Store, keep: str, photos: list[str], emptied: list[str], reason: str) -> int:
+def regroup(store: Store, keep: str, photos: list[str], reason: str) -> list[str]:
     """An automatic decision of the night's grouping (catalog.encounters): these photos of one
-    animal move to `keep` (or leave review there) as re-sightings, and individuals first seen
-    tonight that are left with no photo point to it, as a merge would. Recorded and undoable like
-    a person's decision."""
+    animal move to `keep` (or leave review there) as re-sightings, and individuals left with no
+    photo point to it, as a merge would. Recorded and undoable like a person's decision; returns
+    the individuals it left empty."""
+    moving = set(photos)
+    sources = {individual for individual, _ in store.sighting_states(photos).values()}
+    emptied = sorted(i for i in sources - {keep} if set(store.photos_of(i)) <= moving)
     changes = {p: (keep, SightingStatus.MATCHED.value) for p in photos}
     folded: dict[str, dict[str, str | None]] = {individual: {"merged_into": keep} for individual in emptied}
-    return store.record_decision(DecisionAction.GROUP, reason, changes, folded, [], individual_id=keep)
+    store.record_decision(DecisionAction.GROUP, reason, changes, folded, [], individual_id=keep)
+    return emptied
 
 
 def split(store: Store, individual_id: str, photos: list[str], reason: str) -> int:

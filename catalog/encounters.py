@@ -45,29 +45,20 @@ _ROWS_PER_BLOCK = 512
 # Each photo offers its nearest photos of tonight as candidates to join; average linkage decides.
 _CANDIDATES_PER_PHOTO = 10
 
+# partition, vectors, photos left out -> per vector, each catalogued individual near it and the
+# distance to its nearest photo (Identifier.nearest_individuals).
+NearestKnown = Callable[[str, np.ndarray, set[str]], list[dict[str, float]]]
+
 
 @dataclass(frozen=True)
 class GroupDecision:
     """One group's outcome: its photos that move to `keep` (or stay there, out of review) as
-    re-sightings, and why."""
+    re-sightings, how many of them were in review, and why."""
 
     keep: str
     photo_ids: tuple[str, ...]
+    reviews_settled: int
     reason: str
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """Where the night's groups decide, in scores where higher is more alike (minus the embedding
-    distance): `accept_above` (minus the catalogue's threshold), with a review band of `band` on
-    either side."""
-
-    accept_above: float
-    band: float
-
-    @classmethod
-    def of_distances(cls, distance_threshold: float, band: float) -> Evidence:
-        return cls(-distance_threshold, band)
 
 
 def _nearest_pairs(vectors: np.ndarray) -> list[tuple[float, int, int]]:
@@ -91,15 +82,14 @@ def _nearest_pairs(vectors: np.ndarray) -> list[tuple[float, int, int]]:
     return sorted(pairs)
 
 
-def average_linkage_groups(vectors: np.ndarray, evidence: Evidence) -> list[list[int]]:
+def average_linkage_groups(vectors: np.ndarray, distance_threshold: float) -> list[list[int]]:
     """Groups of rows of `vectors` (each sorted, in order of their first row), every group's parts
-    joined only while the mean score between their photos passes `evidence.accept_above`.
+    joined only while the mean distance between their photos stays under `distance_threshold`.
     Candidate joins are each photo's nearest neighbours under the threshold, the nearest first;
     singletons are left out."""
     count = len(vectors)
     if count < 2:
         return []
-    candidates = [(d, i, j) for d, i, j in _nearest_pairs(vectors) if -d > evidence.accept_above]
     parent = list(range(count))
     members: dict[int, list[int]] = {i: [i] for i in range(count)}
 
@@ -109,15 +99,14 @@ def average_linkage_groups(vectors: np.ndarray, evidence: Evidence) -> list[list
             i = parent[i]
         return i
 
-    for _, i, j in candidates:
+    for distance, i, j in _nearest_pairs(vectors):
         a, b = root(i), root(j)
-        if a == b:
+        if distance >= distance_threshold or a == b:
             continue
         left, right = vectors[members[a]].astype(np.float64), vectors[members[b]].astype(np.float64)
         # |a - b|^2 from norms and one product: a parts x parts matrix, never parts x parts x dim.
         squared = (left**2).sum(axis=1)[:, None] + (right**2).sum(axis=1)[None, :] - 2 * left @ right.T
-        mean_distance = float(np.sqrt(np.maximum(squared, 0.0)).mean())
-        if -mean_distance <= evidence.accept_above:
+        if float(np.sqrt(np.maximum(squared, 0.0)).mean()) >= distance_threshold:
             continue
         keep, gone = (a, b) if a < b else (b, a)
         parent[gone] = keep
@@ -129,26 +118,27 @@ def decide_group(
     photos: list[TonightPhoto],
     nearest_known: list[dict[str, float]],
     tonight_individuals: set[str],
-    evidence: Evidence,
+    distance_threshold: float,
+    band: float,
 ) -> GroupDecision | None:
     """Which individual one group of tonight's photos is, and which of its photos move there.
 
-    `nearest_known[m]`: member m's score with each catalogued individual near it (photos of
-    tonight left out). The group's score for an individual is the mean of its members' scores (a
-    member with none of its photos near makes it minus infinity): average linkage between the
-    group and that individual, decided with the same threshold, review band and second-candidate
-    rule as a single photo. A member matched on its own to a catalogued individual takes the
-    group there when the group's score with it reaches the review band and no other catalogued
-    one is as near."""
+    `nearest_known[m]`: member m's distance to the nearest photo of each catalogued individual
+    near it (photos of tonight left out). The group's distance to an individual is the mean of its
+    members' (infinite when a member has none of its photos near): average linkage between the
+    group and that individual, decided with the same threshold, review band (`band` on either
+    side) and second-candidate rule as a single photo. A member matched on its own to a
+    catalogued individual takes the group there when the group's distance to it is at most in
+    the review band and no other catalogued one is as near."""
     if any(photo.status == SightingStatus.CONFIRMED for photo in photos):
         return None  # a person decided on one of them: theirs is the last word
-    accept, band = evidence.accept_above, evidence.band
     candidates = sorted({individual for near in nearest_known for individual in near})
-    scores = {
-        individual: float(np.mean([near.get(individual, -np.inf) for near in nearest_known]))
+    mean_distance = {
+        individual: float(np.mean([near.get(individual, np.inf) for near in nearest_known]))
         for individual in candidates
     }
-    ranked = sorted(candidates, key=lambda individual: (-scores[individual], individual))
+    ranked = sorted(candidates, key=lambda individual: (mean_distance[individual], individual))
+    near_enough = distance_threshold + band
     matched_known = {
         photo.individual_id
         for photo in photos
@@ -161,17 +151,17 @@ def decide_group(
         target = next(iter(matched_known))
         # The group as a whole must be near it too (at least in the review band), and near no
         # other: one photo's match is not carried over a group that, on average, looks elsewhere.
-        if scores.get(target, -np.inf) <= accept - band or any(
-            scores[other] > accept - band for other in ranked if other != target
+        if mean_distance.get(target, np.inf) >= near_enough or any(
+            mean_distance[other] < near_enough for other in ranked if other != target
         ):
             return None
         how = f"{sum(1 for p in photos if p.individual_id == target)} matched to {target} on their own"
-    elif ranked and scores[ranked[0]] > accept - band:
-        runner_up = scores[ranked[1]] if len(ranked) > 1 else -np.inf
-        if scores[ranked[0]] <= accept + band or runner_up > accept - band:
+    elif ranked and mean_distance[ranked[0]] < near_enough:
+        runner_up = mean_distance[ranked[1]] if len(ranked) > 1 else np.inf
+        if mean_distance[ranked[0]] >= distance_threshold - band or runner_up < near_enough:
             return None  # in the review band, or near two catalogued fish: a person decides
         target = ranked[0]
-        how = f"mean score {scores[target]:.3f} with {target}"
+        how = f"mean distance {mean_distance[target]:.3f} to {target}"
     else:
         target = None
         how = "no catalogued fish near"
@@ -183,30 +173,26 @@ def decide_group(
         held = Counter(photo.individual_id for photo in photos)
         target = min(held, key=lambda individual: (-held[individual], individual))
     # Photos that move, and photos left in review on the one the group is: the group decides them.
-    moving = tuple(
-        photo.photo_id
-        for photo in photos
-        if photo.individual_id != target or photo.status == SightingStatus.REVIEW
-    )
+    moving = [p for p in photos if p.individual_id != target or p.status == SightingStatus.REVIEW]
     if not moving:
         return None
-    return GroupDecision(target, moving, f"automatic: tonight's {len(photos)} photos of one animal, {how}")
-
-
-NearestKnown = Callable[[str, np.ndarray, set[str]], list[dict[str, tuple[float, str]]]]
+    return GroupDecision(
+        target,
+        tuple(p.photo_id for p in moving),
+        sum(p.status == SightingStatus.REVIEW for p in moving),
+        f"automatic: tonight's {len(photos)} photos of one animal, {how}",
+    )
 
 
 def group_tonight(
     store: Store,
     model_version: str,
-    evidence: Evidence,
+    distance_threshold: float,
+    band: float,
     partition_of: Callable[[TonightPhoto], str],
     nearest_known: NearestKnown,
 ) -> list[GroupDecision]:
-    """Gather the night's photos into groups and decide each group (see the module's text).
-    `nearest_known(partition, vectors, leave_out)`: per vector, each catalogued individual near it
-    with (distance, its nearest photo), photos in `leave_out` (tonight's in that partition) not
-    counted."""
+    """Gather the night's photos into groups and decide each group (see the module's text)."""
     photos = store.photos_since_last_finished_run()
     if len(photos) < 2:
         return []
@@ -221,14 +207,12 @@ def group_tonight(
     for (partition, _, _), members in sorted(by_place.items()):
         if len(members) < 2:
             continue
-        ids = [photo.photo_id for photo in members]
-        vectors = store.vectors_for(ids, model_version)
-        for rows in average_linkage_groups(vectors, evidence):
-            near = [
-                {individual: -distance for individual, (distance, _) in by_individual.items()}
-                for by_individual in nearest_known(partition, vectors[rows], tonight_in[partition])
-            ]
-            decision = decide_group([members[row] for row in rows], near, tonight_individuals, evidence)
+        vectors = store.vectors_for([photo.photo_id for photo in members], model_version)
+        for rows in average_linkage_groups(vectors, distance_threshold):
+            near = nearest_known(partition, vectors[rows], tonight_in[partition])
+            decision = decide_group(
+                [members[row] for row in rows], near, tonight_individuals, distance_threshold, band
+            )
             if decision is not None:
                 decisions.append(decision)
     return decisions

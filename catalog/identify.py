@@ -267,10 +267,10 @@ class Identifier:
 
     def nearest_individuals(
         self, partition: str, vectors: np.ndarray, leave_out: set[str]
-    ) -> list[dict[str, tuple[float, str]]]:
+    ) -> list[dict[str, float]]:
         """For each vector, each individual among its nearest catalogued photos with the distance
-        to, and the id of, its nearest photo; photos in `leave_out` (the night's own in this
-        partition) not counted."""
+        to its nearest photo; photos in `leave_out` (the night's own in this partition) not
+        counted."""
         graph = self._graphs.get(partition)
         if graph is None or not len(vectors):
             return [{} for _ in range(len(vectors))]
@@ -280,13 +280,12 @@ class Identifier:
             return [{} for _ in range(len(vectors))]
         graph.index.set_ef(max(query_ef(len(graph.photo_ids)), 2 * k))
         labels, squared = graph.index.knn_query(np.asarray(vectors, dtype=np.float32), k=k, num_threads=-1)
-        result: list[dict[str, tuple[float, str]]] = []
+        result: list[dict[str, float]] = []
         for row_labels, row_squared in zip(labels, squared, strict=True):
-            nearest: dict[str, tuple[float, str]] = {}
+            nearest: dict[str, float] = {}
             for label, sq in zip(row_labels.tolist(), row_squared.tolist(), strict=True):
-                photo_id = graph.photo_ids[label]
-                if photo_id not in leave_out:
-                    nearest.setdefault(graph.individual_ids[label], (float(np.sqrt(max(sq, 0.0))), photo_id))
+                if graph.photo_ids[label] not in leave_out:
+                    nearest.setdefault(graph.individual_ids[label], float(np.sqrt(max(sq, 0.0))))
             result.append(nearest)
         return result
 

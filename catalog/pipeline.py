@@ -39,7 +39,6 @@ from catalog.photos import (
 from catalog.preprocess import prepare, to_tensor
 from catalog.settings import Settings
 from catalog.store import Batch, IndividualRow, KnownPath, PhotoRow, SightingRow, Store, individual_label
-from catalog.vocabulary import SightingStatus
 
 ProgressCallback = Callable[[int, int], None]
 # Catalogued photos whose keypoints identification keeps in memory (about 400 MB at most).
@@ -440,37 +439,28 @@ def _regroup_night(
     returns the photos moved or taken out of review, and the individuals first seen tonight left
     with no photo (merged away)."""
     from catalog.decisions import regroup
-    from catalog.encounters import Evidence, group_tonight
+    from catalog.encounters import group_tonight
 
     identifier = catalogue.identifier
     threshold = identifier.distance_threshold
     # On the embedding alone, also when photos were verified one by one: grouped on the fused
     # score, crops of two fish cut from one video frame (their pixels overlap, so their keypoints
     # agree) were joined, 4 wrong merges on fs48 in `just bench-nights`; on distances, none.
-    evidence = Evidence.of_distances(threshold, threshold * settings.review_band_fraction)
     decisions = group_tonight(
         store,
         card.model_version,
-        evidence,
+        threshold,
+        threshold * settings.review_band_fraction,
         lambda p: partition_key(p.side, p.crop, catalogue.sides_split),
         identifier.nearest_individuals,
     )
-    tonight = set(store.individuals_since_last_finished_run())
     emptied_in_all = 0
     for decision in decisions:
-        states = store.sighting_states(list(decision.photo_ids))
+        emptied = regroup(store, decision.keep, list(decision.photo_ids), decision.reason)
+        emptied_in_all += len(emptied)
         # Every photo a group decides becomes a re-sighting; an individual it empties started with
         # one of them, which is now a re-sighting too (see the caller's individuals_new).
-        result.review -= sum(status == SightingStatus.REVIEW for _, status in states.values())
-        sources = {individual for individual, _ in states.values()}
-        moving = set(decision.photo_ids)
-        emptied = sorted(
-            individual
-            for individual in sources & tonight
-            if individual != decision.keep and set(store.photos_of(individual)) <= moving
-        )
-        regroup(store, decision.keep, list(decision.photo_ids), emptied, decision.reason)
-        emptied_in_all += len(emptied)
+        result.review -= decision.reviews_settled
         result.matched += len(emptied)
     return sum(len(decision.photo_ids) for decision in decisions), emptied_in_all
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from catalog.encounters import Evidence, average_linkage_groups, decide_group
+from catalog.encounters import average_linkage_groups, decide_group
 from catalog.metrics import clustering_scores
 from catalog.pipeline import index
 from catalog.settings import Settings
@@ -42,7 +42,7 @@ def _unit(*rows: list[float]) -> np.ndarray:
 
 def test_two_tight_clusters_are_two_groups_and_a_loner_none() -> None:
     vectors = _unit([1, 0, 0.01], [1, 0.02, 0], [0, 1, 0.01], [0.02, 1, 0], [0, 0, 1])
-    assert average_linkage_groups(vectors, Evidence.of_distances(0.2, 0.02)) == [[0, 1], [2, 3]]
+    assert average_linkage_groups(vectors, 0.2) == [[0, 1], [2, 3]]
 
 
 def test_a_chain_of_look_alikes_does_not_become_one_group() -> None:
@@ -53,17 +53,12 @@ def test_a_chain_of_look_alikes_does_not_become_one_group() -> None:
     far = float(np.linalg.norm(vectors[0] - vectors[2]))
     threshold = pair * 1.2
     assert far > threshold
-    groups = average_linkage_groups(vectors, Evidence.of_distances(threshold, 0.0))
+    groups = average_linkage_groups(vectors, threshold)
     assert [0, 1, 2] not in groups and len(groups) == 1
 
 
-# By distance alone, as without keypoints: scores are minus distances, threshold 0.3, band 0.03.
-BY_DISTANCE = Evidence.of_distances(0.3, 0.03)
-
-
-def _near(*members: dict[str, float]) -> list[dict[str, float]]:
-    """Members' distances to catalogued individuals, as the scores decide_group reads."""
-    return [{individual: -distance for individual, distance in member.items()} for member in members]
+# The catalogue's threshold and review band in these tests.
+BY_DISTANCE = (0.3, 0.03)
 
 
 def _photo(photo_id: str, individual: str, status: str) -> TonightPhoto:
@@ -73,31 +68,31 @@ def _photo(photo_id: str, individual: str, status: str) -> TonightPhoto:
 def test_a_group_on_two_catalogued_fish_or_touched_by_a_person_is_left_alone() -> None:
     tonight = {"FP-000009"}
     two_known = [_photo("a", "FP-000001", "matched"), _photo("b", "FP-000002", "matched")]
-    assert decide_group(two_known, [{}, {}], tonight, BY_DISTANCE) is None
+    assert decide_group(two_known, [{}, {}], tonight, *BY_DISTANCE) is None
     confirmed = [_photo("a", "FP-000009", "new"), _photo("b", "FP-000009", "confirmed")]
-    assert decide_group(confirmed, [{}, {}], tonight, BY_DISTANCE) is None
+    assert decide_group(confirmed, [{}, {}], tonight, *BY_DISTANCE) is None
 
 
 def test_a_group_near_one_catalogued_fish_on_average_joins_it() -> None:
     tonight = {"FP-000008", "FP-000009"}
     photos = [_photo("a", "FP-000008", "new"), _photo("b", "FP-000009", "review")]
-    near = _near({"FP-000001": 0.2, "FP-000002": 0.5}, {"FP-000001": 0.22})
-    decision = decide_group(photos, near, tonight, BY_DISTANCE)
+    near = [{"FP-000001": 0.2, "FP-000002": 0.5}, {"FP-000001": 0.22}]
+    decision = decide_group(photos, near, tonight, *BY_DISTANCE)
     assert decision is not None and decision.keep == "FP-000001" and set(decision.photo_ids) == {"a", "b"}
     # In the review band on average: a person decides.
-    assert decide_group(photos, _near({"FP-000001": 0.29}, {"FP-000001": 0.3}), tonight, BY_DISTANCE) is None
+    assert decide_group(photos, [{"FP-000001": 0.29}, {"FP-000001": 0.3}], tonight, *BY_DISTANCE) is None
     # As near a second catalogued fish: a person decides.
-    both = _near({"FP-000001": 0.2, "FP-000002": 0.25}, {"FP-000001": 0.2, "FP-000002": 0.3})
-    assert decide_group(photos, both, tonight, BY_DISTANCE) is None
+    both = [{"FP-000001": 0.2, "FP-000002": 0.25}, {"FP-000001": 0.2, "FP-000002": 0.3}]
+    assert decide_group(photos, both, tonight, *BY_DISTANCE) is None
 
 
 def test_one_photos_match_is_not_carried_over_a_group_that_looks_elsewhere() -> None:
     tonight = {"FP-000009"}
     photos = [_photo("a", "FP-000001", "matched"), _photo("b", "FP-000009", "new")]
     # The matched photo is near FP-000001, the rest of the group far: the mean is past the band.
-    assert decide_group(photos, _near({"FP-000001": 0.25}, {"FP-000001": 0.6}), tonight, BY_DISTANCE) is None
+    assert decide_group(photos, [{"FP-000001": 0.25}, {"FP-000001": 0.6}], tonight, *BY_DISTANCE) is None
     # Near enough on average (inside the review band): the group follows its matched photo.
-    decision = decide_group(photos, _near({"FP-000001": 0.25}, {"FP-000001": 0.33}), tonight, BY_DISTANCE)
+    decision = decide_group(photos, [{"FP-000001": 0.25}, {"FP-000001": 0.33}], tonight, *BY_DISTANCE)
     assert decision is not None and decision.keep == "FP-000001" and decision.photo_ids == ("b",)
 
 
@@ -108,7 +103,7 @@ def test_a_new_animal_split_tonight_goes_to_the_individual_holding_most_of_it() 
         _photo("b", "FP-000008", "new"),
         _photo("c", "FP-000009", "new"),
     ]
-    decision = decide_group(photos, [{}, {}, {}], tonight, BY_DISTANCE)
+    decision = decide_group(photos, [{}, {}, {}], tonight, *BY_DISTANCE)
     assert decision is not None and decision.keep == "FP-000009" and decision.photo_ids == ("b",)
 
 
