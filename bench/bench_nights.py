@@ -140,7 +140,7 @@ def drawn_archive(archive: Path) -> tuple[list[Path], dict[str, tuple[str, str]]
     return folders, truth
 
 
-def run_nights(folders: list[Path], archive: Path, settings: Settings) -> tuple[dict[str, str], float]:
+def run_nights(folders: list[Path], settings: Settings) -> tuple[dict[str, str], float]:
     """Index each night's folder in turn into one catalogue; the run totals and the seconds."""
     started = time.perf_counter()
     review = errors = 0
@@ -151,7 +151,6 @@ def run_nights(folders: list[Path], archive: Path, settings: Settings) -> tuple[
         # A later night re-reads the whole catalogue: the last night's report counts only its own.
         review += result.review
         errors += len(result.errors)
-    del archive
     return {"nights": str(len(folders)), "sent to review": str(review), "unreadable": str(errors)}, (
         time.perf_counter() - started
     )
@@ -192,7 +191,7 @@ def main() -> None:
                     base, db_path=archive.with_suffix(".duckdb"), group_encounters=way == "encounter"
                 )
                 try:
-                    totals, seconds = run_nights(folders, archive, settings)
+                    totals, seconds = run_nights(folders, settings)
                 except FinprintError as exc:
                     console.print(f"{name} {way}: not measured ({exc})", markup=False)
                     continue

@@ -290,3 +290,14 @@ def test_a_weight_ensemble_ends_the_trunk_between_fine_tuned_and_imagenet_weight
     head = [t for t in model.head.state_dict().values() if t.is_floating_point()]
     assert all(torch.allclose(t, torch.full_like(t, 0.25)) for t in trunk)
     assert all(torch.allclose(t, torch.ones_like(t)) for t in head)
+
+
+def test_a_weight_ensemble_without_imagenet_weights_is_refused_before_training(
+    labelled_set: Path, tmp_path: Path
+) -> None:
+    from catalog.errors import FinprintError
+
+    # The small network has no ImageNet start: refused at once, not after the epochs.
+    with pytest.raises(FinprintError, match="--weight-ensemble needs a backbone"):
+        train(_tiny(labelled_set, tmp_path / "m.onnx", backbone="small", weight_ensemble=0.5))
+    assert not (tmp_path / "m.checkpoints").exists()

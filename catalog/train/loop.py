@@ -121,6 +121,12 @@ def _check_choices(config: TrainConfig) -> None:
         if value not in {member.value for member in kind}:
             choices = ", ".join(member.value for member in kind)
             raise FinprintError(f"unknown {field_name} {value!r}: choose one of {choices}")
+    # Checked before training, not after it: the ensemble needs the ImageNet start it blends with.
+    if config.weight_ensemble < 1.0 and (not _uses_pretrained(config) or config.init_weights is not None):
+        raise FinprintError(
+            "--weight-ensemble needs a backbone that starts from ImageNet weights "
+            "(mobilenetv2 or efficientnet-lite0, without --no-pretrained or --init-weights)."
+        )
 
 
 @dataclass
@@ -411,8 +417,6 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
         ) from None
 
     if config.weight_ensemble < 1.0:
-        if not starting_weights:
-            raise FinprintError("--weight-ensemble needs a backbone that starts from ImageNet weights.")
         _ensemble_with_imagenet(model, config)
         starting_weights = {**starting_weights, "weight_ensemble": str(config.weight_ensemble)}
     validation: ReidMetrics | None = None
