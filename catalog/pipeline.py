@@ -130,11 +130,12 @@ def _absolutised(
     """Catalogues made before paths were stored absolute keep them as typed: a relative path whose
     absolute form this run found from here is the same file, and is rewritten in place."""
     present = {str(f.path) for _, f in found}
-    renamed = {
-        path: os.path.abspath(path)
-        for path in known
-        if not os.path.isabs(path) and os.path.abspath(path) in present and os.path.abspath(path) not in known
-    }
+    renamed: dict[str, str] = {}
+    for path in known:
+        if not os.path.isabs(path):
+            absolute = os.path.abspath(path)
+            if absolute in present and absolute not in known:
+                renamed[path] = absolute
     if not renamed:
         return known
     store.absolutise_paths(renamed)
