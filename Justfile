@@ -80,6 +80,11 @@ bench-identify *args:
 bench-nights *args:
     {{py}} bench/bench_nights.py {{args}}
 
+# The catalogue teaches the model: rounds of nights, an oracle settling reviews and spot checks,
+# train --from-catalogue and reindex between rounds, beside the same rounds without retraining.
+bench-feedback *args:
+    {{py}} bench/bench_feedback.py {{args}}
+
 # HNSW build time, memory, recall@10 and assignment time on synthetic catalogues of growing size.
 bench-scale *args:
     {{py}} bench/bench_scale.py {{args}}

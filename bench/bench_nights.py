@@ -52,7 +52,7 @@ class Night:
         self.photos: list[tuple[Path, str, str, str]] = []
 
 
-def _labels(dataset: Path) -> list[dict[str, str]]:
+def labels_of(dataset: Path) -> list[dict[str, str]]:
     with (dataset / "labels.csv").open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
 
@@ -69,7 +69,7 @@ def _deal(sightings: dict[str, list[dict[str, str]]], seed: int) -> list[list[di
 
 def fs48_nights(dataset: Path, keep: set[Path]) -> list[list[dict[str, str]]]:
     by_sequence: dict[str, list[dict[str, str]]] = {}
-    for row in _labels(dataset):
+    for row in labels_of(dataset):
         if (dataset / row["file"]).resolve() in keep:
             by_sequence.setdefault(row["sequence"], []).append(row)
     return [by_sequence[s] for s in sorted(by_sequence)]
@@ -77,7 +77,7 @@ def fs48_nights(dataset: Path, keep: set[Path]) -> list[list[dict[str, str]]]:
 
 def nyala_nights(dataset: Path, keep: set[Path]) -> list[list[dict[str, str]]]:
     sightings: dict[str, list[dict[str, str]]] = {}
-    for row in _labels(dataset):
+    for row in labels_of(dataset):
         if (dataset / row["file"]).resolve() in keep:
             sightings.setdefault(f"{row['individual_id']}/{row['photo_number_prefix']}", []).append(row)
     return _deal(sightings, seed=1)
@@ -85,7 +85,7 @@ def nyala_nights(dataset: Path, keep: set[Path]) -> list[list[dict[str, str]]]:
 
 def zebra_nights(dataset: Path, keep: set[Path]) -> list[list[dict[str, str]]]:
     by_animal: dict[str, list[dict[str, str]]] = {}
-    for row in _labels(dataset):
+    for row in labels_of(dataset):
         if (dataset / row["file"]).resolve() in keep:
             by_animal.setdefault(row["individual_id"], []).append(row)
     sightings: dict[str, list[dict[str, str]]] = {}

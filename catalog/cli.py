@@ -33,6 +33,9 @@ from exporters.formats import ExportFormat
 
 EXIT_USER_ERROR = 1
 EXIT_PHOTO_ERRORS = 2
+# `train --from-catalogue` wrote a model that is not better than the catalogue's on the
+# individuals it held out: written for a look, not to be used.
+EXIT_NOT_BETTER = 3
 EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
@@ -874,7 +877,9 @@ def train(
         Sides, typer.Option(help="split: left and right flanks are different identities.")
     ] = Sides.SPLIT,
     crop: Annotated[str | None, typer.Option(help="Train on one crop only (head or body).")] = None,
-    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Passes over the data (default 30; 6 with --from-catalogue).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the split, sampling and initial weights.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
     init_weights: Annotated[
@@ -883,6 +888,17 @@ def train(
     device: Annotated[
         str, typer.Option(help="auto (a CUDA GPU with mixed precision when torch sees one), cpu or cuda.")
     ] = "auto",
+    from_catalogue: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-catalogue",
+            help="Fine-tune the catalogue's model (--model) on the catalogue's own decisions: "
+            "photos people confirmed or merged, sure automatic matches, and the pairs people "
+            "rejected or split apart. DATA, if given, is replayed beside them. Exits 3 when the "
+            "new model is not better on the catalogue individuals it held out.",
+        ),
+    ] = None,
+    model: ModelOption = None,
     weight_ensemble: Annotated[
         float,
         typer.Option(
@@ -905,6 +921,9 @@ def train(
         raise FinprintError(
             f"training needs PyTorch ({exc}). Install it with: pip install 'finprint[train]'"
         ) from exc
+    if from_catalogue is not None:
+        _train_from_catalogue(from_catalogue, model, out, tuple(data or ()), epochs or 6, seed, device)
+        return
     height, width = _parse_input_size(input_size)
     config = TrainConfig(
         data_dirs=tuple(data or ()),
@@ -920,7 +939,7 @@ def train(
         input_width=width,
         sides=sides.value,
         crop=crop,
-        epochs=epochs,
+        epochs=epochs or 30,
         seed=seed,
         resume=resume,
         init_weights=init_weights,
@@ -936,6 +955,50 @@ def train(
         from catalog import report
 
         console.print(report.reid_table(result.validation, "Validation individuals (never seen in training)"))
+
+
+def _train_from_catalogue(
+    catalogue: Path,
+    model: Path | None,
+    out: Path,
+    data: tuple[Path, ...],
+    epochs: int,
+    seed: int,
+    device: str,
+) -> None:
+    from catalog.train.from_catalogue import CatalogueTrainConfig, train_from_catalogue
+
+    if not catalogue.is_file():
+        raise FinprintError(f"{catalogue}: no such catalogue. Give the .duckdb file `finprint index` writes.")
+    settings = _settings(model_path=model)
+    config = CatalogueTrainConfig(
+        catalogue=catalogue,
+        model_path=settings.model_path,
+        out_path=out,
+        data_dirs=data,
+        epochs=epochs,
+        seed=seed,
+        device=device,
+    )
+    result = train_from_catalogue(config, console)
+    current, new = result.current, result.new
+    console.print(
+        f"On {result.validation_individuals} catalogue individuals held out of training: mAP "
+        f"{current.mean_average_precision:.3f} -> {new.mean_average_precision:.3f}, rank-1 "
+        f"{current.rank1:.3f} -> {new.rank1:.3f} (model {config.model_path.name} -> {out.name})."
+    )
+    console.print(
+        f"Wrote {out} (model {result.card.model_version}, threshold {result.card.threshold}, "
+        f"{result.seconds:.0f} s); keypoint verification "
+        + ("carried over." if result.fusion_carried else "needs `finprint fit-verification` for it.")
+    )
+    if not result.better:
+        error_console.print(
+            f"The new model is not better than {config.model_path.name} on the held-out individuals: "
+            "keep using the current one (more decisions, or more epochs, may help)."
+        )
+        raise typer.Exit(EXIT_NOT_BETTER)
+    console.print(f"Use it: finprint reindex --db {catalogue} --model {out}, then index as usual.")
 
 
 def _parse_input_size(text: str | None) -> tuple[int | None, int | None]:

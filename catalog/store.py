@@ -129,6 +129,36 @@ class TonightPhoto:
 
 
 @dataclass(frozen=True)
+class SightingForTraining:
+    """A sighting as training from the catalogue weighs it (catalog.training_set)."""
+
+    photo_id: str
+    individual_id: str
+    status: str
+    probability: float | None
+    # The photo founded its individual: the individual is, by definition, the fish it shows.
+    founding: bool
+    side: str | None
+    crop: str | None
+    survey_date: date | None
+    encounter: str | None
+    # A catalogued path not marked missing (the smallest, when several show the photo), or None.
+    path: str | None
+
+
+@dataclass(frozen=True)
+class LiveDecision:
+    """A decision that was not undone, as training from the catalogue reads it."""
+
+    decision_id: int
+    action: str
+    individual_id: str | None
+    photo_ids: list[str]
+    # photo id -> (individual, status) before the decision.
+    previous_sightings: dict[str, tuple[str, str]]
+
+
+@dataclass(frozen=True)
 class QueryResult:
     """Column names and rows of a query."""
 
@@ -528,6 +558,46 @@ class Store:
             [model_version],
         ).fetchall()
         return [CataloguedPhoto(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def sightings_for_training(self) -> list[SightingForTraining]:
+        """Every sighting with what training from the catalogue needs of it, in photo id order."""
+        rows = self._con.execute(
+            "SELECT s.photo_id, s.individual_id, s.status, s.probability, "
+            "i.first_photo_id = s.photo_id, p.side, p.crop, p.survey_date, p.encounter, "
+            "(SELECT min(pp.path) FROM photo_paths pp "
+            " WHERE pp.photo_id = s.photo_id AND pp.missing_since IS NULL) "
+            "FROM sightings s JOIN photos p USING (photo_id) "
+            "JOIN individuals i ON i.individual_id = s.individual_id ORDER BY s.photo_id"
+        ).fetchall()
+        return [SightingForTraining(*row) for row in rows]
+
+    def live_decisions(self) -> list[LiveDecision]:
+        """Every decision not undone, oldest first."""
+        rows = self._con.execute(
+            "SELECT decision_id, action, individual_id, photo_ids, previous FROM decisions "
+            "WHERE undone_at IS NULL ORDER BY decision_id"
+        ).fetchall()
+        return [
+            LiveDecision(
+                int(row[0]),
+                str(row[1]),
+                row[2],
+                list(row[3] or []),
+                {p: (v[0], v[1]) for p, v in json.loads(row[4]).get("sightings", {}).items()},
+            )
+            for row in rows
+        ]
+
+    def undone_decision_count(self) -> int:
+        row = self._con.execute("SELECT count(*) FROM decisions WHERE undone_at IS NOT NULL").fetchone()
+        return int(row[0]) if row else 0
+
+    def merge_targets(self) -> dict[str, str]:
+        """Individual -> the individual it was merged into, for every merged one."""
+        rows = self._con.execute(
+            "SELECT individual_id, merged_into FROM individuals WHERE merged_into IS NOT NULL"
+        ).fetchall()
+        return {row[0]: row[1] for row in rows}
 
     def vectors_for(self, photo_ids: list[str], model_version: str) -> np.ndarray:
         """The embeddings of these photos, in the order given."""

@@ -14,8 +14,9 @@ torch = pytest.importorskip("torch", reason="training needs the 'train' extra (p
 from catalog.errors import TrainingDataError  # noqa: E402
 from catalog.labels import read_labelled, split_by_individual  # noqa: E402
 from catalog.modelcard import read_card  # noqa: E402
+from catalog.train.data import negative_pair_batches  # noqa: E402
 from catalog.train.loop import TrainConfig, train  # noqa: E402
-from catalog.train.losses import batch_hard_triplet_loss, contrastive_loss  # noqa: E402
+from catalog.train.losses import batch_hard_triplet_loss, contrastive_loss, threshold_pair_loss  # noqa: E402
 
 
 def _tiny(data: Path, out: Path, **overrides: Any) -> TrainConfig:
@@ -40,6 +41,28 @@ def test_batch_hard_triplet_loss_by_hand() -> None:
     assert float(batch_hard_triplet_loss(embeddings, labels, 0.5)) == pytest.approx(0.0)
     expected = (1.0 + (3.0 - 5**0.5) + 0.5 + 0.0) / 4
     assert float(batch_hard_triplet_loss(embeddings, labels, 2.0)) == pytest.approx(expected, abs=1e-5)
+
+
+def test_threshold_pair_loss_by_hand() -> None:
+    embeddings = torch.tensor([[0.0, 0.0], [0.5, 0.0], [0.0, 0.6]])
+    labels = torch.tensor([0, 0, 1])
+    # Threshold 0.4, margin 0.1: the same pair at 0.5 is 0.2 over 0.3 -> 0.04; the different pairs
+    # at 0.6 and sqrt(0.61) are beyond 0.5 -> 0.
+    assert float(threshold_pair_loss(embeddings, labels, 0.4, 0.1)) == pytest.approx(0.04, abs=1e-5)
+    # Threshold 0.6: same pair under 0.5 -> 0; different pairs short of 0.7 by 0.1 and 0.7 - 0.781.
+    expected = (0.1**2 + 0.0) / 2
+    assert float(threshold_pair_loss(embeddings, labels, 0.6, 0.1)) == pytest.approx(expected, abs=1e-5)
+
+
+def test_every_pair_people_said_differ_is_in_a_batch_each_epoch() -> None:
+    labels = [0, 0, 1, 1, 2, 3, 3]
+    pairs = [(0, 2), (4, 5), (1, 6)]
+    batches = negative_pair_batches(pairs, labels, 3, 2, np.random.default_rng(0))
+    for a, b in pairs:
+        assert any(a in batch and b in batch for batch in batches)
+    # Each photo of a pair comes with photos of its own individual (the singleton 4 with itself).
+    assert all(len(batch) % 3 == 0 for batch in batches)
+    assert sum(len(batch) for batch in batches) == 3 * 2 * len(pairs)
 
 
 def test_contrastive_loss_by_hand() -> None:

@@ -143,5 +143,31 @@ class PKSampler:
         return result
 
 
+def negative_pair_batches(
+    pairs: list[tuple[int, int]],
+    labels: list[int],
+    photos_per_individual: int,
+    pairs_per_batch: int,
+    rng: np.random.Generator,
+) -> list[list[int]]:
+    """Batches built around pairs of photos that must not match (a person said they differ):
+    both photos of each pair, each with photos_per_individual - 1 others of its individual, so
+    that batch-hard mining pits every such pair against each other once an epoch."""
+    by_label: dict[int, list[int]] = {}
+    for index, label in enumerate(labels):
+        by_label.setdefault(label, []).append(index)
+    order = [pairs[int(i)] for i in rng.permutation(len(pairs))]
+    batches = []
+    for start in range(0, len(order), pairs_per_batch):
+        batch: list[int] = []
+        for pair in order[start : start + pairs_per_batch]:
+            for photo in pair:
+                others = by_label[labels[photo]]
+                batch.append(photo)
+                batch.extend(int(i) for i in rng.choice(others, size=photos_per_individual - 1))
+        batches.append(batch)
+    return batches
+
+
 def plain_tensors(images: list[Image.Image], spec: InputSpec) -> torch.Tensor:
     return torch.from_numpy(np.stack([to_tensor(image, spec) for image in images]))

@@ -141,7 +141,7 @@ class TrainResult:
     skipped_photos: int = 0
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -212,7 +212,7 @@ def _parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, A
     ]
 
 
-def _embed_all(model: nn.Module, tensors: torch.Tensor, batch_size: int = 128) -> np.ndarray:
+def embed_all(model: nn.Module, tensors: torch.Tensor, batch_size: int = 128) -> np.ndarray:
     model.eval()
     device = next(model.parameters()).device
     with torch.no_grad():
@@ -223,7 +223,7 @@ def _embed_all(model: nn.Module, tensors: torch.Tensor, batch_size: int = 128) -
     return torch.cat(parts).numpy() if parts else np.zeros((0, 0), dtype=np.float32)
 
 
-def _pick_device(wanted: str) -> torch.device:
+def pick_device(wanted: str) -> torch.device:
     if wanted == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(wanted)
@@ -244,10 +244,10 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
     console = console or Console()
     _check_choices(config)
     started = time.perf_counter()
-    _seed_everything(config.seed)
+    seed_everything(config.seed)
     head: CosFaceHead | None = None
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    device = _pick_device(config.device)
+    device = pick_device(config.device)
     amp_dtype = _mixed_precision(device)
     # float16 needs loss scaling against underflowing gradients; bfloat16 and float32 do not.
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
@@ -379,7 +379,7 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
                 record = {"epoch": float(epoch + 1), "loss": float(np.mean(losses))}
                 per_set_text = ""
                 if len(validation_tensors) > 1:
-                    epoch_vectors = _embed_all(model, validation_tensors)
+                    epoch_vectors = embed_all(model, validation_tensors)
                     metrics = reid_metrics(epoch_vectors, validation_labels, validation_encounters)
                     record["validation_rank1"] = metrics.rank1
                     progress.update(task, rank1=f"{metrics.rank1:.3f}")
@@ -423,7 +423,7 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
     per_source: dict[str, ReidMetrics] = {}
     extra: dict[str, Any] = {}
     if len(validation_tensors) > 1:
-        vectors = _embed_all(model, validation_tensors)
+        vectors = embed_all(model, validation_tensors)
         validation = reid_metrics(vectors, validation_labels, validation_encounters)
         threshold, operating = calibrate_threshold_per_set(
             vectors, validation_cache.photos, validation_labels, config
@@ -478,11 +478,11 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
             "validation": None
             if validation is None
             else {
-                **_card_metrics(validation),
+                **card_metrics(validation),
                 "best_balanced_accuracy": round(validation.best_balanced_accuracy, 4),
                 "best_balanced_threshold": round(validation.best_balanced_threshold, 4),
                 **(
-                    {"per_set": {name: _card_metrics(m) for name, m in per_source.items()}}
+                    {"per_set": {name: card_metrics(m) for name, m in per_source.items()}}
                     if per_source
                     else {}
                 ),
@@ -512,7 +512,7 @@ def _validation_per_source(
     return scores
 
 
-def _card_metrics(metrics: ReidMetrics) -> dict[str, float]:
+def card_metrics(metrics: ReidMetrics) -> dict[str, float]:
     """The scores a model card keeps of a validation, pooled or of one source set."""
     return {
         "individuals": metrics.n_individuals,

@@ -22,6 +22,26 @@ def batch_hard_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, marg
     return losses[valid].mean()
 
 
+def threshold_pair_loss(
+    embeddings: torch.Tensor, labels: torch.Tensor, threshold: float, margin: float
+) -> torch.Tensor:
+    """Every same-label pair pulled under threshold - margin, every other pair pushed beyond
+    threshold + margin: a catalogue decides at one fixed distance, which a relative triplet
+    margin never looks at (a re-sighting at 0.6 beside strangers at 1.0 satisfies it, and is
+    missed at a threshold of 0.4)."""
+    distances = torch.cdist(embeddings, embeddings).clamp_min(1e-12)
+    same = labels[:, None] == labels[None, :]
+    upper = torch.triu(torch.ones_like(same), diagonal=1)
+    positives = same & upper
+    negatives = ~same & upper
+    loss = embeddings.sum() * 0.0
+    if positives.any():
+        loss = loss + F.relu(distances[positives] - (threshold - margin)).pow(2).mean()
+    if negatives.any():
+        loss = loss + F.relu((threshold + margin) - distances[negatives]).pow(2).mean()
+    return loss
+
+
 def contrastive_loss(
     first: torch.Tensor, second: torch.Tensor, same: torch.Tensor, margin: float
 ) -> torch.Tensor:

@@ -1,0 +1,220 @@
+"""The catalogue teaches the model: index night by night, let an oracle play the biologist, retrain
+from the catalogue, reindex, and go on; beside the same nights and oracle without retraining.
+
+Usage: python bench/bench_feedback.py [--sets drawn,nyala,zebra_rapid,fs48_train] [--rounds 3]
+                                      [--spot-checks 5] [--epochs 6] [--model MODEL.onnx]
+
+The archives are bench-nights' (individuals the default model held out of training; drawn fish it
+never saw), their nights cut into `--rounds` consecutive rounds. After each night the oracle
+settles the review queue from the truth (confirm or reject each proposal) and spot-checks
+`--spot-checks` of the night's automatic decisions: a right match is confirmed, a wrong one
+rejected; a photo filed as a new fish is merged into the fish's existing entry if it has one, or
+confirmed as new. After each round but the last, the feedback arm runs `train --from-catalogue`
+and, when the new model is better on the catalogue individuals it held out, reindexes with it.
+The control arm indexes the same nights with the same oracle and never retrains. Scores are of
+the whole catalogue after each round (the oracle's corrections included, in both arms alike).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bench_identify import Mixed, catalogue_scores, label_errors
+from bench_nights import SHARED_NIGHTS, drawn_archive, labels_of, shared_archive
+from benchtable import bench_console, measures_table
+from heldout import SHARED, held_out_by_set
+
+from catalog import decisions
+from catalog.errors import FinprintError
+from catalog.labels import LabelledPhoto
+from catalog.pipeline import index, reindex
+from catalog.settings import DEFAULT_MODEL_PATH, Settings
+from catalog.store import Store
+from catalog.train.from_catalogue import CatalogueTrainConfig, train_from_catalogue
+
+ORACLE = "oracle (bench-feedback)"
+
+
+@dataclass
+class Archive:
+    folders: list[Path]
+    root: Path
+    truth: dict[str, tuple[str, str]]  # relative file -> (animal, what the catalogue should join)
+    twins: dict[str, str]
+
+
+def _catalogue(store: Store, archive: Archive) -> list[tuple[str, str, str, str]]:
+    """(relative file, photo id, individual, status) of every catalogued photo."""
+    photos = store.query("photos_export", since=None, until=None, site=None, individual=None)
+    column = {n: photos.columns.index(n) for n in ("path", "photo_id", "individual_id", "status")}
+    return [
+        (
+            Path(row[column["path"]]).relative_to(archive.root).as_posix(),
+            row[column["photo_id"]],
+            row[column["individual_id"]],
+            row[column["status"]],
+        )
+        for row in photos.rows
+        if row[column["individual_id"]] is not None
+    ]
+
+
+def play_biologist(db_path: Path, archive: Archive, night: Path, spot_checks: int, seed: int) -> Counter[str]:
+    """Settle the review queue and spot-check the night's automatic decisions from the truth."""
+    done: Counter[str] = Counter()
+    with Store.open(db_path) as store:
+        rows = _catalogue(store, archive)
+        key = {relative: archive.truth[relative][1] for relative, *_ in rows if relative in archive.truth}
+        members: dict[str, list[str]] = {}
+        for relative, _, individual, _ in rows:
+            if relative in key:
+                members.setdefault(individual, []).append(key[relative])
+        identity = {i: Counter(keys).most_common(1)[0][0] for i, keys in members.items()}
+        for relative, photo_id, individual, status in rows:
+            if status == "review" and relative in key:
+                right = key[relative] == identity[individual]
+                (decisions.confirm if right else decisions.reject)(store, [photo_id], ORACLE)
+                done["review confirmed" if right else "review rejected"] += 1
+        tonight = [
+            r
+            for r in rows
+            if r[0].startswith(night.name + "/") and r[3] in ("matched", "new") and r[0] in key
+        ]
+        for relative, photo_id, individual, status in random.Random(seed).sample(
+            tonight, min(spot_checks, len(tonight))
+        ):
+            individual = store.resolve_individual(individual) or individual
+            if status == "matched":
+                right = key[relative] == identity.get(individual)
+                (decisions.confirm if right else decisions.reject)(store, [photo_id], ORACLE)
+                done["spot check: match confirmed" if right else "spot check: match rejected"] += 1
+                continue
+            known = sorted(i for i, k in identity.items() if k == key[relative] and i != individual)
+            known = [i for i in known if store.merged_into(i) is None]
+            if known:
+                decisions.merge(store, known[0], individual, ORACLE)
+                identity.pop(individual, None)
+                done["spot check: new fish merged"] += 1
+            else:
+                decisions.confirm(store, [photo_id], ORACLE)
+                done["spot check: new fish confirmed"] += 1
+    return done
+
+
+def run_arm(
+    name: str,
+    archive: Archive,
+    rounds: list[list[Path]],
+    args: argparse.Namespace,
+    feedback: bool,
+    work: Path,
+) -> dict[str, dict[str, str]]:
+    """One arm over every round; a column of scores per round."""
+    model = args.model
+    settings = Settings(db_path=work / f"{name}.duckdb", model_path=model)
+    columns: dict[str, dict[str, str]] = {}
+    mixed: list[Mixed] = []
+    for number, nights in enumerate(rounds):
+        queue = 0
+        oracle: Counter[str] = Counter()
+        for night in nights:
+            result = index(replace(settings, model_path=model), [night])
+            queue += result.review
+            oracle += play_biologist(
+                settings.db_path, archive, night, args.spot_checks, seed=zlib.crc32(night.name.encode())
+            )
+        scores = catalogue_scores(settings.db_path, archive.root, archive.truth, archive.twins, name, mixed)
+        column = {
+            "nights": str(len(nights)),
+            "model": model.name,
+            "photos": scores["photos"],
+            "pairwise precision, automatic": scores["pairwise precision, automatic decisions"],
+            "pairwise recall, automatic": scores["pairwise recall, automatic decisions"],
+            "B-cubed F1, automatic": scores["B-cubed F1, automatic decisions"],
+            "wrong merges": scores["wrong merges, automatic decisions"],
+            "review queue, this round": str(queue),
+            "oracle decisions": str(sum(oracle.values())),
+            "training": "-",
+            "training minutes": "-",
+            "held-out mAP, current -> new": "-",
+        }
+        if feedback and number < len(rounds) - 1:
+            out = work / f"{name}-round{number + 1}.onnx"
+            started = time.perf_counter()
+            try:
+                trained = train_from_catalogue(
+                    CatalogueTrainConfig(settings.db_path, model, out, epochs=args.epochs, seed=number),
+                    bench_console(),
+                )
+            except FinprintError as exc:
+                column["training"] = f"none ({str(exc)[:60]}...)"
+            else:
+                column["training minutes"] = f"{(time.perf_counter() - started) / 60:.1f}"
+                current, new = trained.current.mean_average_precision, trained.new.mean_average_precision
+                column["held-out mAP, current -> new"] = f"{current:.3f} -> {new:.3f}"
+                column["training"] = "better: reindexed" if trained.better else "not better: kept"
+                if trained.better:
+                    model = out
+                    reindex(replace(settings, model_path=model))
+        columns[f"round {number + 1}"] = column
+    return columns
+
+
+def _archive(name: str, held_out: dict[str, list[LabelledPhoto]] | None, scratch: Path) -> Archive:
+    """The set's archive: its held-out individuals, or every individual when `held_out` is None."""
+    root = scratch / name
+    if name == "drawn":
+        folders, truth = drawn_archive(root)
+        return Archive(folders, root, truth, {})
+    dataset = SHARED / name
+    if held_out is None:
+        keep = {(dataset / row["file"]).resolve() for row in labels_of(dataset)}
+    else:
+        keep = {p.path.resolve() for p in held_out.get(name, [])}
+    folders, truth = shared_archive(dataset, SHARED_NIGHTS[name](dataset, keep), root)
+    return Archive(folders, root, truth, label_errors(dataset))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    parser.add_argument("--sets", default="drawn,nyala,zebra_rapid,fs48_train")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--spot-checks", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/finprint-train-default"))
+    parser.add_argument(
+        "--all-individuals",
+        action="store_true",
+        help="every individual of each set, not only those the default model held out: fair only "
+        "for a --model that never saw the set (e.g. one trained without it)",
+    )
+    args = parser.parse_args()
+    console = bench_console()
+    held_out = None if args.all_individuals else held_out_by_set(args.work)
+    available = args.all_individuals or bool(held_out)
+    names = [n for n in args.sets.split(",") if n == "drawn" or (n in SHARED_NIGHTS and available)]
+    console.print(
+        f"Model {args.model.name}, {'every individual' if args.all_individuals else 'held-out individuals'}, "
+        f"{args.rounds} rounds, {args.spot_checks} spot checks a night, {args.epochs} epochs a retraining",
+        markup=False,
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in names:
+            archive = _archive(name, held_out, Path(scratch))
+            size = -(-len(archive.folders) // args.rounds)
+            rounds = [archive.folders[i : i + size] for i in range(0, len(archive.folders), size)]
+            for arm, feedback in (("feedback", True), ("control", False)):
+                columns = run_arm(f"{name}-{arm}", archive, rounds, args, feedback, Path(scratch))
+                console.print(measures_table(f"{name}, {arm}", columns))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,368 @@
+"""Fine-tune a catalogue's model on the catalogue's own decisions (`finprint train --from-catalogue`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+
+from catalog import fusion as fusion_module
+from catalog.errors import FinprintError, TrainingDataError
+from catalog.labels import read_sources
+from catalog.metrics import ReidMetrics, pairwise_distances, reid_metrics
+from catalog.modelcard import InputSpec, ModelCard, read_card
+from catalog.store import Store
+from catalog.train.data import Augmenter, PhotoCache, PKSampler, negative_pair_batches, plain_tensors
+from catalog.train.export import export_onnx, weights_version
+from catalog.train.loop import calibrate_probability, card_metrics, embed_all, pick_device, seed_everything
+from catalog.train.losses import batch_hard_triplet_loss, threshold_pair_loss
+from catalog.train.nets import BACKBONES, build_backbone
+from catalog.train.onnx_weights import freeze_batchnorm, load_exported_weights
+from catalog.training_set import MIN_MATCH_PROBABILITY, TrainingSet, training_set
+
+# Different-individual pairs below the current threshold needed to carry its false-match rate to
+# the new model by rank; with fewer, a wider tail is matched and the threshold scaled with it.
+MIN_TAIL_PAIRS = 20
+# Held-out individuals the new model is compared on (rank-1 needs two to mean anything).
+MIN_VALIDATION_INDIVIDUALS = 2
+# A catalogue of a few hundred trusted photos is one P x K batch an epoch: too few steps to learn
+# from; each epoch draws at least this many batches.
+MIN_BATCHES_PER_EPOCH = 10
+# Photos whose pairs set the new threshold: enough for millions of pairs, few enough for memory.
+MAX_THRESHOLD_PHOTOS = 3000
+
+
+@dataclass(frozen=True)
+class CatalogueTrainConfig:
+    """Fine-tuning a catalogue's model on its decisions; defaults for a CPU and a few hundred fish."""
+
+    catalogue: Path
+    model_path: Path
+    out_path: Path
+    # Labelled folders replayed beside the catalogue, so the network keeps what it knew.
+    data_dirs: tuple[Path, ...] = ()
+    epochs: int = 6
+    learning_rate: float = 1e-3
+    # The trunk at this share of the head's rate: a few hundred photos adjust it, never rewrite it.
+    trunk_lr_scale: float = 0.1
+    freeze_blocks: int = 4
+    individuals_per_batch: int = 16
+    photos_per_individual: int = 4
+    triplet_margin: float = 0.3
+    # Same-individual pairs are pulled this far under the current threshold, others pushed as far
+    # beyond it: what the catalogue decides on (catalog.train.losses.threshold_pair_loss).
+    threshold_margin: float = 0.1
+    min_match_probability: float = MIN_MATCH_PROBABILITY
+    validation_fraction: float = 0.2
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass
+class CatalogueTrainResult:
+    """What fine-tuning from the catalogue produced, beside the model it started from."""
+
+    card: ModelCard
+    examples: TrainingSet
+    current: ReidMetrics
+    new: ReidMetrics
+    validation_individuals: int
+    seconds: float
+    fusion_carried: bool
+
+    @property
+    def better(self) -> bool:
+        """The new model ranks the held-out individuals' photos better than the current one."""
+        return self.new.mean_average_precision > self.current.mean_average_precision
+
+
+def _starting_card(config: CatalogueTrainConfig) -> tuple[ModelCard, str]:
+    card = read_card(config.model_path)
+    backbone = str(card.trained_on.get("backbone", ""))
+    if backbone not in BACKBONES:
+        raise FinprintError(
+            f"{config.model_path}: its card names backbone {backbone or 'none'!r}, which finprint cannot "
+            f"fine-tune (it can: {', '.join(BACKBONES)}). Train from labelled folders: finprint train DATA."
+        )
+    return card, backbone
+
+
+def _split(examples: TrainingSet, config: CatalogueTrainConfig) -> tuple[list[int], list[int], set[str]]:
+    """Training and validation photo indices, whole individuals held out: some of those seen on
+    two or more encounters (one encounter's photos are near repeats, never each other's test),
+    at least two, the rest left for training."""
+    encounters: dict[str, set[str]] = {}
+    for photo in examples.photos:
+        encounters.setdefault(photo.individual, set()).add(photo.encounter)
+    resighted = sorted(i for i in examples.individuals_with_pairs() if len(encounters[i]) >= 2)
+    if len(resighted) < MIN_VALIDATION_INDIVIDUALS:
+        raise TrainingDataError(
+            f"{config.catalogue}: only {len(resighted)} individual(s) have trusted photos from two or more "
+            f"encounters; comparing the new model with the current one needs {MIN_VALIDATION_INDIVIDUALS}. "
+            "Confirm or merge re-sightings in `finprint review` first."
+        )
+    order = np.random.default_rng(config.seed).permutation(len(resighted))
+    count = max(MIN_VALIDATION_INDIVIDUALS, round(len(resighted) * config.validation_fraction))
+    held_out = {resighted[i] for i in order[:count]}
+    validation = [i for i, p in enumerate(examples.photos) if p.individual in held_out]
+    training = [i for i, p in enumerate(examples.photos) if p.individual not in held_out]
+    return training, validation, held_out
+
+
+def matched_threshold(
+    current_distances: np.ndarray, new_distances: np.ndarray, current_threshold: float
+) -> float:
+    """The new model's threshold that lets through the share of different-individual pairs the
+    current one does: the same rank in the sorted distances. Fine-tuning may stretch or shrink
+    every distance, so the old number means nothing to the new model; the share of look-alikes
+    let through is what a person relied on. The pairs are catalogue individuals, some of them one
+    fish not yet merged: the new model pulls those together, so the rule errs towards strict."""
+    current_sorted = np.sort(current_distances)
+    new_sorted = np.sort(new_distances)
+    below = int(np.searchsorted(current_sorted, current_threshold, side="right"))
+    if below >= MIN_TAIL_PAIRS:
+        return float(new_sorted[below - 1])
+    # Too few pairs under the threshold to read a rank: scale by the tail both models can show.
+    tail = min(MIN_TAIL_PAIRS, len(new_sorted)) - 1
+    if tail < 0 or current_sorted[tail] <= 0:
+        return current_threshold
+    return float(current_threshold * new_sorted[tail] / current_sorted[tail])
+
+
+def _different_pair_distances(vectors: np.ndarray, keys: list[str], seed: int) -> np.ndarray:
+    """Distances of the pairs of photos of different individuals among (at most
+    MAX_THRESHOLD_PHOTOS of) the photos, within each flank and crop (the pairs a catalogue compares)."""
+    rows = np.arange(len(keys))
+    if len(rows) > MAX_THRESHOLD_PHOTOS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, MAX_THRESHOLD_PHOTOS, replace=False))
+    individual = np.asarray([keys[i].split("|", 1)[0] for i in rows])
+    partition = np.asarray([keys[i].split("|", 1)[1] for i in rows])
+    distances = pairwise_distances(vectors[rows].astype(np.float64))
+    upper = np.triu(np.ones_like(distances, dtype=bool), 1)
+    wanted = upper & (individual[:, None] != individual[None, :]) & (partition[:, None] == partition[None, :])
+    found: np.ndarray = distances[wanted]
+    return found
+
+
+def _carry_fusion(config: CatalogueTrainConfig, card: ModelCard, new_version: str) -> bool:
+    """The keypoint fusion goes with the new model when it does not weigh the distance (its
+    inliers mean the same under any model); a fusion that does needs refitting."""
+    path = fusion_module.sidecar_path(config.model_path)
+    if not path.is_file():
+        return False
+    fusion = fusion_module.Fusion.load(path)
+    if fusion.model_version != card.model_version or fusion.distance_weight != 0.0:
+        return False
+    fitted = {**fusion.fitted_on, "carried_from_model": card.model_version}
+    replace(fusion, model_version=new_version, fitted_on=fitted).save(
+        fusion_module.sidecar_path(config.out_path)
+    )
+    return True
+
+
+def _optimizer(model: nn.Module, config: CatalogueTrainConfig) -> torch.optim.Optimizer:
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    trunk = [p for name, p in trainable if name.startswith("trunk.")]
+    rest = [p for name, p in trainable if not name.startswith("trunk.")]
+    groups = [{"params": rest, "lr": config.learning_rate}]
+    if trunk:
+        groups.append({"params": trunk, "lr": config.learning_rate * config.trunk_lr_scale})
+    return torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=5e-4)
+
+
+def train_from_catalogue(
+    config: CatalogueTrainConfig, console: Console | None = None
+) -> CatalogueTrainResult:
+    """Fine-tune the catalogue's model on its trusted individuals and people's hard negatives,
+    compare it with the current model on individuals it held out, and export it with its card."""
+    console = console or Console()
+    started = time.perf_counter()
+    card, backbone = _starting_card(config)
+    with Store.open(config.catalogue, read_only=True) as store:
+        versions = store.catalogue_model_versions()
+        if versions and card.model_version not in versions:
+            raise FinprintError(
+                f"{config.catalogue} was indexed with model {', '.join(versions)}, not {card.model_version} "
+                f"({config.model_path}). Give the catalogue's model with --model."
+            )
+        examples = training_set(store, config.min_match_probability)
+    if examples.missing:
+        console.print(
+            f"[yellow]{len(examples.missing)} photo(s) have no file where the catalogue last saw them "
+            f"(e.g. photo {examples.missing[0][:12]}); left out. Run `finprint index` on their folders "
+            "to find moved files.[/yellow]"
+        )
+    training, validation, held_out = _split(examples, config)
+    decisions = ", ".join(f"{n} {action}" for action, n in sorted(examples.decisions.items())) or "none"
+    console.print(
+        f"From {config.catalogue.name}: {len(examples.photos)} photos of {len(examples.individuals)} "
+        f"individuals (decisions: {decisions}; {examples.automatic_matches} sure automatic matches; "
+        f"{len(examples.negative_pairs)} pairs people said differ; {examples.individuals_skipped} "
+        f"individuals with too few trusted photos skipped). Validating on {len(held_out)} held out."
+    )
+    seed_everything(config.seed)
+    device = pick_device(config.device)
+    spec = card.input
+    replay = read_sources(config.data_dirs) if config.data_dirs else []
+    train_photos = [examples.photos[i] for i in training] + [
+        replace(p, individual=f"replay/{p.individual}") for p in replay
+    ]
+    train_cache = PhotoCache(train_photos, spec, console)
+    validation_cache = PhotoCache([examples.photos[i] for i in validation], spec, console)
+    keys = [p.class_key(card.sides) for p in train_cache.photos]
+    class_index = {key: i for i, key in enumerate(sorted(set(keys)))}
+    labels = [class_index[key] for key in keys]
+    position = {photo.path: i for i, photo in enumerate(train_cache.photos)}
+    pairs = [
+        (position[examples.photos[a].path], position[examples.photos[b].path])
+        for a, b in examples.negative_pairs
+        if examples.photos[a].path in position and examples.photos[b].path in position
+    ]
+
+    model = build_backbone(backbone, card.embedding.dim, spec.channels)
+    load_exported_weights(model, config.model_path, card, backbone)
+    if config.freeze_blocks > 0 and hasattr(model, "frozen_prefix"):
+        for parameter in model.frozen_prefix(config.freeze_blocks).parameters():  # type: ignore[operator]
+            parameter.requires_grad_(False)
+    model = model.to(device)
+    validation_tensors = plain_tensors(validation_cache.images, spec)
+    validation_keys = [p.class_key(card.sides) for p in validation_cache.photos]
+    validation_encounters = [p.encounter for p in validation_cache.photos]
+    catalogue_rows = [i for i, p in enumerate(train_cache.photos) if not p.individual.startswith("replay/")]
+    threshold_tensors = torch.cat(
+        [plain_tensors([train_cache.images[i] for i in catalogue_rows], spec), validation_tensors]
+    )
+    threshold_keys = [keys[i] for i in catalogue_rows] + validation_keys
+    current_vectors = embed_all(model, threshold_tensors)
+    current = reid_metrics(current_vectors[len(catalogue_rows) :], validation_keys, validation_encounters)
+
+    groups = ["replay" if photo.individual.startswith("replay/") else "" for photo in train_cache.photos]
+    _fine_tune(model, config, train_cache, labels, pairs, groups, spec, card.sides, card.threshold, console)
+
+    new_vectors = embed_all(model, threshold_tensors)
+    new = reid_metrics(new_vectors[len(catalogue_rows) :], validation_keys, validation_encounters)
+    threshold = matched_threshold(
+        _different_pair_distances(current_vectors, threshold_keys, config.seed),
+        _different_pair_distances(new_vectors, threshold_keys, config.seed),
+        card.threshold,
+    )
+    extra: dict[str, Any] = {
+        "threshold_rule": {
+            "rule": "the current model's share of different-individual pairs under its threshold",
+            "current_model": card.model_version,
+            "current_threshold": card.threshold,
+        }
+    }
+    calibration = calibrate_probability(new_vectors[len(catalogue_rows) :], validation_keys)
+    extra["calibration"] = calibration.to_card()
+    version = weights_version(model)
+    new_card = ModelCard(
+        input=spec,
+        embedding=card.embedding,
+        threshold=round(threshold, 4),
+        sides=card.sides,
+        model_version=version,
+        trained_on={
+            "dataset": config.catalogue.name,
+            "catalogue": config.catalogue.name,
+            "date": date.today().isoformat(),
+            "decisions": examples.decisions,
+            "decisions_undone_not_used": examples.decisions_undone,
+            "automatic_matches": examples.automatic_matches,
+            "min_match_probability": config.min_match_probability,
+            "negative_pairs": len(examples.negative_pairs),
+            "individuals": len({p.individual for p in train_cache.photos}),
+            "images": len(train_cache.photos),
+            "replayed": [d.name for d in config.data_dirs],
+            "recipe": "catalogue",
+            "backbone": backbone,
+            "started_from": {"model_version": card.model_version, "dataset": card.trained_on.get("dataset")},
+            "epochs": config.epochs,
+            "seed": config.seed,
+            "validation": {
+                "individuals": len(held_out),
+                "current": card_metrics(current),
+                "new": card_metrics(new),
+            },
+        },
+        extra=extra,
+    )
+    export_onnx(model, new_card, config.out_path)
+    carried = _carry_fusion(config, card, version)
+    return CatalogueTrainResult(
+        new_card, examples, current, new, len(held_out), time.perf_counter() - started, carried
+    )
+
+
+def _fine_tune(
+    model: nn.Module,
+    config: CatalogueTrainConfig,
+    cache: PhotoCache,
+    labels: list[int],
+    pairs: list[tuple[int, int]],
+    groups: list[str],
+    spec: InputSpec,
+    sides: str,
+    threshold: float,
+    console: Console,
+) -> None:
+    """Batch-hard triplets over P x K batches of the trusted individuals, plus batches built
+    around every pair people said differ, each epoch, so that the loss sees each such pair."""
+    sampler = PKSampler(
+        labels, config.individuals_per_batch, config.photos_per_individual, config.seed, groups=groups
+    )
+    rng = np.random.default_rng(config.seed)
+    pairs_per_batch = max(1, config.individuals_per_batch // 2)
+    random_batches = max(len(sampler), MIN_BATCHES_PER_EPOCH)
+    steps = config.epochs * (random_batches + -(-len(pairs) // pairs_per_batch))
+    optimizer = _optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=[group["lr"] for group in optimizer.param_groups],
+        total_steps=max(steps, 4),
+        pct_start=0.1,
+        anneal_strategy="cos",
+    )
+    augment = Augmenter(spec, rng, horizontal_flip=sides == "merged")
+    device = next(model.parameters()).device
+    columns = (
+        TextColumn("[bold]fine-tuning"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeRemainingColumn(),
+    )
+    try:
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("fine-tune", total=steps, loss=0.0)
+            for _ in range(config.epochs):
+                model.train()
+                freeze_batchnorm(model)
+                batches = [b for _ in range(-(-random_batches // len(sampler))) for b in sampler.batches()]
+                batches = batches[:random_batches] + negative_pair_batches(
+                    pairs, labels, config.photos_per_individual, pairs_per_batch, rng
+                )
+                for number in rng.permutation(len(batches)):
+                    batch = batches[int(number)]
+                    images = torch.from_numpy(np.stack([augment(cache.images[i]) for i in batch])).to(device)
+                    batch_labels = torch.tensor([labels[i] for i in batch], device=device)
+                    embeddings = model(images).float()
+                    loss = batch_hard_triplet_loss(
+                        embeddings, batch_labels, config.triplet_margin
+                    ) + threshold_pair_loss(embeddings, batch_labels, threshold, config.threshold_margin)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    scheduler.step()
+                    progress.update(task, advance=1, loss=float(loss.detach()))
+    except KeyboardInterrupt:
+        raise FinprintError(f"training interrupted; nothing was written to {config.out_path}.") from None
+    model.eval()

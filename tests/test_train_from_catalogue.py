@@ -1,0 +1,129 @@
+"""train --from-catalogue: a catalogue's own decisions fine-tune its model, which then reindexes it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+torch = pytest.importorskip("torch", reason="training needs the 'train' extra (pip install '.[train]')")
+
+from catalog import decisions  # noqa: E402
+from catalog.cli import EXIT_NOT_BETTER, app  # noqa: E402
+from catalog.errors import FinprintError  # noqa: E402
+from catalog.modelcard import read_card  # noqa: E402
+from catalog.pipeline import index  # noqa: E402
+from catalog.settings import Settings  # noqa: E402
+from catalog.store import Store  # noqa: E402
+from catalog.synthetic import GROUND_TRUTH_FILE, read_ground_truth  # noqa: E402
+from catalog.train.from_catalogue import matched_threshold  # noqa: E402
+from catalog.train.loop import TrainConfig, train  # noqa: E402
+from catalog.train.nets import build_backbone  # noqa: E402
+from catalog.train.onnx_weights import load_exported_weights  # noqa: E402
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_model(labelled_set: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tiny") / "tiny.onnx"
+    config = TrainConfig(
+        data_dirs=(labelled_set,),
+        out_path=out,
+        backbone="small",
+        input_height=32,
+        input_width=64,
+        embedding_dim=16,
+        individuals_per_batch=4,
+        photos_per_individual=3,
+        validation_fraction=0.34,
+        epochs=2,
+    )
+    train(config)
+    return out
+
+
+def test_exported_weights_read_back_into_the_network(tiny_model: Path) -> None:
+    card = read_card(tiny_model)
+    model = build_backbone("small", card.embedding.dim, card.input.channels)
+    load_exported_weights(model, tiny_model, card, "small")  # raises unless torch == onnxruntime
+    other = build_backbone("small", card.embedding.dim * 2, card.input.channels)
+    with pytest.raises(FinprintError, match="do not fit"):
+        load_exported_weights(other, tiny_model, card, "small")
+
+
+def test_the_threshold_keeps_the_share_of_look_alikes_it_lets_through() -> None:
+    current = np.random.default_rng(0).uniform(0.2, 2.0, 5000)
+    threshold = float(np.quantile(current, 0.01))
+    # Every distance stretched: the same pairs pass at the stretched threshold.
+    assert matched_threshold(current, current * 1.5, threshold) == pytest.approx(threshold * 1.5, rel=1e-3)
+
+
+@pytest.fixture(scope="module")
+def taught_catalogue(
+    tiny_model: Path, survey_archive: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The archive indexed with the tiny model, then put right by a person who knows the truth:
+    each fish's entries merged, one wrong match rejected."""
+    db = tmp_path_factory.mktemp("taught") / "survey.duckdb"
+    index(Settings(db_path=db, model_path=tiny_model, verify=False), [survey_archive])
+    truth = {
+        str((survey_archive / row.path).resolve()): row.identity_key
+        for row in read_ground_truth(survey_archive / GROUND_TRUTH_FILE)
+    }
+    with Store.open(db) as store:
+        photos = store.query("photos_export", since=None, until=None, site=None, individual=None)
+        col = {n: photos.columns.index(n) for n in ("path", "photo_id", "individual_id")}
+        rows = [
+            (truth[str(Path(r[col["path"]]).resolve())], r[col["photo_id"]], r[col["individual_id"]])
+            for r in photos.rows
+        ]
+        owner = {i: Counter(k for k, _, j in rows if j == i).most_common(1)[0][0] for _, _, i in rows}
+        wrong = [p for key, p, i in rows if key != owner[i]]
+        if wrong:
+            decisions.reject(store, wrong[:1], "not this fish")
+        entries: dict[str, list[str]] = {}
+        for individual, key in sorted(owner.items()):
+            entries.setdefault(key, []).append(individual)
+        for keep, *others in entries.values():
+            for other in others:
+                decisions.merge(store, keep, other, "same fish")
+    return db
+
+
+@pytest.mark.slow
+def test_train_from_catalogue_writes_a_card_that_names_it_and_reindexes(
+    tiny_model: Path, taught_catalogue: Path, tmp_path: Path
+) -> None:
+    new = tmp_path / "taught.onnx"
+    args = ["train", "--from-catalogue", str(taught_catalogue), "--model", str(tiny_model), "--out", str(new)]
+    result = runner.invoke(app, [*args, "--epochs", "1"], env={"COLUMNS": "200"})
+    assert result.exit_code in (0, EXIT_NOT_BETTER), result.output
+    assert ("not better" in result.output) == (result.exit_code == EXIT_NOT_BETTER)
+    card = read_card(new)
+    started_from = read_card(tiny_model)
+    assert card.trained_on["catalogue"] == taught_catalogue.name
+    assert card.trained_on["started_from"]["model_version"] == started_from.model_version
+    assert card.trained_on["decisions"]["merge"] >= 1
+    assert card.input == started_from.input and card.sides == started_from.sides
+    assert card.model_version != started_from.model_version and card.threshold > 0
+    with Store.open(taught_catalogue, read_only=True) as store:
+        before = store.sighting_states([row.photo_id for row in store.sightings_for_training()])
+    reindexed = runner.invoke(app, ["reindex", "--db", str(taught_catalogue), "--model", str(new)])
+    assert reindexed.exit_code == 0, reindexed.output
+    with Store.open(taught_catalogue, read_only=True) as store:
+        assert store.catalogue_model_versions() == [card.model_version]
+        assert store.sighting_states(list(before)) == before  # every decision kept
+
+
+def test_a_model_the_catalogue_was_not_indexed_with_is_refused(
+    taught_catalogue: Path, tmp_path: Path
+) -> None:
+    result = runner.invoke(
+        app, ["train", "--from-catalogue", str(taught_catalogue), "--out", str(tmp_path / "x.onnx")]
+    )
+    assert isinstance(result.exception, FinprintError) and "--model" in str(result.exception)
+    assert not (tmp_path / "x.onnx").exists()
