@@ -33,21 +33,47 @@ def export(
     group_by_site: bool = False,
     spreadsheet_safe: bool = False,
 ) -> str:
-    """Write one export; returns a sentence saying what was written."""
+    """Write one export; returns a sentence saying what was written (and, when filters left
+    nothing, which: a misspelt site otherwise gives an empty file that looks like no sightings)."""
+    count, sentence = _write(
+        store, export_format, out_path, selection, scientific_name, occasion_starts, group_by_site,
+        spreadsheet_safe,
+    )  # fmt: skip
+    if count == 0 and selection.described():
+        sentence += (
+            f". Nothing matched {selection.described()}: check the spelling against "
+            "`finprint query sightings_by_site` or `finprint individuals`"
+        )
+    return sentence
+
+
+def _write(
+    store: Store,
+    export_format: ExportFormat,
+    out_path: Path,
+    selection: ExportFilter,
+    scientific_name: str,
+    occasion_starts: list[date] | None,
+    group_by_site: bool,
+    spreadsheet_safe: bool,
+) -> tuple[int, str]:
     if export_format is ExportFormat.CSV:
-        return f"Wrote {export_csv(store, out_path, selection, spreadsheet_safe)} rows to {out_path}"
+        count = export_csv(store, out_path, selection, spreadsheet_safe)
+        return count, f"Wrote {count} rows to {out_path}"
     if export_format is ExportFormat.JSON:
-        return f"Wrote {export_json(store, out_path, selection)} rows to {out_path}"
+        count = export_json(store, out_path, selection)
+        return count, f"Wrote {count} rows to {out_path}"
     if export_format is ExportFormat.PARQUET:
-        return f"Wrote {export_parquet(store, out_path, selection)} rows to {out_path}"
+        count = export_parquet(store, out_path, selection)
+        return count, f"Wrote {count} rows to {out_path}"
     if export_format is ExportFormat.DWC:
         count = export_darwin_core(store, out_path, scientific_name, selection, spreadsheet_safe)
-        return f"Wrote {count} occurrences to {out_path}"
+        return count, f"Wrote {count} occurrences to {out_path}"
     if export_format is ExportFormat.CAPTURE_HISTORY:
         count = export_capture_history(
             store, out_path, selection, occasion_starts, group_by_site, spreadsheet_safe
         )
-        return f"Wrote capture histories of {count} individuals to {out_path}"
+        return count, f"Wrote capture histories of {count} individuals to {out_path}"
     written, without_gps = export_geojson(store, out_path, selection)
     left_out = f" ({without_gps} sightings without GPS left out)" if without_gps else ""
-    return f"Wrote {written} points to {out_path}{left_out}"
+    return written, f"Wrote {written} points to {out_path}{left_out}"

@@ -18,6 +18,11 @@ class ExportFilter:
     site: str | None = None
     individual: str | None = None
 
+    def described(self) -> str:
+        """The filters as the command line gives them ("" for none)."""
+        given = [(f"--{name}", value) for name, value in self.params().items() if value is not None]
+        return " ".join(f"{flag} {value}" for flag, value in given)
+
     def params(self) -> dict[str, Any]:
         return {"since": self.since, "until": self.until, "site": self.site, "individual": self.individual}
 

@@ -261,3 +261,13 @@ def test_spreadsheet_safe_exports_keep_formulas_as_text(tmp_path: Path) -> None:
     with (tmp_path / "safe-rmark.csv").open(newline="", encoding="utf-8") as handle:
         groups = {row["site"] for row in csv.DictReader(handle)}
     assert groups == {'\'=HYPERLINK("http://x")', "'+cmd|' /C calc'!A0", "Hillesoy"}
+
+
+def test_a_filter_that_matches_nothing_says_which(store: Store, tmp_path: Path) -> None:
+    from exporters.formats import ExportFormat, export
+
+    misspelt = ExportFilter(site="Skarholmn")
+    message = export(store, ExportFormat.CSV, tmp_path / "x.csv", misspelt, "Symphodus melops")
+    assert message.startswith("Wrote 0 rows") and "--site Skarholmn" in message
+    right = export(store, ExportFormat.CSV, tmp_path / "y.csv", ExportFilter(site="Skarholmen"), "S. m.")
+    assert "Nothing matched" not in right
