@@ -618,6 +618,18 @@ def _drop_non_finite(
 
 # A frame this small (a thumbnail, a 1-pixel tracker) shows no skin pattern to recognise.
 MIN_PHOTO_SIDE_PX = 16
+# A frame whose grey levels spread less than this (standard deviation, 0-255) shows nothing: a lens
+# cap, a flash into murk, a frame of open water. Each would otherwise become a new "fish". Real
+# underwater photos, even dark ones, spread tens of levels.
+BLANK_FRAME_GREY_STD = 2.0
+BLANK_FRAME = "not usable: a blank frame (one flat colour: lens cap, murk or open water)"
+
+
+def _is_blank(image: Image.Image) -> bool:
+    thumbnail = image.convert("L").resize((64, 64), Image.Resampling.BILINEAR)
+    return float(np.asarray(thumbnail, dtype=np.float32).std()) < BLANK_FRAME_GREY_STD
+
+
 # The catalogue stores paths as UTF-8 text: a name in another encoding is an error row naming the fix.
 NOT_UTF8_NAME = (
     "not read: its file or folder name is not valid UTF-8; rename it in UTF-8 "
@@ -651,6 +663,8 @@ def _decode_one(
                 return PhotoError(where, f"not usable: {width} x {height} pixels is too small to show a fish")
             exif = read_exif(image)
             upright = prepare(image, card.input, None, verify.FEATURE_LONG_SIDE_PX if describe else 0)
+            if _is_blank(upright):
+                return PhotoError(where, BLANK_FRAME)
             tensor = to_tensor(upright, card.input)
         features = None
         if describe:

@@ -26,6 +26,8 @@ BAD = {
     "text-file.jpg",
     "bomb.png",
     "one-pixel.png",  # not usable: no skin pattern in one pixel
+    "lens-cap.jpg",  # not usable: blank frames, each of which would become a new fish
+    "open-water.jpg",
 }
 
 
@@ -63,6 +65,12 @@ def build_corpus(root: Path) -> None:
     (good / "text-file.jpg").write_text("these are field notes, not a photo\n")
     (good / "bomb.png").write_bytes(_bomb_png(20000, 20000))
     Image.new("RGB", (1, 1), (90, 120, 80)).save(good / "one-pixel.png")
+    Image.new("RGB", (640, 480), (2, 2, 3)).save(good / "lens-cap.jpg", quality=90)
+    water = np.random.default_rng(0).normal((30, 110, 120), 1.0, (480, 640, 3))
+    Image.fromarray(np.clip(water, 0, 255).astype(np.uint8)).save(good / "open-water.jpg", quality=90)
+    # A fish in poor light is still a photo of a fish.
+    dark = (np.asarray(_fish_photo(5), dtype=np.float32) * 0.12).astype(np.uint8)
+    Image.fromarray(dark).save(good / "dark-fish.jpg", quality=90)
     Image.fromarray(np.linspace(0, 65535, 64 * 32, dtype=np.uint16).reshape(32, 64)).save(
         good / "deep-16bit.tif"
     )
@@ -99,6 +107,7 @@ def test_run_finishes_and_names_every_bad_file(corpus: Path, tmp_path: Path) -> 
     assert "too large" in reasons["bomb.png"]
     assert "empty" in reasons["zero-bytes.jpg"]
     assert "not usable" in reasons["one-pixel.png"]
+    assert "blank frame" in reasons["lens-cap.jpg"] and "blank frame" in reasons["open-water.jpg"]
 
 
 def test_exit_code_two_and_catalogue_unchanged_by_a_rerun(corpus: Path, tmp_path: Path) -> None:
