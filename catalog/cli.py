@@ -1128,6 +1128,16 @@ def version() -> None:
     console.print(__version__)
 
 
+def _say_interrupted() -> None:
+    error_console.print(
+        "Interrupted. Everything finished before the interruption is kept; "
+        "run the same command again to carry on.",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def main() -> None:
     try:
         app()
@@ -1135,10 +1145,11 @@ def main() -> None:
         error_console.print(f"Error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
-        error_console.print(
-            "Interrupted. Everything finished before the interruption is kept; "
-            "run the same command again to carry on.",
-            markup=False,
-            highlight=False,
-        )
+        _say_interrupted()
         sys.exit(EXIT_INTERRUPTED)
+    except SystemExit as exc:
+        # Typer turns Ctrl-C inside a command into a silent exit 130: the person at the terminal
+        # (or the cron log) must still learn that nothing finished is lost.
+        if exc.code == EXIT_INTERRUPTED:
+            _say_interrupted()
+        raise

@@ -241,3 +241,17 @@ def test_the_review_queue_names_the_individual_it_proposes(survey_archive: Path,
             assert row["question"] == f"kept apart from {row['proposed']}: same fish?"
     table = runner.invoke(app, ["review", "--db", str(db)])
     assert table.exit_code == 0 and queue[0]["photo"] in table.output
+
+
+def test_ctrl_c_inside_a_command_says_nothing_finished_is_lost(tmp_path: Path) -> None:
+    # Typer turns a KeyboardInterrupt inside a command into a silent exit 130.
+    script = (
+        "import sys, catalog.pipeline, catalog.cli\n"
+        "def interrupted(*args, **kwargs): raise KeyboardInterrupt\n"
+        "catalog.pipeline.index = interrupted\n"
+        f"sys.argv = ['finprint', 'index', {str(tmp_path)!r}, '--db', {str(tmp_path / 'c.duckdb')!r}]\n"
+        "catalog.cli.main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 130
+    assert "Interrupted" in result.stderr and "run the same command again" in result.stderr
