@@ -344,6 +344,15 @@ class Store:
         rows = self._con.execute("SELECT DISTINCT model_version FROM embeddings ORDER BY 1").fetchall()
         return [row[0] for row in rows]
 
+    @contextmanager
+    def interrupted_on_ctrl_c(self, run_id: int) -> Iterator[None]:
+        """Mark the run interrupted when a KeyboardInterrupt leaves the block, then let it go on."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self._con.execute("UPDATE runs SET status = 'interrupted' WHERE run_id = $r", {"r": run_id})
+            raise
+
     def start_run(
         self, model_version: str, distance_threshold: float, finprint_version: str, roots: list[str]
     ) -> int:

@@ -198,3 +198,15 @@ def test_a_path_pattern_that_fits_some_photos_says_how_many(survey_archive: Path
     photos = sum(1 for _ in archive.rglob("*.jpg"))
     result = index(Settings(db_path=tmp_path / "c.duckdb", path_pattern="{date}_{site}/*"), [archive])
     assert any(f"matched {photos - 1} of {photos} photos" in w and "stray.jpg" in w for w in result.warnings)
+
+
+def test_ctrl_c_marks_the_run_interrupted_at_once(survey_archive: Path, tmp_path: Path) -> None:
+    db = tmp_path / "c.duckdb"
+
+    def interrupt(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        index(Settings(db_path=db, batch_size=8), [survey_archive], on_progress=interrupt)
+    with Store.open(db, read_only=True) as store:
+        assert store.read_only_sql("SELECT status FROM runs").rows == [("interrupted",)]
