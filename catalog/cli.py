@@ -47,7 +47,7 @@ app = typer.Typer(
         "`finprint export csv --out sightings.csv` for a spreadsheet."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -255,3 +256,20 @@ def test_ctrl_c_inside_a_command_says_nothing_finished_is_lost(tmp_path: Path) -
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 130
     assert "Interrupted" in result.stderr and "run the same command again" in result.stderr
+
+
+def test_shell_completion_names_commands_and_choices() -> None:
+    script = Path(sys.executable).with_name("finprint")
+    if not script.is_file():
+        pytest.skip("the finprint console script is not installed beside this Python")
+    env = {**os.environ, "_FINPRINT_COMPLETE": "complete_bash"}
+    commands = subprocess.run(
+        [str(script)], env={**env, "COMP_WORDS": "finprint ind", "COMP_CWORD": "1"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert commands.stdout.split() == ["index", "individuals"]
+    formats = subprocess.run(
+        [str(script)], env={**env, "COMP_WORDS": "finprint export ", "COMP_CWORD": "2"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert {"csv", "dwc", "capture-history"} <= set(formats.stdout.split())
