@@ -142,6 +142,8 @@ class SightingForTraining:
     crop: str | None
     survey_date: date | None
     encounter: str | None
+    # The run that catalogued the photo: the night, where the photo has no survey date.
+    run_id: int
     # A catalogued path not marked missing (the smallest, when several show the photo), or None.
     path: str | None
 
@@ -572,7 +574,7 @@ class Store:
         """Every sighting with what training from the catalogue needs of it, in photo id order."""
         rows = self._con.execute(
             "SELECT s.photo_id, s.individual_id, s.status, s.probability, "
-            "i.first_photo_id = s.photo_id, p.side, p.crop, p.survey_date, p.encounter, "
+            "i.first_photo_id = s.photo_id, p.side, p.crop, p.survey_date, p.encounter, p.run_id, "
             "(SELECT min(pp.path) FROM photo_paths pp "
             " WHERE pp.photo_id = s.photo_id AND pp.missing_since IS NULL) "
             "FROM sightings s JOIN photos p USING (photo_id) "

@@ -70,6 +70,13 @@ def _trusted_photos(
     return trusted, automatic
 
 
+def _encounter(sighting: SightingForTraining) -> str:
+    """The encounter path field, else the survey date, else the night that catalogued it."""
+    return sighting.encounter or (
+        str(sighting.survey_date) if sighting.survey_date else f"run {sighting.run_id}"
+    )
+
+
 def _resolve(individual: str, merge_targets: dict[str, str]) -> str:
     for _ in range(100):  # a chain of merges, never a cycle, but stay bounded
         if individual not in merge_targets:
@@ -152,7 +159,7 @@ def training_set(
                 sighting.side,
                 sighting.crop,
                 # Photos of one fish on one survey are near repeats: never each other's test.
-                encounter=f"{sighting.individual_id}/{sighting.encounter or sighting.survey_date}",
+                encounter=f"{sighting.individual_id}/{_encounter(sighting)}",
             )
         )
     result.negative_pairs = sorted((index_of[a], index_of[b]) for a, b in negatives)
