@@ -486,7 +486,14 @@ def merge(
     """Two catalogue entries are one fish: move every sighting of FOLD to KEEP."""
     from catalog import decisions
 
-    _decide(db, lambda store: decisions.merge(store, keep, fold, reason))
+    def merged(store: Any) -> int:
+        warning = decisions.view_mismatch(store, keep, fold)
+        decision_id = decisions.merge(store, keep, fold, reason)
+        if warning:
+            error_console.print(f"Warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+        return decision_id
+
+    _decide(db, merged)
 
 
 @app.command()
@@ -676,6 +683,13 @@ def export_command(
     ] = None,
     site: Annotated[str | None, typer.Option(help="Only sightings at this site.")] = None,
     individual: Annotated[str | None, typer.Option(help="Only this individual, e.g. FP-000012.")] = None,
+    side: Annotated[
+        str | None,
+        typer.Option(
+            help="Only photos of this flank (left or right): capture histories per side, for "
+            "animals photographed on one side only."
+        ),
+    ] = None,
     occasions: Annotated[
         str | None,
         typer.Option(
@@ -699,11 +713,12 @@ def export_command(
     **csv, json, parquet**: one row per photo path with path, individual_id, taken_at, site, side,
     distance, status, then survey date, crop, camera, GPS, photo id and sha256, run, model version.
 
-    **dwc**: one occurrence per sighting, organismID = individual, species from `scientific_name`
-    in finprint.toml (default Symphodus melops).
+    **dwc**: one occurrence per sighting, organismID = the animal (linked entries share one),
+    species from `scientific_name` in finprint.toml (default Symphodus melops).
 
-    **capture-history**: one row per individual, one column per occasion, for MARK (`.inp`) or
-    RMark (`.csv`).
+    **capture-history**: one row per animal (entries linked with `finprint link`, such as a fish's
+    two flanks, are one animal), one column per occasion, for MARK (`.inp`) or RMark (`.csv`);
+    `--side left` builds it from left flanks only.
 
     **geojson**: sightings with GPS as points, with individual and date.
     """
@@ -722,6 +737,7 @@ def export_command(
         until=until.date() if until else None,
         site=site,
         individual=individual,
+        side=side.lower() if side else None,
     )
     settings = _settings(db_path=db)
     with Store.open(settings.db_path, read_only=True) as store:

@@ -77,6 +77,24 @@ def merge(store: Store, keep: str, fold: str, reason: str) -> int:
     )
 
 
+def view_mismatch(store: Store, keep: str, fold: str) -> str | None:
+    """Why merging these two entries is probably not what a person means: different flanks or
+    crops of one fish are linked (`link`), not merged; None when their views agree."""
+    keep, fold = _resolved(store, keep), _resolved(store, fold)
+    for (kept, folded), what in zip(
+        zip(store.individual_view(keep), store.individual_view(fold), strict=True),
+        ("flank", "crop"),
+        strict=True,
+    ):
+        if kept and folded and kept != folded:
+            return (
+                f"{keep} is a {kept} {what} and {fold} a {folded} {what}: merged, one entry holds both, and "
+                f"new photos of either are matched against both. If they are two views of one fish, "
+                f"`finprint undo` this and `finprint link {keep} {fold}` instead."
+            )
+    return None
+
+
 def regroup(store: Store, keep: str, photos: list[str], reason: str) -> list[str]:
     """An automatic decision of the night's grouping (catalog.encounters): these photos of one
     animal move to `keep` (or leave review there) as re-sightings, and individuals left with no

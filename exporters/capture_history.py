@@ -22,8 +22,10 @@ class CaptureHistories:
     """Who was seen on which occasion."""
 
     occasions: list[date]  # the start date of each occasion
-    histories: dict[str, str]  # individual -> "0101"
-    groups: dict[str, str]  # individual -> group (site of first sighting), when grouped
+    # animal -> "0101": catalogue entries a person linked as one fish (its two flanks) are one
+    # animal, or MARK would count a fish photographed on both sides twice.
+    histories: dict[str, str]
+    groups: dict[str, str]  # animal -> group (site of first sighting), when grouped
 
 
 def build_histories(
@@ -40,9 +42,9 @@ def build_histories(
         slot = bisect.bisect_right(occasions, row["survey_date"]) - 1
         if slot < 0:
             continue  # before the first occasion the user gave
-        seen.setdefault(row["individual_id"], set()).add(slot)
+        seen.setdefault(row["animal_id"], set()).add(slot)
         if group_by_site:
-            groups.setdefault(row["individual_id"], row["site"] or "unknown")
+            groups.setdefault(row["animal_id"], row["site"] or "unknown")
     histories = {
         individual: "".join("1" if i in slots else "0" for i in range(len(occasions)))
         for individual, slots in sorted(seen.items())

@@ -51,13 +51,16 @@ def occurrence(row: dict[str, Any], scientific_name: str) -> dict[str, str]:
     remarks = [f"{row['side']} flank" if row["side"] else "", f"{row['crop']} crop" if row["crop"] else ""]
     if row["distance"] is not None:
         remarks.append(f"embedding distance {row['distance']:.3f}")
+    if row["animal_id"] != row["individual_id"]:
+        remarks.append(f"catalogue entry {row['individual_id']}")
     values = {
         "occurrenceID": f"finprint:{row['photo_id']}",
         # A person's confirmation makes it a human observation; finprint's own match does not.
         "basisOfRecord": "HumanObservation" if row["status"] == "confirmed" else "MachineObservation",
         "eventDate": event,
         "scientificName": scientific_name,
-        "organismID": row["individual_id"],
+        # One organism per animal: a fish's linked flank entries are one organism.
+        "organismID": row["animal_id"],
         "organismName": row["individual_name"],
         "decimalLatitude": row["latitude"],
         "decimalLongitude": row["longitude"],

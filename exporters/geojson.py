@@ -24,6 +24,7 @@ def feature_collection(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "geometry": {"type": "Point", "coordinates": [row["longitude"], row["latitude"]]},
             "properties": {
                 "individual_id": row["individual_id"],
+                "animal_id": row["animal_id"],
                 "date": _iso(row["survey_date"]),
                 "taken_at": _iso(row["taken_at"]),
                 "site": row["site"],

@@ -17,6 +17,7 @@ class ExportFilter:
     until: date | None = None
     site: str | None = None
     individual: str | None = None
+    side: str | None = None
 
     def described(self) -> str:
         """The filters as the command line gives them ("" for none)."""
@@ -24,7 +25,13 @@ class ExportFilter:
         return " ".join(f"{flag} {value}" for flag, value in given)
 
     def params(self) -> dict[str, Any]:
-        return {"since": self.since, "until": self.until, "site": self.site, "individual": self.individual}
+        return {
+            "since": self.since,
+            "until": self.until,
+            "site": self.site,
+            "individual": self.individual,
+            "side": self.side,
+        }
 
 
 def photo_rows(store: Store, selection: ExportFilter) -> QueryResult:

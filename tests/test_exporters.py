@@ -271,3 +271,32 @@ def test_a_filter_that_matches_nothing_says_which(store: Store, tmp_path: Path) 
     assert message.startswith("Wrote 0 rows") and "--site Skarholmn" in message
     right = export(store, ExportFormat.CSV, tmp_path / "y.csv", ExportFilter(site="Skarholmen"), "S. m.")
     assert "Nothing matched" not in right
+
+
+def test_linked_flanks_are_one_animal_in_what_leaves_the_catalogue(store: Store, tmp_path: Path) -> None:
+    from catalog import decisions
+
+    assert export_capture_history(store, tmp_path / "before.inp") == 3
+    # FP-000001 is a left flank, FP-000003 a right one: the two sides of one fish.
+    decisions.link(store, "FP-000001", "FP-000003", "both flanks of the tagged fish")
+    # MARK would otherwise count a fish photographed on both sides twice.
+    assert export_capture_history(store, tmp_path / "after.inp") == 2
+    export_darwin_core(store, tmp_path / "a.zip", "Symphodus melops")
+    lines = zipfile.ZipFile(tmp_path / "a.zip").read("occurrence.txt").decode().strip().split("\n")
+    header = lines[0].split("\t")
+    rows = {r["occurrenceID"]: r for r in (dict(zip(header, x.split("\t"), strict=True)) for x in lines[1:])}
+    assert {r["organismID"] for r in rows.values()} == {"FP-000001", "FP-000002"}
+    assert rows["finprint:p4"]["organismID"] == "FP-000001"
+    assert "catalogue entry FP-000003" in rows["finprint:p4"]["occurrenceRemarks"]
+    # Per side: the left flanks are two animals, the right flank is the linked fish.
+    assert export_capture_history(store, tmp_path / "left.inp", ExportFilter(side="left")) == 2
+    assert export_capture_history(store, tmp_path / "right.inp", ExportFilter(side="right")) == 1
+    assert "FP-000001" in (tmp_path / "right.inp").read_text(encoding="utf-8")
+
+
+def test_merging_two_flanks_warns_to_link_them_instead(store: Store) -> None:
+    from catalog import decisions
+
+    warning = decisions.view_mismatch(store, "FP-000001", "FP-000003")
+    assert warning is not None and "left flank" in warning and "finprint link FP-000001 FP-000003" in warning
+    assert decisions.view_mismatch(store, "FP-000001", "FP-000002") is None

@@ -1,5 +1,5 @@
 -- One row per photo path, with its identification: the columns of `finprint export csv|json|parquet`.
--- Filters are NULL when not given: $since/$until (dates, inclusive), $site, $individual.
+-- Filters are NULL when not given: $since/$until (dates, inclusive), $site, $individual, $side.
 SELECT
     pp.path,
     s.individual_id,
@@ -27,4 +27,5 @@ WHERE ($since IS NULL OR coalesce(p.survey_date, CAST(p.taken_at AS DATE)) >= CA
   AND ($until IS NULL OR coalesce(p.survey_date, CAST(p.taken_at AS DATE)) <= CAST($until AS DATE))
   AND ($site IS NULL OR p.site = $site)
   AND ($individual IS NULL OR s.individual_id = $individual)
+  AND ($side IS NULL OR p.side = $side)
 ORDER BY pp.path;

@@ -1,8 +1,10 @@
 -- One row per sighting (a photo's identification), for Darwin Core, capture histories and GeoJSON.
--- Filters are NULL when not given: $since/$until (dates, inclusive), $site, $individual.
+-- Filters are NULL when not given: $since/$until (dates, inclusive), $site, $individual, $side.
 SELECT
     s.photo_id,
     s.individual_id,
+    -- The animal: entries a person linked (two flanks, a head and a body crop) share one.
+    coalesce(i.fish_id, i.individual_id) AS animal_id,
     i.name AS individual_name,
     s.status,
     s.distance,
@@ -24,4 +26,5 @@ WHERE ($since IS NULL OR coalesce(p.survey_date, CAST(p.taken_at AS DATE)) >= CA
   AND ($until IS NULL OR coalesce(p.survey_date, CAST(p.taken_at AS DATE)) <= CAST($until AS DATE))
   AND ($site IS NULL OR p.site = $site)
   AND ($individual IS NULL OR s.individual_id = $individual)
+  AND ($side IS NULL OR p.side = $side)
 ORDER BY survey_date NULLS LAST, p.taken_at NULLS LAST, s.individual_id, s.photo_id;
