@@ -47,7 +47,10 @@ def _clean(value: Any) -> str:
 
 def occurrence(row: dict[str, Any], scientific_name: str) -> dict[str, str]:
     """One sighting as a Darwin Core occurrence."""
-    event = row["taken_at"] or row["survey_date"]
+    event: Any = row["taken_at"] or row["survey_date"]
+    if row["taken_at"] is not None and row["taken_at_utc_offset"]:
+        # ISO 8601 with the camera's offset: GBIF then places the event in time exactly.
+        event = row["taken_at"].isoformat(timespec="seconds") + row["taken_at_utc_offset"]
     remarks = [f"{row['side']} flank" if row["side"] else "", f"{row['crop']} crop" if row["crop"] else ""]
     if row["distance"] is not None:
         remarks.append(f"embedding distance {row['distance']:.3f}")

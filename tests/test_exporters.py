@@ -102,7 +102,24 @@ def store(tmp_path: Path) -> Store:
     batch = Batch()
     for photo, individual, status, distance, taken_at, survey, site, lat, lon, side, path in SIGHTINGS:
         batch.photos.append(
-            PhotoRow(photo, path, 1000, 1, 640, 480, taken_at, lat, lon, survey, site, None, side, "body")
+            PhotoRow(
+                photo,
+                path,
+                1000,
+                1,
+                640,
+                480,
+                taken_at,
+                lat,
+                lon,
+                survey,
+                site,
+                None,
+                side,
+                "body",
+                # One camera wrote its UTC offset: exports must keep it.
+                taken_at_utc_offset="+02:00" if photo == "p1" else None,
+            )
         )
         batch.vectors.append(np.zeros(4, dtype=np.float32))
         batch.sightings.append(SightingRow(photo, individual, status, distance, None, None, None))
@@ -160,7 +177,8 @@ def test_darwin_core_archive_parses_back(store: Store, tmp_path: Path) -> None:
     assert [fields[i] for i in range(len(header))] == header == list(OCCURRENCE_TERMS)
     rows = [dict(zip(header, line.split("\t"), strict=True)) for line in lines[1:]]
     assert {r["organismID"] for r in rows} == {"FP-000001", "FP-000002", "FP-000003"}
-    assert rows[0]["eventDate"] == "2024-06-03T09:05:00"
+    assert rows[0]["eventDate"] == "2024-06-03T09:05:00+02:00"
+    assert rows[1]["eventDate"] == "2024-06-03T09:09:00"
     by_id = {r["occurrenceID"]: r for r in rows}
     assert by_id["finprint:p5"]["basisOfRecord"] == "HumanObservation"
     assert by_id["finprint:p1"]["basisOfRecord"] == "MachineObservation"

@@ -18,7 +18,9 @@ SELECT
     s.run_id,
     -- The model of the run that made the sighting: a photo has one embedding per model while a
     -- reindex is under way, and joining embeddings would then give it two rows.
-    r.model_version
+    r.model_version,
+    -- The camera's EXIF OffsetTimeOriginal ("+02:00"); taken_at is its local clock time.
+    p.taken_at_utc_offset
 FROM photo_paths pp
 JOIN photos p USING (photo_id)
 LEFT JOIN sightings s USING (photo_id)

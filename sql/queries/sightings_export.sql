@@ -9,6 +9,7 @@ SELECT
     s.status,
     s.distance,
     p.taken_at,
+    p.taken_at_utc_offset,
     coalesce(p.survey_date, CAST(p.taken_at AS DATE)) AS survey_date,
     p.site,
     p.latitude,
