@@ -714,7 +714,9 @@ def export_command(
     distance, status, then survey date, crop, camera, GPS, photo id and sha256, run, model version.
 
     **dwc**: one occurrence per sighting, organismID = the animal (linked entries share one),
-    species from `scientific_name` in finprint.toml (default Symphodus melops).
+    species from `scientific_name` in finprint.toml (default Symphodus melops); eml.xml from
+    `dataset_publisher`, `dataset_contact_email`, `dataset_licence` (CC0-1.0, CC-BY-4.0 or
+    CC-BY-NC-4.0) and `dataset_language`.
 
     **capture-history**: one row per animal (entries linked with `finprint link`, such as a fish's
     two flanks, are one animal), one column per occasion, for MARK (`.inp`) or RMark (`.csv`);
@@ -723,6 +725,7 @@ def export_command(
     **geojson**: sightings with GPS as points, with individual and date.
     """
     from catalog.store import Store
+    from exporters.darwin_core import DatasetMetadata
     from exporters.formats import export
     from exporters.selection import ExportFilter
 
@@ -740,9 +743,16 @@ def export_command(
         side=side.lower() if side else None,
     )
     settings = _settings(db_path=db)
+    dataset = DatasetMetadata(
+        settings.scientific_name,
+        settings.dataset_publisher,
+        settings.dataset_contact_email,
+        settings.dataset_licence,
+        settings.dataset_language,
+    )
     with Store.open(settings.db_path, read_only=True) as store:
         message = export(
-            store, export_format, out, selection, settings.scientific_name, starts, group_by_site,
+            store, export_format, out, selection, dataset, starts, group_by_site,
             spreadsheet_safe,
         )  # fmt: skip
     console.print(message, markup=False, highlight=False)

@@ -29,6 +29,12 @@ class Settings:
     batch_size: int = 32
     workers: int = 0  # 0 means one per CPU core
     scientific_name: str = "Symphodus melops"
+    # Darwin Core Archive metadata (eml.xml) that GBIF requires of a dataset.
+    dataset_publisher: str = "finprint catalogue"
+    dataset_contact_email: str | None = None
+    # One of the three licences GBIF accepts: CC0-1.0, CC-BY-4.0, CC-BY-NC-4.0.
+    dataset_licence: str = "CC-BY-4.0"
+    dataset_language: str = "en"
     # How survey fields sit in paths below an archive root, e.g. "{date}_{site}/{camera}/*".
     path_pattern: str | None = None
     # Verify each new photo's shortlist by keypoints, when OpenCV and the model's fusion file exist.
@@ -115,6 +121,7 @@ def load_settings(
     return replace(Settings(), **coerced)
 
 
+GBIF_LICENCES = ("CC0-1.0", "CC-BY-4.0", "CC-BY-NC-4.0")
 # Bounds a value must keep: outside them a run silently catalogues nothing, or everything as one.
 _INT_RANGES = {"neighbours_k": (1, 1000), "batch_size": (1, 4096), "workers": (0, 1024)}
 
@@ -124,6 +131,10 @@ def _check_range(name: str, value: Any) -> None:
         raise ValueError(f"must be a positive, finite distance, not {value!r}")
     if name == "review_band_fraction" and not (math.isfinite(value) and 0 <= value < 1):
         raise ValueError(f"must be a fraction from 0 up to (not including) 1, not {value!r}")
+    if name == "dataset_licence" and value not in GBIF_LICENCES:
+        raise ValueError(
+            f"must be one of the licences GBIF accepts ({', '.join(GBIF_LICENCES)}), not {value!r}"
+        )
     if name in _INT_RANGES:
         low, high = _INT_RANGES[name]
         if not low <= value <= high:

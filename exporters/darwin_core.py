@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,42 @@ from exporters.selection import ExportFilter, sighting_rows
 from exporters.tabular import atomic_target
 
 DWC = "http://rs.tdwg.org/dwc/terms/"
+LICENCE_TEXT = {
+    "CC0-1.0": (
+        "Creative Commons Zero v1.0 Universal",
+        "http://creativecommons.org/publicdomain/zero/1.0/legalcode",
+    ),
+    "CC-BY-4.0": (
+        "Creative Commons Attribution (CC-BY) 4.0",
+        "http://creativecommons.org/licenses/by/4.0/legalcode",
+    ),
+    "CC-BY-NC-4.0": (
+        "Creative Commons Attribution Non Commercial (CC-BY-NC) 4.0",
+        "http://creativecommons.org/licenses/by-nc/4.0/legalcode",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class DatasetMetadata:
+    """What eml.xml says of the dataset (settings dataset_* and scientific_name)."""
+
+    scientific_name: str = "Symphodus melops"
+    publisher: str = "finprint catalogue"
+    contact_email: str | None = None
+    licence: str = "CC-BY-4.0"
+    language: str = "en"
+
+
 # The occurrence columns, in file order; each is a Darwin Core term.
 OCCURRENCE_TERMS = (
     "occurrenceID",
     "basisOfRecord",
+    "occurrenceStatus",
+    "eventID",
     "eventDate",
     "scientificName",
+    "kingdom",
     "organismID",
     "organismName",
     "decimalLatitude",
@@ -56,8 +87,13 @@ def occurrence(row: dict[str, Any], scientific_name: str) -> dict[str, str]:
         remarks.append(f"embedding distance {row['distance']:.3f}")
     if row["animal_id"] != row["individual_id"]:
         remarks.append(f"catalogue entry {row['individual_id']}")
+    path = str(row["path"] or "")
     values = {
         "occurrenceID": f"finprint:{row['photo_id']}",
+        "occurrenceStatus": "present",
+        # One survey: a site on a date (GBIF groups occurrences of one sampling event by it).
+        "eventID": f"{row['site'] or 'unknown site'}/{row['survey_date'] or 'undated'}",
+        "kingdom": "Animalia",
         # A person's confirmation makes it a human observation; finprint's own match does not.
         "basisOfRecord": "HumanObservation" if row["status"] == "confirmed" else "MachineObservation",
         "eventDate": event,
@@ -69,7 +105,8 @@ def occurrence(row: dict[str, Any], scientific_name: str) -> dict[str, str]:
         "decimalLongitude": row["longitude"],
         "geodeticDatum": "WGS84" if row["latitude"] is not None else None,
         "locality": row["site"],
-        "associatedMedia": row["path"],
+        # A URL others can open, or nothing: a path on this machine means nothing to GBIF.
+        "associatedMedia": path if path.startswith(("http://", "https://")) else None,
         "identificationVerificationStatus": row["status"],
         "identifiedBy": f"finprint {__version__} (model {row['model_version']})",
         "occurrenceRemarks": "; ".join(r for r in remarks if r),
@@ -101,24 +138,42 @@ def meta_xml() -> str:
     )
 
 
-def eml_xml(title: str, scientific_name: str, n_occurrences: int) -> str:
+def eml_xml(dataset: DatasetMetadata, n_occurrences: int, published: date | None = None) -> str:
+    """EML 2.1.1 with what GBIF's validator requires: title, creator, contact, publication date,
+    language, abstract and one of GBIF's licences."""
     eml = ElementTree.Element(
         "eml:eml",
         {
             "xmlns:eml": "eml://ecoinformatics.org/eml-2.1.1",
             "packageId": f"finprint-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}",
             "system": "finprint",
+            "xml:lang": dataset.language,
         },
     )
-    dataset = ElementTree.SubElement(eml, "dataset")
-    ElementTree.SubElement(dataset, "title").text = title
-    creator = ElementTree.SubElement(dataset, "creator")
-    ElementTree.SubElement(creator, "organizationName").text = "finprint catalogue"
-    abstract = ElementTree.SubElement(ElementTree.SubElement(dataset, "abstract"), "para")
+    root = ElementTree.SubElement(eml, "dataset")
+    ElementTree.SubElement(root, "title").text = f"finprint sightings of {dataset.scientific_name}"
+    for role in ("creator", "metadataProvider"):
+        party = ElementTree.SubElement(root, role)
+        ElementTree.SubElement(party, "organizationName").text = dataset.publisher
+        if dataset.contact_email:
+            ElementTree.SubElement(party, "electronicMailAddress").text = dataset.contact_email
+    ElementTree.SubElement(root, "pubDate").text = (published or date.today()).isoformat()
+    ElementTree.SubElement(root, "language").text = dataset.language
+    abstract = ElementTree.SubElement(ElementTree.SubElement(root, "abstract"), "para")
     abstract.text = (
-        f"{n_occurrences} photo sightings of individually identified {scientific_name}, "
+        f"{n_occurrences} photo sightings of individually identified {dataset.scientific_name}, "
         f"matched by skin pattern with finprint {__version__}."
     )
+    name, url = LICENCE_TEXT[dataset.licence]
+    rights = ElementTree.SubElement(ElementTree.SubElement(root, "intellectualRights"), "para")
+    rights.text = "This work is licensed under a "
+    link = ElementTree.SubElement(ElementTree.SubElement(rights, "ulink", {"url": url}), "citetitle")
+    link.text = name
+    rights[0].tail = "."
+    contact = ElementTree.SubElement(root, "contact")
+    ElementTree.SubElement(contact, "organizationName").text = dataset.publisher
+    if dataset.contact_email:
+        ElementTree.SubElement(contact, "electronicMailAddress").text = dataset.contact_email
     ElementTree.indent(eml)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(eml, encoding="unicode") + "\n"
 
@@ -126,13 +181,13 @@ def eml_xml(title: str, scientific_name: str, n_occurrences: int) -> str:
 def export_darwin_core(
     store: Store,
     out_path: Path,
-    scientific_name: str,
+    dataset: DatasetMetadata,
     selection: ExportFilter | None = None,
     spreadsheet_safe: bool = False,
 ) -> int:
     """Write a Darwin Core Archive zip; returns the number of occurrences (`spreadsheet_safe`: as
     export_csv)."""
-    rows = [occurrence(r, scientific_name) for r in sighting_rows(store, selection or ExportFilter())]
+    rows = [occurrence(r, dataset.scientific_name) for r in sighting_rows(store, selection or ExportFilter())]
     if spreadsheet_safe:
         rows = [{term: inert(value) for term, value in row.items()} for row in rows]
     lines = ["\t".join(OCCURRENCE_TERMS)] + ["\t".join(r[t] for t in OCCURRENCE_TERMS) for r in rows]
@@ -142,7 +197,5 @@ def export_darwin_core(
     ):
         archive.writestr("occurrence.txt", "\n".join(lines) + "\n")
         archive.writestr("meta.xml", meta_xml())
-        archive.writestr(
-            "eml.xml", eml_xml(f"finprint sightings of {scientific_name}", scientific_name, len(rows))
-        )
+        archive.writestr("eml.xml", eml_xml(dataset, len(rows)))
     return len(rows)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from catalog.store import Store
 from exporters.capture_history import export_capture_history
-from exporters.darwin_core import export_darwin_core
+from exporters.darwin_core import DatasetMetadata, export_darwin_core
 from exporters.geojson import export_geojson
 from exporters.selection import ExportFilter
 from exporters.tabular import export_csv, export_json, export_parquet
@@ -28,7 +28,7 @@ def export(
     export_format: ExportFormat,
     out_path: Path,
     selection: ExportFilter,
-    scientific_name: str,
+    dataset: DatasetMetadata,
     occasion_starts: list[date] | None = None,
     group_by_site: bool = False,
     spreadsheet_safe: bool = False,
@@ -36,7 +36,7 @@ def export(
     """Write one export; returns a sentence saying what was written (and, when filters left
     nothing, which: a misspelt site otherwise gives an empty file that looks like no sightings)."""
     count, sentence = _write(
-        store, export_format, out_path, selection, scientific_name, occasion_starts, group_by_site,
+        store, export_format, out_path, selection, dataset, occasion_starts, group_by_site,
         spreadsheet_safe,
     )  # fmt: skip
     if count == 0 and selection.described():
@@ -52,7 +52,7 @@ def _write(
     export_format: ExportFormat,
     out_path: Path,
     selection: ExportFilter,
-    scientific_name: str,
+    dataset: DatasetMetadata,
     occasion_starts: list[date] | None,
     group_by_site: bool,
     spreadsheet_safe: bool,
@@ -67,7 +67,7 @@ def _write(
         count = export_parquet(store, out_path, selection)
         return count, f"Wrote {count} rows to {out_path}"
     if export_format is ExportFormat.DWC:
-        count = export_darwin_core(store, out_path, scientific_name, selection, spreadsheet_safe)
+        count = export_darwin_core(store, out_path, dataset, selection, spreadsheet_safe)
         return count, f"Wrote {count} occurrences to {out_path}"
     if export_format is ExportFormat.CAPTURE_HISTORY:
         count = export_capture_history(

@@ -16,7 +16,7 @@ import pytest
 
 from catalog.store import Batch, IndividualRow, PhotoRow, SightingRow, Store
 from exporters.capture_history import export_capture_history
-from exporters.darwin_core import OCCURRENCE_TERMS, export_darwin_core
+from exporters.darwin_core import OCCURRENCE_TERMS, DatasetMetadata, export_darwin_core
 from exporters.geojson import export_geojson
 from exporters.selection import ExportFilter
 from exporters.tabular import export_csv, export_json, export_parquet
@@ -160,7 +160,7 @@ def test_json_and_parquet_hold_the_same_rows(store: Store, tmp_path: Path) -> No
 
 def test_darwin_core_archive_parses_back(store: Store, tmp_path: Path) -> None:
     out = tmp_path / "dwca.zip"
-    assert export_darwin_core(store, out, "Symphodus melops") == 5
+    assert export_darwin_core(store, out, DatasetMetadata()) == 5
     archive = zipfile.ZipFile(out)
     assert set(archive.namelist()) == {"occurrence.txt", "meta.xml", "eml.xml"}
     occurrences = archive.read("occurrence.txt").decode("utf-8")
@@ -185,8 +185,17 @@ def test_darwin_core_archive_parses_back(store: Store, tmp_path: Path) -> None:
     assert by_id["finprint:p4"]["decimalLatitude"] == ""
     assert by_id["finprint:p1"]["scientificName"] == "Symphodus melops"
     assert "abcdef123456" in by_id["finprint:p1"]["identifiedBy"]
+    assert {r["occurrenceStatus"] for r in rows} == {"present"} and {r["kingdom"] for r in rows} == {"Animalia"}
+    assert by_id["finprint:p1"]["eventID"] == "Skarholmen/2024-06-03"
+    # A path on this machine means nothing to GBIF: associatedMedia holds URLs only.
+    assert {r["associatedMedia"] for r in rows} == {""}
     eml = ElementTree.fromstring(archive.read("eml.xml"))
     assert eml.findtext("dataset/title") == "finprint sightings of Symphodus melops"
+    # What GBIF's validator requires of a dataset's metadata.
+    assert eml.findtext("dataset/pubDate") and eml.findtext("dataset/language") == "en"
+    assert eml.findtext("dataset/contact/organizationName") == "finprint catalogue"
+    licence = eml.find("dataset/intellectualRights/para/ulink")
+    assert licence is not None and licence.get("url") == "http://creativecommons.org/licenses/by/4.0/legalcode"
 
 
 def test_capture_history_mark_and_rmark(store: Store, tmp_path: Path) -> None:
@@ -239,7 +248,7 @@ def test_filters_select_sightings(
     export_csv(store, out, selection)
     with out.open(newline="", encoding="utf-8") as handle:
         assert {r["photo_id"] for r in csv.DictReader(handle)} == expected
-    export_darwin_core(store, tmp_path / "f.zip", "Symphodus melops", selection)
+    export_darwin_core(store, tmp_path / "f.zip", DatasetMetadata(), selection)
     lines = zipfile.ZipFile(tmp_path / "f.zip").read("occurrence.txt").decode().strip().split("\n")[1:]
     assert {line.split("\t")[0].removeprefix("finprint:") for line in lines} == expected
 
@@ -271,7 +280,7 @@ def test_spreadsheet_safe_exports_keep_formulas_as_text(tmp_path: Path) -> None:
         '\'=HYPERLINK("http://x")',
         "Hillesoy",
     ]
-    export_darwin_core(hostile, tmp_path / "safe.zip", "Symphodus melops", spreadsheet_safe=True)
+    export_darwin_core(hostile, tmp_path / "safe.zip", DatasetMetadata(), spreadsheet_safe=True)
     with zipfile.ZipFile(tmp_path / "safe.zip") as archive:
         occurrences = archive.read("occurrence.txt").decode("utf-8")
     assert "\t=" not in occurrences and "\t'=HYPERLINK" in occurrences
@@ -285,9 +294,11 @@ def test_a_filter_that_matches_nothing_says_which(store: Store, tmp_path: Path) 
     from exporters.formats import ExportFormat, export
 
     misspelt = ExportFilter(site="Skarholmn")
-    message = export(store, ExportFormat.CSV, tmp_path / "x.csv", misspelt, "Symphodus melops")
+    message = export(store, ExportFormat.CSV, tmp_path / "x.csv", misspelt, DatasetMetadata())
     assert message.startswith("Wrote 0 rows") and "--site Skarholmn" in message
-    right = export(store, ExportFormat.CSV, tmp_path / "y.csv", ExportFilter(site="Skarholmen"), "S. m.")
+    right = export(
+        store, ExportFormat.CSV, tmp_path / "y.csv", ExportFilter(site="Skarholmen"), DatasetMetadata()
+    )
     assert "Nothing matched" not in right
 
 
@@ -299,7 +310,7 @@ def test_linked_flanks_are_one_animal_in_what_leaves_the_catalogue(store: Store,
     decisions.link(store, "FP-000001", "FP-000003", "both flanks of the tagged fish")
     # MARK would otherwise count a fish photographed on both sides twice.
     assert export_capture_history(store, tmp_path / "after.inp") == 2
-    export_darwin_core(store, tmp_path / "a.zip", "Symphodus melops")
+    export_darwin_core(store, tmp_path / "a.zip", DatasetMetadata())
     lines = zipfile.ZipFile(tmp_path / "a.zip").read("occurrence.txt").decode().strip().split("\n")
     header = lines[0].split("\t")
     rows = {r["occurrenceID"]: r for r in (dict(zip(header, x.split("\t"), strict=True)) for x in lines[1:])}

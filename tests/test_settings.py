@@ -48,6 +48,7 @@ def test_bad_value_is_a_user_error(tmp_path: Path) -> None:
         ("batch_size", "1000000000"),
         ("workers", "-1"),
         ("neighbours_k", "0"),
+        ("dataset_licence", "all rights reserved"),
     ],
 )
 def test_out_of_range_settings_name_the_setting_and_its_source(tmp_path: Path, name: str, value: str) -> None:
