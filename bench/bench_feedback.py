@@ -38,6 +38,7 @@ from catalog.pipeline import index, reindex
 from catalog.settings import DEFAULT_MODEL_PATH, Settings
 from catalog.store import Store
 from catalog.train.from_catalogue import CatalogueTrainConfig, train_from_catalogue
+from exporters.selection import ExportFilter, photo_rows
 
 ORACLE = "oracle (bench-feedback)"
 
@@ -52,7 +53,7 @@ class Archive:
 
 def _catalogue(store: Store, archive: Archive) -> list[tuple[str, str, str, str]]:
     """(relative file, photo id, individual, status) of every catalogued photo."""
-    photos = store.query("photos_export", since=None, until=None, site=None, individual=None)
+    photos = photo_rows(store, ExportFilter())
     column = {n: photos.columns.index(n) for n in ("path", "photo_id", "individual_id", "status")}
     return [
         (

@@ -31,6 +31,7 @@ from catalog.modelcard import read_card
 from catalog.pipeline import index
 from catalog.settings import DEFAULT_MODEL_PATH, Settings
 from catalog.store import Store
+from exporters.selection import ExportFilter, photo_rows
 
 TRUTH_EXTRA_COLUMNS = ("side", "body_part_from_filename")
 # Photographs filed under two animals' names in a shared set, found by looking at the wrong merges
@@ -109,7 +110,7 @@ def catalogue_scores(
     and B-cubed, automatic decisions and every review accepted apart; found individuals that mix
     animals are appended to `mixed`, labelled with `run`."""
     with Store.open(db_path, read_only=True) as store:
-        photos = store.query("photos_export", since=None, until=None, site=None, individual=None)
+        photos = photo_rows(store, ExportFilter())
     column = {name: photos.columns.index(name) for name in ("path", "individual_id", "status")}
     found = {
         Path(row[column["path"]]).relative_to(archive).as_posix(): (

@@ -12,6 +12,7 @@ from catalog.pipeline import ProgressCallback, RunResult, graph_directory, index
 from catalog.settings import Settings
 from catalog.store import QueryResult, Store
 from catalog.synthetic import GROUND_TRUTH_FILE, generate_archive, read_ground_truth
+from exporters.selection import ExportFilter, photo_rows
 
 ARCHIVE_FOLDER = "archive"
 DEMO_DB = "demo.duckdb"
@@ -70,7 +71,7 @@ def run_demo(
 def score_catalogue(store: Store, archive: Path) -> ClusteringScores:
     """Compare the catalogue's individuals with the archive's ground truth, photo by photo."""
     truth = {row.path: row.identity_key for row in read_ground_truth(archive / GROUND_TRUTH_FILE)}
-    photos = store.query("photos_export", since=None, until=None, site=None, individual=None)
+    photos = photo_rows(store, ExportFilter())
     path_column = photos.columns.index("path")
     individual_column = photos.columns.index("individual_id")
     truth_labels, found_labels = [], []

@@ -14,6 +14,7 @@ from catalog.pipeline import index
 from catalog.settings import Settings
 from catalog.store import Store, TonightPhoto
 from catalog.synthetic import make_fish, photograph
+from exporters.selection import ExportFilter, photo_rows
 from tests.conftest import die_after_batches
 from tests.test_nightly import _catalogue_rows
 
@@ -126,7 +127,7 @@ def _night_archive(root: Path, fish_count: int, nights: int, shots: int, seed: i
 def _scores(db: Path, truth: dict[str, str]) -> tuple[float, float]:
     """Pairwise precision and recall of the automatic decisions (a photo in review stays alone)."""
     with Store.open(db, read_only=True) as store:
-        rows = store.query("photos_export", since=None, until=None, site=None, individual=None)
+        rows = photo_rows(store, ExportFilter())
     column = {name: rows.columns.index(name) for name in ("path", "individual_id", "status")}
     truths = [truth[row[column["path"]]] for row in rows.rows]
     found = [
@@ -170,7 +171,7 @@ def test_two_fish_photographed_in_the_same_minute_stay_two(tmp_path: Path) -> No
     )
     index(settings, [tmp_path / "archive"])
     with Store.open(settings.db_path, read_only=True) as store:
-        rows = store.query("photos_export", since=None, until=None, site=None, individual=None)
+        rows = photo_rows(store, ExportFilter())
     column = {name: rows.columns.index(name) for name in ("path", "individual_id")}
     fish_of: dict[str, set[str]] = {}
     for row in rows.rows:

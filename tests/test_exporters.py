@@ -185,7 +185,8 @@ def test_darwin_core_archive_parses_back(store: Store, tmp_path: Path) -> None:
     assert by_id["finprint:p4"]["decimalLatitude"] == ""
     assert by_id["finprint:p1"]["scientificName"] == "Symphodus melops"
     assert "abcdef123456" in by_id["finprint:p1"]["identifiedBy"]
-    assert {r["occurrenceStatus"] for r in rows} == {"present"} and {r["kingdom"] for r in rows} == {"Animalia"}
+    assert {r["occurrenceStatus"] for r in rows} == {"present"}
+    assert {r["kingdom"] for r in rows} == {"Animalia"}
     assert by_id["finprint:p1"]["eventID"] == "Skarholmen/2024-06-03"
     # A path on this machine means nothing to GBIF: associatedMedia holds URLs only.
     assert {r["associatedMedia"] for r in rows} == {""}
@@ -195,7 +196,9 @@ def test_darwin_core_archive_parses_back(store: Store, tmp_path: Path) -> None:
     assert eml.findtext("dataset/pubDate") and eml.findtext("dataset/language") == "en"
     assert eml.findtext("dataset/contact/organizationName") == "finprint catalogue"
     licence = eml.find("dataset/intellectualRights/para/ulink")
-    assert licence is not None and licence.get("url") == "http://creativecommons.org/licenses/by/4.0/legalcode"
+    assert (
+        licence is not None and licence.get("url") == "http://creativecommons.org/licenses/by/4.0/legalcode"
+    )
 
 
 def test_capture_history_mark_and_rmark(store: Store, tmp_path: Path) -> None:

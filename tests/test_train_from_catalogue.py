@@ -23,6 +23,7 @@ from catalog.train.from_catalogue import matched_threshold  # noqa: E402
 from catalog.train.loop import TrainConfig, train  # noqa: E402
 from catalog.train.nets import build_backbone  # noqa: E402
 from catalog.train.onnx_weights import load_exported_weights  # noqa: E402
+from exporters.selection import ExportFilter, photo_rows  # noqa: E402
 
 runner = CliRunner()
 
@@ -75,7 +76,7 @@ def taught_catalogue(
         for row in read_ground_truth(survey_archive / GROUND_TRUTH_FILE)
     }
     with Store.open(db) as store:
-        photos = store.query("photos_export", since=None, until=None, site=None, individual=None)
+        photos = photo_rows(store, ExportFilter())
         col = {n: photos.columns.index(n) for n in ("path", "photo_id", "individual_id")}
         rows = [
             (truth[str(Path(r[col["path"]]).resolve())], r[col["photo_id"]], r[col["individual_id"]])
