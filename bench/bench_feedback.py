@@ -11,8 +11,10 @@ settles the review queue from the truth (confirm or reject each proposal) and sp
 rejected; a photo filed as a new fish is merged into the fish's existing entry if it has one, or
 confirmed as new. After each round but the last, the feedback arm runs `train --from-catalogue`
 and, when the new model is better on the catalogue individuals it held out, reindexes with it.
-The control arm indexes the same nights with the same oracle and never retrains. Scores are of
-the whole catalogue after each round (the oracle's corrections included, in both arms alike).
+The control arm indexes the same nights with the same oracle and never retrains. "Recognised"
+counts, before the oracle looks, the round's photos of animals already catalogued that were
+filed with an earlier photo of the same animal: what the round's model decided. The other scores
+are of the whole catalogue after each round (the oracle's corrections included, in both arms).
 """
 
 from __future__ import annotations
@@ -65,6 +67,27 @@ def _catalogue(store: Store, archive: Archive) -> list[tuple[str, str, str, str]
         for row in photos.rows
         if row[column["individual_id"]] is not None
     ]
+
+
+def recognition(db_path: Path, archive: Archive, night: Path) -> Counter[str]:
+    """Before anyone looks: how many of the night's photos of animals already catalogued were
+    filed with an earlier photo of the same animal, and how many with earlier photos of others.
+    What the model (and the night's grouping) decided, undiluted by earlier rounds."""
+    with Store.open(db_path, read_only=True) as store:
+        rows = [r for r in _catalogue(store, archive) if r[0] in archive.truth]
+    tonight = [r for r in rows if r[0].startswith(night.name + "/")]
+    earlier_keys: dict[str, set[str]] = {}
+    for relative, _, individual, _ in rows:
+        if not relative.startswith(night.name + "/"):
+            earlier_keys.setdefault(individual, set()).add(archive.truth[relative][1])
+    known = set().union(*earlier_keys.values()) if earlier_keys else set()
+    counts: Counter[str] = Counter()
+    for relative, _, individual, status in tonight:
+        key = archive.truth[relative][1]
+        counts["returning"] += key in known
+        if status != "review" and individual in earlier_keys:
+            counts["recognised" if key in earlier_keys[individual] else "filed with another animal"] += 1
+    return counts
 
 
 def play_biologist(db_path: Path, archive: Archive, night: Path, spot_checks: int, seed: int) -> Counter[str]:
@@ -125,9 +148,11 @@ def run_arm(
     for number, nights in enumerate(rounds):
         queue = 0
         oracle: Counter[str] = Counter()
+        seen: Counter[str] = Counter()
         for night in nights:
             result = index(replace(settings, model_path=model), [night])
             queue += result.review
+            seen += recognition(settings.db_path, archive, night)
             oracle += play_biologist(
                 settings.db_path, archive, night, args.spot_checks, seed=zlib.crc32(night.name.encode())
             )
@@ -136,6 +161,8 @@ def run_arm(
             "nights": str(len(nights)),
             "model": model.name,
             "photos": scores["photos"],
+            "returning animals' photos recognised": f"{seen['recognised']} of {seen['returning']}",
+            "  filed with another animal": str(seen["filed with another animal"]),
             "pairwise precision, automatic": scores["pairwise precision, automatic decisions"],
             "pairwise recall, automatic": scores["pairwise recall, automatic decisions"],
             "B-cubed F1, automatic": scores["B-cubed F1, automatic decisions"],
