@@ -38,7 +38,16 @@ from catalog.photos import (
 )
 from catalog.preprocess import prepare, to_tensor
 from catalog.settings import Settings
-from catalog.store import Batch, IndividualRow, KnownPath, PhotoRow, SightingRow, Store, individual_label
+from catalog.store import (
+    Batch,
+    IndividualRow,
+    KnownPath,
+    PhotoRow,
+    SightingRow,
+    Store,
+    individual_label,
+    write_nightly_backup,
+)
 
 ProgressCallback = Callable[[int, int], None]
 # Catalogued photos whose keypoints identification keeps in memory (about 400 MB at most).
@@ -439,6 +448,14 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
                     "individuals_new": result.individuals_new,
                 },
                 seconds,
+            )
+    if settings.nightly_backup:
+        try:
+            write_nightly_backup(settings.db_path)
+        except OSError as exc:
+            result.warnings.append(
+                f"the nightly copy of the catalogue could not be written ({exc}); the catalogue itself is "
+                "complete. Free some disk space, or set nightly_backup = false."
             )
     return result
 

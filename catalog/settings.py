@@ -42,6 +42,9 @@ class Settings:
     # At the end of each night, gather tonight's photos of one animal into groups and decide each
     # group against the catalogue as a whole (catalog.encounters).
     group_encounters: bool = True
+    # After each finished night, keep a copy of the catalogue beside it (<db>.last-night.bak): the
+    # way back when the file is damaged, costing one file copy a night.
+    nightly_backup: bool = True
 
 
 _BOOLEAN_WORDS = {

@@ -177,9 +177,34 @@ def individual_label(number: int) -> str:
     return f"FP-{number:06d}"
 
 
+NIGHTLY_BACKUP_SUFFIX = ".last-night.bak"
+
+
+def nightly_backup_path(db_path: Path) -> Path:
+    """Where the copy of the catalogue as the last finished night left it is kept."""
+    return db_path.with_name(db_path.name + NIGHTLY_BACKUP_SUFFIX)
+
+
+def write_nightly_backup(db_path: Path) -> Path:
+    """Copy the closed catalogue beside itself, replacing the previous night's copy only once the
+    new one is whole (a kill mid-copy leaves last night's intact)."""
+    target = nightly_backup_path(db_path)
+    partial = target.with_name(target.name + ".partial")
+    shutil.copyfile(db_path, partial)
+    partial.replace(target)
+    return target
+
+
 def _restore_hint(db_path: Path) -> str:
-    """What to do with a catalogue DuckDB cannot read: restore a copy (the ones finprint made
-    before a schema upgrade are named here)."""
+    """What to do with a catalogue DuckDB cannot read: restore a copy (the one finprint keeps of
+    the last finished night, and the ones made before a schema upgrade, are named here)."""
+    nightly = nightly_backup_path(db_path)
+    if nightly.is_file():
+        return (
+            f" If the file was damaged, copy {nightly} (the catalogue as the last finished night left "
+            "it: decisions made since are lost, photos catalogued since are catalogued again by the "
+            f"next index run) over {db_path.name}; the photos themselves are untouched."
+        )
     copies = sorted(db_path.parent.glob(f"{db_path.name}.schema*.bak")) if db_path.parent.is_dir() else []
     if not copies:
         return " If the file was damaged, restore it from your backup; the photos themselves are untouched."
@@ -945,6 +970,37 @@ class Store:
                 return current
             current = merged
         return current
+
+    def integrity_problems(self) -> list[str]:
+        """What is wrong inside the catalogue, each as a sentence; empty when all is well. Reads
+        every table whole, so damage DuckDB can detect surfaces here rather than mid-night."""
+        problems = []
+        for table in ("runs", "photos", "photo_paths", "embeddings", "individuals", "sightings", "decisions"):
+            try:
+                self._con.execute(f"SELECT * FROM {table}").fetchall()
+            except duckdb.Error as exc:
+                problems.append(f"table {table} cannot be read ({exc})")
+        if problems:
+            return problems
+        checks = {
+            "sighting(s) of an individual that does not exist": "SELECT count(*) FROM sightings s "
+            "WHERE NOT EXISTS (SELECT 1 FROM individuals i WHERE i.individual_id = s.individual_id)",
+            "sighting(s) filed under an individual merged into another": "SELECT count(*) FROM sightings s "
+            "JOIN individuals i USING (individual_id) WHERE i.merged_into IS NOT NULL",
+            "individual(s) merged into one that does not exist": "SELECT count(*) FROM individuals i "
+            "WHERE i.merged_into IS NOT NULL AND NOT EXISTS "
+            "(SELECT 1 FROM individuals o WHERE o.individual_id = i.merged_into)",
+            "photo(s) with no sighting": "SELECT count(*) FROM photos p "
+            "WHERE NOT EXISTS (SELECT 1 FROM sightings s WHERE s.photo_id = p.photo_id)",
+            "photo(s) with no path": "SELECT count(*) FROM photos p "
+            "WHERE NOT EXISTS (SELECT 1 FROM photo_paths pp WHERE pp.photo_id = p.photo_id)",
+            "individual number(s) given twice": "SELECT count(*) - count(DISTINCT number) FROM individuals",
+        }
+        for what, query in checks.items():
+            row = self._con.execute(query).fetchone()
+            if row and row[0]:
+                problems.append(f"{row[0]} {what}")
+        return problems
 
     def individual_exists(self, individual_id: str) -> bool:
         return self.resolve_individual(individual_id) is not None

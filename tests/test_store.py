@@ -98,3 +98,46 @@ def test_a_damaged_catalogue_is_one_line_naming_the_copy_to_restore(tmp_path: Pa
     with pytest.raises(FinprintError) as named:
         Store.open(db, read_only=True)
     assert str(tmp_path / "wrasse.duckdb.schema8.bak") in str(named.value)
+
+
+def test_a_finished_night_leaves_a_copy_that_a_damaged_catalogue_names(
+    survey_archive: Path, tmp_path: Path
+) -> None:
+    from catalog.pipeline import index
+    from catalog.settings import Settings
+
+    db = tmp_path / "wrasse.duckdb"
+    first = sorted(p for p in survey_archive.iterdir() if p.is_dir())[0]
+    index(Settings(db_path=db), [first])
+    copy = tmp_path / "wrasse.duckdb.last-night.bak"
+    with Store.open(copy, read_only=True) as restored, Store.open(db, read_only=True) as live:
+        assert (
+            restored.read_only_sql("SELECT count(*) FROM sightings").rows
+            == live.read_only_sql("SELECT count(*) FROM sightings").rows
+            != [(0,)]
+        )
+    db.write_bytes(b"DUCK" + bytes(range(256)) * 64)
+    with pytest.raises(FinprintError) as damaged:
+        Store.open(db)
+    assert str(copy) in str(damaged.value) and "\n" not in str(damaged.value)
+
+
+def test_check_finds_what_does_not_agree(survey_archive: Path, tmp_path: Path) -> None:
+    from catalog.pipeline import index
+    from catalog.settings import Settings
+
+    db = tmp_path / "c.duckdb"
+    index(
+        Settings(db_path=db, nightly_backup=False),
+        [sorted(p for p in survey_archive.iterdir() if p.is_dir())[0]],
+    )
+    assert not (tmp_path / "c.duckdb.last-night.bak").exists()
+    with Store.open(db, read_only=True) as store:
+        assert store.integrity_problems() == []
+    with duckdb.connect(str(db)) as con:
+        con.execute("DELETE FROM individuals WHERE individual_id = 'FP-000001'")
+        con.execute("DELETE FROM photo_paths WHERE photo_id = (SELECT max(photo_id) FROM photos)")
+    with Store.open(db, read_only=True) as store:
+        problems = store.integrity_problems()
+    assert any("individual that does not exist" in p for p in problems)
+    assert any("1 photo(s) with no path" in p for p in problems)
