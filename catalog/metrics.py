@@ -184,7 +184,11 @@ def reid_metrics(vectors: np.ndarray, labels: list[str], encounters: list[str], 
         same_acc.append(s)
         diff_acc.append(d)
         total_acc.append((s + d) / 2)
-    candidates = np.unique(np.concatenate([pos_d, balanced_neg]))
+    # Without pairs of both kinds there is no balanced accuracy to maximise (a test set whose
+    # every individual was photographed in one encounter has no same-individual pair).
+    candidates = (
+        np.unique(np.concatenate([pos_d, balanced_neg])) if len(pos_d) and len(neg_d) else np.zeros(0)
+    )
     best_acc, best_t = 0.0, 0.0
     for t in candidates[:: max(1, len(candidates) // 2000)]:
         acc = (np.mean(pos_d < t) + np.mean(balanced_neg >= t)) / 2

@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import time
+import warnings
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -678,7 +679,11 @@ def _decode_one(
         if not data:
             return PhotoError(where, "empty file (0 bytes)")
         photo_id = hashlib.sha256(data).hexdigest()
-        with Image.open(io.BytesIO(data)) as image:
+        with warnings.catch_warnings():
+            # Pillow warns between its limit and twice it; finprint refuses those photos itself below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+        with image:
             width, height = image.size
             # Pillow itself only refuses above twice its limit; a photo is checked against it.
             limit = Image.MAX_IMAGE_PIXELS or 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import os
 import re
 import shutil
@@ -63,7 +64,7 @@ def test_html_embeds_the_photos_as_pairs(hostile_catalogue: Path) -> None:
 
 
 def test_run_report_text_at_fixed_width(hostile_catalogue: Path) -> None:
-    console = Console(width=100, color_system=None, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console = Console(width=100, color_system=None, record=True, file=io.StringIO())
     with Store.open(hostile_catalogue, read_only=True) as store:
         run_id = store.latest_run_id()
         queries = [store.query(q, run_id=run_id) for q in ("run_summary", "run_sightings", "run_errors")]
@@ -118,7 +119,7 @@ def test_history_and_query_tables_match_golden_text(tmp_path: Path) -> None:
         batch.sightings.append(SightingRow(photo_id, "FP-000001", status, distance, None, None, None))
     batch.individuals.append(IndividualRow("FP-000001", 1, "left", "body", "0" * 16))
     store.write_batch(run_id, "abcdef123456", batch)
-    console = Console(width=100, color_system=None, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console = Console(width=100, color_system=None, record=True, file=io.StringIO())
     console.print(
         report.history_report(
             store.query("individual", individual_id="FP-000001"),

@@ -85,7 +85,7 @@ def test_readers_are_told_when_an_index_holds_the_catalogue(tmp_path: Path) -> N
             Store.open(db, read_only=True)
     finally:
         holder.kill()
-        holder.wait()
+        holder.communicate()  # waits, and closes the pipe
 
 
 def test_a_damaged_catalogue_is_one_line_naming_the_copy_to_restore(tmp_path: Path) -> None:
