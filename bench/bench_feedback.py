@@ -3,6 +3,7 @@ from the catalogue, reindex, and go on; beside the same nights and oracle withou
 
 Usage: python bench/bench_feedback.py [--sets drawn,nyala,zebra_rapid,fs48_train] [--rounds 3]
                                       [--spot-checks 5] [--epochs 6] [--model MODEL.onnx]
+                                      [--all-individuals] [--no-verify]
 
 The archives are bench-nights' (individuals the default model held out of training; drawn fish it
 never saw), their nights cut into `--rounds` consecutive rounds. After each night the oracle
@@ -142,7 +143,7 @@ def run_arm(
 ) -> dict[str, dict[str, str]]:
     """One arm over every round; a column of scores per round."""
     model = args.model
-    settings = Settings(db_path=work / f"{name}.duckdb", model_path=model)
+    settings = Settings(db_path=work / f"{name}.duckdb", model_path=model, verify=not args.no_verify)
     columns: dict[str, dict[str, str]] = {}
     mixed: list[Mixed] = []
     for number, nights in enumerate(rounds):
@@ -219,6 +220,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--work", type=Path, default=Path("/tmp/finprint-train-default"))
     parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="decide on the embedding alone: the default fusion does not weigh the distance, so with "
+        "verification a model only changes which candidates are verified",
+    )
+    parser.add_argument(
         "--all-individuals",
         action="store_true",
         help="every individual of each set, not only those the default model held out: fair only "
@@ -231,7 +238,8 @@ def main() -> None:
     names = [n for n in args.sets.split(",") if n == "drawn" or (n in SHARED_NIGHTS and available)]
     console.print(
         f"Model {args.model.name}, {'every individual' if args.all_individuals else 'held-out individuals'}, "
-        f"{args.rounds} rounds, {args.spot_checks} spot checks a night, {args.epochs} epochs a retraining",
+        f"{args.rounds} rounds, {args.spot_checks} spot checks a night, {args.epochs} epochs a retraining, "
+        f"{'embedding alone' if args.no_verify else 'with keypoint verification'}",
         markup=False,
     )
     with tempfile.TemporaryDirectory() as scratch:
