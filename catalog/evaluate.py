@@ -13,7 +13,7 @@ from catalog import fusion as fusion_module
 from catalog import verify
 from catalog.embed import Embedder
 from catalog.errors import TrainingDataError
-from catalog.labels import LabelledPhoto, read_labelled, read_metadata, split_photos
+from catalog.labels import LabelledPhoto, read_labelled, read_metadata, refuse_survey_archive, split_photos
 from catalog.metrics import OpenSetScores, ReidMetrics, open_set_scores, reid_metrics
 from catalog.preprocess import load_image, to_tensor
 from catalog.shortlist import MethodScores, compare_methods, verify_shortlists
@@ -71,6 +71,8 @@ def evaluate(
     embedder = Embedder(model_path)
     card = embedder.card
     photos = read_metadata(metadata, root, crop) if metadata else read_labelled(_required(data_dir), crop)
+    if not metadata and data_dir is not None:
+        refuse_survey_archive(photos, data_dir)
     with_features = bool(shortlist_k) and verify.available()
     vectors, kept, unreadable, features, describe_seconds = embed_labelled(
         embedder, photos, batch_size, with_features

@@ -65,6 +65,21 @@ def read_labelled(data_dir: Path, crop: str | None = None) -> list[LabelledPhoto
     return photos
 
 
+_SURVEY_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def refuse_survey_archive(photos: list[LabelledPhoto], data_dir: Path) -> None:
+    """A survey archive (folders named by date) read as labelled photos would score survey nights
+    as if they were animals: say so instead of printing meaningless figures."""
+    individuals = {photo.individual for photo in photos}
+    dated = [name for name in individuals if _SURVEY_FOLDER.match(name)]
+    if individuals and len(dated) * 2 >= len(individuals):
+        raise TrainingDataError(
+            f"{data_dir}: its folders are named by date ({sorted(dated)[0]}, ...): a survey archive, not "
+            "photos labelled by individual. Give DATA/<individual>/*.jpg, or a --metadata table."
+        )
+
+
 def read_sources(
     data_dirs: tuple[Path, ...] | list[Path],
     metadata: Path | None = None,

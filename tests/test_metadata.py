@@ -210,3 +210,18 @@ def test_evaluate_on_a_folder_of_unreadable_photos_is_a_one_line_error(tmp_path:
     unreadable = r"none of the 4 labelled photos could be read \(e\.g\. .*0\.jpg"
     with pytest.raises(TrainingDataError, match=unreadable):
         evaluate(DEFAULT_MODEL_PATH, tmp_path)
+
+
+def test_evaluate_on_a_survey_archive_says_it_is_not_labelled(survey_archive: Path) -> None:
+    from catalog.evaluate import evaluate
+    from catalog.settings import DEFAULT_MODEL_PATH
+
+    # Its folders are survey nights: scored as animals, every figure would be meaningless.
+    with pytest.raises(TrainingDataError, match="survey archive, not photos labelled by individual"):
+        evaluate(DEFAULT_MODEL_PATH, survey_archive)
+
+
+def test_evaluate_still_takes_a_folder_per_individual(labelled_set: Path, tmp_path: Path) -> None:
+    from catalog.labels import read_labelled, refuse_survey_archive
+
+    refuse_survey_archive(read_labelled(labelled_set), labelled_set)  # no error: names, not dates
