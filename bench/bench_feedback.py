@@ -70,12 +70,11 @@ def _catalogue(store: Store, archive: Archive) -> list[tuple[str, str, str, str]
     ]
 
 
-def recognition(db_path: Path, archive: Archive, night: Path) -> Counter[str]:
+def recognition(catalogued: list[tuple[str, str, str, str]], archive: Archive, night: Path) -> Counter[str]:
     """Before anyone looks: how many of the night's photos of animals already catalogued were
     filed with an earlier photo of the same animal, and how many with earlier photos of others.
     What the model (and the night's grouping) decided, undiluted by earlier rounds."""
-    with Store.open(db_path, read_only=True) as store:
-        rows = [r for r in _catalogue(store, archive) if r[0] in archive.truth]
+    rows = [r for r in catalogued if r[0] in archive.truth]
     tonight = [r for r in rows if r[0].startswith(night.name + "/")]
     earlier_keys: dict[str, set[str]] = {}
     for relative, _, individual, _ in rows:
@@ -91,45 +90,49 @@ def recognition(db_path: Path, archive: Archive, night: Path) -> Counter[str]:
     return counts
 
 
-def play_biologist(db_path: Path, archive: Archive, night: Path, spot_checks: int, seed: int) -> Counter[str]:
-    """Settle the review queue and spot-check the night's automatic decisions from the truth."""
+def play_biologist(
+    store: Store,
+    rows: list[tuple[str, str, str, str]],
+    archive: Archive,
+    night: Path,
+    spot_checks: int,
+    seed: int,
+) -> Counter[str]:
+    """Settle the review queue and spot-check the night's automatic decisions (`rows`: the
+    catalogue as the night left it) from the truth."""
     done: Counter[str] = Counter()
-    with Store.open(db_path) as store:
-        rows = _catalogue(store, archive)
-        key = {relative: archive.truth[relative][1] for relative, *_ in rows if relative in archive.truth}
-        members: dict[str, list[str]] = {}
-        for relative, _, individual, _ in rows:
-            if relative in key:
-                members.setdefault(individual, []).append(key[relative])
-        identity = {i: Counter(keys).most_common(1)[0][0] for i, keys in members.items()}
-        for relative, photo_id, individual, status in rows:
-            if status == "review" and relative in key:
-                right = key[relative] == identity[individual]
-                (decisions.confirm if right else decisions.reject)(store, [photo_id], ORACLE)
-                done["review confirmed" if right else "review rejected"] += 1
-        tonight = [
-            r
-            for r in rows
-            if r[0].startswith(night.name + "/") and r[3] in ("matched", "new") and r[0] in key
-        ]
-        for relative, photo_id, individual, status in random.Random(seed).sample(
-            tonight, min(spot_checks, len(tonight))
-        ):
-            individual = store.resolve_individual(individual) or individual
-            if status == "matched":
-                right = key[relative] == identity.get(individual)
-                (decisions.confirm if right else decisions.reject)(store, [photo_id], ORACLE)
-                done["spot check: match confirmed" if right else "spot check: match rejected"] += 1
-                continue
-            known = sorted(i for i, k in identity.items() if k == key[relative] and i != individual)
-            known = [i for i in known if store.merged_into(i) is None]
-            if known:
-                decisions.merge(store, known[0], individual, ORACLE)
-                identity.pop(individual, None)
-                done["spot check: new fish merged"] += 1
-            else:
-                decisions.confirm(store, [photo_id], ORACLE)
-                done["spot check: new fish confirmed"] += 1
+    key = {relative: archive.truth[relative][1] for relative, *_ in rows if relative in archive.truth}
+    members: dict[str, list[str]] = {}
+    for relative, _, individual, _ in rows:
+        if relative in key:
+            members.setdefault(individual, []).append(key[relative])
+    identity = {i: Counter(keys).most_common(1)[0][0] for i, keys in members.items()}
+    for relative, photo_id, individual, status in rows:
+        if status == "review" and relative in key:
+            right = key[relative] == identity[individual]
+            (decisions.confirm if right else decisions.reject)(store, [photo_id], ORACLE)
+            done["review confirmed" if right else "review rejected"] += 1
+    tonight = [
+        r for r in rows if r[0].startswith(night.name + "/") and r[3] in ("matched", "new") and r[0] in key
+    ]
+    for relative, photo_id, individual, status in random.Random(seed).sample(
+        tonight, min(spot_checks, len(tonight))
+    ):
+        individual = store.resolve_individual(individual) or individual
+        if status == "matched":
+            right = key[relative] == identity.get(individual)
+            (decisions.confirm if right else decisions.reject)(store, [photo_id], ORACLE)
+            done["spot check: match confirmed" if right else "spot check: match rejected"] += 1
+            continue
+        known = sorted(i for i, k in identity.items() if k == key[relative] and i != individual)
+        known = [i for i in known if store.merged_into(i) is None]
+        if known:
+            decisions.merge(store, known[0], individual, ORACLE)
+            identity.pop(individual, None)
+            done["spot check: new fish merged"] += 1
+        else:
+            decisions.confirm(store, [photo_id], ORACLE)
+            done["spot check: new fish confirmed"] += 1
     return done
 
 
@@ -153,10 +156,11 @@ def run_arm(
         for night in nights:
             result = index(replace(settings, model_path=model), [night])
             queue += result.review
-            seen += recognition(settings.db_path, archive, night)
-            oracle += play_biologist(
-                settings.db_path, archive, night, args.spot_checks, seed=zlib.crc32(night.name.encode())
-            )
+            with Store.open(settings.db_path) as store:
+                rows = _catalogue(store, archive)
+                seen += recognition(rows, archive, night)
+                seed = zlib.crc32(night.name.encode())
+                oracle += play_biologist(store, rows, archive, night, args.spot_checks, seed)
         scores = catalogue_scores(settings.db_path, archive.root, archive.truth, archive.twins, name, mixed)
         column = {
             "nights": str(len(nights)),

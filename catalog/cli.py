@@ -1153,7 +1153,7 @@ def check(db: DbOption = None) -> None:
     """Read the whole catalogue and check that its tables agree with each other (every sighting's
     individual exists, no photo without a sighting or a path, ...). Exit 0 when all is well, 1
     with what is wrong and the copy to restore from."""
-    from catalog.store import Store, nightly_backup_path
+    from catalog.store import Store, restore_hint
 
     settings = _settings(db_path=db)
     with Store.open(settings.db_path, read_only=True) as store:
@@ -1161,9 +1161,7 @@ def check(db: DbOption = None) -> None:
     if not problems:
         console.print(f"{settings.db_path}: all tables read, nothing inconsistent.")
         return
-    backup = nightly_backup_path(settings.db_path)
-    restore = f" The last finished night's copy is {backup}." if backup.is_file() else ""
-    raise FinprintError(f"{settings.db_path}: " + "; ".join(problems) + "." + restore)
+    raise FinprintError(f"{settings.db_path}: " + "; ".join(problems) + "." + restore_hint(settings.db_path))
 
 
 @app.command()

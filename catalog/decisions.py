@@ -81,11 +81,8 @@ def view_mismatch(store: Store, keep: str, fold: str) -> str | None:
     """Why merging these two entries is probably not what a person means: different flanks or
     crops of one fish are linked (`link`), not merged; None when their views agree."""
     keep, fold = _resolved(store, keep), _resolved(store, fold)
-    for (kept, folded), what in zip(
-        zip(store.individual_view(keep), store.individual_view(fold), strict=True),
-        ("flank", "crop"),
-        strict=True,
-    ):
+    views = zip(("flank", "crop"), store.individual_view(keep), store.individual_view(fold), strict=True)
+    for what, kept, folded in views:
         if kept and folded and kept != folded:
             return (
                 f"{keep} is a {kept} {what} and {fold} a {folded} {what}: merged, one entry holds both, and "

@@ -346,110 +346,100 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         todo = [(root, f) for root, f in found if not _unchanged(known_paths.get(str(f.path)), f)]
         pattern_notes = _pattern_coverage(path_pattern, todo) if path_pattern is not None else []
         run_id = store.start_run(card.model_version, threshold, __version__, [str(r) for r in roots])
-        # Ctrl-C (or a kill the process survives) leaves the run marked as interrupted at once,
-        # not "running" in every report until the next night starts.
-        with store.interrupted_on_ctrl_c(run_id):
-            result = RunResult(
-                run_id, card.model_version, threshold, embedder.providers, files_seen=len(found)
+        result = RunResult(run_id, card.model_version, threshold, embedder.providers, files_seen=len(found))
+        result.warnings.extend(pattern_notes)
+        # A folder that cannot be listed is an error of the night (exit code 2), and its
+        # catalogued photos are not marked missing: they are unreadable, not gone.
+        folder_errors = [PhotoError(folder, "folder could not be listed") for folder in unreadable_folders]
+        if folder_errors:
+            result.errors.extend(folder_errors)
+            store.write_batch(
+                run_id, card.model_version, Batch(errors=[(e.path, e.reason) for e in folder_errors])
             )
-            result.warnings.extend(pattern_notes)
-            # A folder that cannot be listed is an error of the night (exit code 2), and its
-            # catalogued photos are not marked missing: they are unreadable, not gone.
-            folder_errors = [
-                PhotoError(folder, "folder could not be listed") for folder in unreadable_folders
-            ]
-            if folder_errors:
-                result.errors.extend(folder_errors)
-                store.write_batch(
-                    run_id, card.model_version, Batch(errors=[(e.path, e.reason) for e in folder_errors])
-                )
-            if card.trained_on.get("synthetic_only"):
-                result.warnings.append(
-                    f"model {card.model_version} has only seen synthetic fish; on real photos its threshold "
-                    "is not calibrated and different fish get merged. Train a model on your own labelled "
-                    "photos (finprint train) and index with --model before trusting matches."
-                )
-            fusion, why_not = verification_for(settings, card)
-            if why_not:
-                result.warnings.append(why_not)
-            result.files_unchanged = len(found) - len(todo)
-            catalogue = _Catalogue(store, card, settings, threshold, path_pattern, fusion)
-            result.warnings.extend(catalogue.graph_notes)
-            seconds = {"decode": 0.0, "describe": 0.0, "embed": 0.0, "identify": 0.0, "write": 0.0}
-            done = 0
-            batches = _decoded_batches(
-                todo, card, settings.workers, settings.batch_size, seconds, describe=fusion is not None
+        if card.trained_on.get("synthetic_only"):
+            result.warnings.append(
+                f"model {card.model_version} has only seen synthetic fish; on real photos its threshold "
+                "is not calibrated and different fish get merged. Train a model on your own labelled "
+                "photos (finprint train) and index with --model before trusting matches."
             )
-            for decoded, failures in batches:
-                batch = Batch(errors=[(e.path, e.reason) for e in failures])
-                result.errors.extend(failures)
-                # A file changed since it was catalogued: its old sighting stays, the path moves on.
-                batch.stale_paths = [str(d.found.path) for d in decoded if str(d.found.path) in known_paths]
-                fresh: list[_Decoded] = []
-                for item in decoded:
-                    if item.photo_id in catalogue.known_ids:
-                        # Same content at another path (a copy, or a moved file): one photo, two paths.
-                        found_file = item.found
-                        batch.known_content_paths.append(
-                            (str(found_file.path), item.photo_id, found_file.size_bytes, found_file.mtime_ns)
-                        )
-                        result.duplicate_paths += 1
-                    else:
-                        catalogue.known_ids.add(item.photo_id)
-                        fresh.append(item)
-                tick = time.perf_counter()
-                vectors = (
-                    embedder.embed(np.stack([d.tensor for d in fresh]))
-                    if fresh
-                    else np.zeros((0, 1), np.float32)
-                )
-                seconds["embed"] += time.perf_counter() - tick
-                fresh, vectors = _drop_non_finite(fresh, vectors, catalogue.known_ids, batch, result)
-                tick = time.perf_counter()
-                catalogue.identify_batch(fresh, vectors, batch, result)
-                seconds["identify"] += time.perf_counter() - tick
-                tick = time.perf_counter()
-                store.write_batch(run_id, card.model_version, batch)
-                seconds["write"] += time.perf_counter() - tick
-                result.photos_new += len(fresh)
-                done += len(decoded) + len(failures)
-                if on_progress:
-                    on_progress(done, len(todo))
-            try:
-                catalogue.identifier.save(catalogue.graph_dir, card.model_version)
-            except OSError as exc:
-                # The graphs are a cache of what DuckDB already holds: the night still finishes.
-                result.warnings.append(
-                    f"the HNSW graphs could not be saved ({exc}); the next run rebuilds them from the "
-                    "catalogue"
-                )
-            if settings.group_encounters:
-                tick = time.perf_counter()
-                result.photos_regrouped, result.individuals_folded = _regroup_night(
-                    store, card, settings, catalogue, result
-                )
-                seconds["group"] = time.perf_counter() - tick
-                result.individuals_new = max(0, result.individuals_new - result.individuals_folded)
-            result.links_made = _link_encounters(store, catalogue.encounters)
-            prefixes = [str(root) if root.is_file() else os.path.join(str(root), "") for root in roots]
-            result.paths_missing = store.mark_missing(
-                prefixes,
-                {str(f.path) for _, f in found},
-                known_paths,
-                tuple(os.path.join(folder, "") for folder in unreadable_folders),
+        fusion, why_not = verification_for(settings, card)
+        if why_not:
+            result.warnings.append(why_not)
+        result.files_unchanged = len(found) - len(todo)
+        catalogue = _Catalogue(store, card, settings, threshold, path_pattern, fusion)
+        result.warnings.extend(catalogue.graph_notes)
+        seconds = {"decode": 0.0, "describe": 0.0, "embed": 0.0, "identify": 0.0, "write": 0.0}
+        done = 0
+        batches = _decoded_batches(
+            todo, card, settings.workers, settings.batch_size, seconds, describe=fusion is not None
+        )
+        for decoded, failures in batches:
+            batch = Batch(errors=[(e.path, e.reason) for e in failures])
+            result.errors.extend(failures)
+            # A file changed since it was catalogued: its old sighting stays, the path moves on.
+            batch.stale_paths = [str(d.found.path) for d in decoded if str(d.found.path) in known_paths]
+            fresh: list[_Decoded] = []
+            for item in decoded:
+                if item.photo_id in catalogue.known_ids:
+                    # Same content at another path (a copy, or a moved file): one photo, two paths.
+                    found_file = item.found
+                    batch.known_content_paths.append(
+                        (str(found_file.path), item.photo_id, found_file.size_bytes, found_file.mtime_ns)
+                    )
+                    result.duplicate_paths += 1
+                else:
+                    catalogue.known_ids.add(item.photo_id)
+                    fresh.append(item)
+            tick = time.perf_counter()
+            vectors = (
+                embedder.embed(np.stack([d.tensor for d in fresh])) if fresh else np.zeros((0, 1), np.float32)
             )
-            seconds["total"] = time.perf_counter() - started
-            result.seconds = seconds
-            store.finish_run(
-                run_id,
-                {
-                    "files_seen": result.files_seen,
-                    "photos_new": result.photos_new,
-                    "photos_failed": len(result.errors),
-                    "individuals_new": result.individuals_new,
-                },
-                seconds,
+            seconds["embed"] += time.perf_counter() - tick
+            fresh, vectors = _drop_non_finite(fresh, vectors, catalogue.known_ids, batch, result)
+            tick = time.perf_counter()
+            catalogue.identify_batch(fresh, vectors, batch, result)
+            seconds["identify"] += time.perf_counter() - tick
+            tick = time.perf_counter()
+            store.write_batch(run_id, card.model_version, batch)
+            seconds["write"] += time.perf_counter() - tick
+            result.photos_new += len(fresh)
+            done += len(decoded) + len(failures)
+            if on_progress:
+                on_progress(done, len(todo))
+        try:
+            catalogue.identifier.save(catalogue.graph_dir, card.model_version)
+        except OSError as exc:
+            # The graphs are a cache of what DuckDB already holds: the night still finishes.
+            result.warnings.append(
+                f"the HNSW graphs could not be saved ({exc}); the next run rebuilds them from the catalogue"
             )
+        if settings.group_encounters:
+            tick = time.perf_counter()
+            result.photos_regrouped, result.individuals_folded = _regroup_night(
+                store, card, settings, catalogue, result
+            )
+            seconds["group"] = time.perf_counter() - tick
+            result.individuals_new = max(0, result.individuals_new - result.individuals_folded)
+        result.links_made = _link_encounters(store, catalogue.encounters)
+        prefixes = [str(root) if root.is_file() else os.path.join(str(root), "") for root in roots]
+        result.paths_missing = store.mark_missing(
+            prefixes,
+            {str(f.path) for _, f in found},
+            known_paths,
+            tuple(os.path.join(folder, "") for folder in unreadable_folders),
+        )
+        seconds["total"] = time.perf_counter() - started
+        result.seconds = seconds
+        store.finish_run(
+            run_id,
+            {
+                "files_seen": result.files_seen,
+                "photos_new": result.photos_new,
+                "photos_failed": len(result.errors),
+                "individuals_new": result.individuals_new,
+            },
+            seconds,
+        )
     if settings.nightly_backup:
         try:
             write_nightly_backup(settings.db_path)

@@ -195,7 +195,7 @@ def write_nightly_backup(db_path: Path) -> Path:
     return target
 
 
-def _restore_hint(db_path: Path) -> str:
+def restore_hint(db_path: Path) -> str:
     """What to do with a catalogue DuckDB cannot read: restore a copy (the one finprint keeps of
     the last finished night, and the ones made before a schema upgrade, are named here)."""
     nightly = nightly_backup_path(db_path)
@@ -218,9 +218,10 @@ def _restore_hint(db_path: Path) -> str:
 class Store:
     """One open catalogue."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, db_path: Path) -> None:
+    def __init__(self, connection: duckdb.DuckDBPyConnection, db_path: Path, read_only: bool = False) -> None:
         self._con = connection
         self.db_path = db_path
+        self.read_only = read_only
         self.schema_backup: Path | None = None
 
     @classmethod
@@ -240,7 +241,7 @@ class Store:
             if "lock" in str(exc).lower():
                 raise CatalogueBusy(db_path, _lock_holder(str(exc))) from exc
             raise FinprintError(
-                f"{db_path}: cannot open the catalogue ({exc}).{_restore_hint(db_path)}"
+                f"{db_path}: cannot open the catalogue ({exc}).{restore_hint(db_path)}"
             ) from exc
         except duckdb.Error as exc:
             raise FinprintError(f"{db_path}: not a finprint catalogue ({exc}).") from exc
@@ -250,7 +251,7 @@ class Store:
             # Locked last: the person's SQL cannot turn file access back on.
             connection.execute("SET enable_external_access = false")
             connection.execute("SET lock_configuration = true")
-        store = cls(connection, db_path)
+        store = cls(connection, db_path, read_only)
         if read_only:
             store._check_schema_readable()
         else:
@@ -318,7 +319,11 @@ class Store:
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is KeyboardInterrupt and not self.read_only:
+            # Ctrl-C leaves the run it stopped marked interrupted at once, not "running" in every
+            # report until the next night; only one writer holds the file, so it is that run.
+            self._con.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
         self.close()
 
     # -- schema -----------------------------------------------------------------------------
@@ -370,15 +375,6 @@ class Store:
         """The model versions the catalogue's embeddings come from; two only while a reindex runs."""
         rows = self._con.execute("SELECT DISTINCT model_version FROM embeddings ORDER BY 1").fetchall()
         return [row[0] for row in rows]
-
-    @contextmanager
-    def interrupted_on_ctrl_c(self, run_id: int) -> Iterator[None]:
-        """Mark the run interrupted when a KeyboardInterrupt leaves the block, then let it go on."""
-        try:
-            yield
-        except KeyboardInterrupt:
-            self._con.execute("UPDATE runs SET status = 'interrupted' WHERE run_id = $r", {"r": run_id})
-            raise
 
     def start_run(
         self, model_version: str, distance_threshold: float, finprint_version: str, roots: list[str]
@@ -627,13 +623,6 @@ class Store:
     def undone_decision_count(self) -> int:
         row = self._con.execute("SELECT count(*) FROM decisions WHERE undone_at IS NOT NULL").fetchone()
         return int(row[0]) if row else 0
-
-    def merge_targets(self) -> dict[str, str]:
-        """Individual -> the individual it was merged into, for every merged one."""
-        rows = self._con.execute(
-            "SELECT individual_id, merged_into FROM individuals WHERE merged_into IS NOT NULL"
-        ).fetchall()
-        return {row[0]: row[1] for row in rows}
 
     def vectors_for(self, photo_ids: list[str], model_version: str) -> np.ndarray:
         """The embeddings of these photos, in the order given."""

@@ -77,16 +77,8 @@ def _encounter(sighting: SightingForTraining) -> str:
     )
 
 
-def _resolve(individual: str, merge_targets: dict[str, str]) -> str:
-    for _ in range(100):  # a chain of merges, never a cycle, but stay bounded
-        if individual not in merge_targets:
-            break
-        individual = merge_targets[individual]
-    return individual
-
-
 def _said_different(
-    decisions: list[LiveDecision], members: dict[str, list[str]], merge_targets: dict[str, str]
+    store: Store, decisions: list[LiveDecision], members: dict[str, list[str]]
 ) -> set[tuple[str, str]]:
     """(photo, photo) pairs a reject or a split says are different fish: the moved photo against
     every trusted photo now in the individual it was moved out of."""
@@ -103,7 +95,8 @@ def _said_different(
         else:
             continue
         for photo, origin in origins.items():
-            for other in members.get(_resolve(origin, merge_targets), []):
+            # The individual it left may since have been merged into another: that one is it now.
+            for other in members.get(store.resolve_individual(origin) or origin, []):
                 pairs.add((min(photo, other), max(photo, other)))
     return pairs
 
@@ -137,7 +130,7 @@ def training_set(
         members.setdefault(by_photo[photo_id].individual_id, []).append(photo_id)
     negatives = {
         (a, b)
-        for a, b in _said_different(decisions, members, store.merge_targets())
+        for a, b in _said_different(store, decisions, members)
         if a in readable and b in readable and by_photo[a].individual_id != by_photo[b].individual_id
     }
     in_negatives = {p for pair in negatives for p in pair}

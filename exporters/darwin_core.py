@@ -12,7 +12,7 @@ from xml.etree import ElementTree
 from catalog import __version__
 from catalog.store import Store
 from exporters.cells import inert
-from exporters.selection import ExportFilter, sighting_rows
+from exporters.selection import ExportFilter, sighting_rows, taken_at_iso
 from exporters.tabular import atomic_target
 
 DWC = "http://rs.tdwg.org/dwc/terms/"
@@ -78,10 +78,8 @@ def _clean(value: Any) -> str:
 
 def occurrence(row: dict[str, Any], scientific_name: str) -> dict[str, str]:
     """One sighting as a Darwin Core occurrence."""
-    event: Any = row["taken_at"] or row["survey_date"]
-    if row["taken_at"] is not None and row["taken_at_utc_offset"]:
-        # ISO 8601 with the camera's offset: GBIF then places the event in time exactly.
-        event = row["taken_at"].isoformat(timespec="seconds") + row["taken_at_utc_offset"]
+    # With the camera's UTC offset when it wrote one: GBIF then places the event in time exactly.
+    event = taken_at_iso(row, "seconds") or row["survey_date"]
     remarks = [f"{row['side']} flank" if row["side"] else "", f"{row['crop']} crop" if row["crop"] else ""]
     if row["distance"] is not None:
         remarks.append(f"embedding distance {row['distance']:.3f}")
@@ -138,6 +136,14 @@ def meta_xml() -> str:
     )
 
 
+def _party(parent: ElementTree.Element, role: str, dataset: DatasetMetadata) -> None:
+    """The publisher (and its e-mail, when given) in one of EML's roles."""
+    party = ElementTree.SubElement(parent, role)
+    ElementTree.SubElement(party, "organizationName").text = dataset.publisher
+    if dataset.contact_email:
+        ElementTree.SubElement(party, "electronicMailAddress").text = dataset.contact_email
+
+
 def eml_xml(dataset: DatasetMetadata, n_occurrences: int, published: date | None = None) -> str:
     """EML 2.1.1 with what GBIF's validator requires: title, creator, contact, publication date,
     language, abstract and one of GBIF's licences."""
@@ -152,11 +158,8 @@ def eml_xml(dataset: DatasetMetadata, n_occurrences: int, published: date | None
     )
     root = ElementTree.SubElement(eml, "dataset")
     ElementTree.SubElement(root, "title").text = f"finprint sightings of {dataset.scientific_name}"
-    for role in ("creator", "metadataProvider"):
-        party = ElementTree.SubElement(root, role)
-        ElementTree.SubElement(party, "organizationName").text = dataset.publisher
-        if dataset.contact_email:
-            ElementTree.SubElement(party, "electronicMailAddress").text = dataset.contact_email
+    _party(root, "creator", dataset)
+    _party(root, "metadataProvider", dataset)
     ElementTree.SubElement(root, "pubDate").text = (published or date.today()).isoformat()
     ElementTree.SubElement(root, "language").text = dataset.language
     abstract = ElementTree.SubElement(ElementTree.SubElement(root, "abstract"), "para")
@@ -170,10 +173,7 @@ def eml_xml(dataset: DatasetMetadata, n_occurrences: int, published: date | None
     link = ElementTree.SubElement(ElementTree.SubElement(rights, "ulink", {"url": url}), "citetitle")
     link.text = name
     rights[0].tail = "."
-    contact = ElementTree.SubElement(root, "contact")
-    ElementTree.SubElement(contact, "organizationName").text = dataset.publisher
-    if dataset.contact_email:
-        ElementTree.SubElement(contact, "electronicMailAddress").text = dataset.contact_email
+    _party(root, "contact", dataset)  # EML orders contact after the rights
     ElementTree.indent(eml)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(eml, encoding="unicode") + "\n"
 

@@ -8,13 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from catalog.store import Store
-from exporters.selection import ExportFilter, sighting_rows
+from exporters.selection import ExportFilter, sighting_rows, taken_at_iso
 from exporters.tabular import write_atomically
-
-
-def _offset(row: dict[str, Any]) -> str:
-    """The camera's UTC offset, when it wrote one, to follow a local time."""
-    return str(row["taken_at_utc_offset"] or "") if row["taken_at"] is not None else ""
 
 
 def _iso(value: date | datetime | None) -> str | None:
@@ -31,7 +26,7 @@ def feature_collection(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "individual_id": row["individual_id"],
                 "animal_id": row["animal_id"],
                 "date": _iso(row["survey_date"]),
-                "taken_at": None if row["taken_at"] is None else f"{_iso(row['taken_at'])}{_offset(row)}",
+                "taken_at": taken_at_iso(row),
                 "site": row["site"],
                 "side": row["side"],
                 "status": row["status"],

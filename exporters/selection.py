@@ -34,6 +34,14 @@ class ExportFilter:
         }
 
 
+def taken_at_iso(row: dict[str, Any], timespec: str = "auto") -> str | None:
+    """When a sighting's photo was taken, ISO 8601, followed by the camera's UTC offset when it
+    wrote one (taken_at is its local clock time)."""
+    if row["taken_at"] is None:
+        return None
+    return str(row["taken_at"].isoformat(timespec=timespec)) + str(row["taken_at_utc_offset"] or "")
+
+
 def photo_rows(store: Store, selection: ExportFilter) -> QueryResult:
     """One row per photo path (csv, json, parquet)."""
     return store.query("photos_export", **selection.params())

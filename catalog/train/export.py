@@ -75,20 +75,27 @@ def _attach_card_and_save(proto: Any, card: ModelCard, out_path: Path) -> None:
     onnx.save(proto, str(out_path))
 
 
-def _parity(model: nn.Module, card: ModelCard, out_path: Path) -> float:
-    """Max difference between torch and onnxruntime on a fixed random batch; fails loudly."""
+def onnx_difference(model: nn.Module, card: ModelCard, onnx_path: Path) -> tuple[float, float]:
+    """The max difference between torch and onnxruntime on a fixed random batch, and the
+    largest output value (the scale a tolerance is relative to)."""
     import onnxruntime as ort
 
     spec = card.input
     probe = torch.randn(5, spec.channels, spec.height, spec.width, generator=torch.Generator().manual_seed(0))
+    model.eval()
     with torch.no_grad():
         expected = model(probe).numpy()
-    session = ort.InferenceSession(str(out_path), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     (actual,) = session.run([OUTPUT_NAME], {INPUT_NAME: probe.numpy()})
-    difference = float(np.max(np.abs(expected - actual)))
+    return float(np.max(np.abs(expected - actual))), float(np.max(np.abs(expected)))
+
+
+def _parity(model: nn.Module, card: ModelCard, out_path: Path) -> float:
+    """Max difference between torch and onnxruntime on a fixed random batch; fails loudly."""
+    difference, largest = onnx_difference(model, card, out_path)
     # 1e-4 is absolute for unit vectors; an unnormalised output (the seed recipe's) is held to
     # the same relative precision, since float32 rounding grows with the values' size.
-    tolerance = PARITY_TOLERANCE * max(1.0, float(np.max(np.abs(expected))))
+    tolerance = PARITY_TOLERANCE * max(1.0, largest)
     if not difference <= tolerance:
         out_path.unlink(missing_ok=True)
         raise FinprintError(

@@ -22,7 +22,14 @@ from catalog.modelcard import InputSpec, ModelCard, read_card
 from catalog.store import Store
 from catalog.train.data import Augmenter, PhotoCache, PKSampler, negative_pair_batches, plain_tensors
 from catalog.train.export import export_onnx, weights_version
-from catalog.train.loop import calibrate_probability, card_metrics, embed_all, pick_device, seed_everything
+from catalog.train.loop import (
+    calibrate_probability,
+    card_metrics,
+    embed_all,
+    pick_device,
+    seed_everything,
+    trunk_and_head_groups,
+)
 from catalog.train.losses import batch_hard_triplet_loss, threshold_pair_loss
 from catalog.train.nets import BACKBONES, build_backbone
 from catalog.train.onnx_weights import freeze_batchnorm, load_exported_weights
@@ -36,6 +43,8 @@ MIN_VALIDATION_INDIVIDUALS = 2
 # A catalogue of a few hundred trusted photos is one P x K batch an epoch: too few steps to learn
 # from; each epoch draws at least this many batches.
 MIN_BATCHES_PER_EPOCH = 10
+# The source name of labelled folders replayed beside the catalogue.
+REPLAY = "replay"
 # Photos whose pairs set the new threshold: enough for millions of pairs, few enough for memory.
 MAX_THRESHOLD_PHOTOS = 3000
 
@@ -169,12 +178,7 @@ def _carry_fusion(config: CatalogueTrainConfig, card: ModelCard, new_version: st
 
 
 def _optimizer(model: nn.Module, config: CatalogueTrainConfig) -> torch.optim.Optimizer:
-    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    trunk = [p for name, p in trainable if name.startswith("trunk.")]
-    rest = [p for name, p in trainable if not name.startswith("trunk.")]
-    groups = [{"params": rest, "lr": config.learning_rate}]
-    if trunk:
-        groups.append({"params": trunk, "lr": config.learning_rate * config.trunk_lr_scale})
+    groups = trunk_and_head_groups(model, config.learning_rate, config.trunk_lr_scale)
     return torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=5e-4)
 
 
@@ -213,10 +217,12 @@ def train_from_catalogue(
     spec = card.input
     replay = read_sources(config.data_dirs) if config.data_dirs else []
     train_photos = [examples.photos[i] for i in training] + [
-        replace(p, individual=f"replay/{p.individual}") for p in replay
+        replace(p, individual=f"{REPLAY}/{p.individual}") for p in replay
     ]
     train_cache = PhotoCache(train_photos, spec, console)
     validation_cache = PhotoCache([examples.photos[i] for i in validation], spec, console)
+    # Replayed photos are batched apart from the catalogue's and never set its threshold.
+    groups = [REPLAY if p.individual.startswith(f"{REPLAY}/") else "" for p in train_cache.photos]
     keys = [p.class_key(card.sides) for p in train_cache.photos]
     class_index = {key: i for i, key in enumerate(sorted(set(keys)))}
     labels = [class_index[key] for key in keys]
@@ -236,7 +242,7 @@ def train_from_catalogue(
     validation_tensors = plain_tensors(validation_cache.images, spec)
     validation_keys = [p.class_key(card.sides) for p in validation_cache.photos]
     validation_encounters = [p.encounter for p in validation_cache.photos]
-    catalogue_rows = [i for i, p in enumerate(train_cache.photos) if not p.individual.startswith("replay/")]
+    catalogue_rows = [i for i, group in enumerate(groups) if group != REPLAY]
     threshold_tensors = torch.cat(
         [plain_tensors([train_cache.images[i] for i in catalogue_rows], spec), validation_tensors]
     )
@@ -244,7 +250,6 @@ def train_from_catalogue(
     current_vectors = embed_all(model, threshold_tensors)
     current = reid_metrics(current_vectors[len(catalogue_rows) :], validation_keys, validation_encounters)
 
-    groups = ["replay" if photo.individual.startswith("replay/") else "" for photo in train_cache.photos]
     _fine_tune(model, config, train_cache, labels, pairs, groups, spec, card.sides, card.threshold, console)
 
     new_vectors = embed_all(model, threshold_tensors)

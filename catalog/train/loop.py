@@ -199,17 +199,27 @@ def _freeze_statistics(model: nn.Module, config: TrainConfig) -> None:
         model.frozen_prefix(config.freeze_blocks).eval()  # type: ignore[operator]
 
 
-def _parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
-    """The trunk at `trunk_lr_scale` of the head's rate when it starts from ImageNet weights."""
+def trunk_and_head_groups(
+    model: nn.Module, learning_rate: float, trunk_lr_scale: float
+) -> list[dict[str, Any]]:
+    """The trainable parameters as optimizer groups: the trunk's at `trunk_lr_scale` of the
+    head's rate, so that a small set adjusts pretrained features instead of overwriting them."""
     trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    if not _uses_pretrained(config):
-        return [{"params": [p for _, p in trainable], "lr": config.learning_rate}]
     trunk = [p for name, p in trainable if name.startswith("trunk.")]
     rest = [p for name, p in trainable if not name.startswith("trunk.")]
-    return [
-        {"params": trunk, "lr": config.learning_rate * config.trunk_lr_scale},
-        {"params": rest, "lr": config.learning_rate},
+    groups = [
+        {"params": trunk, "lr": learning_rate * trunk_lr_scale},
+        {"params": rest, "lr": learning_rate},
     ]
+    return [group for group in groups if group["params"]]
+
+
+def _parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """The trunk at `trunk_lr_scale` of the head's rate when it starts from ImageNet weights."""
+    if not _uses_pretrained(config):
+        params = [p for p in model.parameters() if p.requires_grad]
+        return [{"params": params, "lr": config.learning_rate}]
+    return trunk_and_head_groups(model, config.learning_rate, config.trunk_lr_scale)
 
 
 def embed_all(model: nn.Module, tensors: torch.Tensor, batch_size: int = 128) -> np.ndarray:

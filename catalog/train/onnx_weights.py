@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from catalog.errors import FinprintError
-from catalog.modelcard import INPUT_NAME, OUTPUT_NAME, ModelCard
+from catalog.modelcard import ModelCard
+from catalog.train.export import onnx_difference
 
 # onnxruntime and torch agree to about 1e-6 on unit vectors; a wrong mapping is off by ~0.1.
 READBACK_TOLERANCE = 1e-3
@@ -72,20 +73,7 @@ def load_exported_weights(model: nn.Module, onnx_path: Path, card: ModelCard, ba
                 if tuple(weights[name].shape) != tuple(tensor.shape):
                     raise mismatch
                 tensor.data.copy_(torch.from_numpy(np.array(weights[name])))
-    _check_readback(model, onnx_path, card, mismatch)
-
-
-def _check_readback(model: nn.Module, onnx_path: Path, card: ModelCard, mismatch: FinprintError) -> None:
-    import onnxruntime as ort
-
-    spec = card.input
-    probe = torch.rand(3, spec.channels, spec.height, spec.width, generator=torch.Generator().manual_seed(1))
-    model.eval()
-    with torch.no_grad():
-        expected = model(probe).numpy()
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    (actual,) = session.run([OUTPUT_NAME], {INPUT_NAME: probe.numpy()})
-    if not float(np.max(np.abs(expected - actual))) <= READBACK_TOLERANCE:
+    if not onnx_difference(model, card, onnx_path)[0] <= READBACK_TOLERANCE:
         raise mismatch
 
 
