@@ -110,6 +110,10 @@ check-pretrained:
 bench-backbones *args:
     {{py}} bench/bench_backbones.py {{args}}
 
-# Reading a shortlist's cached keypoints back from DuckDB at two catalogue sizes.
+# Reading a shortlist's keypoints back at three catalogue sizes: the keypoints file, and DuckDB as before.
 bench-feature-lookup *args:
     {{py}} bench/bench_feature_lookup.py {{args}}
+
+# One verified night indexed into catalogues of 1,000 and 100,000 photos (about 10 GB of scratch).
+bench-verified-night *args:
+    {{py}} bench/bench_verified_night.py {{args}}

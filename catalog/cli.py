@@ -27,7 +27,7 @@ from rich.text import Text
 
 from catalog import __version__
 from catalog.errors import FinprintError, UnknownIndividual
-from catalog.settings import Settings, load_settings
+from catalog.settings import Settings, load_settings, with_catalogue_settings
 from catalog.vocabulary import Backbone, PretrainedBackbone, Recipe, Sides, Split
 from exporters.formats import ExportFormat
 
@@ -70,8 +70,18 @@ def _options(
             "--version", callback=_print_version, is_eager=True, help="Print finprint's version and stop."
         ),
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Settings file to read instead of finprint.toml in this folder (before the command: "
+            "finprint --config /srv/wrasse/finprint.toml index ...). Also FINPRINT_CONFIG.",
+        ),
+    ] = None,
 ) -> None:
     """Catalogue individual fish from survey photos by their skin pattern."""
+    global _config_file
+    _config_file = config
 
 
 class OutputFormat(StrEnum):
@@ -113,8 +123,12 @@ def _listing(result: Any, output: OutputFormat, title: str) -> None:
         _render(result, output)
 
 
+# The --config file of this invocation (None: FINPRINT_CONFIG, else finprint.toml here).
+_config_file: Path | None = None
+
+
 def _settings(**overrides: Any) -> Settings:
-    return load_settings(overrides)
+    return load_settings(overrides, config=_config_file)
 
 
 class _PhotosPerSecond(ProgressColumn):
@@ -714,9 +728,9 @@ def export_command(
     distance, status, then survey date, crop, camera, GPS, photo id and sha256, run, model version.
 
     **dwc**: one occurrence per sighting, organismID = the animal (linked entries share one),
-    species from `scientific_name` in finprint.toml (default Symphodus melops); eml.xml from
-    `dataset_publisher`, `dataset_contact_email`, `dataset_licence` (CC0-1.0, CC-BY-4.0 or
-    CC-BY-NC-4.0) and `dataset_language`.
+    species from `scientific_name` (given here, else as the catalogue was indexed; default
+    Symphodus melops); eml.xml from `dataset_publisher`, `dataset_contact_email`,
+    `dataset_licence` (CC0-1.0, CC-BY-4.0 or CC-BY-NC-4.0) and `dataset_language`.
 
     **capture-history**: one row per animal (entries linked with `finprint link`, such as a fish's
     two flanks, are one animal), one column per occasion, for MARK (`.inp`) or RMark (`.csv`);
@@ -743,14 +757,16 @@ def export_command(
         side=side.lower() if side else None,
     )
     settings = _settings(db_path=db)
-    dataset = DatasetMetadata(
-        settings.scientific_name,
-        settings.dataset_publisher,
-        settings.dataset_contact_email,
-        settings.dataset_licence,
-        settings.dataset_language,
-    )
     with Store.open(settings.db_path, read_only=True) as store:
+        # Species and dataset metadata as the archive was indexed, unless given here.
+        settings, _ = with_catalogue_settings(settings, store.stored_settings())
+        dataset = DatasetMetadata(
+            settings.scientific_name,
+            settings.dataset_publisher,
+            settings.dataset_contact_email,
+            settings.dataset_licence,
+            settings.dataset_language,
+        )
         message = export(
             store, export_format, out, selection, dataset, starts, group_by_site,
             spreadsheet_safe,

@@ -38,7 +38,7 @@ from catalog.photos import (
     walk,
 )
 from catalog.preprocess import prepare, to_tensor
-from catalog.settings import Settings
+from catalog.settings import Settings, to_remember, with_catalogue_settings
 from catalog.store import (
     Batch,
     IndividualRow,
@@ -53,6 +53,8 @@ from catalog.store import (
 ProgressCallback = Callable[[int, int], None]
 # Catalogued photos whose keypoints identification keeps in memory (about 400 MB at most).
 _FEATURES_KEPT = 2_000
+# Linux's PATH_MAX: a longer path cannot be opened by name, by finprint or by anything else.
+PATH_MAX_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,29 @@ def find_files(
         found.extend((where, f) for where, f in files if f.path not in seen)
         seen.update(f.path for _, f in files)
     return found
+
+
+def _run_rules(settings: Settings, card: ModelCard) -> tuple[PathPattern | None, float]:
+    """The path pattern and distance threshold a run decides with, refused when unusable."""
+    path_pattern = PathPattern(settings.path_pattern) if settings.path_pattern else None
+    threshold = settings.distance_threshold or card.threshold
+    if card.embedding.matches_everything(threshold):
+        raise FinprintError(
+            f"distance threshold {threshold} would match every photo: this model's embeddings are "
+            f"unit vectors, at most 2 apart. Leave it unset to use the model's own ({card.threshold})."
+        )
+    return path_pattern, threshold
+
+
+def _listing_failure(folder: str) -> str:
+    """Why a folder could not be listed, where finprint can tell."""
+    length_bytes = len(os.fsencode(folder))
+    if length_bytes >= PATH_MAX_BYTES:
+        return (
+            f"folder could not be listed: its path is {length_bytes:,} bytes, over the system's limit "
+            f"of {PATH_MAX_BYTES:,}; shorten the folder names above it"
+        )
+    return "folder could not be listed"
 
 
 def _absolutised(
@@ -328,29 +353,28 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
     # person finds the same paths (a relative root once doubled every path and export row).
     # abspath, not resolve: a symlinked archive keeps the path people know it by.
     roots = [Path(os.path.abspath(root)) for root in roots]
-    # Checked before anything is written, so a bad pattern never leaves a half-started run.
-    path_pattern = PathPattern(settings.path_pattern) if settings.path_pattern else None
     unreadable_folders: list[str] = []
     found = find_files(roots, unreadable_folders)
     embedder = Embedder(settings.model_path)
     card = embedder.card
-    threshold = settings.distance_threshold or card.threshold
-    if card.embedding.matches_everything(threshold):
-        raise FinprintError(
-            f"distance threshold {threshold} would match every photo: this model's embeddings are unit "
-            f"vectors, at most 2 apart. Leave it unset to use the model's own ({card.threshold})."
-        )
+    # Checked before anything is written (a bad pattern or threshold never leaves a half-started
+    # run or a new empty catalogue), and again once the catalogue's own settings are filled in.
+    _run_rules(settings, card)
     with Store.open(settings.db_path) as store:
+        # What the catalogue was indexed with, wherever tonight's run gave nothing else.
+        settings, setting_notes = with_catalogue_settings(settings, store.stored_settings())
+        path_pattern, threshold = _run_rules(settings, card)
         _check_model(store, card)
         known_paths = _absolutised(store, store.known_paths(), found)
         todo = [(root, f) for root, f in found if not _unchanged(known_paths.get(str(f.path)), f)]
         pattern_notes = _pattern_coverage(path_pattern, todo) if path_pattern is not None else []
         run_id = store.start_run(card.model_version, threshold, __version__, [str(r) for r in roots])
         result = RunResult(run_id, card.model_version, threshold, embedder.providers, files_seen=len(found))
-        result.warnings.extend(pattern_notes)
+        store.remember_settings(to_remember(settings), dict(settings.given), run_id)
+        result.warnings.extend(setting_notes + pattern_notes)
         # A folder that cannot be listed is an error of the night (exit code 2), and its
         # catalogued photos are not marked missing: they are unreadable, not gone.
-        folder_errors = [PhotoError(folder, "folder could not be listed") for folder in unreadable_folders]
+        folder_errors = [PhotoError(folder, _listing_failure(folder)) for folder in unreadable_folders]
         if folder_errors:
             result.errors.extend(folder_errors)
             store.write_batch(
@@ -368,6 +392,8 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         result.files_unchanged = len(found) - len(todo)
         catalogue = _Catalogue(store, card, settings, threshold, path_pattern, fusion)
         result.warnings.extend(catalogue.graph_notes)
+        if fusion is not None:
+            result.warnings.extend(store.keypoint_notes())
         seconds = {"decode": 0.0, "describe": 0.0, "embed": 0.0, "identify": 0.0, "write": 0.0}
         done = 0
         batches = _decoded_batches(
@@ -532,6 +558,7 @@ def reindex(
     card = embedder.card
     result = ReindexResult(card.model_version)
     with Store.open(settings.db_path) as store:
+        settings, _ = with_catalogue_settings(settings, store.stored_settings())
         todo = store.photos_to_reembed(card.model_version)
         unreachable = [photo_id for photo_id, path in todo if path is None]
         if unreachable and not skip_unreadable:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,32 @@ class Settings:
     # After each finished night, keep a copy of the catalogue beside it (<db>.last-night.bak): the
     # way back when the file is damaged, costing one file copy a night.
     nightly_backup: bool = True
+    # Not a setting: (name, where it came from) of each value given by a flag, the environment or
+    # a settings file rather than left to the catalogue or the default.
+    given: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    def source_of(self, name: str) -> str | None:
+        """Where this value came from (`--flag`, `FINPRINT_X`, a file), None when not given."""
+        return dict(self.given).get(name)
+
+
+# What decides the catalogue's contents, and is kept in it by `index` (from a settings file or the
+# environment, not from a one-night flag), so that a run from cron, from another folder or without
+# the settings file decides and exports as the archive was indexed.
+CATALOGUE_SETTINGS = (
+    "path_pattern",
+    "scientific_name",
+    "distance_threshold",
+    "review_band_fraction",
+    "neighbours_k",
+    "verify",
+    "group_encounters",
+    "dataset_publisher",
+    "dataset_contact_email",
+    "dataset_licence",
+    "dataset_language",
+)
+CONFIG_ENVIRONMENT_VARIABLE = "FINPRINT_CONFIG"
 
 
 _BOOLEAN_WORDS = {
@@ -84,11 +110,22 @@ def load_settings(
     overrides: dict[str, Any] | None = None,
     settings_file: Path | None = None,
     environ: dict[str, str] | None = None,
+    config: Path | None = None,
 ) -> Settings:
-    """Resolve settings from their four sources, most specific first."""
+    """Resolve settings from their sources, most specific first. The settings file is `config`
+    (--config), else FINPRINT_CONFIG, both of which must exist; else `settings_file` (default
+    finprint.toml in this folder) when it exists."""
     environ = dict(os.environ) if environ is None else environ
+    if config is None and environ.get(CONFIG_ENVIRONMENT_VARIABLE):
+        config = Path(environ[CONFIG_ENVIRONMENT_VARIABLE]).expanduser()
+    if config is not None:
+        if not config.is_file():
+            raise FinprintError(
+                f"{config}: settings file not found. Check --config or {CONFIG_ENVIRONMENT_VARIABLE}."
+            )
+        settings_file = config
     settings_file = settings_file or Path(SETTINGS_FILE_NAME)
-    names = {f.name for f in fields(Settings)}
+    names = {f.name for f in fields(Settings)} - {"given"}
     values: dict[str, Any] = {}
     origin: dict[str, str] = {}
     if settings_file.is_file():
@@ -121,7 +158,44 @@ def load_settings(
             _check_range(name, coerced[name])
         except ValueError as exc:
             raise FinprintError(f"{name} from {origin.get(name, 'settings')}: {exc}") from exc
-    return replace(Settings(), **coerced)
+    return replace(Settings(), **coerced, given=tuple(sorted(origin.items())))
+
+
+def with_catalogue_settings(settings: Settings, stored: dict[str, Any]) -> tuple[Settings, list[str]]:
+    """Fill in what the catalogue keeps (`stored`, as `to_remember` made it) wherever no flag,
+    variable or file gave a value; where one gave another value, say so."""
+    filled: dict[str, Any] = {}
+    notes = []
+    for name, value in stored.items():
+        if name not in CATALOGUE_SETTINGS:
+            continue
+        kept = _coerce(name, value)
+        source = settings.source_of(name)
+        if source is None:
+            filled[name] = kept
+        elif getattr(settings, name) != kept:
+            lasting = "for this run only" if source.startswith("--") else "kept from now on"
+            notes.append(
+                f"{name} is {_shown(getattr(settings, name))} (from {source}) where this catalogue was "
+                f"indexed with {_shown(kept)}: {lasting}"
+            )
+    return replace(settings, **filled), notes
+
+
+def to_remember(settings: Settings) -> dict[str, Any]:
+    """The catalogue settings a settings file or the environment gave this run (flags are for one
+    run), as JSON-ready values."""
+    remembered: dict[str, Any] = {}
+    for name in CATALOGUE_SETTINGS:
+        source = settings.source_of(name)
+        if source is not None and not source.startswith("--"):
+            value = getattr(settings, name)
+            remembered[name] = str(value) if isinstance(value, Path) else value
+    return remembered
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is None else repr(value)
 
 
 GBIF_LICENCES = ("CC0-1.0", "CC-BY-4.0", "CC-BY-NC-4.0")

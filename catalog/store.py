@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import duckdb
 import numpy as np
 
 from catalog.errors import CatalogueBusy, CatalogueNotFound, CatalogueWriteError, FinprintError, ReadOnlyQuery
+from catalog.keypoint_store import KeypointStore, keypoints_path
 
 
 def sql_dir() -> Path:
@@ -215,6 +217,12 @@ def restore_hint(db_path: Path) -> str:
     )
 
 
+# The migration that drops DuckDB's keypoints table, and how many rows are copied out at a time
+# (about 100 KB each).
+_KEYPOINTS_MOVED_OUT = 10
+_KEYPOINTS_PER_COPY = 200
+
+
 class Store:
     """One open catalogue."""
 
@@ -223,6 +231,7 @@ class Store:
         self.db_path = db_path
         self.read_only = read_only
         self.schema_backup: Path | None = None
+        self._keypoint_store: KeypointStore | None = None
 
     @classmethod
     def open(cls, db_path: Path, read_only: bool = False, sandboxed: bool = False) -> Store:
@@ -314,7 +323,24 @@ class Store:
             raise
 
     def close(self) -> None:
+        if self._keypoint_store is not None:
+            self._keypoint_store.close()
         self._con.close()
+
+    def _keypoints(self) -> KeypointStore:
+        # Opened on first use: most commands never read keypoints.
+        if self._keypoint_store is None:
+            self._keypoint_store = KeypointStore.open(keypoints_path(self.db_path), self.read_only)
+        return self._keypoint_store
+
+    def keypoint_notes(self) -> list[str]:
+        """What happened to the keypoints file at open (put aside when damaged), for the report."""
+        note = self._keypoints().note
+        return [note] if note else []
+
+    def keypoint_count(self) -> int:
+        """How many photos' keypoints the catalogue keeps (per detector)."""
+        return self._keypoints().count()
 
     def __enter__(self) -> Store:
         return self
@@ -363,11 +389,24 @@ class Store:
             self.schema_backup = backup
         applied = []
         for version, path in pending:
+            if version == _KEYPOINTS_MOVED_OUT:
+                self._move_keypoints_out()
             with self._transaction():
                 self._con.execute(path.read_text(encoding="utf-8"))
                 self._con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, _now()])
             applied.append(version)
         return applied
+
+    def _move_keypoints_out(self) -> None:
+        """Copy the keypoints DuckDB kept into the keypoints file, before the migration that
+        drops them; a kill in between copies them again on the next open."""
+        cursor = self._con.execute("SELECT photo_id, detector, features FROM local_features")
+        while rows := cursor.fetchmany(_KEYPOINTS_PER_COPY):
+            by_detector: dict[str, list[tuple[str, bytes]]] = {}
+            for photo_id, detector, blob in rows:
+                by_detector.setdefault(detector, []).append((photo_id, bytes(blob)))
+            for detector, features in by_detector.items():
+                self._insert_features(detector, features)
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -408,6 +447,33 @@ class Store:
                 run_id,
             ],
         )
+
+    def stored_settings(self) -> dict[str, Any]:
+        """The settings the catalogue keeps (see settings.CATALOGUE_SETTINGS), by name."""
+        rows = self._con.execute("SELECT name, value FROM catalogue_settings").fetchall()
+        return {name: json.loads(value) for name, value in rows}
+
+    def remember_settings(self, values: dict[str, Any], sources: dict[str, str], run_id: int) -> None:
+        """Keep these settings in the catalogue; a value that did not change keeps its first run."""
+        stored = self.stored_settings()
+        changed = {name: value for name, value in values.items() if stored.get(name, object()) != value}
+        if not changed:
+            return
+        with self._transaction():
+            self._con.execute(
+                "DELETE FROM catalogue_settings WHERE name IN (SELECT unnest($names))",
+                {"names": list(changed)},
+            )
+            self._insert(
+                "catalogue_settings",
+                {
+                    "name": list(changed),
+                    "value": [json.dumps(value) for value in changed.values()],
+                    "source": [sources[name] for name in changed],
+                    "run_id": [run_id] * len(changed),
+                    "changed_at": [_now()] * len(changed),
+                },
+            )
 
     def latest_run_id(self) -> int | None:
         row = self._con.execute("SELECT max(run_id) FROM runs").fetchone()
@@ -503,28 +569,17 @@ class Store:
         )
 
     def _insert_features(self, detector: str, features: list[tuple[str, bytes]]) -> None:
-        photo_ids = [photo_id for photo_id, _ in features]
-        # A photo described again (another detector, a reindex) keeps only its newest keypoints.
-        self._con.execute(
-            "DELETE FROM local_features WHERE photo_id IN (SELECT unnest($ids))", {"ids": photo_ids}
-        )
-        self._insert(
-            "local_features",
-            {
-                "photo_id": photo_ids,
-                "detector": [detector] * len(features),
-                "features": [blob for _, blob in features],
-            },
-        )
+        # Committed before the DuckDB batch that refers to them (see keypoint_store): a kill in
+        # between leaves keypoints of photos not catalogued yet, which the rerun writes again.
+        keypoints = self._keypoints()
+        try:
+            keypoints.put(detector, features)
+        except sqlite3.Error as exc:
+            raise CatalogueWriteError(keypoints.path, str(exc)) from exc
 
     def local_features(self, photo_ids: list[str], detector: str) -> dict[str, bytes]:
         """Cached keypoints of these photos made by `detector`; photos without any are left out."""
-        rows = self._con.execute(
-            "SELECT photo_id, features FROM local_features "
-            "WHERE detector = $detector AND photo_id IN (SELECT unnest($ids))",
-            {"detector": detector, "ids": photo_ids},
-        ).fetchall()
-        return {photo_id: bytes(blob) for photo_id, blob in rows}
+        return self._keypoints().get(photo_ids, detector)
 
     def drop_other_embeddings(self, model_version: str) -> int:
         """Finish a reindex: only `model_version`'s embeddings remain."""
@@ -989,7 +1044,7 @@ class Store:
             row = self._con.execute(query).fetchone()
             if row and row[0]:
                 problems.append(f"{row[0]} {what}")
-        return problems
+        return problems + self._keypoints().problems()
 
     def individual_exists(self, individual_id: str) -> bool:
         return self.resolve_individual(individual_id) is not None

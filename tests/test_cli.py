@@ -273,3 +273,26 @@ def test_shell_completion_names_commands_and_choices() -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert {"csv", "dwc", "capture-history"} <= set(formats.stdout.split())
+
+
+def test_config_before_the_command_and_an_export_from_elsewhere_keep_the_archive_species(
+    survey_archive: Path, tmp_path: Path
+) -> None:
+    import zipfile
+
+    station = tmp_path / "station"
+    station.mkdir()
+    (station / "nyala.toml").write_text('scientific_name = "Tragelaphus angasii"\n')
+    db = tmp_path / "nyala.duckdb"
+    first = sorted(p for p in survey_archive.iterdir() if p.is_dir())[0]
+    indexed = _run("--config", str(station / "nyala.toml"), "index", str(first), "--db", str(db), "--quiet")
+    assert indexed.returncode == 0, indexed.stderr
+    # Another folder, no settings file: the export still names the species the archive was indexed as.
+    elsewhere = tmp_path / "cron"
+    elsewhere.mkdir()
+    exported = _run("export", "dwc", "--out", str(tmp_path / "dwca.zip"), "--db", str(db), cwd=elsewhere)
+    assert exported.returncode == 0, exported.stderr
+    occurrences = zipfile.ZipFile(tmp_path / "dwca.zip").read("occurrence.txt").decode("utf-8")
+    assert "Tragelaphus angasii" in occurrences and "Symphodus melops" not in occurrences
+    missing = _run("--config", str(station / "absent.toml"), "report", "--db", str(db))
+    assert missing.returncode == 1 and "absent.toml: settings file not found" in missing.stderr

@@ -361,3 +361,32 @@ def test_a_graph_save_that_fails_still_finishes_the_night(
     assert any("could not be saved" in w for w in result.warnings)
     with Store.open(db, read_only=True) as store:
         assert store.read_only_sql("SELECT status FROM runs").rows == [("finished",)]
+
+
+def test_a_folder_whose_path_is_over_the_system_limit_is_an_error_that_says_so(tmp_path: Path) -> None:
+    from catalog.pipeline import PATH_MAX_BYTES
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    _fish_photo(3).save(archive / "ok.jpg")
+    # Built a level at a time through folder handles: no single call sees the whole path.
+    handle = os.open(archive, os.O_RDONLY)
+    levels = PATH_MAX_BYTES // 200 + 1
+    for level in range(levels):
+        name = f"{level:02d}-" + "x" * 197
+        os.mkdir(name, dir_fd=handle)
+        deeper = os.open(name, os.O_RDONLY, dir_fd=handle)
+        os.close(handle)
+        handle = deeper
+    photo = io.BytesIO()
+    _fish_photo(4).save(photo, "JPEG")
+    written = os.open("deep.jpg", os.O_WRONLY | os.O_CREAT, dir_fd=handle)
+    os.write(written, photo.getvalue())
+    os.close(written)
+    os.close(handle)
+    result = index(Settings(db_path=tmp_path / "c.duckdb"), [archive])
+    assert result.photos_new == 1
+    [error] = result.errors
+    assert len(os.fsencode(error.path)) >= PATH_MAX_BYTES
+    assert f"over the system's limit of {PATH_MAX_BYTES:,}" in error.reason
+    assert "shorten the folder names" in error.reason

@@ -68,3 +68,81 @@ def test_a_threshold_that_matches_every_unit_vector_is_refused(survey_archive: P
     with pytest.raises(FinprintError, match="would match every photo"):
         index(Settings(db_path=tmp_path / "c.duckdb", distance_threshold=1e300), [survey_archive])
     assert not (tmp_path / "c.duckdb").exists()
+
+
+def _site_then_date_night(survey_archive: Path, root: Path, night: int) -> str:
+    """Add a night of the survey archive to `root` laid out `<site>/<date>/*.jpg`, which no folder
+    convention reads: only a path pattern gives these photos their site and date. Returns the site."""
+    import shutil
+
+    folder = sorted(p for p in survey_archive.iterdir() if p.is_dir())[night]
+    day, site = folder.name.split("_", 1)
+    shutil.copytree(folder, root / site / day)
+    return site
+
+
+def test_a_run_without_the_settings_file_decides_and_exports_as_the_archive_was_indexed(
+    survey_archive: Path, tmp_path: Path
+) -> None:
+    from catalog.pipeline import index
+    from catalog.settings import with_catalogue_settings
+    from catalog.store import Store
+
+    archive = tmp_path / "archive"
+    first = _site_then_date_night(survey_archive, archive, 0)
+    db = tmp_path / "c.duckdb"
+    toml = tmp_path / "station" / "finprint.toml"
+    toml.parent.mkdir()
+    toml.write_text('path_pattern = "{site}/{date}/*"\nscientific_name = "Tragelaphus angasii"\n')
+    index(load_settings({"db_path": db}, toml, environ={}), [archive])
+    second = _site_then_date_night(survey_archive, archive, 1)
+    # From cron: another folder, no settings file.
+    without_file = load_settings({"db_path": db}, tmp_path / "absent.toml", environ={})
+    assert without_file.path_pattern is None
+    assert index(without_file, [archive]).photos_new > 0
+    with Store.open(db, read_only=True) as store:
+        sites = store.read_only_sql("SELECT DISTINCT site, survey_date IS NULL FROM photos").rows
+        filled, notes = with_catalogue_settings(without_file, store.stored_settings())
+    assert sorted(sites) == sorted({(first, False), (second, False)})
+    assert filled.scientific_name == "Tragelaphus angasii" and notes == []
+
+
+def test_a_run_given_other_settings_says_so_and_a_flag_lasts_one_run(
+    survey_archive: Path, tmp_path: Path
+) -> None:
+    from catalog.pipeline import index
+    from catalog.store import Store
+
+    archive = tmp_path / "archive"
+    _site_then_date_night(survey_archive, archive, 0)
+    db = tmp_path / "c.duckdb"
+    toml = tmp_path / "finprint.toml"
+    toml.write_text('path_pattern = "{site}/{date}/*"\nreview_band_fraction = 0.1\n')
+    index(load_settings({"db_path": db}, toml, environ={}), [archive])
+    _site_then_date_night(survey_archive, archive, 1)
+    flagged = load_settings({"db_path": db, "review_band_fraction": 0.2}, toml, environ={})
+    notes = [w for w in index(flagged, [archive]).warnings if "review_band_fraction" in w]
+    assert len(notes) == 1 and "0.2 (from --review-band-fraction)" in notes[0]
+    assert "indexed with 0.1" in notes[0] and "for this run only" in notes[0]
+    with Store.open(db, read_only=True) as store:
+        assert store.stored_settings() == {"path_pattern": "{site}/{date}/*", "review_band_fraction": 0.1}
+    toml.write_text('path_pattern = "{site}/{date}/*"\nreview_band_fraction = 0.05\n')
+    changed = index(load_settings({"db_path": db}, toml, environ={}), [archive])
+    [note] = [w for w in changed.warnings if "review_band_fraction" in w]
+    assert "kept from now on" in note
+    with Store.open(db, read_only=True) as store:
+        assert store.stored_settings()["review_band_fraction"] == 0.05
+
+
+def test_config_names_the_settings_file_and_a_missing_one_is_an_error(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "etc" / "wrasse.toml"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text('scientific_name = "Labrus bergylta"\n')
+    here = tmp_path / "finprint.toml"
+    here.write_text('scientific_name = "Symphodus melops"\n')
+    assert load_settings({}, here, environ={}, config=elsewhere).scientific_name == "Labrus bergylta"
+    from_env = load_settings({}, here, environ={"FINPRINT_CONFIG": str(elsewhere)})
+    assert from_env.scientific_name == "Labrus bergylta"
+    assert from_env.source_of("scientific_name") == str(elsewhere)
+    with pytest.raises(FinprintError, match=r"absent\.toml: settings file not found.*--config"):
+        load_settings({}, here, environ={}, config=tmp_path / "absent.toml")

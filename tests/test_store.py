@@ -141,3 +141,43 @@ def test_check_finds_what_does_not_agree(survey_archive: Path, tmp_path: Path) -
         problems = store.integrity_problems()
     assert any("individual that does not exist" in p for p in problems)
     assert any("1 photo(s) with no path" in p for p in problems)
+
+
+def test_keypoints_kept_in_duckdb_by_an_older_finprint_move_to_the_keypoints_file(tmp_path: Path) -> None:
+    db = tmp_path / "old.duckdb"
+    _old_catalogue(db, 9)
+    blobs = {f"{n:064x}": bytes([n]) * (1000 + n) for n in range(3)}
+    con = duckdb.connect(str(db))
+    for photo_id, blob in blobs.items():
+        con.execute("INSERT INTO local_features VALUES (?, 'sift-x', ?)", [photo_id, blob])
+    con.close()
+    with Store.open(db) as store:
+        assert store.local_features([*blobs, "f" * 64], "sift-x") == blobs
+        assert store.local_features(list(blobs), "another-detector") == {}
+        tables = {
+            row[0] for row in store.read_only_sql("SELECT table_name FROM information_schema.tables").rows
+        }
+    assert "local_features" not in tables
+    # The file beside the catalogue holds them now, for a read-only reader too.
+    with Store.open(db, read_only=True) as reader:
+        assert reader.local_features(list(blobs), "sift-x") == blobs
+
+
+def test_a_damaged_keypoints_file_is_put_aside_and_the_night_goes_on(tmp_path: Path) -> None:
+    from catalog.keypoint_store import keypoints_path
+
+    db = tmp_path / "c.duckdb"
+    with Store.open(db) as store:
+        store.write_embeddings("m", [], [], [("a" * 64, b"keypoints")], "sift-x")
+    keypoints_path(db).write_bytes(b"not a database" * 100)
+    with Store.open(db, read_only=True) as reader:
+        assert reader.local_features(["a" * 64], "sift-x") == {}
+        assert any("could not be read" in problem for problem in reader.integrity_problems())
+    with Store.open(db) as store:
+        notes = store.keypoint_notes()
+        assert len(notes) == 1 and "c.duckdb.keypoints.damaged" in notes[0] and "finprint reindex" in notes[0]
+        assert store.local_features(["a" * 64], "sift-x") == {}
+        store.write_embeddings("m", [], [], [("b" * 64, b"new")], "sift-x")
+        assert store.local_features(["b" * 64], "sift-x") == {"b" * 64: b"new"}
+        assert store.integrity_problems() == []
+    assert (tmp_path / "c.duckdb.keypoints.damaged").read_bytes().startswith(b"not a database")
