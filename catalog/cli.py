@@ -730,7 +730,8 @@ def export_command(
     **dwc**: one occurrence per sighting, organismID = the animal (linked entries share one),
     species from `scientific_name` (given here, else as the catalogue was indexed; default
     Symphodus melops); eml.xml from `dataset_publisher`, `dataset_contact_email`,
-    `dataset_licence` (CC0-1.0, CC-BY-4.0 or CC-BY-NC-4.0) and `dataset_language`.
+    `dataset_licence` (CC0-1.0, CC-BY-4.0 or CC-BY-NC-4.0) and `dataset_language`; recordedBy from
+    `recorded_by`; identifiedBy is the person whose decision stands, else finprint and its model.
 
     **capture-history**: one row per animal (entries linked with `finprint link`, such as a fish's
     two flanks, are one animal), one column per occasion, for MARK (`.inp`) or RMark (`.csv`);
@@ -766,6 +767,7 @@ def export_command(
             settings.dataset_contact_email,
             settings.dataset_licence,
             settings.dataset_language,
+            settings.recorded_by,
         )
         message = export(
             store, export_format, out, selection, dataset, starts, group_by_site,
@@ -808,7 +810,11 @@ def evaluate(
     split_date: SplitDateOption = None,
     plot: Annotated[
         Path | None,
-        typer.Option("--plot", help="Also draw the accuracy-versus-threshold curves and the ROC to a PNG."),
+        typer.Option(
+            "--plot",
+            help="Also draw pair accuracy against the threshold and the ROC (log false-accept axis, "
+            "embedding and fused) to a .png, .svg or .pdf (needs finprint[train]: matplotlib).",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     crop: Annotated[str | None, typer.Option(help="Only photos of this crop (head or body).")] = None,
@@ -846,7 +852,13 @@ def evaluate(
     if plot is not None:
         from catalog.plot import plot_evaluation
 
-        plot_evaluation(result.metrics, plot, f"model {result.model_version} on {data or metadata}")
+        plot_evaluation(
+            result.metrics,
+            plot,
+            f"model {result.model_version} on {data or metadata}",
+            result.card_threshold,
+            result.verification,
+        )
     if as_json:
         sys.stdout.write(json.dumps(asdict(result), indent=2, default=str) + "\n")
         return

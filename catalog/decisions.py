@@ -7,6 +7,8 @@ from catalog.store import IndividualRow, Store, individual_label
 from catalog.vocabulary import DecisionAction, SightingStatus
 
 # A status no automatic run sets or changes: a person looked at this sighting.
+# Who the night's own decisions (grouping, encounter links) are recorded as made by.
+FINPRINT = "finprint"
 CONFIRMED = "confirmed"
 
 
@@ -102,7 +104,9 @@ def regroup(store: Store, keep: str, photos: list[str], reason: str) -> list[str
     emptied = sorted(i for i in sources - {keep} if set(store.photos_of(i)) <= moving)
     changes = {p: (keep, SightingStatus.MATCHED.value) for p in photos}
     folded: dict[str, dict[str, str | None]] = {individual: {"merged_into": keep} for individual in emptied}
-    store.record_decision(DecisionAction.GROUP, reason, changes, folded, [], individual_id=keep)
+    store.record_decision(
+        DecisionAction.GROUP, reason, changes, folded, [], individual_id=keep, decided_by=FINPRINT
+    )
     return emptied
 
 
@@ -132,8 +136,9 @@ def rename(store: Store, individual_id: str, name: str, reason: str) -> int:
     )
 
 
-def link(store: Store, first: str, second: str, reason: str) -> int:
-    """Two catalogue entries are flanks (or crops) of one fish: histories of either show both."""
+def link(store: Store, first: str, second: str, reason: str, decided_by: str | None = None) -> int:
+    """Two catalogue entries are flanks (or crops) of one fish: histories of either show both.
+    `decided_by`: FINPRINT for the night's own links; default the person running the command."""
     first, second = _resolved(store, first), _resolved(store, second)
     if first == second:
         raise FinprintError(f"{first}: cannot link an individual with itself.")
@@ -143,7 +148,14 @@ def link(store: Store, first: str, second: str, reason: str) -> int:
     fish_id = members[0]
     changes: dict[str, dict[str, str | None]] = {member: {"fish_id": fish_id} for member in members}
     return store.record_decision(
-        "link", reason, {}, changes, [], individual_id=first, other_individual_id=second
+        "link",
+        reason,
+        {},
+        changes,
+        [],
+        individual_id=first,
+        other_individual_id=second,
+        decided_by=decided_by,
     )
 
 

@@ -91,7 +91,7 @@ def evaluate(
             fusion is not None,
         )
     if split is None:
-        metrics = reid_metrics(vectors, labels, [p.encounter for p in kept])
+        metrics = reid_metrics(vectors, labels, [p.encounter for p in kept], threshold=card.threshold)
     else:
         gallery, test = split_photos(kept, split, test_fraction, seed, split_date)
         index_of = {id(p): i for i, p in enumerate(kept)}
@@ -103,7 +103,10 @@ def evaluate(
                 f"{len(test_rows)} test photos. Check --split-date or the data."
             )
         metrics = reid_metrics(
-            vectors[test_rows], [labels[i] for i in test_rows], [kept[i].encounter for i in test_rows]
+            vectors[test_rows],
+            [labels[i] for i in test_rows],
+            [kept[i].encounter for i in test_rows],
+            threshold=card.threshold,
         )
         if split != "disjoint":
             open_set = open_set_scores(

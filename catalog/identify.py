@@ -15,7 +15,7 @@ import numpy as np
 
 from catalog.digest import file_sha256
 from catalog.fusion import Fusion
-from catalog.verify import LocalFeatures, distinctive_inliers, match_many
+from catalog.verify import DecisiveLines, LocalFeatures, distinctive_masks, match_many
 
 # HNSW parameters, measured with `just bench-scale --sizes 10000,100000,1000000` (dim 128, a night
 # of 10,000 photos, half re-sightings): M=16 and ef_construction=200. On embeddings shaped like the
@@ -56,6 +56,8 @@ class Assignment:
     # The distance the decision was taken on: `distance` (to the matched photo) except for an
     # individual first seen tonight, joined by average linkage (see `assign`).
     decision_distance: float | None = None
+    # The keypoint correspondences with the matched photo that were counted (DecisiveLines bytes).
+    keypoint_lines: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,31 @@ def _verdict(
     chained = linkage <= accept_above
     status = "review" if chained or first <= accept_above + band else "matched"
     return replace(proposal, status=status, second_individual_id=None, second_distance=None)
+
+
+def decision_rule(
+    distance_threshold: float, review_band_fraction: float, fusion: Fusion | None, grouped: bool
+) -> str:
+    """The rule a run decides by, in words, for its reports."""
+    if fusion is None:
+        rule = (
+            f"a match needs a distance under {distance_threshold:.3f} to a catalogued photo of the same "
+            f"view (embedding alone); within {review_band_fraction:.0%} of that, or close to two "
+            "individuals, the photo goes to review"
+        )
+    else:
+        rule = (
+            "a match needs P(same), fused from the embedding distance and the agreeing keypoints, over "
+            f"{fusion.threshold_probability:.2f}; near that, or close to two individuals, the photo goes "
+            "to review. P(same) is calibrated on as many pairs of one animal as of two, so it ranks "
+            "matches; it is not the chance that a match is right, since most candidates are strangers"
+        )
+    if grouped:
+        rule += (
+            f"; then tonight's photos of one animal (distance under {distance_threshold:.3f}) are decided "
+            "together, each group one decision listed by finprint decisions"
+        )
+    return rule + "."
 
 
 class Identifier:
@@ -378,8 +405,9 @@ class Identifier:
         owner_of = {photo_id: individual for individual, photo_id, _ in neighbours}
         described = [photo_id for _, photo_id, _ in neighbours if photo_id in cached]
         agreements = match_many(features, [cached[photo_id] for photo_id in described])
-        counts = distinctive_inliers(agreements, [owner_of[photo_id] for photo_id in described])
+        masks = distinctive_masks(agreements, [owner_of[photo_id] for photo_id in described])
         photo_inliers = {photo_id: 0 for _, photo_id, _ in neighbours}
+        counts = [int(mask.sum()) for mask in masks]
         photo_inliers.update(dict(zip(described, counts, strict=True)))
         photo_scores: dict[str, list[float]] = {}
         inliers_of: dict[str, tuple[int, str]] = {}
@@ -399,6 +427,12 @@ class Identifier:
         first_inliers, verified_photo = inliers_of[first_id]
         # The photo shown to a reviewer: the one with the most keypoint agreement, else the nearest.
         first_photo = verified_photo if first_inliers > 0 else best[first_id][1]
+        lines = None
+        if first_inliers > 0:
+            row = described.index(first_photo)
+            lines = DecisiveLines(
+                agreements[row].lines[masks[row]], features.size, cached[first_photo].size
+            ).to_bytes()
         probability = float(fusion.probability(first_distance, first_inliers))
         second_id = ranked[1] if len(ranked) > 1 else None
         to_photo = {photo_id: distance for _, photo_id, distance in neighbours}
@@ -412,6 +446,7 @@ class Identifier:
             inliers=first_inliers,
             probability=probability,
             decision_distance=first_distance,
+            keypoint_lines=lines,
         )
         return _verdict(
             proposal,

@@ -42,8 +42,10 @@ class ReidMetrics:
     pair_table: PairTable
     n_queries: int
     n_individuals: int
-    # ROC as (false-accept rates, true-accept rates), at most ~100 points, for plots.
+    # ROC as (false-accept rates, true-accept rates), at most ~150 points, for plots.
     roc_curve: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
+    # (false-accept rate, true-accept rate) at the decision threshold, when one was given.
+    operating_point: tuple[float, float] | None = None
 
 
 def _pair_masks(labels: np.ndarray, encounters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,10 +78,18 @@ def roc_auc(positive_distances: np.ndarray, negative_distances: np.ndarray) -> f
 def roc_points(
     positive: np.ndarray, negative: np.ndarray, count: int = 100
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """False- and true-accept rates at `count` distance thresholds spanning both distributions."""
+    """False- and true-accept rates at `count` distance thresholds spanning both distributions,
+    and at `count // 2` more spread over the low false-accept rates a log axis shows."""
     if len(positive) == 0 or len(negative) == 0:
         return ((), ())
-    thresholds = np.quantile(np.concatenate([positive, negative]), np.linspace(0, 1, count))
+    thresholds = np.unique(
+        np.concatenate(
+            [
+                np.quantile(np.concatenate([positive, negative]), np.linspace(0, 1, count)),
+                np.quantile(negative, np.logspace(-6, 0, count // 2)),
+            ]
+        )
+    )
     far = tuple(float(np.mean(negative < t)) for t in thresholds)
     tar = tuple(float(np.mean(positive < t)) for t in thresholds)
     return (0.0, *far, 1.0), (0.0, *tar, 1.0)
@@ -166,8 +176,15 @@ def pair_distances_by_group(
     return result
 
 
-def reid_metrics(vectors: np.ndarray, labels: list[str], encounters: list[str], seed: int = 0) -> ReidMetrics:
-    """Leave-one-out retrieval over the given photos and pair verification, seed-study style."""
+def reid_metrics(
+    vectors: np.ndarray,
+    labels: list[str],
+    encounters: list[str],
+    seed: int = 0,
+    threshold: float | None = None,
+) -> ReidMetrics:
+    """Leave-one-out retrieval over the given photos and pair verification, seed-study style;
+    with `threshold`, the ROC's operating point at it."""
     label_array = np.asarray(labels)
     encounter_array = np.asarray(encounters)
     distances = pairwise_distances(vectors.astype(np.float64))
@@ -201,8 +218,12 @@ def reid_metrics(vectors: np.ndarray, labels: list[str], encounters: list[str], 
             return float("nan")
         return float(np.mean(pos_d < threshold_at_false_match_rate(neg_d, far)))
 
+    operating_point = None
+    if threshold is not None and len(pos_d) and len(neg_d):
+        operating_point = (float(np.mean(neg_d < threshold)), float(np.mean(pos_d < threshold)))
     return ReidMetrics(
         roc_curve=roc_points(pos_d, neg_d),
+        operating_point=operating_point,
         roc_auc=roc_auc(pos_d, neg_d),
         rank1=retrieval.rank1,
         rank5=retrieval.rank5,

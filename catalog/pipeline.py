@@ -21,7 +21,7 @@ from catalog import fusion as fusion_module
 from catalog.embed import Embedder
 from catalog.errors import ArchiveNotFound, FinprintError, ModelMismatch, NoPhotosFound, NotAnImage
 from catalog.fusion import Fusion
-from catalog.identify import Identifier, Prefetched, Verification, partition_key
+from catalog.identify import Identifier, Prefetched, Verification, decision_rule, partition_key
 from catalog.modelcard import ModelCard
 from catalog.photos import (
     IMAGE_SUFFIXES,
@@ -341,7 +341,7 @@ class _Catalogue:
                 decision.second_individual_id, decision.second_distance,
                 decision.probability if decision.probability is not None
                 else self.card.match_probability(decision.decision_distance),
-                decision.inliers, decision.decision_distance,
+                decision.inliers, decision.decision_distance, decision.keypoint_lines,
             )
         )  # fmt: skip
 
@@ -368,7 +368,9 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         known_paths = _absolutised(store, store.known_paths(), found)
         todo = [(root, f) for root, f in found if not _unchanged(known_paths.get(str(f.path)), f)]
         pattern_notes = _pattern_coverage(path_pattern, todo) if path_pattern is not None else []
-        run_id = store.start_run(card.model_version, threshold, __version__, [str(r) for r in roots])
+        fusion, why_not = verification_for(settings, card)
+        rule = decision_rule(threshold, settings.review_band_fraction, fusion, settings.group_encounters)
+        run_id = store.start_run(card.model_version, threshold, __version__, [str(r) for r in roots], rule)
         result = RunResult(run_id, card.model_version, threshold, embedder.providers, files_seen=len(found))
         store.remember_settings(to_remember(settings), dict(settings.given), run_id)
         result.warnings.extend(setting_notes + pattern_notes)
@@ -386,7 +388,6 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
                 "is not calibrated and different fish get merged. Train a model on your own labelled "
                 "photos (finprint train) and index with --model before trusting matches."
             )
-        fusion, why_not = verification_for(settings, card)
         if why_not:
             result.warnings.append(why_not)
         result.files_unchanged = len(found) - len(todo)
@@ -516,7 +517,7 @@ def _link_encounters(
     """Link the catalogue entries of each encounter (one fish: its flanks and crops), recorded as
     undoable decisions. An encounter whose photos of one view went to two entries holds two
     fish or a wrong match, so nothing in it is linked."""
-    from catalog.decisions import link
+    from catalog.decisions import FINPRINT, link
 
     made = 0
     for encounter, seen in sorted(encounters.items()):
@@ -527,7 +528,7 @@ def _link_encounters(
         entries = sorted({entry for view in views.values() for entry in view})
         for other in entries[1:]:
             try:
-                link(store, entries[0], other, f"automatic: both in encounter {encounter}")
+                link(store, entries[0], other, f"automatic: both in encounter {encounter}", FINPRINT)
                 made += 1
             except FinprintError:
                 pass  # already linked

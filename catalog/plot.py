@@ -1,76 +1,104 @@
-"""Evaluation plots as a PNG drawn with Pillow: the seed study's accuracy curves and the ROC."""
+"""Evaluation plots drawn with matplotlib: pair accuracy against the threshold, and the ROC.
+
+matplotlib comes with the train extra; the nightly runtime never imports this module.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PIL import Image, ImageDraw
-
+from catalog.errors import FinprintError
 from catalog.metrics import ReidMetrics
 
-_PANEL = 420
-_MARGIN = 50
-_COLOURS = {"same fish": (31, 119, 180), "different fish": (214, 39, 40), "total": (44, 160, 44)}
+if TYPE_CHECKING:
+    from catalog.evaluate import VerificationResult
+
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+# Below this false-accept rate a log axis only shows sampling noise of the pairs at hand.
+_LOWEST_FAR = 1e-5
+_METHOD_LABELS = {
+    "embedding": "embedding, shortlists",
+    "verification": "keypoints only, shortlists",
+    "fused": "embedding + keypoints fused, shortlists",
+}
 
 
-def _panel(
-    draw: ImageDraw.ImageDraw,
-    left: int,
+def plot_evaluation(
+    metrics: ReidMetrics,
+    out_path: Path,
     title: str,
-    x_label: str,
-    x_range: tuple[float, float],
-    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    threshold: float,
+    verification: VerificationResult | None = None,
 ) -> None:
-    top = _MARGIN
-    draw.rectangle([left, top, left + _PANEL, top + _PANEL], outline=(0, 0, 0))
-    for step in range(1, 5):
-        y = top + _PANEL * step / 5
-        draw.line([left, y, left + _PANEL, y], fill=(225, 225, 225))
-        draw.text((left - 30, y - 6), f"{1 - step / 5:.1f}", fill=(0, 0, 0))
-    draw.text((left, top - 30), title, fill=(0, 0, 0))
-    draw.text((left + _PANEL / 2 - 30, top + _PANEL + 22), x_label, fill=(0, 0, 0))
-    draw.text((left, top + _PANEL + 6), f"{x_range[0]:.1f}", fill=(0, 0, 0))
-    draw.text((left + _PANEL - 20, top + _PANEL + 6), f"{x_range[1]:.1f}", fill=(0, 0, 0))
-    span = (x_range[1] - x_range[0]) or 1.0
-    for row, (name, (xs, ys)) in enumerate(series.items()):
-        colour = _COLOURS.get(name, (0, 0, 0))
-        points = [
-            (left + _PANEL * (x - x_range[0]) / span, top + _PANEL * (1 - y))
-            for x, y in zip(xs, ys, strict=True)
-        ]
-        if len(points) > 1:
-            draw.line(points, fill=colour, width=3)
-        draw.text((left + _PANEL - 110, top + _PANEL - 70 + 16 * row), name, fill=colour)
-
-
-def plot_evaluation(metrics: ReidMetrics, out_path: Path, title: str) -> None:
-    """Left: same-fish, different-fish and total pair accuracy against the distance threshold.
-    Right: true-accept against false-accept rate (ROC), with its area."""
-    image = Image.new("RGB", (3 * _MARGIN + 2 * _PANEL + 20, 2 * _MARGIN + _PANEL + 40), "white")
-    draw = ImageDraw.Draw(image)
-    draw.text((_MARGIN, 8), title, fill=(0, 0, 0))
+    """Left: same-animal, different-animal and balanced pair accuracy against the distance
+    threshold, the model's threshold marked. Right: the ROC on a log false-accept axis, for the
+    embedding over all pairs and, when keypoints were scored, for each way of deciding on the
+    shortlists, with the operating points the decisions use. The file type follows the suffix."""
+    if out_path.suffix.lower() not in PLOT_SUFFIXES:
+        raise FinprintError(f"{out_path}: --plot writes {', '.join(PLOT_SUFFIXES)} files; give one of those.")
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise FinprintError(
+            "evaluate --plot draws with matplotlib, which comes with the train extra: "
+            "pip install 'finprint[train]'."
+        ) from exc
+    figure = Figure(figsize=(11, 4.8), layout="constrained")
+    figure.suptitle(title)
+    accuracy, roc = figure.subplots(1, 2)
     table = metrics.pair_table
-    thresholds = table.thresholds
-    _panel(
-        draw,
-        _MARGIN,
-        "pair accuracy (balanced pairs)",
-        "distance threshold",
-        (thresholds[0], thresholds[-1]),
-        {
-            "same fish": (thresholds, table.same_accuracy),
-            "different fish": (thresholds, table.different_accuracy),
-            "total": (thresholds, table.total_accuracy),
-        },
+    accuracy.plot(table.thresholds, table.same_accuracy, label="pairs of one animal matched")
+    accuracy.plot(table.thresholds, table.different_accuracy, label="pairs of two animals kept apart")
+    accuracy.plot(table.thresholds, table.total_accuracy, label="balanced accuracy", linestyle="--")
+    accuracy.axvline(threshold, color="black", linewidth=1)
+    accuracy.annotate(
+        f"model threshold {threshold:.3f}", (threshold, 0.02), xytext=(4, 0), textcoords="offset points"
     )
+    accuracy.set(
+        xlabel="distance threshold", ylabel="share of pairs", ylim=(0, 1.02), title="Pairs of photos"
+    )
+    accuracy.legend(loc="center right", fontsize="small")
+    accuracy.grid(alpha=0.3)
+
     far, tar = metrics.roc_curve
-    _panel(
-        draw,
-        2 * _MARGIN + _PANEL + 20,
-        f"ROC (AUC {metrics.roc_auc:.3f})",
-        "false-accept rate",
-        (0.0, 1.0),
-        {"same fish": (far, tar)},
+    curve = roc.plot(
+        [max(f, _LOWEST_FAR) for f in far], tar, label=f"embedding, all pairs (AUC {metrics.roc_auc:.3f})"
+    )[0]
+    if metrics.operating_point is not None:
+        roc.plot(
+            *_floored(metrics.operating_point), "o", color=curve.get_color(), label="at the model threshold"
+        )
+    if verification is not None:
+        for name, scores in verification.methods.items():
+            method_far, method_tar = scores.roc_curve
+            line = roc.plot(
+                [max(f, _LOWEST_FAR) for f in method_far],
+                method_tar,
+                label=f"{_METHOD_LABELS.get(name, name)} (AUC {scores.shortlist_auc:.3f})",
+                linestyle=":" if name == "verification" else "-",
+            )[0]
+            if scores.operating_point is not None:
+                roc.plot(*_floored(scores.operating_point), "s", color=line.get_color())
+    roc.set_xscale("log")
+    roc.set(
+        xlabel="false-accept rate (pairs of two animals matched), log scale",
+        ylabel="true-accept rate (pairs of one animal matched)",
+        xlim=(_LOWEST_FAR, 1.0),
+        ylim=(0, 1.02),
+        title="ROC (markers: where the decisions sit)",
     )
-    image.save(out_path, format="PNG")
+    roc.legend(loc="lower right", fontsize="small")
+    roc.grid(alpha=0.3, which="both")
+    from matplotlib import rc_context
+
+    try:
+        # SVG keeps its words as text, so they can be searched and edited for a paper.
+        with rc_context({"svg.fonttype": "none"}):
+            figure.savefig(out_path, dpi=120)
+    except OSError as exc:
+        raise FinprintError(f"{out_path}: could not write the plot ({exc.strerror or exc}).") from exc
+
+
+def _floored(point: tuple[float, float]) -> tuple[float, float]:
+    return max(point[0], _LOWEST_FAR), point[1]

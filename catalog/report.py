@@ -13,6 +13,7 @@ from rich.text import Text
 
 from catalog.metrics import ClusteringScores, ReidMetrics
 from catalog.store import QueryResult
+from catalog.vocabulary import DecisionAction
 
 if TYPE_CHECKING:
     from catalog.evaluate import VerificationResult
@@ -69,11 +70,8 @@ def run_report(summary: QueryResult, sightings: QueryResult, errors: QueryResult
     overview = Table.grid(padding=(0, 2))
     overview.add_column(style="bold")
     overview.add_column()
-    overview.add_row(
-        "Run",
-        f"{run['run_id']} ({run['status']}), model {run['model_version']}, "
-        f"distance threshold {run['distance_threshold']:.3f}",
-    )
+    overview.add_row("Run", f"{run['run_id']} ({run['status']}), model {run['model_version']}")
+    overview.add_row("Decided by", rule_of_run(run))
     overview.add_row(
         "Files",
         f"{format_value(run['files_seen'])} seen, {format_value(run['photos_new'])} new photos catalogued, "
@@ -108,6 +106,23 @@ def run_report(summary: QueryResult, sightings: QueryResult, errors: QueryResult
     return Panel(Group(*parts), title="finprint index run", title_align="left")
 
 
+def rule_of_run(run: dict[str, Any]) -> str:
+    """The rule a run decided by, as it recorded it (runs before that: its distance threshold)."""
+    rule = run.get("decision_rule")
+    return str(rule) if rule else f"a distance under {run['distance_threshold']:.3f} (embedding alone)."
+
+
+def decided_by(row: dict[str, Any]) -> str:
+    """What decided one sighting: a person, tonight's group, keypoints with the distance, or the
+    distance alone."""
+    action = row.get("decision_action")
+    if action == DecisionAction.GROUP:
+        return "tonight's group"
+    if action:
+        return f"a person ({action})"
+    return "distance + keypoints" if row.get("inliers") is not None else "distance"
+
+
 def decided_distance(row: dict[str, Any]) -> float | None:
     """The distance the threshold was applied to: the decision's own where stored, else the
     distance to the matched photo (rows written before the two were kept apart)."""
@@ -139,6 +154,7 @@ def _sighting_table(title: str, rows: list[dict[str, Any]]) -> Table:
     table.add_column("distance to it", justify="right")
     table.add_column("P(same)", justify="right")
     table.add_column("keypoints", justify="right")
+    table.add_column("decided by")
     table.add_column("photo", overflow="fold")
     table.add_column("best earlier photo", overflow="fold")
     for row in rows[:MAX_LISTED]:
@@ -150,11 +166,12 @@ def _sighting_table(title: str, rows: list[dict[str, Any]]) -> Table:
             _distance_text(row),
             "-" if row.get("probability") is None else f"{row['probability']:.2f}",
             "-" if row.get("inliers") is None else str(row["inliers"]),
+            decided_by(row),
             Text(short_path(row["path"])),
             Text(short_path(row["matched_path"])),
         )
     if len(rows) > MAX_LISTED:
-        table.add_row(f"... and {len(rows) - MAX_LISTED} more", "", "", "", "", "")
+        table.add_row(f"... and {len(rows) - MAX_LISTED} more", "", "", "", "", "", "")
     return table
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageOps
 
 from catalog import verify
-from catalog.report import decided_distance, format_value, linkage_distance
+from catalog.report import decided_by, decided_distance, format_value, linkage_distance, rule_of_run
 from catalog.store import QueryResult, Store
 
 THUMBNAIL_PIXELS = 240
@@ -71,29 +71,40 @@ _LINE_COLOURS = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (2
 def keypoint_pair(
     path: str, matched_path: str, features: verify.LocalFeatures, matched_features: verify.LocalFeatures
 ) -> str:
-    """Both photos side by side with a line between each pair of keypoints that agreed (RANSAC
-    inliers), so a reader sees which marks made the two photos the same fish; "" when none did."""
+    """Both photos side by side with a line between each pair of keypoints that agree (RANSAC
+    inliers of matching them now); "" when none do. For sightings indexed before their decisive
+    keypoints were kept (`decisive_pair` draws those)."""
     agreement = verify.match(features, matched_features)
-    if agreement.inliers == 0:
+    return decisive_pair(
+        path,
+        matched_path,
+        verify.DecisiveLines(agreement.lines, features.size, matched_features.size),
+        "skin-pattern keypoints agree",
+    )
+
+
+def decisive_pair(path: str, matched_path: str, decisive: verify.DecisiveLines, what: str) -> str:
+    """Both photos side by side with a line between each pair of keypoints in `decisive`, so a
+    reader sees which marks made the two photos the same animal; "" when there are none."""
+    if len(decisive.lines) == 0:
         return ""
     height = THUMBNAIL_PIXELS
-    # Keypoints are in pixels of the image they were found in (features.size): one scale each.
-    left_scale, right_scale = height / features.size[1], height / matched_features.size[1]
+    size, matched_size = decisive.size, decisive.matched_size
+    # Keypoints are in pixels of the image they were found in: one scale each.
+    left_scale, right_scale = height / size[1], height / matched_size[1]
     try:
-        left = _open_upright(path, features.size)
-        right = _open_upright(matched_path, matched_features.size)
+        left = _open_upright(path, size)
+        right = _open_upright(matched_path, matched_size)
     except (OSError, SyntaxError, ValueError):
         return ""
-    left = left.resize((max(1, round(features.size[0] * left_scale)), height), Image.Resampling.BILINEAR)
-    right = right.resize(
-        (max(1, round(matched_features.size[0] * right_scale)), height), Image.Resampling.BILINEAR
-    )
+    left = left.resize((max(1, round(size[0] * left_scale)), height), Image.Resampling.BILINEAR)
+    right = right.resize((max(1, round(matched_size[0] * right_scale)), height), Image.Resampling.BILINEAR)
     gap = 12
     canvas = Image.new("RGB", (left.width + gap + right.width, height), (255, 255, 255))
     canvas.paste(left, (0, 0))
     canvas.paste(right, (left.width + gap, 0))
     draw = ImageDraw.Draw(canvas)
-    for number, (xa, ya, xb, yb) in enumerate(agreement.lines.tolist()):
+    for number, (xa, ya, xb, yb) in enumerate(decisive.lines.tolist()):
         colour = _LINE_COLOURS[number % len(_LINE_COLOURS)]
         start = (xa * left_scale, ya * left_scale)
         end = (left.width + gap + xb * right_scale, yb * right_scale)
@@ -102,8 +113,7 @@ def keypoint_pair(
             draw.ellipse((x - 2, y - 2, x + 2, y + 2), outline=colour)
     return (
         f"<figure class='keypoints'><img alt='matching keypoints' src='{_jpeg_source(canvas, 85)}'>"
-        f"<figcaption>{agreement.inliers} skin-pattern keypoints agree (lines join them)"
-        "</figcaption></figure>"
+        f"<figcaption>{len(decisive.lines)} {_text(what)} (lines join them)</figcaption></figure>"
     )
 
 
@@ -116,7 +126,13 @@ def matched_keypoints(store: Store, sightings: QueryResult) -> dict[str, verify.
     if not verify.available():
         return {}
     rows = [dict(zip(sightings.columns, r, strict=True)) for r in sightings.rows]
-    photo_ids = {row[key] for row in rows if row["inliers"] for key in ("photo_id", "matched_photo_id")}
+    # Only sightings indexed before their decisive keypoints were kept need matching again.
+    photo_ids = {
+        row[key]
+        for row in rows
+        if row["inliers"] and row.get("keypoint_lines") is None
+        for key in ("photo_id", "matched_photo_id")
+    }
     cached = store.local_features(sorted(photo_ids), verify.DETECTOR)
     return {photo_id: verify.LocalFeatures.from_bytes(blob) for photo_id, blob in cached.items()}
 
@@ -142,8 +158,9 @@ def run_page(
         "style-src 'unsafe-inline'\">",
         f"<title>finprint run {_text(run['run_id'])}</title><style>{_STYLE}</style></head><body>",
         f"<h1>finprint run {_text(run['run_id'])}</h1>",
-        f"<p>Model {_text(run['model_version'])}, distance threshold {_text(run['distance_threshold'])}. "
-        f"{_text(run['photos_new'])} new photos, {_text(run['photos_failed'])} unreadable.</p>",
+        f"<p>Model {_text(run['model_version'])}. {_text(run['photos_new'])} new photos, "
+        f"{_text(run['photos_failed'])} unreadable.</p>",
+        f"<p class='rule'>Decided by: {_text(rule_of_run(run))}</p>",
     ]
     # A new individual's nearest photo is only worth a look when it was a near miss (review).
     threshold = float(run["distance_threshold"])
@@ -168,6 +185,7 @@ def run_page(
             )
             + ("" if row.get("probability") is None else f"<br>P(same) {row['probability']:.2f}")
             + ("" if row.get("inliers") is None else f"<br>keypoints agreeing {_text(row['inliers'])}")
+            + f"<br>decided by {_text(decided_by(row))}"
             + (
                 " (nearest; over the threshold)"
                 if (decided := decided_distance(row)) is not None and decided >= threshold
@@ -201,7 +219,12 @@ def run_page(
 
 
 def _keypoints_of(row: dict[str, Any], features: dict[str, verify.LocalFeatures]) -> str:
+    if row["path"] is None or row["matched_path"] is None:
+        return ""
+    if row.get("keypoint_lines") is not None:
+        decisive = verify.DecisiveLines.from_bytes(bytes(row["keypoint_lines"]))
+        return decisive_pair(row["path"], row["matched_path"], decisive, "keypoints decided this match")
     mine, theirs = features.get(row.get("photo_id") or ""), features.get(row.get("matched_photo_id") or "")
-    if mine is None or theirs is None or row["path"] is None or row["matched_path"] is None:
+    if mine is None or theirs is None:
         return ""
     return keypoint_pair(row["path"], row["matched_path"], mine, theirs)

@@ -35,6 +35,8 @@ class Settings:
     # One of the three licences GBIF accepts: CC0-1.0, CC-BY-4.0, CC-BY-NC-4.0.
     dataset_licence: str = "CC-BY-4.0"
     dataset_language: str = "en"
+    # Who took the photos (a survey team or a person): Darwin Core recordedBy.
+    recorded_by: str | None = None
     # How survey fields sit in paths below an archive root, e.g. "{date}_{site}/{camera}/*".
     path_pattern: str | None = None
     # Verify each new photo's shortlist by keypoints, when OpenCV and the model's fusion file exist.
@@ -69,6 +71,7 @@ CATALOGUE_SETTINGS = (
     "dataset_contact_email",
     "dataset_licence",
     "dataset_language",
+    "recorded_by",
 )
 CONFIG_ENVIRONMENT_VARIABLE = "FINPRINT_CONFIG"
 

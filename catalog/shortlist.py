@@ -10,7 +10,7 @@ import numpy as np
 from catalog.fusion import Fusion, fit
 from catalog.identify import partition_key
 from catalog.labels import LabelledPhoto
-from catalog.metrics import pairwise_distances, retrieval_scores, roc_auc
+from catalog.metrics import pairwise_distances, retrieval_scores, roc_auc, roc_points
 from catalog.verify import LocalFeatures, distinctive_inliers, match_many
 
 
@@ -82,6 +82,9 @@ class MethodScores:
     shortlist_auc: float  # ROC AUC over the shortlist pairs
     precision_at_threshold: float | None  # over shortlist pairs accepted at the decision threshold
     accepted_pairs: int | None
+    # ROC over the shortlist pairs, and (false-accept, true-accept rate) at the decision threshold.
+    roc_curve: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
+    operating_point: tuple[float, float] | None = None
 
 
 def cross_fitted(
@@ -139,11 +142,16 @@ def compare_methods(
         precision = None
         if accepted is not None and accepted.any():
             precision = float(np.mean(pairs.same[accepted]))
+        operating_point = None
+        if accepted is not None and pairs.same.any() and (~pairs.same).any():
+            operating_point = (float(np.mean(accepted[~pairs.same])), float(np.mean(accepted[pairs.same])))
         results[name] = MethodScores(
             rank1=retrieval.rank1,
             mean_average_precision=retrieval.mean_average_precision,
             shortlist_auc=roc_auc(-key[pairs.same], -key[~pairs.same]),
             precision_at_threshold=precision,
             accepted_pairs=None if accepted is None else int(accepted.sum()),
+            roc_curve=roc_points(-key[pairs.same], -key[~pairs.same]),
+            operating_point=operating_point,
         )
     return results

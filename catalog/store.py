@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import re
@@ -67,6 +68,8 @@ class SightingRow:
     inliers: int | None = None
     # What the threshold was applied to (average linkage for an individual first seen tonight).
     decision_distance: float | None = None
+    # The keypoint correspondences the match was decided on (verify.DecisiveLines bytes).
+    keypoint_lines: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -416,7 +419,12 @@ class Store:
         return [row[0] for row in rows]
 
     def start_run(
-        self, model_version: str, distance_threshold: float, finprint_version: str, roots: list[str]
+        self,
+        model_version: str,
+        distance_threshold: float,
+        finprint_version: str,
+        roots: list[str],
+        decision_rule: str | None = None,
     ) -> int:
         # Only one writer can hold the file, so any run still marked running has died.
         self._con.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
@@ -424,8 +432,8 @@ class Store:
         run_id = int(row[0]) if row else 1
         self._con.execute(
             "INSERT INTO runs (run_id, started_at, status, model_version, distance_threshold, "
-            "finprint_version, roots) VALUES (?, ?, 'running', ?, ?, ?, ?)",
-            [run_id, _now(), model_version, distance_threshold, finprint_version, roots],
+            "finprint_version, roots, decision_rule) VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
+            [run_id, _now(), model_version, distance_threshold, finprint_version, roots, decision_rule],
         )
         return run_id
 
@@ -754,6 +762,7 @@ class Store:
                         "probability": [s.probability for s in seen],
                         "inliers": [s.inliers for s in seen],
                         "decision_distance": [s.decision_distance for s in seen],
+                        "keypoint_lines": [s.keypoint_lines for s in seen],
                     },
                 )
             if batch.features:
@@ -866,8 +875,10 @@ class Store:
         individual_id: str | None = None,
         other_individual_id: str | None = None,
         name: str | None = None,
+        decided_by: str | None = None,
     ) -> int:
-        """Apply a person's decision and record it, with what it replaced, in one transaction."""
+        """Apply a decision and record it, with what it replaced and who made it (`decided_by`;
+        default: the login running this command), in one transaction."""
         with self._transaction():
             photo_ids = sorted(sighting_changes)
             previous: dict[str, Any] = {
@@ -897,8 +908,8 @@ class Store:
             decision_id = int(row[0]) if row else 1
             self._con.execute(
                 "INSERT INTO decisions (decision_id, made_at, action, individual_id, other_individual_id, "
-                "photo_ids, name, reason, previous) "
-                "VALUES ($id, $at, $action, $i, $o, $photos, $name, $reason, $prev)",
+                "photo_ids, name, reason, previous, decided_by) "
+                "VALUES ($id, $at, $action, $i, $o, $photos, $name, $reason, $prev, $by)",
                 {
                     "id": decision_id,
                     "at": _now(),
@@ -909,6 +920,7 @@ class Store:
                     "name": name,
                     "reason": reason,
                     "prev": json.dumps(previous),
+                    "by": decided_by or _login(),
                 },
             )
         return decision_id
@@ -1067,6 +1079,15 @@ class Store:
             raise FinprintError(f"SQL error: {exc}") from exc
         columns = [d[0] for d in cursor.description or []]
         return QueryResult(columns, cursor.fetchall() if columns else [])
+
+
+def _login() -> str:
+    """Who is running this command, for the decisions they make."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        # No login name (a container without a passwd entry): the decision still counts.
+        return "unknown"
 
 
 def _now() -> datetime:

@@ -26,6 +26,9 @@ RANSAC_TOLERANCE_FRACTION = 0.03
 DETECTOR = f"sift-{FEATURE_LONG_SIDE_PX}-{MAX_KEYPOINTS}"
 
 _DESCRIPTOR_BYTES = 128
+# RANSAC draws its samples from OpenCV's random generator, which other OpenCV calls also advance:
+# seeded before each pair, a pair matched again (a rerun) cannot depend on what ran before it.
+RANSAC_SEED = 20240603
 
 
 @functools.cache
@@ -192,6 +195,7 @@ def _geometric_check(
     source = a.points[kept_rows]
     target = b.points[kept_cols]
     tolerance = RANSAC_TOLERANCE_FRACTION * max(b.size)
+    cv2.setRNGSeed(RANSAC_SEED)
     try:
         transform, mask = cv2.estimateAffinePartial2D(
             source, target, method=cv2.RANSAC, ransacReprojThreshold=tolerance, maxIters=500, confidence=0.99
@@ -206,7 +210,14 @@ def _geometric_check(
 
 
 def distinctive_inliers(matches: list[PairMatch], owners: list[str]) -> list[int]:
-    """Inliers per candidate, counting only the query's keypoints that agree with one individual.
+    """Inliers per candidate, counting only the query's keypoints that agree with one individual
+    (see `distinctive_masks`)."""
+    return [int(mask.sum()) for mask in distinctive_masks(matches, owners)]
+
+
+def distinctive_masks(matches: list[PairMatch], owners: list[str]) -> list[np.ndarray]:
+    """Which inliers of each candidate's match count: the query's keypoints that agree with one
+    individual only.
 
     A keypoint of the new photo that is an inlier with photos of two different individuals is on
     something they share (the same rock behind two animals photographed in one place, a frame,
@@ -217,6 +228,26 @@ def distinctive_inliers(matches: list[PairMatch], owners: list[str]) -> list[int
         for keypoint in agreement.query_keypoints.tolist():
             individuals_of.setdefault(keypoint, set()).add(owner)
     return [
-        sum(1 for keypoint in agreement.query_keypoints.tolist() if len(individuals_of[keypoint]) == 1)
+        np.asarray([len(individuals_of[k]) == 1 for k in agreement.query_keypoints.tolist()], dtype=bool)
         for agreement in matches
     ]
+
+
+@dataclass(frozen=True)
+class DecisiveLines:
+    """The keypoint correspondences a match was decided on, kept with the sighting so that a
+    report draws exactly those (not a new matching of the two photos)."""
+
+    lines: np.ndarray  # (n, 4) float32: x_a, y_a, x_b, y_b in each photo's described pixels
+    size: tuple[int, int]  # the new photo's described width, height
+    matched_size: tuple[int, int]  # the matched photo's
+
+    def to_bytes(self) -> bytes:
+        header = np.asarray([*self.size, *self.matched_size], dtype="<i4").tobytes()
+        return header + self.lines.astype("<f4").tobytes()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> DecisiveLines:
+        width, height, matched_width, matched_height = (int(v) for v in np.frombuffer(blob[:16], dtype="<i4"))
+        lines = np.frombuffer(blob[16:], dtype="<f4").reshape(-1, 4)
+        return cls(lines, (width, height), (matched_width, matched_height))

@@ -41,6 +41,8 @@ class DatasetMetadata:
     contact_email: str | None = None
     licence: str = "CC-BY-4.0"
     language: str = "en"
+    # Who photographed (setting recorded_by: a survey team or a person), for recordedBy.
+    recorded_by: str | None = None
 
 
 # The occurrence columns, in file order; each is a Darwin Core term.
@@ -61,6 +63,7 @@ OCCURRENCE_TERMS = (
     "associatedMedia",
     "identificationVerificationStatus",
     "identifiedBy",
+    "recordedBy",
     "occurrenceRemarks",
 )
 
@@ -76,8 +79,10 @@ def _clean(value: Any) -> str:
     return " ".join(str(value).split())
 
 
-def occurrence(row: dict[str, Any], scientific_name: str) -> dict[str, str]:
+def occurrence(row: dict[str, Any], scientific_name: str, recorded_by: str | None = None) -> dict[str, str]:
     """One sighting as a Darwin Core occurrence."""
+    software = f"finprint {__version__} (model {row['model_version']})"
+    person = row.get("decided_by")
     # With the camera's UTC offset when it wrote one: GBIF then places the event in time exactly.
     event = taken_at_iso(row, "seconds") or row["survey_date"]
     remarks = [f"{row['side']} flank" if row["side"] else "", f"{row['crop']} crop" if row["crop"] else ""]
@@ -106,7 +111,9 @@ def occurrence(row: dict[str, Any], scientific_name: str) -> dict[str, str]:
         # A URL others can open, or nothing: a path on this machine means nothing to GBIF.
         "associatedMedia": path if path.startswith(("http://", "https://")) else None,
         "identificationVerificationStatus": row["status"],
-        "identifiedBy": f"finprint {__version__} (model {row['model_version']})",
+        # The person whose decision stands, else the software and model that matched.
+        "identifiedBy": person if person and person != "finprint" else software,
+        "recordedBy": recorded_by,
         "occurrenceRemarks": "; ".join(r for r in remarks if r),
     }
     return {term: _clean(values[term]) for term in OCCURRENCE_TERMS}
@@ -187,7 +194,10 @@ def export_darwin_core(
 ) -> int:
     """Write a Darwin Core Archive zip; returns the number of occurrences (`spreadsheet_safe`: as
     export_csv)."""
-    rows = [occurrence(r, dataset.scientific_name) for r in sighting_rows(store, selection or ExportFilter())]
+    rows = [
+        occurrence(r, dataset.scientific_name, dataset.recorded_by)
+        for r in sighting_rows(store, selection or ExportFilter())
+    ]
     if spreadsheet_safe:
         rows = [{term: inert(value) for term, value in row.items()} for row in rows]
     lines = ["\t".join(OCCURRENCE_TERMS)] + ["\t".join(r[t] for t in OCCURRENCE_TERMS) for r in rows]

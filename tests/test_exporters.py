@@ -332,3 +332,29 @@ def test_merging_two_flanks_warns_to_link_them_instead(store: Store) -> None:
     warning = decisions.view_mismatch(store, "FP-000001", "FP-000003")
     assert warning is not None and "left flank" in warning and "finprint link FP-000001 FP-000003" in warning
     assert decisions.view_mismatch(store, "FP-000001", "FP-000002") is None
+
+
+def test_darwin_core_names_who_photographed_and_who_decided(
+    survey_archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import getpass
+
+    from catalog.decisions import confirm
+    from catalog.pipeline import index
+    from catalog.settings import Settings
+
+    db = tmp_path / "c.duckdb"
+    index(Settings(db_path=db, verify=False), sorted(p for p in survey_archive.iterdir() if p.is_dir())[:2])
+    monkeypatch.setattr(getpass, "getuser", lambda: "ane.biologist")
+    with Store.open(db) as store:
+        decided = store.read_only_sql("SELECT photo_id FROM sightings ORDER BY photo_id LIMIT 1").rows[0][0]
+        confirm(store, [decided], "gill-cover scar")
+        out = tmp_path / "dwca.zip"
+        export_darwin_core(store, out, DatasetMetadata(recorded_by="IMR Austevoll dive team"))
+    lines = zipfile.ZipFile(out).read("occurrence.txt").decode("utf-8").rstrip("\n").split("\n")
+    rows = [dict(zip(lines[0].split("\t"), line.split("\t"), strict=True)) for line in lines[1:]]
+    by_id = {row["occurrenceID"]: row for row in rows}
+    assert by_id[f"finprint:{decided}"]["identifiedBy"] == "ane.biologist"
+    others = [row for key, row in by_id.items() if key != f"finprint:{decided}"]
+    assert others and all(row["identifiedBy"].startswith("finprint ") for row in others)
+    assert {row["recordedBy"] for row in rows} == {"IMR Austevoll dive team"}

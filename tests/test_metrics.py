@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from catalog.metrics import clustering_scores, reid_metrics, roc_auc, threshold_at_false_match_rate
+from catalog.metrics import (
+    ReidMetrics,
+    clustering_scores,
+    reid_metrics,
+    roc_auc,
+    threshold_at_false_match_rate,
+)
 
 
 def test_perfect_clustering_scores_one() -> None:
@@ -77,23 +85,59 @@ def test_roc_points_run_from_nothing_accepted_to_everything() -> None:
     assert max(t for f, t in zip(far, tar, strict=True) if f == 0.0) == 1.0
 
 
-def test_evaluation_plot_is_a_png_with_both_panels(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def _clustered_metrics() -> ReidMetrics:
+    rng = np.random.default_rng(0)
+    vectors = np.concatenate([rng.normal(c, 0.4, (5, 4)) for c in range(6)])
+    labels = [str(i // 5) for i in range(30)]
+    return reid_metrics(vectors, labels, [f"e{i}" for i in range(30)], threshold=0.7)
+
+
+def test_evaluation_plot_marks_the_threshold_and_the_operating_points_in_png_svg_and_pdf(
+    tmp_path: Path,
+) -> None:
     from PIL import Image
 
+    from catalog.evaluate import VerificationResult
+    from catalog.plot import plot_evaluation
+    from catalog.shortlist import MethodScores
+
+    metrics = _clustered_metrics()
+    assert metrics.operating_point is not None and 0 < metrics.operating_point[1] <= 1
+    fused = MethodScores(
+        0.9, 0.8, 0.95, 0.99, 12, ((0.0, 0.001, 0.1, 1.0), (0.0, 0.6, 0.9, 1.0)), (0.001, 0.6)
+    )
+    verification = VerificationResult(20, {"embedding": fused, "fused": fused}, 10.0, 5.0, True)
+    plot_evaluation(metrics, tmp_path / "eval.png", "drawn fish", 0.7, verification)
+    with Image.open(tmp_path / "eval.png") as image:
+        pixels = np.asarray(image.convert("RGB"))
+    assert image.format == "PNG" and image.width > 1000
+    # matplotlib's first three colours: the three accuracy curves and the ROCs.
+    for colour in ((31, 119, 180), (255, 127, 14), (44, 160, 44)):
+        assert (pixels == colour).all(axis=2).sum() > 50
+    plot_evaluation(metrics, tmp_path / "eval.svg", "drawn fish", 0.7, verification)
+    svg = (tmp_path / "eval.svg").read_text()
+    for words in (
+        "model threshold 0.700",
+        "false-accept rate",
+        "log scale",
+        "fused, shortlists",
+        "at the model",
+    ):
+        assert words in svg
+    plot_evaluation(metrics, tmp_path / "eval.pdf", "drawn fish", 0.7)
+    assert (tmp_path / "eval.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_a_plot_to_a_missing_folder_or_of_an_unknown_type_is_one_line(tmp_path: Path) -> None:
+    from catalog.errors import FinprintError
     from catalog.plot import plot_evaluation
 
-    rng = np.random.default_rng(0)
-    vectors = np.concatenate([rng.normal(c, 0.1, (5, 4)) for c in range(6)])
-    labels = [str(i // 5) for i in range(30)]
-    metrics = reid_metrics(vectors, labels, [f"e{i}" for i in range(30)])
-    out = tmp_path / "eval.png"
-    plot_evaluation(metrics, out, "test")
-    with Image.open(out) as image:
-        pixels = np.asarray(image.convert("RGB"))
-    assert image.format == "PNG"
-    # The three accuracy colours and the ROC's are all drawn.
-    for colour in ((31, 119, 180), (214, 39, 40), (44, 160, 44)):
-        assert (pixels == colour).all(axis=2).sum() > 50
+    metrics = _clustered_metrics()
+    with pytest.raises(FinprintError, match=r"could not write the plot") as missing:
+        plot_evaluation(metrics, tmp_path / "no-such-folder" / "eval.png", "t", 0.7)
+    assert "\n" not in str(missing.value)
+    with pytest.raises(FinprintError, match=r"\.png, \.svg, \.pdf"):
+        plot_evaluation(metrics, tmp_path / "eval.jpg", "t", 0.7)
 
 
 def test_the_threshold_is_safe_on_every_set_it_serves_and_no_set_decides_alone() -> None:

@@ -132,3 +132,29 @@ def test_history_and_query_tables_match_golden_text(tmp_path: Path) -> None:
     if os.environ.get("FINPRINT_UPDATE_GOLDEN") == "1":
         golden.write_text(text, encoding="utf-8")
     assert text == golden.read_text(encoding="utf-8")
+
+
+def test_each_sighting_says_what_decided_it_and_the_run_its_rule(
+    survey_archive: Path, tmp_path: Path
+) -> None:
+    from catalog.decisions import confirm
+
+    folders = sorted(p for p in survey_archive.iterdir() if p.is_dir())[:3]
+    db = tmp_path / "c.duckdb"
+    run_id = index(Settings(db_path=db, verify=False), folders).run_id
+    with Store.open(db) as store:
+        rows = store.query("run_sightings", run_id=run_id)
+        first = dict(zip(rows.columns, rows.rows[0], strict=True))
+        confirm(store, [first["photo_id"]], "checked by eye")
+        queries = [store.query(q, run_id=run_id) for q in ("run_summary", "run_sightings", "run_errors")]
+    rows_now = [dict(zip(queries[1].columns, v, strict=True)) for v in queries[1].rows]
+    by_photo = {row["photo_id"]: row for row in rows_now}
+    said = {report.decided_by(row) for row in by_photo.values()}
+    assert report.decided_by(by_photo[first["photo_id"]]) == "a person (confirm)"
+    # Verification was off: nothing says keypoints decided, and the run's rule says why.
+    assert "distance + keypoints" not in said and "distance" in said
+    console = Console(width=160, color_system=None, record=True, file=io.StringIO())
+    console.print(report.run_report(*queries))
+    text = " ".join(console.export_text().split())
+    assert "Decided by a match needs a distance under" in text and "(embedding alone)" in text
+    assert "tonight's photos of one animal" in text

@@ -158,11 +158,13 @@ def test_index_verifies_and_caches_keypoints(tmp_path: Path, survey_archive: Pat
     assert verified > photos // 2
 
 
-def test_the_html_report_finds_the_keypoints_of_both_photos_of_each_verified_pair(
+def test_the_html_report_draws_the_very_keypoints_that_decided_each_match(
     tmp_path: Path, survey_archive: Path
 ) -> None:
+    import re
+
     from catalog.pipeline import index
-    from catalog.report_html import matched_keypoints
+    from catalog.report_html import matched_keypoints, run_page
     from catalog.settings import DEFAULT_MODEL_PATH, Settings
     from catalog.store import Store
 
@@ -171,16 +173,22 @@ def test_the_html_report_finds_the_keypoints_of_both_photos_of_each_verified_pai
     settings = Settings(db_path=tmp_path / "c.duckdb")
     run_id = index(settings, sorted(p for p in survey_archive.iterdir() if p.is_dir())[:2]).run_id
     with Store.open(settings.db_path, read_only=True) as store:
-        sightings = store.query("run_sightings", run_id=run_id)
-        features = matched_keypoints(store, sightings)
-    rows = [dict(zip(sightings.columns, r, strict=True)) for r in sightings.rows]
-    verified = [row for row in rows if row["inliers"]]
+        names = ("run_summary", "run_sightings", "run_errors")
+        queries = [store.query(name, run_id=run_id) for name in names]
+        # Every verified sighting kept its decisive keypoints: nothing is matched again.
+        assert matched_keypoints(store, queries[1]) == {}
+    rows = [dict(zip(queries[1].columns, r, strict=True)) for r in queries[1].rows]
+    verified = [row for row in rows if row["inliers"] and row["status"] != "new"]
     assert verified
     for row in verified:
-        assert len(features[row["photo_id"]]) > 0 and len(features[row["matched_photo_id"]]) > 0
-    # Only the verified pairs' photos are read back.
-    wanted = {row[key] for row in verified for key in ("photo_id", "matched_photo_id")}
-    assert set(features) == wanted
+        decisive = verify.DecisiveLines.from_bytes(bytes(row["keypoint_lines"]))
+        assert len(decisive.lines) == row["inliers"]
+    page = run_page(*queries, {})
+    drawn = [int(n) for n in re.findall(r"(\d+) keypoints decided this match", page)]
+    # The picture shows as many lines as the text says agreed, pair by pair, in the page's order.
+    stated = [int(n) for n in re.findall(r"keypoints agreeing (\d+)<br>", page) if int(n) > 0]
+    assert drawn == stated and len(drawn) == len(verified)
+    assert "Decided by: a match needs P(same)" in page and "not the chance that a match is right" in page
 
 
 def test_without_a_fitted_sidecar_index_says_verification_is_off(

@@ -18,7 +18,11 @@ SELECT
     p.crop,
     (SELECT min(pp.path) FROM photo_paths pp WHERE pp.photo_id = s.photo_id) AS path,
     r.model_version,
-    s.run_id
+    s.run_id,
+    -- Who last decided this photo's identity, where a decision did (a login, or finprint).
+    (SELECT d.decided_by FROM decisions d
+     WHERE list_contains(d.photo_ids, s.photo_id) AND d.undone_at IS NULL
+     ORDER BY d.decision_id DESC LIMIT 1) AS decided_by
 FROM sightings s
 JOIN photos p USING (photo_id)
 JOIN individuals i USING (individual_id)
