@@ -24,6 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.text import Text
+from typer._click.exceptions import UsageError
 
 from catalog import __version__
 from catalog.errors import FinprintError, UnknownIndividual
@@ -37,6 +38,10 @@ EXIT_PHOTO_ERRORS = 2
 # individuals it held out: written for a look, not to be used.
 EXIT_NOT_BETTER = 3
 EXIT_INTERRUPTED = 130
+# A command line finprint could not parse (sysexits' EX_USAGE). Typer, like click, would exit 2,
+# which is finprint's "finished, but some photos could not be read": cron must tell them apart.
+EXIT_USAGE = 64
+UsageError.exit_code = EXIT_USAGE
 
 app = typer.Typer(
     name="finprint",
@@ -99,7 +104,10 @@ DbOption = Annotated[
 ]
 ModelOption = Annotated[
     Path | None,
-    typer.Option("--model", help="ONNX model with a finprint model card. Default: the shipped model."),
+    typer.Option(
+        "--model",
+        help="ONNX model with a finprint model card. Default: the shipped model, or FINPRINT_MODEL_PATH.",
+    ),
 ]
 
 
@@ -231,14 +239,19 @@ def index_command(
     db: DbOption = None,
     model: ModelOption = None,
     batch_size: Annotated[
-        int | None, typer.Option(help="Photos per inference batch and per transaction.", min=1)
+        int | None,
+        typer.Option(help="Photos per inference batch and per transaction (FINPRINT_BATCH_SIZE).", min=1),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Decoding threads (default: one per CPU core).", min=0)
+        int | None,
+        typer.Option(help="Decoding threads (default: one per CPU core; FINPRINT_WORKERS).", min=0),
     ] = None,
     distance_threshold: Annotated[
         float | None,
-        typer.Option(help="Override the model card's match threshold (Euclidean distance)."),
+        typer.Option(
+            help="Override the model card's match threshold (Euclidean distance; "
+            "FINPRINT_DISTANCE_THRESHOLD)."
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print nothing but errors (for cron).")] = False,
     as_json: Annotated[
@@ -253,7 +266,7 @@ def index_command(
         typer.Option(
             "--verify/--no-verify",
             help="Check each new photo's nearest candidates by skin-pattern keypoints (needs OpenCV "
-            "and the model's .verify.json; on by default when both are there).",
+            "and the model's .verify.json; on by default when both are there; FINPRINT_VERIFY).",
         ),
     ] = None,
     group: Annotated[
@@ -274,7 +287,8 @@ def index_command(
     their history is kept.
 
     Exit codes: 0 all photos catalogued; 1 a problem to fix (message says what);
-    2 finished, but some photos could not be read (listed in the report).
+    2 finished, but some photos could not be read (listed in the report); 64 a command line
+    finprint could not parse.
     """
     from dataclasses import asdict
 
@@ -333,7 +347,9 @@ def index_command(
 def reindex(
     db: DbOption = None,
     model: ModelOption = None,
-    batch_size: Annotated[int | None, typer.Option(help="Photos per inference batch.", min=1)] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Photos per inference batch (FINPRINT_BATCH_SIZE).", min=1)
+    ] = None,
     skip_unreadable: Annotated[
         bool,
         typer.Option(

@@ -296,3 +296,23 @@ def test_config_before_the_command_and_an_export_from_elsewhere_keep_the_archive
     assert "Tragelaphus angasii" in occurrences and "Symphodus melops" not in occurrences
     missing = _run("--config", str(station / "absent.toml"), "report", "--db", str(db))
     assert missing.returncode == 1 and "absent.toml: settings file not found" in missing.stderr
+
+
+def test_a_command_line_that_cannot_be_parsed_is_not_the_exit_code_of_unreadable_photos(
+    tmp_path: Path,
+) -> None:
+    from catalog.cli import EXIT_PHOTO_ERRORS, EXIT_USAGE
+
+    unknown_option = _run("index", str(tmp_path), "--no-such-option")
+    bad_value = _run("index", str(tmp_path), "--batch-size", "many")
+    for result in (unknown_option, bad_value):
+        assert result.returncode == EXIT_USAGE != EXIT_PHOTO_ERRORS, result.stderr
+        assert "Usage" in result.stderr
+
+
+def test_index_help_names_the_variable_of_every_setting_it_takes() -> None:
+    result = runner.invoke(app, ["index", "--help"], env={"COLUMNS": "400"})
+    text = " ".join(result.output.split())
+    for variable in ("DB_PATH", "MODEL_PATH", "BATCH_SIZE", "WORKERS", "DISTANCE_THRESHOLD", "VERIFY",
+                     "GROUP_ENCOUNTERS"):  # fmt: skip
+        assert f"FINPRINT_{variable}" in text
