@@ -430,11 +430,12 @@ def report_command(
         console.print(report.run_report(*queries))
         if html_file is not None:
             from catalog.report_html import matched_keypoints, run_page
+            from exporters.tabular import write_atomically
 
             individuals = sorted({row[0] for row in queries[1].rows})
             histories = {i: store.query("history", individual_id=i) for i in individuals}
             page = run_page(*queries, histories, matched_keypoints(store, queries[1]))
-            html_file.write_text(page, encoding="utf-8")
+            write_atomically(html_file, page)
             console.print(f"Wrote {html_file}", markup=False, highlight=False)
 
 
@@ -750,7 +751,8 @@ def export_command(
     `recorded_by`; identifiedBy is the person whose decision stands, else finprint and its model.
 
     **capture-history**: one row per animal (entries linked with `finprint link`, such as a fish's
-    two flanks, are one animal), one column per occasion, for MARK (`.inp`) or RMark (`.csv`);
+    two flanks, are one animal), one column per occasion, for MARK (`.inp`) or RMark (`.csv`, read
+    in R with `read.csv(FILE, colClasses = c(ch = "character"))` to keep leading zeros);
     `--side left` builds it from left flanks only.
 
     **geojson**: sightings with GPS as points, with individual and date.
@@ -1229,6 +1231,14 @@ def main() -> None:
         app()
     except FinprintError as exc:
         error_console.print(f"Error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USER_ERROR)
+    except OSError as exc:
+        # A file the command had to read or write and could not: the file and the reason, in one
+        # line, as for the errors finprint names itself.
+        where = f"{exc.filename}: " if exc.filename else ""
+        error_console.print(
+            f"Error: {where}{exc.strerror or exc}.", markup=False, highlight=False, soft_wrap=True
+        )
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         _say_interrupted()

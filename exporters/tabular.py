@@ -10,6 +10,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from catalog.errors import FinprintError
 from catalog.store import Store
 from exporters.cells import inert
 from exporters.selection import ExportFilter, photo_rows
@@ -25,10 +26,20 @@ def _value(value: Any) -> Any:
 def atomic_target(out_path: Path) -> Iterator[Path]:
     """A path beside `out_path` to write to; renamed onto it only when the block succeeds, so
     readers never see half a file and a failed export leaves nothing behind."""
+    if not out_path.parent.is_dir():
+        raise FinprintError(
+            f"{out_path}: folder {out_path.parent} does not exist. Create it first, or write to a folder "
+            "that exists."
+        )
     partial = out_path.with_name(out_path.name + ".partial")
     try:
         yield partial
         partial.replace(out_path)
+    except OSError as exc:
+        raise FinprintError(
+            f"{out_path}: could not write the file ({exc.strerror or exc}). Check that the folder is "
+            "writable and the disk has space."
+        ) from exc
     finally:
         partial.unlink(missing_ok=True)
 

@@ -316,3 +316,25 @@ def test_index_help_names_the_variable_of_every_setting_it_takes() -> None:
     for variable in ("DB_PATH", "MODEL_PATH", "BATCH_SIZE", "WORKERS", "DISTANCE_THRESHOLD", "VERIFY",
                      "GROUP_ENCOUNTERS"):  # fmt: skip
         assert f"FINPRINT_{variable}" in text
+
+
+def test_writing_into_a_folder_that_does_not_exist_is_one_line_for_every_output(
+    survey_archive: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "c.duckdb"
+    first = sorted(p for p in survey_archive.iterdir() if p.is_dir())[0]
+    assert _run("index", str(first), "--db", str(db), "--quiet", "--no-verify").returncode == 0
+    missing = tmp_path / "no-such-folder"
+    commands = [
+        ("report", "--db", str(db), "--html", str(missing / "run.html")),
+        *(("export", kind, "--db", str(db), "--out", str(missing / f"out.{kind}"))
+          for kind in ("csv", "json", "parquet", "dwc", "geojson")),
+    ]  # fmt: skip
+    for command in commands:
+        result = _run(*command)
+        assert result.returncode == 1, (command, result.stderr)
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, (
+            result.stderr
+        )
+        assert str(missing) in result.stderr
+    assert not missing.exists()
