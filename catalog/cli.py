@@ -144,7 +144,9 @@ class _PhotosPerSecond(ProgressColumn):
         return Text(f"{task.speed:.1f} photos/s" if task.speed else "")
 
 
-def _progress() -> Progress:
+def _progress(quiet: bool = False) -> Progress:
+    # Disabled, not hidden: a hidden bar still ends its live display with a newline, and cron
+    # mails any output at all.
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -154,6 +156,7 @@ def _progress() -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        disable=quiet,
     )
 
 
@@ -310,8 +313,8 @@ def index_command(
         console.print(
             f"Creating a new catalogue at {settings.db_path}", markup=False, highlight=False, soft_wrap=True
         )
-    with _progress() as progress:
-        task = progress.add_task("Indexing", total=None, visible=not (quiet or as_json))
+    with _progress(quiet or as_json) as progress:
+        task = progress.add_task("Indexing", total=None)
         result = index(
             settings,
             archive,

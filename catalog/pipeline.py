@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from catalog import __version__, verify
 from catalog import fusion as fusion_module
@@ -723,6 +723,9 @@ def _decode_one(
             seconds["describe"] += time.perf_counter() - described_at
     except Image.DecompressionBombError as exc:
         return PhotoError(where, f"image too large to be a photo ({exc})")
+    except UnidentifiedImageError:
+        # Pillow's own message names its in-memory buffer ("<_io.BytesIO object at 0x...>").
+        return PhotoError(where, "cannot read: not an image format Pillow knows (or the file is damaged)")
     except UnreadableFile as exc:
         return PhotoError(where, f"not read: {exc}")
     except MemoryError:

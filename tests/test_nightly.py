@@ -217,6 +217,10 @@ def test_json_summary_and_log_for_cron(survey_archive: Path, tmp_path: Path) -> 
     summary = json.loads(result.stdout)
     assert summary["photos_new"] == len(list(folder.glob("*.jpg")))
     assert [e["path"] for e in summary["errors"]] == [str(tmp_path / "bad.jpg")]
+    assert (
+        "BytesIO" not in summary["errors"][0]["reason"]
+        and "not an image format" in summary["errors"][0]["reason"]
+    )
     lines = log.read_text(encoding="utf-8").splitlines()
     assert "1 unreadable" in lines[0] and "bad.jpg" in lines[1]
 
