@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -126,9 +127,27 @@ def _listing(result: Any, output: OutputFormat, title: str) -> None:
     from catalog import report
 
     if output is OutputFormat.TABLE:
-        console.print(report.query_table(result, title))
+        _print_table(report.query_table(result, title))
     else:
         _render(result, output)
+
+
+def _print_table(table: RenderableType) -> None:
+    """A table at the terminal's width; into a pipe or a file, as wide as its longest cells, so
+    that ids and paths are never broken across lines for grep, less or a log."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    natural = Measurement.get(console, console.options.update(width=_UNWRAPPED_WIDTH), table).maximum
+    width = console.width
+    console.width = max(width, natural)
+    try:
+        console.print(table)
+    finally:
+        console.width = width
+
+
+_UNWRAPPED_WIDTH = 100_000
 
 
 # The --config file of this invocation (None: FINPRINT_CONFIG, else finprint.toml here).
@@ -466,9 +485,7 @@ def review(db: DbOption = None, output: FormatOption = OutputFormat.TABLE) -> No
         return
     # A terminal has room for the question and its evidence; csv and json carry every column.
     shown = ["photo", "path", "question", "distance", "probability", "inliers", "site", "survey_date"]
-    console.print(
-        report.query_table(queue.select(shown), f"{len(queue.rows)} sighting(s) to review"), soft_wrap=True
-    )
+    _print_table(report.query_table(queue.select(shown), f"{len(queue.rows)} sighting(s) to review"))
     console.print(
         "Same fish: `finprint merge PROPOSED NOW_IN` (or `confirm PHOTO` when it already joined); "
         "not: `finprint reject PHOTO`. `--format csv` lists every column.",
@@ -681,7 +698,7 @@ def _render(result: Any, output: OutputFormat) -> None:
     from catalog import report
 
     if output is OutputFormat.TABLE:
-        console.print(report.query_table(result))
+        _print_table(report.query_table(result))
     elif output is OutputFormat.CSV:
         buffer = io.StringIO()
         writer = csv.writer(buffer)

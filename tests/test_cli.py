@@ -340,3 +340,23 @@ def test_writing_into_a_folder_that_does_not_exist_is_one_line_for_every_output(
         )
         assert str(missing) in result.stderr
     assert not missing.exists()
+
+
+def test_a_table_into_a_pipe_keeps_every_id_and_path_on_one_line(
+    survey_archive: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    first = sorted(p for p in survey_archive.iterdir() if p.is_dir())[0]
+    deep = tmp_path / ("a-survey-folder-with-a-long-descriptive-name-" * 3) / first.name
+    shutil.copytree(first, deep)
+    db = tmp_path / "c.duckdb"
+    assert _run("index", str(deep), "--db", str(db), "--quiet", "--no-verify").returncode == 0
+    listed = _run("sql", "SELECT photo_id, path FROM photo_paths ORDER BY path", "--db", str(db))
+    assert listed.returncode == 0, listed.stderr
+    paths = sorted(str(p) for p in deep.glob("*.jpg"))
+    assert len(str(deep)) > 120
+    for path in paths:
+        assert any(path in line for line in listed.stdout.splitlines()), path
+    individuals = _run("individuals", "--db", str(db))
+    assert any("FP-000001" in line for line in individuals.stdout.splitlines())
