@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 import time
-import warnings
-from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from catalog import __version__, verify
 from catalog import fusion as fusion_module
+from catalog.decode import DecodedPhoto, PhotoError, decoded_batches
 from catalog.embed import Embedder
 from catalog.errors import ArchiveNotFound, FinprintError, ModelMismatch, NoPhotosFound, NotAnImage
 from catalog.fusion import Fusion
@@ -25,19 +21,14 @@ from catalog.identify import Identifier, Prefetched, Verification, decision_rule
 from catalog.modelcard import ModelCard
 from catalog.photos import (
     IMAGE_SUFFIXES,
-    ExifFacts,
     FoundFile,
     PathFields,
     PathPattern,
-    UnreadableFile,
     parse_path_fields,
     pattern_fits,
     printable_path,
-    read_exif,
-    read_photo_file,
     walk,
 )
-from catalog.preprocess import prepare, to_tensor
 from catalog.settings import Settings, to_remember, with_catalogue_settings
 from catalog.store import (
     Batch,
@@ -55,14 +46,6 @@ ProgressCallback = Callable[[int, int], None]
 _FEATURES_KEPT = 2_000
 # Linux's PATH_MAX: a longer path cannot be opened by name, by finprint or by anything else.
 PATH_MAX_BYTES = 4096
-
-
-@dataclass(frozen=True)
-class PhotoError:
-    """A file the run could not catalogue, and why."""
-
-    path: str
-    reason: str
 
 
 @dataclass
@@ -89,18 +72,6 @@ class RunResult:
     # individuals first seen tonight it left with no photo (merged into another).
     photos_regrouped: int = 0
     individuals_folded: int = 0
-
-
-@dataclass(frozen=True)
-class _Decoded:
-    found: FoundFile
-    root: Path
-    photo_id: str
-    tensor: np.ndarray
-    width: int
-    height: int
-    exif: ExifFacts
-    features: verify.LocalFeatures | None = None
 
 
 def graph_directory(db_path: Path) -> Path:
@@ -203,8 +174,10 @@ def _check_model(store: Store, card: ModelCard) -> None:
         raise ModelMismatch(store.db_path, versions[0], card.model_version)
 
 
-class _Catalogue:
-    """The identification state of one run: HNSW graphs, known contents, next individual number."""
+class _RunIdentification:
+    """What one index run decides with (its identification state, not the catalogue itself): the
+    HNSW graphs, the keypoints kept in memory, the photos already known, tonight's encounters and
+    the next individual number."""
 
     def __init__(
         self,
@@ -274,7 +247,7 @@ class _Catalogue:
         return found
 
     def identify_batch(
-        self, items: list[_Decoded], vectors: np.ndarray, batch: Batch, result: RunResult
+        self, items: list[DecodedPhoto], vectors: np.ndarray, batch: Batch, result: RunResult
     ) -> None:
         """Decide who each photo of a batch shows, in order, and add their rows to the batch.
 
@@ -296,7 +269,7 @@ class _Catalogue:
 
     def _identify_one(
         self,
-        item: _Decoded,
+        item: DecodedPhoto,
         vector: np.ndarray,
         fields: PathFields,
         key: str,
@@ -391,13 +364,13 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         if why_not:
             result.warnings.append(why_not)
         result.files_unchanged = len(found) - len(todo)
-        catalogue = _Catalogue(store, card, settings, threshold, path_pattern, fusion)
-        result.warnings.extend(catalogue.graph_notes)
+        tonight = _RunIdentification(store, card, settings, threshold, path_pattern, fusion)
+        result.warnings.extend(tonight.graph_notes)
         if fusion is not None:
             result.warnings.extend(store.keypoint_notes())
         seconds = {"decode": 0.0, "describe": 0.0, "embed": 0.0, "identify": 0.0, "write": 0.0}
         done = 0
-        batches = _decoded_batches(
+        batches = decoded_batches(
             todo, card, settings.workers, settings.batch_size, seconds, describe=fusion is not None
         )
         for decoded, failures in batches:
@@ -405,9 +378,9 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
             result.errors.extend(failures)
             # A file changed since it was catalogued: its old sighting stays, the path moves on.
             batch.stale_paths = [str(d.found.path) for d in decoded if str(d.found.path) in known_paths]
-            fresh: list[_Decoded] = []
+            fresh: list[DecodedPhoto] = []
             for item in decoded:
-                if item.photo_id in catalogue.known_ids:
+                if item.photo_id in tonight.known_ids:
                     # Same content at another path (a copy, or a moved file): one photo, two paths.
                     found_file = item.found
                     batch.known_content_paths.append(
@@ -415,16 +388,16 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
                     )
                     result.duplicate_paths += 1
                 else:
-                    catalogue.known_ids.add(item.photo_id)
+                    tonight.known_ids.add(item.photo_id)
                     fresh.append(item)
             tick = time.perf_counter()
             vectors = (
                 embedder.embed(np.stack([d.tensor for d in fresh])) if fresh else np.zeros((0, 1), np.float32)
             )
             seconds["embed"] += time.perf_counter() - tick
-            fresh, vectors = _drop_non_finite(fresh, vectors, catalogue.known_ids, batch, result)
+            fresh, vectors = _drop_non_finite(fresh, vectors, tonight.known_ids, batch, result)
             tick = time.perf_counter()
-            catalogue.identify_batch(fresh, vectors, batch, result)
+            tonight.identify_batch(fresh, vectors, batch, result)
             seconds["identify"] += time.perf_counter() - tick
             tick = time.perf_counter()
             store.write_batch(run_id, card.model_version, batch)
@@ -434,7 +407,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
             if on_progress:
                 on_progress(done, len(todo))
         try:
-            catalogue.identifier.save(catalogue.graph_dir, card.model_version)
+            tonight.identifier.save(tonight.graph_dir, card.model_version)
         except OSError as exc:
             # The graphs are a cache of what DuckDB already holds: the night still finishes.
             result.warnings.append(
@@ -443,11 +416,11 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         if settings.group_encounters:
             tick = time.perf_counter()
             result.photos_regrouped, result.individuals_folded = _regroup_night(
-                store, card, settings, catalogue, result
+                store, card, settings, tonight, result
             )
             seconds["group"] = time.perf_counter() - tick
             result.individuals_new = max(0, result.individuals_new - result.individuals_folded)
-        result.links_made = _link_encounters(store, catalogue.encounters)
+        result.links_made = _link_encounters(store, tonight.encounters)
         prefixes = [str(root) if root.is_file() else os.path.join(str(root), "") for root in roots]
         result.paths_missing = store.mark_missing(
             prefixes,
@@ -479,7 +452,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
 
 
 def _regroup_night(
-    store: Store, card: ModelCard, settings: Settings, catalogue: _Catalogue, result: RunResult
+    store: Store, card: ModelCard, settings: Settings, tonight: _RunIdentification, result: RunResult
 ) -> tuple[int, int]:
     """Decide the night's groups (catalog.encounters), each recorded as one automatic decision;
     returns the photos moved or taken out of review, and the individuals first seen tonight left
@@ -487,7 +460,7 @@ def _regroup_night(
     from catalog.decisions import regroup
     from catalog.encounters import group_tonight
 
-    identifier = catalogue.identifier
+    identifier = tonight.identifier
     threshold = identifier.distance_threshold
     # On the embedding alone, also when photos were verified one by one: grouped on the fused
     # score, crops of two fish cut from one video frame (their pixels overlap, so their keypoints
@@ -497,7 +470,7 @@ def _regroup_night(
         card.model_version,
         threshold,
         threshold * settings.review_band_fraction,
-        lambda p: partition_key(p.side, p.crop, catalogue.sides_split),
+        lambda p: partition_key(p.side, p.crop, tonight.sides_split),
         identifier.nearest_individuals,
     )
     emptied_in_all = 0
@@ -576,7 +549,7 @@ def reindex(
         # Keypoints do not depend on the model: a reindex describes the photos that lack them.
         describe = settings.verify and verify.available()
         seconds["describe"] = 0.0
-        batches = _decoded_batches(files, card, settings.workers, settings.batch_size, seconds, describe)
+        batches = decoded_batches(files, card, settings.workers, settings.batch_size, seconds, describe)
         for decoded, failures in batches:
             result.errors.extend(failures)
             changed = [d for d in decoded if expected[str(d.found.path)] != d.photo_id]
@@ -606,44 +579,9 @@ def reindex(
     return result
 
 
-def _decoded_batches(
-    todo: list[tuple[Path, FoundFile]],
-    card: ModelCard,
-    workers: int,
-    batch_size: int,
-    seconds: dict[str, float],
-    describe: bool = False,
-) -> Iterator[tuple[list[_Decoded], list[PhotoError]]]:
-    """Decode in a thread pool, at most two batches ahead of the consumer (a bounded queue), so
-    decoding the next batch overlaps with embedding and writing this one. `workers` 0: one per core."""
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        pending: deque[Future[_Decoded | PhotoError]] = deque()
-        items = iter(todo)
-        limit = 2 * batch_size
-        exhausted = False
-        while True:
-            while not exhausted and len(pending) < limit:
-                nxt = next(items, None)
-                if nxt is None:
-                    exhausted = True
-                    break
-                pending.append(pool.submit(_decode_one, nxt[0], nxt[1], card, seconds, describe))
-            if not pending:
-                return
-            decoded: list[_Decoded] = []
-            failures: list[PhotoError] = []
-            for _ in range(min(batch_size, len(pending))):
-                outcome = pending.popleft().result()
-                if isinstance(outcome, PhotoError):
-                    failures.append(outcome)
-                else:
-                    decoded.append(outcome)
-            yield decoded, failures
-
-
 def _drop_non_finite(
-    fresh: list[_Decoded], vectors: np.ndarray, known_ids: set[str], batch: Batch, result: RunResult
-) -> tuple[list[_Decoded], np.ndarray]:
+    fresh: list[DecodedPhoto], vectors: np.ndarray, known_ids: set[str], batch: Batch, result: RunResult
+) -> tuple[list[DecodedPhoto], np.ndarray]:
     """Photos whose embedding has a NaN or an infinity become error rows: such a vector is near
     nothing or everything, and would otherwise be catalogued as a fish."""
     finite = np.isfinite(vectors).all(axis=1)
@@ -660,84 +598,6 @@ def _drop_non_finite(
             result.errors.append(failure)
             batch.errors.append((failure.path, failure.reason))
     return [item for item, ok in zip(fresh, finite, strict=True) if ok], vectors[finite]
-
-
-# A frame this small (a thumbnail, a 1-pixel tracker) shows no skin pattern to recognise.
-MIN_PHOTO_SIDE_PX = 16
-# A frame whose grey levels spread less than this (standard deviation, 0-255) shows nothing: a lens
-# cap, a flash into murk, a frame of open water. Each would otherwise become a new "fish". Real
-# underwater photos, even dark ones, spread tens of levels.
-BLANK_FRAME_GREY_STD = 2.0
-BLANK_FRAME = "not usable: a blank frame (one flat colour: lens cap, murk or open water)"
-
-
-def _is_blank(image: Image.Image) -> bool:
-    thumbnail = image.convert("L").resize((64, 64), Image.Resampling.BILINEAR)
-    return float(np.asarray(thumbnail, dtype=np.float32).std()) < BLANK_FRAME_GREY_STD
-
-
-# The catalogue stores paths as UTF-8 text: a name in another encoding is an error row naming the fix.
-NOT_UTF8_NAME = (
-    "not read: its file or folder name is not valid UTF-8; rename it in UTF-8 "
-    "(for example with `convmv -f latin1 -t utf8 -r --notest FOLDER`) and index again"
-)
-
-
-def _decode_one(
-    root: Path, found: FoundFile, card: ModelCard, seconds: dict[str, float], describe: bool = False
-) -> _Decoded | PhotoError:
-    """Read, hash and decode one file, and with `describe` find its keypoints from the same decode;
-    any failure becomes data, never an exception."""
-    tick = time.perf_counter()
-    where = printable_path(found.path)
-    try:
-        if where != str(found.path):
-            return PhotoError(where, NOT_UTF8_NAME)
-        data = read_photo_file(found.path)
-        if not data:
-            return PhotoError(where, "empty file (0 bytes)")
-        photo_id = hashlib.sha256(data).hexdigest()
-        with warnings.catch_warnings():
-            # Pillow warns between its limit and twice it; finprint refuses those photos itself below.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-        with image:
-            width, height = image.size
-            # Pillow itself only refuses above twice its limit; a photo is checked against it.
-            limit = Image.MAX_IMAGE_PIXELS or 0
-            if limit and width * height > limit:
-                return PhotoError(
-                    where, f"{width} x {height} pixels is more than a photo ({limit:,} at most)"
-                )
-            if min(width, height) < MIN_PHOTO_SIDE_PX:
-                return PhotoError(where, f"not usable: {width} x {height} pixels is too small to show a fish")
-            exif = read_exif(image)
-            upright = prepare(image, card.input, None, verify.FEATURE_LONG_SIDE_PX if describe else 0)
-            if _is_blank(upright):
-                return PhotoError(where, BLANK_FRAME)
-            tensor = to_tensor(upright, card.input)
-        features = None
-        if describe:
-            described_at = time.perf_counter()
-            features = verify.describe(upright)
-            seconds["describe"] += time.perf_counter() - described_at
-    except Image.DecompressionBombError as exc:
-        return PhotoError(where, f"image too large to be a photo ({exc})")
-    except UnidentifiedImageError:
-        # Pillow's own message names its in-memory buffer ("<_io.BytesIO object at 0x...>").
-        return PhotoError(where, "cannot read: not an image format Pillow knows (or the file is damaged)")
-    except UnreadableFile as exc:
-        return PhotoError(where, f"not read: {exc}")
-    except MemoryError:
-        return PhotoError(where, "not read: decoding it needed more memory than this machine has free")
-    except (OSError, SyntaxError, ValueError) as exc:
-        # PIL reports truncated and corrupt files as OSError, some broken headers as SyntaxError;
-        # a file deleted or unreadable mid-run is an OSError too.
-        return PhotoError(where, f"cannot read: {exc}")
-    finally:
-        # Several workers add here at once; a lost update only blurs a timing figure.
-        seconds["decode"] += time.perf_counter() - tick
-    return _Decoded(found, root, photo_id, tensor, width, height, exif, features)
 
 
 def verification_for(settings: Settings, card: ModelCard) -> tuple[Fusion | None, str | None]:

@@ -125,13 +125,13 @@ def test_exit_code_two_and_catalogue_unchanged_by_a_rerun(corpus: Path, tmp_path
 
 
 def test_file_deleted_during_the_run_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    from catalog.decode import PhotoError, decode_one
     from catalog.modelcard import read_card
     from catalog.photos import FoundFile
-    from catalog.pipeline import PhotoError, _decode_one
     from catalog.settings import DEFAULT_MODEL_PATH
 
     gone = FoundFile(tmp_path / "vanished.jpg", 1000, 1)
-    outcome = _decode_one(tmp_path, gone, read_card(DEFAULT_MODEL_PATH), {"decode": 0.0})
+    outcome = decode_one(tmp_path, gone, read_card(DEFAULT_MODEL_PATH), {"decode": 0.0})
     assert isinstance(outcome, PhotoError) and "vanished.jpg" in outcome.path
 
 

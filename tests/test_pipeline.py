@@ -155,13 +155,14 @@ def test_matches_carry_the_calibrated_probability(indexed: tuple[Settings, Path]
 
 
 def test_a_photo_whose_embedding_is_not_finite_is_an_error_row_not_a_fish(tmp_path: Path) -> None:
+    from catalog.decode import DecodedPhoto
     from catalog.photos import FoundFile
-    from catalog.pipeline import RunResult, _Decoded, _drop_non_finite
+    from catalog.pipeline import RunResult, _drop_non_finite
     from catalog.store import Batch
 
-    def decoded(name: str) -> _Decoded:
+    def decoded(name: str) -> DecodedPhoto:
         found = FoundFile(tmp_path / name, 1, 1)
-        return _Decoded(found, tmp_path, name * 8, np.zeros(1), 1, 1, None, None)  # type: ignore[arg-type]
+        return DecodedPhoto(found, tmp_path, name * 8, np.zeros(1), 1, 1, None, None)  # type: ignore[arg-type]
 
     fresh = [decoded("a"), decoded("b"), decoded("c")]
     vectors = np.array([[0.6, 0.8], [np.nan, 0.0], [1.0, np.inf]], dtype=np.float32)

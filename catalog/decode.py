@@ -1,0 +1,162 @@
+"""The reader stage of index and reindex: read, hash and decode photos in a bounded thread pool.
+
+Every failure (unreadable, damaged, blank, too big, a name that is not UTF-8) becomes a
+`PhotoError` row, never an exception, so one bad file never stops a night.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+import warnings
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from catalog import verify
+from catalog.modelcard import ModelCard
+from catalog.photos import ExifFacts, FoundFile, UnreadableFile, printable_path, read_exif, read_photo_file
+from catalog.preprocess import prepare, to_tensor
+
+
+@dataclass(frozen=True)
+class PhotoError:
+    """A file the run could not catalogue, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DecodedPhoto:
+    """One photo read, hashed and decoded: the model's input, its EXIF facts, and its keypoints
+    when verification described it from the same decode."""
+
+    found: FoundFile
+    root: Path
+    photo_id: str
+    tensor: np.ndarray
+    width: int
+    height: int
+    exif: ExifFacts
+    features: verify.LocalFeatures | None = None
+
+
+def decoded_batches(
+    todo: list[tuple[Path, FoundFile]],
+    card: ModelCard,
+    workers: int,
+    batch_size: int,
+    seconds: dict[str, float],
+    describe: bool = False,
+) -> Iterator[tuple[list[DecodedPhoto], list[PhotoError]]]:
+    """Decode in a thread pool, at most two batches ahead of the consumer (a bounded queue), so
+    decoding the next batch overlaps with embedding and writing this one. `workers` 0: one per core."""
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        pending: deque[Future[DecodedPhoto | PhotoError]] = deque()
+        items = iter(todo)
+        limit = 2 * batch_size
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < limit:
+                nxt = next(items, None)
+                if nxt is None:
+                    exhausted = True
+                    break
+                pending.append(pool.submit(decode_one, nxt[0], nxt[1], card, seconds, describe))
+            if not pending:
+                return
+            decoded: list[DecodedPhoto] = []
+            failures: list[PhotoError] = []
+            for _ in range(min(batch_size, len(pending))):
+                outcome = pending.popleft().result()
+                if isinstance(outcome, PhotoError):
+                    failures.append(outcome)
+                else:
+                    decoded.append(outcome)
+            yield decoded, failures
+
+
+# A frame this small (a thumbnail, a 1-pixel tracker) shows no skin pattern to recognise.
+MIN_PHOTO_SIDE_PX = 16
+# A frame whose grey levels spread less than this (standard deviation, 0-255) shows nothing: a lens
+# cap, a flash into murk, a frame of open water. Each would otherwise become a new "fish". Real
+# underwater photos, even dark ones, spread tens of levels.
+BLANK_FRAME_GREY_STD = 2.0
+BLANK_FRAME = "not usable: a blank frame (one flat colour: lens cap, murk or open water)"
+
+
+def _is_blank(image: Image.Image) -> bool:
+    thumbnail = image.convert("L").resize((64, 64), Image.Resampling.BILINEAR)
+    return float(np.asarray(thumbnail, dtype=np.float32).std()) < BLANK_FRAME_GREY_STD
+
+
+# The catalogue stores paths as UTF-8 text: a name in another encoding is an error row naming the fix.
+NOT_UTF8_NAME = (
+    "not read: its file or folder name is not valid UTF-8; rename it in UTF-8 "
+    "(for example with `convmv -f latin1 -t utf8 -r --notest FOLDER`) and index again"
+)
+
+
+def decode_one(
+    root: Path, found: FoundFile, card: ModelCard, seconds: dict[str, float], describe: bool = False
+) -> DecodedPhoto | PhotoError:
+    """Read, hash and decode one file, and with `describe` find its keypoints from the same decode;
+    any failure becomes data, never an exception."""
+    tick = time.perf_counter()
+    where = printable_path(found.path)
+    try:
+        if where != str(found.path):
+            return PhotoError(where, NOT_UTF8_NAME)
+        data = read_photo_file(found.path)
+        if not data:
+            return PhotoError(where, "empty file (0 bytes)")
+        photo_id = hashlib.sha256(data).hexdigest()
+        with warnings.catch_warnings():
+            # Pillow warns between its limit and twice it; finprint refuses those photos itself below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+        with image:
+            width, height = image.size
+            # Pillow itself only refuses above twice its limit; a photo is checked against it.
+            limit = Image.MAX_IMAGE_PIXELS or 0
+            if limit and width * height > limit:
+                return PhotoError(
+                    where, f"{width} x {height} pixels is more than a photo ({limit:,} at most)"
+                )
+            if min(width, height) < MIN_PHOTO_SIDE_PX:
+                return PhotoError(where, f"not usable: {width} x {height} pixels is too small to show a fish")
+            exif = read_exif(image)
+            upright = prepare(image, card.input, None, verify.FEATURE_LONG_SIDE_PX if describe else 0)
+            if _is_blank(upright):
+                return PhotoError(where, BLANK_FRAME)
+            tensor = to_tensor(upright, card.input)
+        features = None
+        if describe:
+            described_at = time.perf_counter()
+            features = verify.describe(upright)
+            seconds["describe"] += time.perf_counter() - described_at
+    except Image.DecompressionBombError as exc:
+        return PhotoError(where, f"image too large to be a photo ({exc})")
+    except UnidentifiedImageError:
+        # Pillow's own message names its in-memory buffer ("<_io.BytesIO object at 0x...>").
+        return PhotoError(where, "cannot read: not an image format Pillow knows (or the file is damaged)")
+    except UnreadableFile as exc:
+        return PhotoError(where, f"not read: {exc}")
+    except MemoryError:
+        return PhotoError(where, "not read: decoding it needed more memory than this machine has free")
+    except (OSError, SyntaxError, ValueError) as exc:
+        # PIL reports truncated and corrupt files as OSError, some broken headers as SyntaxError;
+        # a file deleted or unreadable mid-run is an OSError too.
+        return PhotoError(where, f"cannot read: {exc}")
+    finally:
+        # Several workers add here at once; a lost update only blurs a timing figure.
+        seconds["decode"] += time.perf_counter() - tick
+    return DecodedPhoto(found, root, photo_id, tensor, width, height, exif, features)
