@@ -114,6 +114,10 @@ bench-backbones *args:
 bench-feature-lookup *args:
     {{py}} bench/bench_feature_lookup.py {{args}}
 
+# For a lent GPU machine (with onnxruntime-gpu): decode, inference and end-to-end rates, peak memory.
+bench-gpu *args:
+    {{py}} bench/bench_gpu.py {{args}}
+
 # One verified night indexed into catalogues of 1,000 and 100,000 photos (about 10 GB of scratch).
 bench-verified-night *args:
     {{py}} bench/bench_verified_night.py {{args}}
