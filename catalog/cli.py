@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -150,6 +153,35 @@ def _print_table(table: RenderableType) -> None:
 _UNWRAPPED_WIDTH = 100_000
 
 
+class _LocalTimeFormatter(logging.Formatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="seconds")
+
+
+@contextmanager
+def _log_file(path: Path | None) -> Iterator[None]:
+    """--log FILE: what the library tells the "finprint" logger, appended to FILE while the
+    command runs (a line per run, per warning and per skipped photo)."""
+    if path is None:
+        yield
+        return
+    logger = logging.getLogger("finprint")
+    try:
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        raise FinprintError(f"{path}: cannot write the log ({exc.strerror or exc}).") from exc
+    handler.setFormatter(_LocalTimeFormatter("%(asctime)s %(message)s"))
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        handler.close()
+
+
 # The --config file of this invocation (None: FINPRINT_CONFIG, else finprint.toml here).
 _config_file: Path | None = None
 
@@ -281,7 +313,9 @@ def index_command(
     ] = False,
     log: Annotated[
         Path | None,
-        typer.Option("--log", help="Append a line per run, and one per unreadable photo, to FILE."),
+        typer.Option(
+            "--log", help="Append a line per run, and one per warning and per unreadable photo, to FILE."
+        ),
     ] = None,
     verify: Annotated[
         bool | None,
@@ -332,7 +366,7 @@ def index_command(
         console.print(
             f"Creating a new catalogue at {settings.db_path}", markup=False, highlight=False, soft_wrap=True
         )
-    with _progress(quiet or as_json) as progress:
+    with _progress(quiet or as_json) as progress, _log_file(log):
         task = progress.add_task("Indexing", total=None)
         result = index(
             settings,
@@ -344,17 +378,6 @@ def index_command(
     elif not quiet:
         with Store.open(settings.db_path, read_only=True) as store:
             console.print(report.run_report(*_run_queries(store, result.run_id)))
-    if log is not None:
-        stamp = datetime.now().astimezone().isoformat(timespec="seconds")
-        lines = [
-            f"{stamp} run {result.run_id}: {result.files_seen} files, {result.photos_new} new photos, "
-            f"{result.individuals_new} new individuals, {result.matched} re-sightings, "
-            f"{result.review} to review, {len(result.errors)} unreadable, {result.paths_missing} missing, "
-            f"{result.photos_regrouped} regrouped"
-        ]
-        lines += [f"{stamp} run {result.run_id}: skipped {e.path!r}: {e.reason}" for e in result.errors]
-        with log.open("a", encoding="utf-8") as handle:
-            handle.write("\n".join(lines) + "\n")
     for warning in result.warnings:
         error_console.print(f"Warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     for failure in result.errors:

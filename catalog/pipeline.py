@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import OrderedDict
@@ -42,6 +43,7 @@ from catalog.store import (
 )
 
 ProgressCallback = Callable[[int, int], None]
+_log = logging.getLogger("finprint")
 # Catalogued photos whose keypoints identification keeps in memory (about 400 MB at most).
 _FEATURES_KEPT = 2_000
 # Linux's PATH_MAX: a longer path cannot be opened by name, by finprint or by anything else.
@@ -448,7 +450,22 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
                 f"the nightly copy of the catalogue could not be written ({exc}); the catalogue itself is "
                 "complete. Free some disk space, or set nightly_backup = false."
             )
+    _log_run(result)
     return result
+
+
+def _log_run(result: RunResult) -> None:
+    """The run for the operator's log: its counts, what it warned of, each photo it skipped."""
+    _log.info(
+        "run %d: %d files, %d new photos, %d new individuals, %d re-sightings, %d to review, "
+        "%d unreadable, %d missing, %d regrouped",
+        result.run_id, result.files_seen, result.photos_new, result.individuals_new, result.matched,
+        result.review, len(result.errors), result.paths_missing, result.photos_regrouped,
+    )  # fmt: skip
+    for warning in result.warnings:
+        _log.warning("run %d: %s", result.run_id, warning)
+    for failure in result.errors:
+        _log.warning("run %d: skipped %r: %s", result.run_id, failure.path, failure.reason)
 
 
 def _regroup_night(

@@ -223,6 +223,24 @@ def test_json_summary_and_log_for_cron(survey_archive: Path, tmp_path: Path) -> 
     )
     lines = log.read_text(encoding="utf-8").splitlines()
     assert "1 unreadable" in lines[0] and "bad.jpg" in lines[1]
+    # What the run warned of reaches the log too: here a pattern that fits tonight's dated folder
+    # but not a loose photo beside it.
+    archive = tmp_path / "archive"
+    second = sorted(p for p in survey_archive.iterdir() if p.is_dir())[1]
+    shutil.copytree(second, archive / second.name)
+    shutil.copy(sorted(second.glob("*.jpg"))[0], archive / "loose.jpg")
+    (archive / "loose.jpg").write_bytes((archive / "loose.jpg").read_bytes() + b"\0")  # new content
+    again = subprocess.run(
+        [sys.executable, "-m", "catalog", "index", str(archive), "--db", str(tmp_path / "c.duckdb"),
+         "--quiet", "--log", str(log)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "FINPRINT_PATH_PATTERN": "{date}_{site}/*"},
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    added = log.read_text(encoding="utf-8").splitlines()[len(lines) :]
+    assert "0 unreadable" in added[0]
+    warned = [line for line in added if "path_pattern" in line]
+    assert len(warned) == 1 and "loose.jpg" in warned[0]
 
 
 def _half_reindexed(survey_archive: Path, tmp_path: Path) -> tuple[Settings, Path]:
