@@ -259,9 +259,13 @@ def demo(
     )
     console.print(report.query_table(result.by_site, "Individuals per site and survey"))
     console.print(report.clustering_table(result.scores, "How well the catalogue recovered the true fish"))
+    # soft_wrap: a command to copy must not be broken across lines.
     console.print(
         f"\nArchive: {result.archive}\nCatalogue: {result.db_path}\n"
-        f'Try: finprint sql "SELECT * FROM individuals LIMIT 5" --db {result.db_path}'
+        f'Try: finprint sql "SELECT * FROM individuals LIMIT 5" --db {result.db_path}',
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
 
 

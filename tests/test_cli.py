@@ -172,6 +172,8 @@ def test_demo_runs_and_scores_itself(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "pairwise precision" in result.stdout
     assert "Life history" in result.stdout
+    # The command it suggests is on one line, ready to copy, however long the path.
+    assert f'--db {tmp_path / "demo" / "demo.duckdb"}' in result.stdout
     again = _run("demo", str(tmp_path / "demo"), "--individuals", "4", "--surveys", "3")
     assert again.returncode == 0, again.stderr
 
