@@ -173,7 +173,7 @@ def test_demo_runs_and_scores_itself(tmp_path: Path) -> None:
     assert "pairwise precision" in result.stdout
     assert "Life history" in result.stdout
     # The command it suggests is on one line, ready to copy, however long the path.
-    assert f'--db {tmp_path / "demo" / "demo.duckdb"}' in result.stdout
+    assert f"--db {tmp_path / 'demo' / 'demo.duckdb'}" in result.stdout
     again = _run("demo", str(tmp_path / "demo"), "--individuals", "4", "--surveys", "3")
     assert again.returncode == 0, again.stderr
 
