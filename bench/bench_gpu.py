@@ -24,13 +24,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from benchtable import bench_console, measures_table
 
-from catalog.decode import DecodedPhoto, decode_one
+from catalog.decode import decoded_batches
 from catalog.embed import Embedder
 from catalog.photos import walk
 from catalog.settings import DEFAULT_MODEL_PATH
@@ -38,18 +37,22 @@ from catalog.synthetic import generate_archive
 
 # generate_archive's fish are seen at some of six surveys, a few photos each: about 7 in all.
 PHOTOS_PER_DRAWN_FISH = 7
+# Photos the reader keeps in flight (it decodes two batches ahead), as the index does.
+DECODE_BATCH = 32
 
 
 def decode_all(folder: Path, embedder: Embedder, workers: int) -> tuple[float, np.ndarray]:
-    """Photos/s of the index's reader (read, hash, decode, fit to the model) on all cores."""
-    files = list(walk(folder))
+    """Photos/s of the index's own reader (read, hash, decode, fit to the model) on all cores."""
+    files = [(folder, found) for found in walk(folder)]
     seconds: dict[str, float] = {"decode": 0.0}
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        outcomes = list(pool.map(lambda found: decode_one(folder, found, embedder.card, seconds), files))
+    decoded = [
+        photo
+        for batch, _ in decoded_batches(files, embedder.card, workers, DECODE_BATCH, seconds)
+        for photo in batch
+    ]
     elapsed = time.perf_counter() - started
-    tensors = np.stack([o.tensor for o in outcomes if isinstance(o, DecodedPhoto)])
-    return len(files) / elapsed, tensors
+    return len(files) / elapsed, np.stack([photo.tensor for photo in decoded])
 
 
 def inference_rate(embedder: Embedder, tensors: np.ndarray, batch_size: int) -> float:

@@ -13,6 +13,7 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,9 +57,12 @@ def decoded_batches(
     batch_size: int,
     seconds: dict[str, float],
     describe: bool = False,
+    described: AbstractSet[str] = frozenset(),
 ) -> Iterator[tuple[list[DecodedPhoto], list[PhotoError]]]:
     """Decode in a thread pool, at most two batches ahead of the consumer (a bounded queue), so
-    decoding the next batch overlaps with embedding and writing this one. `workers` 0: one per core."""
+    decoding the next batch overlaps with embedding and writing this one. `workers` 0: one per core.
+    With `describe`, photos are described too, except those in `described` (whose keypoints the
+    catalogue already keeps: keypoints depend on the photo's content alone)."""
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         pending: deque[Future[DecodedPhoto | PhotoError]] = deque()
         items = iter(todo)
@@ -70,7 +74,7 @@ def decoded_batches(
                 if nxt is None:
                     exhausted = True
                     break
-                pending.append(pool.submit(decode_one, nxt[0], nxt[1], card, seconds, describe))
+                pending.append(pool.submit(decode_one, nxt[0], nxt[1], card, seconds, describe, described))
             if not pending:
                 return
             decoded: list[DecodedPhoto] = []
@@ -106,10 +110,15 @@ NOT_UTF8_NAME = (
 
 
 def decode_one(
-    root: Path, found: FoundFile, card: ModelCard, seconds: dict[str, float], describe: bool = False
+    root: Path,
+    found: FoundFile,
+    card: ModelCard,
+    seconds: dict[str, float],
+    describe: bool = False,
+    described: AbstractSet[str] = frozenset(),
 ) -> DecodedPhoto | PhotoError:
-    """Read, hash and decode one file, and with `describe` find its keypoints from the same decode;
-    any failure becomes data, never an exception."""
+    """Read, hash and decode one file, and with `describe` find its keypoints from the same decode
+    (unless its id is in `described`); any failure becomes data, never an exception."""
     tick = time.perf_counter()
     where = printable_path(found.path)
     try:
@@ -139,7 +148,9 @@ def decode_one(
                 return PhotoError(where, BLANK_FRAME)
             tensor = to_tensor(upright, card.input)
         features = None
-        if describe:
+        # Decoded at the describing size all the same: the model's input must not depend on
+        # whether this photo's keypoints were already kept.
+        if describe and photo_id not in described:
             described_at = time.perf_counter()
             features = verify.describe(upright)
             seconds["describe"] += time.perf_counter() - described_at

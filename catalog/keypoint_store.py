@@ -16,8 +16,9 @@ never merge two), never a decision already recorded.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 KEYPOINTS_SUFFIX = ".keypoints"
 DAMAGED_SUFFIX = ".damaged"
@@ -61,26 +62,33 @@ class KeypointStore:
                 journal.unlink(missing_ok=True)
             note = (
                 f"{path} could not be read ({exc}); it was moved to {aside.name} and a new one "
-                "started. Photos catalogued before tonight are verified again once reindexed "
-                "(finprint reindex); until then they can split a fish but not join one."
+                "started. Photos catalogued before tonight have no keypoints until a reindex to another "
+                "model (finprint reindex) describes them again; until then they can split a fish but "
+                "not join one."
             )
             return cls(_create(path), path, note)
         return cls(connection, path)
 
     def get(self, photo_ids: list[str], detector: str) -> dict[str, bytes]:
         """The keypoints of these photos made by `detector`; photos without any are left out."""
+        return {
+            photo_id: bytes(blob) for photo_id, blob in self._rows("photo_id, features", photo_ids, detector)
+        }
+
+    def described(self, photo_ids: list[str], detector: str) -> set[str]:
+        """Which of these photos have keypoints made by `detector` (their ids only, no blobs)."""
+        return {photo_id for (photo_id,) in self._rows("photo_id", photo_ids, detector)}
+
+    def _rows(self, columns: str, photo_ids: list[str], detector: str) -> Iterator[tuple[Any, ...]]:
         if self._con is None:
-            return {}
-        found: dict[str, bytes] = {}
+            return
         for start in range(0, len(photo_ids), _IDS_PER_QUERY):
             chunk = photo_ids[start : start + _IDS_PER_QUERY]
             marks = ",".join("?" * len(chunk))
-            rows = self._con.execute(
-                f"SELECT photo_id, features FROM keypoints WHERE detector = ? AND photo_id IN ({marks})",
+            yield from self._con.execute(
+                f"SELECT {columns} FROM keypoints WHERE detector = ? AND photo_id IN ({marks})",
                 [detector, *chunk],
-            ).fetchall()
-            found.update((photo_id, bytes(blob)) for photo_id, blob in rows)
-        return found
+            )
 
     def put(self, detector: str, features: Iterable[tuple[str, bytes]]) -> None:
         """Write keypoints in one transaction; a photo described again by a detector replaces

@@ -565,8 +565,12 @@ def reindex(
         done = 0
         # Keypoints do not depend on the model: a reindex describes the photos that lack them.
         describe = settings.verify and verify.available()
+        ids = [photo_id for photo_id, _ in todo]
+        already_described = store.described_photos(ids, verify.DETECTOR) if describe else set()
         seconds["describe"] = 0.0
-        batches = decoded_batches(files, card, settings.workers, settings.batch_size, seconds, describe)
+        batches = decoded_batches(
+            files, card, settings.workers, settings.batch_size, seconds, describe, already_described
+        )
         for decoded, failures in batches:
             result.errors.extend(failures)
             changed = [d for d in decoded if expected[str(d.found.path)] != d.photo_id]

@@ -177,7 +177,7 @@ def with_catalogue_settings(settings: Settings, stored: dict[str, Any]) -> tuple
         if source is None:
             filled[name] = kept
         elif getattr(settings, name) != kept:
-            lasting = "for this run only" if source.startswith("--") else "kept from now on"
+            lasting = "for this run only" if _is_flag(source) else "kept from now on"
             notes.append(
                 f"{name} is {_shown(getattr(settings, name))} (from {source}) where this catalogue was "
                 f"indexed with {_shown(kept)}: {lasting}"
@@ -188,13 +188,16 @@ def with_catalogue_settings(settings: Settings, stored: dict[str, Any]) -> tuple
 def to_remember(settings: Settings) -> dict[str, Any]:
     """The catalogue settings a settings file or the environment gave this run (flags are for one
     run), as JSON-ready values."""
-    remembered: dict[str, Any] = {}
-    for name in CATALOGUE_SETTINGS:
-        source = settings.source_of(name)
-        if source is not None and not source.startswith("--"):
-            value = getattr(settings, name)
-            remembered[name] = str(value) if isinstance(value, Path) else value
-    return remembered
+    return {
+        name: getattr(settings, name)
+        for name in CATALOGUE_SETTINGS
+        if (source := settings.source_of(name)) is not None and not _is_flag(source)
+    }
+
+
+def _is_flag(source: str) -> bool:
+    """A value from the command line (`--name`), as against a settings file or a variable."""
+    return source.startswith("--")
 
 
 def _shown(value: Any) -> str:

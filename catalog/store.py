@@ -589,6 +589,10 @@ class Store:
         """Cached keypoints of these photos made by `detector`; photos without any are left out."""
         return self._keypoints().get(photo_ids, detector)
 
+    def described_photos(self, photo_ids: list[str], detector: str) -> set[str]:
+        """Which of these photos already have keypoints made by `detector`."""
+        return self._keypoints().described(photo_ids, detector)
+
     def drop_other_embeddings(self, model_version: str) -> int:
         """Finish a reindex: only `model_version`'s embeddings remain."""
         row = self._con.execute(

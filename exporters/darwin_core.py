@@ -10,6 +10,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from catalog import __version__
+from catalog.decisions import FINPRINT
 from catalog.store import Store
 from exporters.cells import inert
 from exporters.selection import ExportFilter, sighting_rows, taken_at_iso
@@ -112,7 +113,7 @@ def occurrence(row: dict[str, Any], scientific_name: str, recorded_by: str | Non
         "associatedMedia": path if path.startswith(("http://", "https://")) else None,
         "identificationVerificationStatus": row["status"],
         # The person whose decision stands, else the software and model that matched.
-        "identifiedBy": person if person and person != "finprint" else software,
+        "identifiedBy": person if person and person != FINPRINT else software,
         "recordedBy": recorded_by,
         "occurrenceRemarks": "; ".join(r for r in remarks if r),
     }

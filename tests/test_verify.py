@@ -306,3 +306,28 @@ def test_a_distance_that_carries_no_signal_never_gets_a_weight_that_favours_far_
     assert fitted.distance_weight == 0.0
     assert fitted.inlier_weight > 0
     assert fitted.probability(0.9, 5) <= fitted.probability(0.3, 5)
+
+
+def test_a_reindex_describes_only_the_photos_whose_keypoints_are_not_kept(
+    tmp_path: Path, survey_archive: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catalog.pipeline import index, reindex
+    from catalog.settings import DEFAULT_MODEL_PATH, Settings
+    from catalog.store import Store
+    from tests.conftest import retag_model
+
+    settings = Settings(db_path=tmp_path / "c.duckdb")
+    index(settings, sorted(p for p in survey_archive.iterdir() if p.is_dir())[:1])
+    with Store.open(settings.db_path, read_only=True) as store:
+        kept = store.keypoint_count()
+    assert kept > 0
+    described: list[object] = []
+    real_describe = verify.describe
+    monkeypatch.setattr(verify, "describe", lambda image: described.append(image) or real_describe(image))
+    other = tmp_path / "other.onnx"
+    retag_model(DEFAULT_MODEL_PATH, other, "abcdefabcdef")
+    assert reindex(Settings(db_path=settings.db_path, model_path=other)).photos_embedded == kept
+    # Keypoints depend on the photo alone: the ones the catalogue keeps are not made again.
+    assert described == []
+    with Store.open(settings.db_path, read_only=True) as store:
+        assert store.keypoint_count() == kept
