@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 from catalog.errors import FinprintError, UnknownIndividual
-from catalog.store import IndividualRow, Store, individual_label
+from catalog.store import DecisionRow, IndividualRow, Replaced, Store, individual_label
 from catalog.vocabulary import DecisionAction, SightingStatus
 
-# A status no automatic run sets or changes: a person looked at this sighting.
 # Who the night's own decisions (grouping, encounter links) are recorded as made by.
 FINPRINT = "finprint"
-CONFIRMED = "confirmed"
+# A status no automatic run sets or changes: a person looked at this sighting.
+CONFIRMED = SightingStatus.CONFIRMED.value
+
+
+def _record(
+    store: Store,
+    action: DecisionAction,
+    reason: str,
+    sightings: dict[str, tuple[str, str]],
+    individuals: dict[str, dict[str, str | None]],
+    *,
+    created: tuple[IndividualRow, ...] = (),
+    **about: str | None,
+) -> int:
+    """Record a decision with what it replaces (the photos' sightings and the individuals' fields
+    as they are now, and what it creates): exactly what `undo` puts back."""
+    replaced = Replaced(
+        store.sighting_states(sorted(sightings)),
+        store.individual_fields(list(individuals)),
+        [row.individual_id for row in created],
+    )
+    return store.record_decision(
+        DecisionRow(action.value, reason, sightings, individuals, list(created), replaced, **about)
+    )
 
 
 def _photo_ids(store: Store, photos: list[str]) -> list[str]:
@@ -46,7 +68,7 @@ def confirm(store: Store, photos: list[str], reason: str) -> int:
     ids = _photo_ids(store, photos)
     states = store.sighting_states(ids)
     changes = {p: (states[p][0], CONFIRMED) for p in ids}
-    return store.record_decision("confirm", reason, changes, {}, [])
+    return _record(store, DecisionAction.CONFIRM, reason, changes, {})
 
 
 def reject(store: Store, photos: list[str], reason: str) -> int:
@@ -55,7 +77,7 @@ def reject(store: Store, photos: list[str], reason: str) -> int:
     states = store.sighting_states(ids)
     created = [_new_individual(store, states[p][0], p, offset) for offset, p in enumerate(ids)]
     changes = {p: (new.individual_id, CONFIRMED) for p, new in zip(ids, created, strict=True)}
-    return store.record_decision("reject", reason, changes, {}, created)
+    return _record(store, DecisionAction.REJECT, reason, changes, {}, created=tuple(created))
 
 
 def merge(store: Store, keep: str, fold: str, reason: str) -> int:
@@ -68,12 +90,12 @@ def merge(store: Store, keep: str, fold: str, reason: str) -> int:
         )
     states = store.sighting_states(store.photos_of(fold))
     changes = {p: (keep, status) for p, (_, status) in states.items()}
-    return store.record_decision(
-        "merge",
+    return _record(
+        store,
+        DecisionAction.MERGE,
         reason,
         changes,
         {fold: {"merged_into": keep}},
-        [],
         individual_id=keep,
         other_individual_id=fold,
     )
@@ -104,9 +126,7 @@ def regroup(store: Store, keep: str, photos: list[str], reason: str) -> list[str
     emptied = sorted(i for i in sources - {keep} if set(store.photos_of(i)) <= moving)
     changes = {p: (keep, SightingStatus.MATCHED.value) for p in photos}
     folded: dict[str, dict[str, str | None]] = {individual: {"merged_into": keep} for individual in emptied}
-    store.record_decision(
-        DecisionAction.GROUP, reason, changes, folded, [], individual_id=keep, decided_by=FINPRINT
-    )
+    _record(store, DecisionAction.GROUP, reason, changes, folded, individual_id=keep, decided_by=FINPRINT)
     return emptied
 
 
@@ -124,15 +144,23 @@ def split(store: Store, individual_id: str, photos: list[str], reason: str) -> i
         raise FinprintError(f"{individual_id}: that is every photo of it; use `finprint rename` instead.")
     created = _new_individual(store, individual_id, ids[0])
     changes = {p: (created.individual_id, CONFIRMED) for p in ids}
-    return store.record_decision("split", reason, changes, {}, [created], individual_id=individual_id)
+    return _record(
+        store, DecisionAction.SPLIT, reason, changes, {}, created=(created,), individual_id=individual_id
+    )
 
 
 def rename(store: Store, individual_id: str, name: str, reason: str) -> int:
     """Give an individual a name, such as its physical tag number."""
     individual_id = _resolved(store, individual_id)
     fields: dict[str, str | None] = {"name": name}
-    return store.record_decision(
-        "rename", reason, {}, {individual_id: fields}, [], individual_id=individual_id, name=name
+    return _record(
+        store,
+        DecisionAction.RENAME,
+        reason,
+        {},
+        {individual_id: fields},
+        individual_id=individual_id,
+        name=name,
     )
 
 
@@ -147,12 +175,12 @@ def link(store: Store, first: str, second: str, reason: str, decided_by: str | N
         raise FinprintError(f"{first} and {second} are already linked.")
     fish_id = members[0]
     changes: dict[str, dict[str, str | None]] = {member: {"fish_id": fish_id} for member in members}
-    return store.record_decision(
-        "link",
+    return _record(
+        store,
+        DecisionAction.LINK,
         reason,
         {},
         changes,
-        [],
         individual_id=first,
         other_individual_id=second,
         decided_by=decided_by,
@@ -160,4 +188,25 @@ def link(store: Store, first: str, second: str, reason: str, decided_by: str | N
 
 
 def undo(store: Store, decision_id: int) -> str:
-    return store.undo_decision(decision_id)
+    """Put back what a decision replaced; returns its action. Decisions are undone newest first,
+    and never one that created an individual later photos were matched to."""
+    recorded = store.decision(decision_id)
+    if recorded is None:
+        raise FinprintError(f"no decision {decision_id}. List them with: finprint decisions")
+    action, replaced, undone = recorded
+    if undone:
+        raise FinprintError(f"decision {decision_id} was already undone.")
+    later = store.live_decision_after(decision_id)
+    if later is not None:
+        raise FinprintError(f"decision {later} came after {decision_id}; undo it first.")
+    if replaced.created:
+        matched_since = store.sighting_counts(replaced.created, leaving_out=list(replaced.sightings))
+        if matched_since:
+            who, count = next(iter(matched_since.items()))
+            raise FinprintError(
+                f"decision {decision_id} created {who}, and {count} later photo(s) were matched to it "
+                "since: undoing it would leave them pointing at no fish. Use `finprint merge` or "
+                "`finprint split` to correct it instead."
+            )
+    store.undo_decision(decision_id, replaced)
+    return action

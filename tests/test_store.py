@@ -164,7 +164,7 @@ def test_keypoints_kept_in_duckdb_by_an_older_finprint_move_to_the_keypoints_fil
 
 
 def test_a_damaged_keypoints_file_is_put_aside_and_the_night_goes_on(tmp_path: Path) -> None:
-    from catalog.keypoint_store import keypoints_path
+    from catalog.store.keypoints import keypoints_path
 
     db = tmp_path / "c.duckdb"
     with Store.open(db) as store:

@@ -1,4 +1,4 @@
-"""The DuckDB catalogue: migrations from sql/, batched transactional writes, named queries."""
+"""One open catalogue: the DuckDB connection, its transactions, and every read and write finprint makes."""
 
 from __future__ import annotations
 
@@ -6,224 +6,41 @@ import getpass
 import json
 import os
 import re
-import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
 
-from catalog.errors import CatalogueBusy, CatalogueNotFound, CatalogueWriteError, FinprintError, ReadOnlyQuery
-from catalog.keypoint_store import KeypointStore, keypoints_path
-
-
-def sql_dir() -> Path:
-    """sql/ ships inside the wheel as catalog/sql; in a source checkout it sits beside catalog/."""
-    installed = Path(__file__).parent / "sql"
-    return installed if installed.is_dir() else Path(__file__).parent.parent / "sql"
-
-
-_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
-
-
-@dataclass(frozen=True)
-class PhotoRow:
-    """A newly catalogued photo at one path."""
-
-    photo_id: str
-    path: str
-    size_bytes: int
-    mtime_ns: int
-    width: int
-    height: int
-    taken_at: datetime | None
-    latitude: float | None
-    longitude: float | None
-    survey_date: date | None
-    site: str | None
-    camera: str | None
-    side: str | None
-    crop: str | None
-    taken_at_utc_offset: str | None = None
-    encounter: str | None = None
-
-
-@dataclass(frozen=True)
-class SightingRow:
-    """Which individual a photo shows, and how sure finprint is."""
-
-    photo_id: str
-    individual_id: str
-    status: str
-    distance: float | None
-    matched_photo_id: str | None
-    second_individual_id: str | None
-    second_distance: float | None
-    probability: float | None = None
-    inliers: int | None = None
-    # What the threshold was applied to (average linkage for an individual first seen tonight).
-    decision_distance: float | None = None
-    # The keypoint correspondences the match was decided on (verify.DecisiveLines bytes).
-    keypoint_lines: bytes | None = None
-
-
-@dataclass(frozen=True)
-class IndividualRow:
-    """A new catalogue entry."""
-
-    individual_id: str
-    number: int
-    side: str | None
-    crop: str | None
-    first_photo_id: str
-
-
-@dataclass
-class Batch:
-    """Everything one batch adds to the catalogue; written in one transaction or not at all."""
-
-    photos: list[PhotoRow] = field(default_factory=list)
-    vectors: list[np.ndarray] = field(default_factory=list)
-    individuals: list[IndividualRow] = field(default_factory=list)
-    sightings: list[SightingRow] = field(default_factory=list)
-    # Paths whose content is already catalogued under another path: (path, photo_id, size, mtime).
-    known_content_paths: list[tuple[str, str, int, int]] = field(default_factory=list)
-    errors: list[tuple[str, str]] = field(default_factory=list)
-    # Paths whose file changed since they were catalogued; their path rows are replaced.
-    stale_paths: list[str] = field(default_factory=list)
-    # (photo_id, serialised keypoints) of photos described for verification.
-    features: list[tuple[str, bytes]] = field(default_factory=list)
-    detector: str = ""
-
-
-@dataclass(frozen=True)
-class KnownPath:
-    """A catalogued path as the walk compares it."""
-
-    size_bytes: int
-    mtime_ns: int
-    missing: bool
-
-
-@dataclass(frozen=True)
-class CataloguedPhoto:
-    """A photo already in the catalogue, as identification needs it."""
-
-    photo_id: str
-    individual_id: str
-    side: str | None
-    crop: str | None
-
-
-@dataclass(frozen=True)
-class TonightPhoto:
-    """A photo of the night in progress and its sighting, as the night's grouping needs it."""
-
-    photo_id: str
-    side: str | None
-    crop: str | None
-    survey_date: date | None
-    site: str | None
-    individual_id: str
-    status: str
-
-
-@dataclass(frozen=True)
-class SightingForTraining:
-    """A sighting as training from the catalogue weighs it (catalog.training_set)."""
-
-    photo_id: str
-    individual_id: str
-    status: str
-    probability: float | None
-    # The photo founded its individual: the individual is, by definition, the fish it shows.
-    founding: bool
-    side: str | None
-    crop: str | None
-    survey_date: date | None
-    encounter: str | None
-    # The run that catalogued the photo: the night, where the photo has no survey date.
-    run_id: int
-    # A catalogued path not marked missing (the smallest, when several show the photo), or None.
-    path: str | None
-
-
-@dataclass(frozen=True)
-class LiveDecision:
-    """A decision that was not undone, as training from the catalogue reads it."""
-
-    decision_id: int
-    action: str
-    individual_id: str | None
-    photo_ids: list[str]
-    # photo id -> (individual, status) before the decision.
-    previous_sightings: dict[str, tuple[str, str]]
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    """Column names and rows of a query."""
-
-    columns: list[str]
-    rows: list[tuple[Any, ...]]
-
-    def select(self, columns: list[str]) -> QueryResult:
-        """The same rows with only these columns, in this order."""
-        positions = [self.columns.index(name) for name in columns]
-        return QueryResult(columns, [tuple(row[i] for i in positions) for row in self.rows])
-
-
-def individual_label(number: int) -> str:
-    return f"FP-{number:06d}"
-
-
-NIGHTLY_BACKUP_SUFFIX = ".last-night.bak"
-
-
-def nightly_backup_path(db_path: Path) -> Path:
-    """Where the copy of the catalogue as the last finished night left it is kept."""
-    return db_path.with_name(db_path.name + NIGHTLY_BACKUP_SUFFIX)
-
-
-def write_nightly_backup(db_path: Path) -> Path:
-    """Copy the closed catalogue beside itself, replacing the previous night's copy only once the
-    new one is whole (a kill mid-copy leaves last night's intact)."""
-    target = nightly_backup_path(db_path)
-    partial = target.with_name(target.name + ".partial")
-    shutil.copyfile(db_path, partial)
-    partial.replace(target)
-    return target
-
-
-def restore_hint(db_path: Path) -> str:
-    """What to do with a catalogue DuckDB cannot read: restore a copy (the one finprint keeps of
-    the last finished night, and the ones made before a schema upgrade, are named here)."""
-    nightly = nightly_backup_path(db_path)
-    if nightly.is_file():
-        return (
-            f" If the file was damaged, copy {nightly} (the catalogue as the last finished night left "
-            "it: decisions made since are lost, photos catalogued since are catalogued again by the "
-            f"next index run) over {db_path.name}; the photos themselves are untouched."
-        )
-    copies = sorted(db_path.parent.glob(f"{db_path.name}.schema*.bak")) if db_path.parent.is_dir() else []
-    if not copies:
-        return " If the file was damaged, restore it from your backup; the photos themselves are untouched."
-    return (
-        f" If the file was damaged, restore it from your backup, or from {copies[-1]} (the copy made "
-        "before the last upgrade: decisions made since are lost, photos catalogued since are "
-        "catalogued again by the next index run)."
-    )
-
+from catalog.errors import CatalogueBusy, CatalogueNotFound, CatalogueWriteError, FinprintError
+from catalog.store import named, schema
+from catalog.store.backups import restore_hint
+from catalog.store.keypoints import KeypointStore, keypoints_path
+from catalog.store.rows import (
+    Batch,
+    CataloguedPhoto,
+    DecisionRow,
+    IndividualRow,
+    KnownPath,
+    LiveDecision,
+    PathRow,
+    QueryResult,
+    Replaced,
+    SightingForTraining,
+    TonightPhoto,
+    insert_columns,
+)
 
 # The migration that drops DuckDB's keypoints table, and how many rows are copied out at a time
 # (about 100 KB each).
 _KEYPOINTS_MOVED_OUT = 10
 _KEYPOINTS_PER_COPY = 200
+# PhotoRow's fields that belong to photo_paths, not photos (one photo, possibly many paths).
+_PATH_FIELDS = ("path", "size_bytes", "mtime_ns")
 
 
 class Store:
@@ -265,49 +82,10 @@ class Store:
             connection.execute("SET lock_configuration = true")
         store = cls(connection, db_path, read_only)
         if read_only:
-            store._check_schema_readable()
+            schema.check_schema_readable(connection, db_path)
         else:
             store.migrate()
         return store
-
-    def _refuse_foreign_database(self) -> None:
-        """A DuckDB file with tables but no finprint migration history is someone else's data:
-        turning it into a catalogue would mix finprint's tables into it."""
-        tables = {
-            row[0]
-            for row in self._con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()"
-            ).fetchall()
-        }
-        if tables and "schema_migrations" not in tables:
-            shown = ", ".join(sorted(tables)[:5])
-            raise FinprintError(
-                f"{self.db_path}: a DuckDB database that is not a finprint catalogue (it holds {shown}). "
-                "Give --db a new file name, or the catalogue you meant."
-            )
-
-    def _check_schema_readable(self) -> None:
-        """A read-only open cannot upgrade: say so instead of failing on a missing column."""
-        try:
-            row = self._con.execute("SELECT max(version) FROM schema_migrations").fetchone()
-        except duckdb.CatalogException as exc:
-            raise FinprintError(
-                f"{self.db_path}: not a finprint catalogue (no schema_migrations table)."
-            ) from exc
-        version = int(row[0]) if row and row[0] is not None else 0
-        newest = max(
-            int(m[1]) for p in (sql_dir() / "migrations").iterdir() if (m := _MIGRATION_NAME.match(p.name))
-        )
-        if version > newest:
-            raise FinprintError(
-                f"{self.db_path}: catalogue schema {version} is newer than this finprint knows ({newest}). "
-                "Upgrade finprint to open it."
-            )
-        if version < newest:
-            raise FinprintError(
-                f"{self.db_path}: catalogue made by an older finprint (schema {version}, now {newest}). "
-                f"Upgrade it once (a backup copy is written first): finprint migrate --db {self.db_path}"
-            )
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -359,37 +137,13 @@ class Store:
 
     def migrate(self) -> list[int]:
         """Apply the migrations in sql/migrations that this catalogue has not had yet."""
-        self._refuse_foreign_database()
-        self._con.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-            "applied_at TIMESTAMPTZ NOT NULL)"
-        )
-        done = {row[0] for row in self._con.execute("SELECT version FROM schema_migrations").fetchall()}
-        available = sorted(
-            (int(m[1]), path)
-            for path in (sql_dir() / "migrations").iterdir()
-            if (m := _MIGRATION_NAME.match(path.name))
-        )
-        newest_known = available[-1][0] if available else 0
-        if done and max(done) > newest_known:
-            raise FinprintError(
-                f"{self.db_path}: catalogue schema {max(done)} is newer than this finprint knows "
-                f"({newest_known}). Upgrade finprint to open it."
-            )
-        pending = [(version, path) for version, path in available if version not in done]
+        schema.refuse_foreign_database(self._con, self.db_path)
+        done = schema.applied_versions(self._con)
+        if done:
+            schema.refuse_newer(self.db_path, max(done))
+        pending = [(version, path) for version, path in schema.migrations() if version not in done]
         if done and pending:
-            # An existing catalogue is copied before its schema changes, so a failed or unwanted
-            # upgrade can always be rolled back by hand.
-            self._con.execute("CHECKPOINT")
-            backup = self.db_path.with_name(f"{self.db_path.name}.schema{max(done)}.bak")
-            try:
-                shutil.copy2(self.db_path, backup)
-            except OSError as exc:
-                raise FinprintError(
-                    f"{self.db_path}: could not write the backup {backup} before upgrading the schema "
-                    f"({exc}). Free some disk space or make the folder writable, then run again."
-                ) from exc
-            self.schema_backup = backup
+            self.schema_backup = schema.copy_before_upgrade(self._con, self.db_path, max(done))
         applied = []
         for version, path in pending:
             if version == _KEYPOINTS_MOVED_OUT:
@@ -577,7 +331,7 @@ class Store:
         )
 
     def _insert_features(self, detector: str, features: list[tuple[str, bytes]]) -> None:
-        # Committed before the DuckDB batch that refers to them (see keypoint_store): a kill in
+        # Committed before the DuckDB batch that refers to them (see catalog.store.keypoints): a kill in
         # between leaves keypoints of photos not catalogued yet, which the rerun writes again.
         keypoints = self._keypoints()
         try:
@@ -641,8 +395,8 @@ class Store:
         for (previous,) in self._con.execute(
             "SELECT previous FROM decisions WHERE undone_at IS NOT NULL"
         ).fetchall():
-            for created in json.loads(previous).get("created", []):
-                digits = "".join(ch for ch in str(created) if ch.isdigit())
+            for created in Replaced.from_json(previous).created:
+                digits = "".join(ch for ch in created if ch.isdigit())
                 if digits:
                     highest = max(highest, int(digits))
         return highest + 1
@@ -682,7 +436,7 @@ class Store:
                 str(row[1]),
                 row[2],
                 list(row[3] or []),
-                {p: (v[0], v[1]) for p, v in json.loads(row[4]).get("sightings", {}).items()},
+                Replaced.from_json(row[4]).sightings,
             )
             for row in rows
         ]
@@ -715,60 +469,15 @@ class Store:
                 )
             if batch.photos:
                 photos = batch.photos
-                self._insert(
-                    "photos",
-                    {
-                        "photo_id": [p.photo_id for p in photos],
-                        "width": [p.width for p in photos],
-                        "height": [p.height for p in photos],
-                        "taken_at": [p.taken_at for p in photos],
-                        "latitude": [p.latitude for p in photos],
-                        "longitude": [p.longitude for p in photos],
-                        "survey_date": [p.survey_date for p in photos],
-                        "site": [p.site for p in photos],
-                        "camera": [p.camera for p in photos],
-                        "side": [p.side for p in photos],
-                        "crop": [p.crop for p in photos],
-                        "taken_at_utc_offset": [p.taken_at_utc_offset for p in photos],
-                        "encounter": [p.encounter for p in photos],
-                        "run_id": [run_id] * len(photos),
-                    },
-                )
+                self._insert("photos", insert_columns(photos, _PATH_FIELDS, run_id=run_id))
                 self._insert_embeddings(model_version, [p.photo_id for p in photos], batch.vectors)
-            paths = [(p.path, p.photo_id, p.size_bytes, p.mtime_ns) for p in batch.photos]
-            paths += batch.known_content_paths
+            paths = [PathRow.of(p) for p in batch.photos] + batch.known_content_paths
             if paths:
-                self._insert(
-                    "photo_paths",
-                    {
-                        "path": [p[0] for p in paths],
-                        "photo_id": [p[1] for p in paths],
-                        "size_bytes": [p[2] for p in paths],
-                        "mtime_ns": [p[3] for p in paths],
-                        "run_id": [run_id] * len(paths),
-                    },
-                )
+                self._insert("photo_paths", insert_columns(paths, run_id=run_id))
             if batch.individuals:
                 self._insert_individuals(batch.individuals, run_id)
             if batch.sightings:
-                seen = batch.sightings
-                self._insert(
-                    "sightings",
-                    {
-                        "photo_id": [s.photo_id for s in seen],
-                        "individual_id": [s.individual_id for s in seen],
-                        "run_id": [run_id] * len(seen),
-                        "status": [s.status for s in seen],
-                        "distance": [s.distance for s in seen],
-                        "matched_photo_id": [s.matched_photo_id for s in seen],
-                        "second_individual_id": [s.second_individual_id for s in seen],
-                        "second_distance": [s.second_distance for s in seen],
-                        "probability": [s.probability for s in seen],
-                        "inliers": [s.inliers for s in seen],
-                        "decision_distance": [s.decision_distance for s in seen],
-                        "keypoint_lines": [s.keypoint_lines for s in seen],
-                    },
-                )
+                self._insert("sightings", insert_columns(batch.sightings, run_id=run_id))
             if batch.features:
                 self._insert_features(batch.detector, batch.features)
             if batch.errors:
@@ -783,18 +492,7 @@ class Store:
                 )
 
     def _insert_individuals(self, rows: list[IndividualRow], run_id: int) -> None:
-        self._insert(
-            "individuals",
-            {
-                "individual_id": [i.individual_id for i in rows],
-                "number": [i.number for i in rows],
-                "side": [i.side for i in rows],
-                "crop": [i.crop for i in rows],
-                "name": [None] * len(rows),
-                "created_run": [run_id] * len(rows),
-                "first_photo_id": [i.first_photo_id for i in rows],
-            },
-        )
+        self._insert("individuals", insert_columns(rows, name=None, created_run=run_id))
 
     def _insert(self, table: str, columns: dict[str, list[Any]]) -> None:
         # One statement per table and batch: DuckDB unnests the column lists in bulk, where
@@ -807,34 +505,16 @@ class Store:
 
     def query(self, name: str, **params: Any) -> QueryResult:
         """Run the named query sql/queries/<name>.sql with DuckDB $name parameters."""
-        path = sql_dir() / "queries" / f"{name}.sql"
-        if not path.is_file():
-            known = ", ".join(sorted(p.stem for p in path.parent.glob("*.sql")))
-            raise FinprintError(f"no query named {name!r}. Known queries: {known}.")
-        cursor = self._con.execute(path.read_text(encoding="utf-8"), params)
-        columns = [d[0] for d in cursor.description or []]
-        return QueryResult(columns, cursor.fetchall())
+        return named.run_named(self._con, name, params)
 
     @staticmethod
     def named_queries() -> dict[str, tuple[str, list[str]]]:
         """name -> (what it answers, its $parameters), from the files in sql/queries."""
-        catalogue = {}
-        for path in sorted((sql_dir() / "queries").glob("*.sql")):
-            text = path.read_text(encoding="utf-8")
-            first = text.splitlines()[0] if text else ""
-            description = first.removeprefix("--").strip() if first.startswith("--") else ""
-            parameters = sorted(set(re.findall(r"\$([a-z_]+)", text)))
-            catalogue[path.stem] = (description, parameters)
-        return catalogue
+        return named.named_queries()
 
     def copy_query_to_parquet(self, name: str, out_path: Path, **params: Any) -> int:
         """Write a named query's result to a Parquet file; returns the number of rows."""
-        query = (sql_dir() / "queries" / f"{name}.sql").read_text(encoding="utf-8").strip().rstrip(";")
-        # COPY takes the file name as a literal; quotes in it are doubled.
-        target = str(out_path).replace("'", "''")
-        self._con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet)", params)
-        row = self._con.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchone()
-        return int(row[0]) if row else 0
+        return named.copy_named_to_parquet(self._con, name, out_path, params)
 
     # -- human decisions --------------------------------------------------------------------
 
@@ -869,45 +549,26 @@ class Store:
         ).fetchall()
         return [row[0] for row in rows]
 
-    def record_decision(
-        self,
-        action: str,
-        reason: str,
-        sighting_changes: dict[str, tuple[str, str]],
-        individual_changes: dict[str, dict[str, str | None]],
-        new_individuals: list[IndividualRow],
-        individual_id: str | None = None,
-        other_individual_id: str | None = None,
-        name: str | None = None,
-        decided_by: str | None = None,
-    ) -> int:
-        """Apply a decision and record it, with what it replaced and who made it (`decided_by`;
-        default: the login running this command), in one transaction."""
+    def individual_fields(self, individual_ids: list[str]) -> dict[str, dict[str, str | None]]:
+        """individual_id -> the fields a decision can change (name, merged_into, fish_id)."""
+        rows = self._con.execute(
+            "SELECT individual_id, name, merged_into, fish_id FROM individuals "
+            "WHERE individual_id IN (SELECT unnest($ids))",
+            {"ids": sorted(individual_ids)},
+        ).fetchall()
+        return {row[0]: {"name": row[1], "merged_into": row[2], "fish_id": row[3]} for row in rows}
+
+    def record_decision(self, decision: DecisionRow) -> int:
+        """Apply a decision and record it, with what it replaced and who made it, in one transaction."""
         with self._transaction():
-            photo_ids = sorted(sighting_changes)
-            previous: dict[str, Any] = {
-                "sightings": {p: list(v) for p, v in self.sighting_states(photo_ids).items()},
-                "individuals": {
-                    row[0]: {"name": row[1], "merged_into": row[2], "fish_id": row[3]}
-                    for row in self._con.execute(
-                        "SELECT individual_id, name, merged_into, fish_id FROM individuals "
-                        "WHERE individual_id IN (SELECT unnest($ids))",
-                        {"ids": sorted(individual_changes)},
-                    ).fetchall()
-                },
-                "created": [i.individual_id for i in new_individuals],
-            }
-            if new_individuals:
-                self._insert_individuals(new_individuals, self.latest_run_id() or 0)
-            for photo_id, (individual, status) in sighting_changes.items():
-                self._con.execute(
-                    "UPDATE sightings SET individual_id = $i, status = $s WHERE photo_id = $p",
-                    {"i": individual, "s": status, "p": photo_id},
-                )
-            for individual, fields in individual_changes.items():
+            if decision.created:
+                self._insert_individuals(decision.created, self.latest_run_id() or 0)
+            self._set_sightings(decision.sightings)
+            for individual, fields in decision.individuals.items():
                 # Only the fields a decision names change; the others keep their value.
-                current = previous["individuals"][individual]
-                self._set_individual_fields(individual, {**current, **fields})
+                self._set_individual_fields(
+                    individual, {**decision.replaced.individuals[individual], **fields}
+                )
             row = self._con.execute("SELECT coalesce(max(decision_id), 0) + 1 FROM decisions").fetchone()
             decision_id = int(row[0]) if row else 1
             self._con.execute(
@@ -917,17 +578,24 @@ class Store:
                 {
                     "id": decision_id,
                     "at": _now(),
-                    "action": action,
-                    "i": individual_id,
-                    "o": other_individual_id,
-                    "photos": photo_ids,
-                    "name": name,
-                    "reason": reason,
-                    "prev": json.dumps(previous),
-                    "by": decided_by or _login(),
+                    "action": decision.action,
+                    "i": decision.individual_id,
+                    "o": decision.other_individual_id,
+                    "photos": sorted(decision.sightings),
+                    "name": decision.name,
+                    "reason": decision.reason,
+                    "prev": decision.replaced.to_json(),
+                    "by": decision.decided_by or _login(),
                 },
             )
         return decision_id
+
+    def _set_sightings(self, changes: dict[str, tuple[str, str]]) -> None:
+        for photo_id, (individual, status) in changes.items():
+            self._con.execute(
+                "UPDATE sightings SET individual_id = $i, status = $s WHERE photo_id = $p",
+                {"i": individual, "s": status, "p": photo_id},
+            )
 
     def _set_individual_fields(self, individual_id: str, fields: dict[str, str | None]) -> None:
         self._con.execute(
@@ -950,55 +618,48 @@ class Store:
         ).fetchall()
         return [row[0] for row in rows]
 
-    def undo_decision(self, decision_id: int) -> str:
-        """Put back what a decision replaced; returns its action. Later decisions must be undone first."""
+    def decision(self, decision_id: int) -> tuple[str, Replaced, bool] | None:
+        """(action, what it replaced, whether it was undone) of a recorded decision."""
         row = self._con.execute(
-            "SELECT action, previous, undone_at FROM decisions WHERE decision_id = $d", {"d": decision_id}
+            "SELECT action, previous, undone_at IS NOT NULL FROM decisions WHERE decision_id = $d",
+            {"d": decision_id},
         ).fetchone()
-        if row is None:
-            raise FinprintError(f"no decision {decision_id}. List them with: finprint decisions")
-        action, previous_text, undone_at = row
-        if undone_at is not None:
-            raise FinprintError(f"decision {decision_id} was already undone.")
-        later = self._con.execute(
+        return None if row is None else (str(row[0]), Replaced.from_json(row[1]), bool(row[2]))
+
+    def live_decision_after(self, decision_id: int) -> int | None:
+        """The first decision after this one that was not undone."""
+        row = self._con.execute(
             "SELECT min(decision_id) FROM decisions WHERE decision_id > $d AND undone_at IS NULL",
             {"d": decision_id},
         ).fetchone()
-        if later and later[0] is not None:
-            raise FinprintError(f"decision {later[0]} came after {decision_id}; undo it first.")
-        previous = json.loads(previous_text)
-        if previous["created"]:
-            later_sightings = self._con.execute(
-                "SELECT individual_id, count(*) FROM sightings "
-                "WHERE individual_id IN (SELECT unnest($ids)) AND photo_id NOT IN (SELECT unnest($moved)) "
-                "GROUP BY individual_id ORDER BY individual_id",
-                {"ids": previous["created"], "moved": list(previous["sightings"])},
-            ).fetchall()
-            if later_sightings:
-                who, count = later_sightings[0]
-                raise FinprintError(
-                    f"decision {decision_id} created {who}, and {count} later photo(s) were matched to it "
-                    "since: undoing it would leave them pointing at no fish. Use `finprint merge` or "
-                    "`finprint split` to correct it instead."
-                )
+        return None if row is None or row[0] is None else int(row[0])
+
+    def sighting_counts(self, individual_ids: list[str], leaving_out: list[str]) -> dict[str, int]:
+        """individual -> how many photos it holds besides those in `leaving_out` (none: left out)."""
+        rows = self._con.execute(
+            "SELECT individual_id, count(*) FROM sightings "
+            "WHERE individual_id IN (SELECT unnest($ids)) AND photo_id NOT IN (SELECT unnest($moved)) "
+            "GROUP BY individual_id ORDER BY individual_id",
+            {"ids": individual_ids, "moved": leaving_out},
+        ).fetchall()
+        return {str(who): int(count) for who, count in rows}
+
+    def undo_decision(self, decision_id: int, replaced: Replaced) -> None:
+        """Put back what a decision replaced and mark it undone, in one transaction (which
+        decisions may be undone is decided in catalog.decisions)."""
         with self._transaction():
-            for photo_id, (individual, status) in previous["sightings"].items():
-                self._con.execute(
-                    "UPDATE sightings SET individual_id = $i, status = $s WHERE photo_id = $p",
-                    {"i": individual, "s": status, "p": photo_id},
-                )
-            for individual, fields in previous["individuals"].items():
+            self._set_sightings(replaced.sightings)
+            for individual, fields in replaced.individuals.items():
                 self._set_individual_fields(individual, fields)
-            if previous["created"]:
+            if replaced.created:
                 self._con.execute(
                     "DELETE FROM individuals WHERE individual_id IN (SELECT unnest($ids))",
-                    {"ids": previous["created"]},
+                    {"ids": replaced.created},
                 )
             self._con.execute(
                 "UPDATE decisions SET undone_at = $at WHERE decision_id = $d",
                 {"at": _now(), "d": decision_id},
             )
-        return str(action)
 
     def individual_view(self, individual_id: str) -> tuple[str | None, str | None]:
         """(side, crop) of an individual."""
@@ -1068,21 +729,7 @@ class Store:
     def read_only_sql(self, statement: str) -> QueryResult:
         """Run a statement on a read-only connection (for a person's SQL, open it `sandboxed`);
         writes are refused by DuckDB itself."""
-        try:
-            cursor = self._con.execute(statement)
-        except duckdb.InvalidInputException as exc:
-            if "read-only" in str(exc):
-                raise ReadOnlyQuery(str(exc).splitlines()[0]) from exc
-            raise FinprintError(f"SQL error: {exc}") from exc
-        except duckdb.PermissionException as exc:
-            raise FinprintError(
-                f"SQL refused: finprint sql reads the catalogue only, no other file "
-                f"({str(exc).splitlines()[0]}). Use `finprint export` to write files."
-            ) from exc
-        except duckdb.Error as exc:
-            raise FinprintError(f"SQL error: {exc}") from exc
-        columns = [d[0] for d in cursor.description or []]
-        return QueryResult(columns, cursor.fetchall() if columns else [])
+        return named.run_read_only(self._con, statement)
 
 
 def _login() -> str:
