@@ -21,9 +21,9 @@ from rich.console import Console
 from catalog import verify
 from catalog.embed import Embedder
 from catalog.errors import FinprintError
-from catalog.evaluate import embed_labelled
-from catalog.labels import read_labelled, split_by_individual, split_photos
-from catalog.shortlist import cross_fitted, verify_shortlists
+from catalog.offline.evaluate import embed_labelled
+from catalog.offline.labels import read_labelled, split_by_individual, split_photos
+from catalog.offline.shortlist import cross_fitted, verify_shortlists
 from catalog.train.loop import TrainConfig, train
 
 SHORTLIST_K = 20

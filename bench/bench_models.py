@@ -21,10 +21,10 @@ from heldout import held_out_by_set
 from rich.table import Table
 
 from catalog.embed import Embedder
-from catalog.evaluate import embed_labelled
-from catalog.labels import LabelledPhoto
-from catalog.metrics import ReidMetrics, reid_metrics
 from catalog.modelcard import InputSpec
+from catalog.offline.evaluate import embed_labelled
+from catalog.offline.labels import LabelledPhoto
+from catalog.offline.metrics import ReidMetrics, reid_metrics
 from catalog.preprocess import load_image
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "catalog" / "models" / "default.onnx"

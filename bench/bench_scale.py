@@ -31,9 +31,9 @@ from benchtable import bench_console, measures_table
 from heldout import DEFAULT_MODEL_SETS, SHARED
 
 from catalog.embed import Embedder
-from catalog.evaluate import embed_labelled
 from catalog.identify import HNSW_EF_CONSTRUCTION, HNSW_M, Identifier, query_ef
-from catalog.labels import read_labelled
+from catalog.offline.evaluate import embed_labelled
+from catalog.offline.labels import read_labelled
 from catalog.settings import DEFAULT_MODEL_PATH
 from catalog.synthetic import generate_labelled
 

@@ -14,8 +14,8 @@ from benchtable import bench_console
 from PIL import Image
 from rich.table import Table
 
-from catalog.labels import read_labelled
-from catalog.metrics import reid_metrics
+from catalog.offline.labels import read_labelled
+from catalog.offline.metrics import reid_metrics
 from catalog.train import pretrained
 from catalog.train.loop import IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE_STD
 from catalog.train.nets import EfficientNetLite0, MobileNetV2Embedder

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from catalog.labels import LabelledPhoto, read_sources, source_of, split_photos
+from catalog.offline.labels import LabelledPhoto, read_sources, source_of, split_photos
 from catalog.synthetic import generate_labelled
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"

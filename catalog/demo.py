@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from catalog.errors import FinprintError
-from catalog.metrics import ClusteringScores, clustering_scores
+from catalog.offline.metrics import ClusteringScores, clustering_scores
 from catalog.pipeline import ProgressCallback, RunResult, graph_directory, index
 from catalog.settings import Settings
 from catalog.store import QueryResult, Store
@@ -50,6 +50,7 @@ def prepare_demo_dir(demo_dir: Path) -> None:
 def run_demo(
     demo_dir: Path,
     settings: Settings,
+    *,
     n_individuals: int = 24,
     n_surveys: int = 6,
     seed: int = 0,

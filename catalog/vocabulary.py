@@ -49,7 +49,7 @@ class Sides(StrEnum):
 
 
 class Split(StrEnum):
-    """How validation photos are chosen (catalog.labels.split_photos)."""
+    """How validation photos are chosen (catalog.offline.labels.split_photos)."""
 
     DISJOINT = "disjoint"
     OPEN = "open"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from catalog.encounters import average_linkage_groups, decide_group
-from catalog.metrics import clustering_scores
+from catalog.offline.metrics import clustering_scores
 from catalog.pipeline import index
 from catalog.settings import Settings
 from catalog.store import Store, TonightPhoto

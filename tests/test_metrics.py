@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from catalog.metrics import (
+from catalog.offline.metrics import (
     ReidMetrics,
     clustering_scores,
     reid_metrics,
@@ -76,7 +76,7 @@ def test_rank1_ignores_the_query_own_encounter() -> None:
 
 
 def test_roc_points_run_from_nothing_accepted_to_everything() -> None:
-    from catalog.metrics import roc_points
+    from catalog.offline.metrics import roc_points
 
     far, tar = roc_points(np.array([0.1, 0.2, 0.3]), np.array([0.5, 0.6, 0.7]))
     assert (far[0], tar[0]) == (0.0, 0.0) and (far[-1], tar[-1]) == (1.0, 1.0)
@@ -97,9 +97,9 @@ def test_evaluation_plot_marks_the_threshold_and_the_operating_points_in_png_svg
 ) -> None:
     from PIL import Image
 
-    from catalog.evaluate import VerificationResult
-    from catalog.plot import plot_evaluation
-    from catalog.shortlist import MethodScores
+    from catalog.offline.evaluate import VerificationResult
+    from catalog.offline.plot import plot_evaluation
+    from catalog.offline.shortlist import MethodScores
 
     metrics = _clustered_metrics()
     assert metrics.operating_point is not None and 0 < metrics.operating_point[1] <= 1
@@ -130,7 +130,7 @@ def test_evaluation_plot_marks_the_threshold_and_the_operating_points_in_png_svg
 
 def test_a_plot_to_a_missing_folder_or_of_an_unknown_type_is_one_line(tmp_path: Path) -> None:
     from catalog.errors import FinprintError
-    from catalog.plot import plot_evaluation
+    from catalog.offline.plot import plot_evaluation
 
     metrics = _clustered_metrics()
     with pytest.raises(FinprintError, match=r"could not write the plot") as missing:
@@ -141,7 +141,7 @@ def test_a_plot_to_a_missing_folder_or_of_an_unknown_type_is_one_line(tmp_path: 
 
 
 def test_the_threshold_is_safe_on_every_set_it_serves_and_no_set_decides_alone() -> None:
-    from catalog.metrics import threshold_safe_per_set
+    from catalog.offline.metrics import threshold_safe_per_set
 
     rng = np.random.default_rng(0)
     easy = (rng.uniform(0.1, 0.5, 200), rng.uniform(0.8, 1.6, 20_000))  # well separated
@@ -161,7 +161,7 @@ def test_the_threshold_is_safe_on_every_set_it_serves_and_no_set_decides_alone()
 
 
 def test_a_collapsed_embedding_still_gives_a_positive_threshold() -> None:
-    from catalog.metrics import MIN_THRESHOLD, threshold_safe_per_set
+    from catalog.offline.metrics import MIN_THRESHOLD, threshold_safe_per_set
 
     threshold, _ = threshold_safe_per_set({"all": (np.zeros(10), np.zeros(100))}, 1e-4, 0.1)
     assert threshold == MIN_THRESHOLD > 0

@@ -12,8 +12,8 @@ import pytest
 torch = pytest.importorskip("torch", reason="training needs the 'train' extra (pip install '.[train]')")
 
 from catalog.errors import TrainingDataError  # noqa: E402
-from catalog.labels import read_labelled, split_by_individual  # noqa: E402
 from catalog.modelcard import read_card  # noqa: E402
+from catalog.offline.labels import read_labelled, split_by_individual  # noqa: E402
 from catalog.train.data import negative_pair_batches  # noqa: E402
 from catalog.train.loop import TrainConfig, train  # noqa: E402
 from catalog.train.losses import batch_hard_triplet_loss, contrastive_loss, threshold_pair_loss  # noqa: E402
@@ -182,7 +182,7 @@ def test_init_weights_load_a_local_torchvision_state_dict(tmp_path: Path) -> Non
 def test_sets_trained_together_keep_same_named_animals_apart(tmp_path: Path) -> None:
     from PIL import Image
 
-    from catalog.labels import read_sources
+    from catalog.offline.labels import read_sources
 
     for set_name in ("zebras", "lions"):
         for n in range(2):

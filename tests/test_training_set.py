@@ -10,8 +10,8 @@ import pytest
 
 from catalog import decisions
 from catalog.errors import TrainingDataError
+from catalog.offline.training_set import training_set
 from catalog.store import Batch, IndividualRow, PhotoRow, SightingRow, Store
-from catalog.training_set import training_set
 
 # photo, individual, status, P(same) of the automatic match
 SIGHTINGS = [

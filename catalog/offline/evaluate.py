@@ -13,10 +13,16 @@ from catalog import fusion as fusion_module
 from catalog import verify
 from catalog.embed import Embedder
 from catalog.errors import TrainingDataError
-from catalog.labels import LabelledPhoto, read_labelled, read_metadata, refuse_survey_archive, split_photos
-from catalog.metrics import OpenSetScores, ReidMetrics, open_set_scores, reid_metrics
+from catalog.offline.labels import (
+    LabelledPhoto,
+    read_labelled,
+    read_metadata,
+    refuse_survey_archive,
+    split_photos,
+)
+from catalog.offline.metrics import OpenSetScores, ReidMetrics, open_set_scores, reid_metrics
+from catalog.offline.shortlist import MethodScores, compare_methods, verify_shortlists
 from catalog.preprocess import load_image, to_tensor
-from catalog.shortlist import MethodScores, compare_methods, verify_shortlists
 
 
 @dataclass(frozen=True)
@@ -47,23 +53,32 @@ class Evaluation:
     verification: VerificationResult | None = None
 
 
+@dataclass(frozen=True)
+class Holdout:
+    """Score a test part against a gallery of the rest instead of every photo against all
+    (`split` as labels.split_photos takes it: disjoint, open or time)."""
+
+    split: str
+    split_date: date | None = None
+    test_fraction: float = 0.3
+    seed: int = 0
+
+
 def evaluate(
     model_path: Path,
     data_dir: Path | None,
-    batch_size: int = 64,
+    *,
     crop: str | None = None,
     metadata: Path | None = None,
     root: Path | None = None,
-    split: str | None = None,
-    split_date: date | None = None,
-    test_fraction: float = 0.3,
-    seed: int = 0,
+    holdout: Holdout | None = None,
     shortlist_k: int | None = None,
+    batch_size: int = 64,
 ) -> Evaluation:
     """Embed labelled photos (a folder, or a metadata table) and score retrieval and verification.
 
-    Without a split every photo is a query against all others (closed set). With `open` or
-    `time`, the test part is also scored as the catalogue would see it: against a gallery of
+    Without a `holdout` every photo is a query against all others (closed set). With an `open` or
+    `time` one, the test part is also scored as the catalogue would see it: against a gallery of
     the rest, each photo is "fish X" or "a new fish" at the card's threshold.
 
     With `shortlist_k` (and OpenCV installed) each photo's k nearest are also verified by
@@ -80,7 +95,7 @@ def evaluate(
     labels = [p.class_key(card.sides) for p in kept]
     open_set = None
     verification = None
-    if with_features and shortlist_k and split is None:
+    if with_features and shortlist_k and holdout is None:
         fusion = fusion_module.load_for_model(model_path, card.model_version, verify.DETECTOR)
         pairs = verify_shortlists(vectors, kept, features, card.sides, shortlist_k)
         verification = VerificationResult(
@@ -90,10 +105,11 @@ def evaluate(
             1000 * pairs.match_seconds_per_query,
             fusion is not None,
         )
-    if split is None:
+    if holdout is None:
         metrics = reid_metrics(vectors, labels, [p.encounter for p in kept], threshold=card.threshold)
     else:
-        gallery, test = split_photos(kept, split, test_fraction, seed, split_date)
+        split = holdout.split
+        gallery, test = split_photos(kept, split, holdout.test_fraction, holdout.seed, holdout.split_date)
         index_of = {id(p): i for i, p in enumerate(kept)}
         test_rows = [index_of[id(p)] for p in test]
         gallery_rows = [index_of[id(p)] for p in gallery]

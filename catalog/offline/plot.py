@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from catalog.errors import FinprintError
-from catalog.metrics import ReidMetrics
+from catalog.offline.metrics import ReidMetrics
 
 if TYPE_CHECKING:
-    from catalog.evaluate import VerificationResult
+    from catalog.offline.evaluate import VerificationResult
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 # Below this false-accept rate a log axis only shows sampling noise of the pairs at hand.

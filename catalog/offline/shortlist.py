@@ -7,10 +7,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from catalog.fusion import Fusion, fit
+from catalog.fusion import Fusion, LabelledPairs, fit
 from catalog.identify import partition_key
-from catalog.labels import LabelledPhoto
-from catalog.metrics import pairwise_distances, retrieval_scores, roc_auc, roc_points
+from catalog.offline.labels import LabelledPhoto
+from catalog.offline.metrics import pairwise_distances, retrieval_scores, roc_auc, roc_points
 from catalog.verify import LocalFeatures, distinctive_inliers, match_many
 
 
@@ -97,10 +97,10 @@ def cross_fitted(
     results = []
     for fitting in (in_first, ~in_first):
         fitting_pairs = fitting[pairs.query]
-        fused = fit(
-            pairs.distance[fitting_pairs], pairs.inliers[fitting_pairs], pairs.same[fitting_pairs],
-            distance_threshold, model_version, detector,
-        )  # fmt: skip
+        fitting_evidence = LabelledPairs(
+            pairs.distance[fitting_pairs], pairs.inliers[fitting_pairs], pairs.same[fitting_pairs]
+        )
+        fused = fit(fitting_evidence, distance_threshold, model_version, detector)
         results.append(compare_methods(pairs, distance_threshold, fused, np.flatnonzero(~fitting)))
     return results
 

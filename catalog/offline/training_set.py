@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from catalog.errors import TrainingDataError
-from catalog.labels import LabelledPhoto
+from catalog.offline.labels import LabelledPhoto
 from catalog.store import LiveDecision, SightingForTraining, Store
 from catalog.vocabulary import DecisionAction, SightingStatus
 

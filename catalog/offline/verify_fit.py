@@ -12,10 +12,10 @@ from catalog import fusion as fusion_module
 from catalog import verify
 from catalog.embed import Embedder
 from catalog.errors import FinprintError, TrainingDataError
-from catalog.evaluate import embed_labelled
 from catalog.fusion import Fusion
-from catalog.labels import read_sources, source_of, split_photos
-from catalog.shortlist import verify_shortlists
+from catalog.offline.evaluate import embed_labelled
+from catalog.offline.labels import read_sources, source_of, split_photos
+from catalog.offline.shortlist import verify_shortlists
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class FitResult:
 def fit_verification(
     model_path: Path,
     data_dirs: list[Path],
+    *,
     shortlist_k: int = fusion_module.DEFAULT_SHORTLIST_K,
     training_seed: int | None = None,
     validation_fraction: float = 0.2,
@@ -58,14 +59,11 @@ def fit_verification(
     # Each source set is its own group: the fused rule must not merge more than the embedding in any.
     sources = np.asarray([source_of(p) for p in kept])
     fitted = fusion_module.fit(
-        pairs.distance,
-        pairs.inliers,
-        pairs.same,
+        fusion_module.LabelledPairs(pairs.distance, pairs.inliers, pairs.same, groups=sources[pairs.query]),
         card.threshold,
         card.model_version,
         verify.DETECTOR,
-        shortlist_k,
-        groups=sources[pairs.query],
+        shortlist_k=shortlist_k,
     )
     fitted.fitted_on["data"] = [d.name for d in data_dirs]
     fitted.fitted_on["held_out_of_training_seed"] = training_seed

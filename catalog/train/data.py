@@ -8,8 +8,8 @@ from PIL import Image, ImageFilter
 from rich.console import Console
 
 from catalog.errors import TrainingDataError
-from catalog.labels import LabelledPhoto
 from catalog.modelcard import InputSpec
+from catalog.offline.labels import LabelledPhoto
 from catalog.preprocess import load_image, to_tensor
 
 
