@@ -36,7 +36,7 @@ from heldout import SHARED, held_out_by_set
 
 from catalog import decisions
 from catalog.errors import FinprintError
-from catalog.labels import LabelledPhoto
+from catalog.offline.labels import LabelledPhoto
 from catalog.pipeline import index, reindex
 from catalog.settings import DEFAULT_MODEL_PATH, Settings
 from catalog.store import Store
@@ -95,6 +95,7 @@ def play_biologist(
     rows: list[tuple[str, str, str, str]],
     archive: Archive,
     night: Path,
+    *,
     spot_checks: int,
     seed: int,
 ) -> Counter[str]:
@@ -141,6 +142,7 @@ def run_arm(
     archive: Archive,
     rounds: list[list[Path]],
     args: argparse.Namespace,
+    *,
     feedback: bool,
     work: Path,
 ) -> dict[str, dict[str, str]]:
@@ -160,8 +162,10 @@ def run_arm(
                 rows = _catalogue(store, archive)
                 seen += recognition(rows, archive, night)
                 seed = zlib.crc32(night.name.encode())
-                oracle += play_biologist(store, rows, archive, night, args.spot_checks, seed)
-        scores = catalogue_scores(settings.db_path, archive.root, archive.truth, archive.twins, name, mixed)
+                oracle += play_biologist(store, rows, archive, night, spot_checks=args.spot_checks, seed=seed)
+        scores = catalogue_scores(
+            settings.db_path, archive.root, archive.truth, archive.twins, run=name, mixed=mixed
+        )
         column = {
             "nights": str(len(nights)),
             "model": model.name,
@@ -252,7 +256,9 @@ def main() -> None:
             size = -(-len(archive.folders) // args.rounds)
             rounds = [archive.folders[i : i + size] for i in range(0, len(archive.folders), size)]
             for arm, feedback in (("feedback", True), ("control", False)):
-                columns = run_arm(f"{name}-{arm}", archive, rounds, args, feedback, Path(scratch))
+                columns = run_arm(
+                    f"{name}-{arm}", archive, rounds, args, feedback=feedback, work=Path(scratch)
+                )
                 console.print(measures_table(f"{name}, {arm}", columns))
 
 

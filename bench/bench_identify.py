@@ -26,8 +26,8 @@ from heldout import SHARED, held_out_by_set
 from rich.console import Console
 
 from catalog.errors import FinprintError
-from catalog.metrics import ClusteringScores, clustering_scores
 from catalog.modelcard import read_card
+from catalog.offline.metrics import ClusteringScores, clustering_scores
 from catalog.pipeline import index
 from catalog.settings import DEFAULT_MODEL_PATH, Settings
 from catalog.store import Store
@@ -72,7 +72,7 @@ def precision(scores: ClusteringScores) -> str:
 
 
 def score_set(
-    dataset: Path, model: Path, workdir: Path, keep: set[Path] | None, verify: bool, mixed: list[Mixed]
+    dataset: Path, model: Path, workdir: Path, keep: set[Path] | None, *, verify: bool, mixed: list[Mixed]
 ) -> dict[str, str]:
     truth = truth_of(dataset)
     if keep is not None:
@@ -89,7 +89,7 @@ def score_set(
         raise FinprintError(" ".join(result.warnings))
     seconds = time.perf_counter() - started
     run = f"{dataset.name} {'fused' if verify else 'embedding'}"
-    measures = catalogue_scores(settings.db_path, archive, truth, label_errors(dataset), run, mixed)
+    measures = catalogue_scores(settings.db_path, archive, truth, label_errors(dataset), run=run, mixed=mixed)
     return {
         **measures,
         "sent to review": str(result.review),
@@ -103,6 +103,7 @@ def catalogue_scores(
     archive: Path,
     truth: dict[str, tuple[str, str]],
     twins: dict[str, str],
+    *,
     run: str,
     mixed: list[Mixed],
 ) -> dict[str, str]:
@@ -179,7 +180,7 @@ def main() -> None:
                 label = "fused" if verify else "embedding"
                 try:
                     tables.setdefault(name, {})[label] = score_set(
-                        SHARED / name, args.model, Path(scratch), keep, verify, mixed
+                        SHARED / name, args.model, Path(scratch), keep, verify=verify, mixed=mixed
                     )
                 except FinprintError as exc:
                     console.print(f"{name} {label}: not measured ({exc})", markup=False)

@@ -196,7 +196,7 @@ def main() -> None:
                     console.print(f"{name} {way}: not measured ({exc})", markup=False)
                     continue
                 run = f"{name} by {way}"
-                scores = catalogue_scores(settings.db_path, archive, truth, twins, run, mixed)
+                scores = catalogue_scores(settings.db_path, archive, truth, twins, run=run, mixed=mixed)
                 tables.setdefault(name, {})[f"by {way}"] = {
                     **totals,
                     **scores,

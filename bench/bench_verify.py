@@ -19,9 +19,9 @@ from heldout import held_out_by_set
 from catalog import fusion as fusion_module
 from catalog import verify
 from catalog.embed import Embedder
-from catalog.evaluate import embed_labelled
+from catalog.offline.evaluate import embed_labelled
+from catalog.offline.shortlist import Shortlists, compare_methods, verify_shortlists
 from catalog.settings import DEFAULT_MODEL_PATH
-from catalog.shortlist import Shortlists, compare_methods, verify_shortlists
 
 
 def main() -> None:
@@ -51,15 +51,14 @@ def main() -> None:
     columns: dict[str, dict[str, str]] = {}
     for name, (pairs, describe_ms) in measured.items():
         others = {other: m[0] for other, m in measured.items() if other != name}
-        fitted = fusion_module.fit(
+        evidence = fusion_module.LabelledPairs(
             np.concatenate([o.distance for o in others.values()]),
             np.concatenate([o.inliers for o in others.values()]),
             np.concatenate([o.same for o in others.values()]),
-            card.threshold,
-            card.model_version,
-            verify.DETECTOR,
-            args.shortlist_k,
             groups=np.concatenate([[other] * len(o.distance) for other, o in others.items()]),
+        )
+        fitted = fusion_module.fit(
+            evidence, card.threshold, card.model_version, verify.DETECTOR, shortlist_k=args.shortlist_k
         )
         methods = compare_methods(pairs, card.threshold, fitted)
         column: dict[str, str] = {"photos": str(len(pairs.labels))}

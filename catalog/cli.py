@@ -231,6 +231,7 @@ def demo(
     """
     from catalog import report
     from catalog.demo import run_demo
+    from catalog.offline import tables
     from catalog.store import Store
 
     settings = _settings(model_path=model)
@@ -240,9 +241,9 @@ def demo(
         result = run_demo(
             directory,
             settings,
-            individuals,
-            surveys,
-            seed,
+            n_individuals=individuals,
+            n_surveys=surveys,
+            seed=seed,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     with Store.open(result.db_path, read_only=True) as store:
@@ -258,7 +259,7 @@ def demo(
         report.query_table(result.movers, "Fish seen at more than one site (finprint query: movers)")
     )
     console.print(report.query_table(result.by_site, "Individuals per site and survey"))
-    console.print(report.clustering_table(result.scores, "How well the catalogue recovered the true fish"))
+    console.print(tables.clustering_table(result.scores, "How well the catalogue recovered the true fish"))
     # soft_wrap: a command to copy must not be broken across lines.
     console.print(
         f"\nArchive: {result.archive}\nCatalogue: {result.db_path}\n"
@@ -835,9 +836,15 @@ def export_command(
             settings.recorded_by,
         )
         message = export(
-            store, export_format, out, selection, dataset, starts, group_by_site,
-            spreadsheet_safe,
-        )  # fmt: skip
+            store,
+            export_format,
+            out,
+            selection,
+            dataset,
+            occasion_starts=starts,
+            group_by_site=group_by_site,
+            spreadsheet_safe=spreadsheet_safe,
+        )
     console.print(message, markup=False, highlight=False)
 
 
@@ -900,8 +907,9 @@ def evaluate(
     """
     from dataclasses import asdict
 
-    from catalog import report
-    from catalog.evaluate import evaluate as run_evaluation
+    from catalog.offline import tables
+    from catalog.offline.evaluate import Holdout
+    from catalog.offline.evaluate import evaluate as run_evaluation
 
     settings = _settings(model_path=model)
     result = run_evaluation(
@@ -910,12 +918,11 @@ def evaluate(
         crop=crop,
         metadata=metadata,
         root=root,
-        split=split.value if split else None,
-        split_date=split_date.date() if split_date else None,
+        holdout=Holdout(split.value, split_date.date() if split_date else None) if split else None,
         shortlist_k=shortlist_k,
     )
     if plot is not None:
-        from catalog.plot import plot_evaluation
+        from catalog.offline.plot import plot_evaluation
 
         plot_evaluation(
             result.metrics,
@@ -928,12 +935,12 @@ def evaluate(
         sys.stdout.write(json.dumps(asdict(result), indent=2, default=str) + "\n")
         return
     console.print(
-        report.reid_table(
+        tables.reid_table(
             result.metrics, f"Model {result.model_version} on {data or metadata} ({result.photos} photos)"
         )
     )
     if result.verification is not None:
-        console.print(report.verification_table(result.verification))
+        console.print(tables.verification_table(result.verification))
     if result.open_set is not None:
         scores = result.open_set
         console.print(
@@ -1071,9 +1078,9 @@ def train(
         f"ONNX parity {result.parity_difference:.1e}, {result.seconds:.0f} s)"
     )
     if result.validation is not None:
-        from catalog import report
+        from catalog.offline import tables
 
-        console.print(report.reid_table(result.validation, "Validation individuals (never seen in training)"))
+        console.print(tables.reid_table(result.validation, "Validation individuals (never seen in training)"))
 
 
 def _train_from_catalogue(
@@ -1173,10 +1180,12 @@ def fit_verification_command(
     accepts no more different-fish pairs than the embedding's own threshold does on the same
     pairs. Fit on fish the network was not trained on. Needs OpenCV: pip install 'finprint[verify]'.
     """
-    from catalog.verify_fit import fit_verification
+    from catalog.offline.verify_fit import fit_verification
 
     settings = _settings(model_path=model)
-    result = fit_verification(settings.model_path, data, shortlist_k, held_out_of_seed)
+    result = fit_verification(
+        settings.model_path, data, shortlist_k=shortlist_k, training_seed=held_out_of_seed
+    )
     fitted = result.fusion.fitted_on
     console.print(
         f"Wrote {result.path} from {result.photos} photos of {result.individuals} identities: "

@@ -56,6 +56,7 @@ def decoded_batches(
     workers: int,
     batch_size: int,
     seconds: dict[str, float],
+    *,
     describe: bool = False,
     described: AbstractSet[str] = frozenset(),
 ) -> Iterator[tuple[list[DecodedPhoto], list[PhotoError]]]:
@@ -74,7 +75,11 @@ def decoded_batches(
                 if nxt is None:
                     exhausted = True
                     break
-                pending.append(pool.submit(decode_one, nxt[0], nxt[1], card, seconds, describe, described))
+                pending.append(
+                    pool.submit(
+                        decode_one, nxt[0], nxt[1], card, seconds, describe=describe, described=described
+                    )
+                )
             if not pending:
                 return
             decoded: list[DecodedPhoto] = []
@@ -109,11 +114,55 @@ NOT_UTF8_NAME = (
 )
 
 
+class _Unusable(Exception):
+    """A file read to the end that is still not a photo finprint can catalogue; says why."""
+
+
+def _check_size(width: int, height: int) -> None:
+    # Pillow itself only refuses above twice its limit; a photo is checked against it.
+    limit = Image.MAX_IMAGE_PIXELS or 0
+    if limit and width * height > limit:
+        raise _Unusable(f"{width} x {height} pixels is more than a photo ({limit:,} at most)")
+    if min(width, height) < MIN_PHOTO_SIDE_PX:
+        raise _Unusable(f"not usable: {width} x {height} pixels is too small to show a fish")
+
+
+# What can go wrong reading one file; each becomes an error row, never a crash of the night.
+# PIL reports truncated and corrupt files as OSError, some broken headers as SyntaxError; a file
+# deleted or unreadable mid-run is an OSError too.
+_FAILURES = (
+    _Unusable,
+    Image.DecompressionBombError,
+    UnreadableFile,
+    MemoryError,
+    OSError,
+    SyntaxError,
+    ValueError,
+)
+
+
+def _failure_reason(failure: BaseException) -> str:
+    """The error row's words for why a file was not catalogued."""
+    if isinstance(failure, _Unusable):
+        return str(failure)
+    if isinstance(failure, Image.DecompressionBombError):
+        return f"image too large to be a photo ({failure})"
+    if isinstance(failure, UnidentifiedImageError):
+        # Pillow's own message names its in-memory buffer ("<_io.BytesIO object at 0x...>").
+        return "cannot read: not an image format Pillow knows (or the file is damaged)"
+    if isinstance(failure, UnreadableFile):
+        return f"not read: {failure}"
+    if isinstance(failure, MemoryError):
+        return "not read: decoding it needed more memory than this machine has free"
+    return f"cannot read: {failure}"
+
+
 def decode_one(
     root: Path,
     found: FoundFile,
     card: ModelCard,
     seconds: dict[str, float],
+    *,
     describe: bool = False,
     described: AbstractSet[str] = frozenset(),
 ) -> DecodedPhoto | PhotoError:
@@ -123,10 +172,10 @@ def decode_one(
     where = printable_path(found.path)
     try:
         if where != str(found.path):
-            return PhotoError(where, NOT_UTF8_NAME)
+            raise _Unusable(NOT_UTF8_NAME)
         data = read_photo_file(found.path)
         if not data:
-            return PhotoError(where, "empty file (0 bytes)")
+            raise _Unusable("empty file (0 bytes)")
         photo_id = hashlib.sha256(data).hexdigest()
         with warnings.catch_warnings():
             # Pillow warns between its limit and twice it; finprint refuses those photos itself below.
@@ -134,18 +183,11 @@ def decode_one(
             image = Image.open(io.BytesIO(data))
         with image:
             width, height = image.size
-            # Pillow itself only refuses above twice its limit; a photo is checked against it.
-            limit = Image.MAX_IMAGE_PIXELS or 0
-            if limit and width * height > limit:
-                return PhotoError(
-                    where, f"{width} x {height} pixels is more than a photo ({limit:,} at most)"
-                )
-            if min(width, height) < MIN_PHOTO_SIDE_PX:
-                return PhotoError(where, f"not usable: {width} x {height} pixels is too small to show a fish")
+            _check_size(width, height)
             exif = read_exif(image)
             upright = prepare(image, card.input, None, verify.FEATURE_LONG_SIDE_PX if describe else 0)
             if _is_blank(upright):
-                return PhotoError(where, BLANK_FRAME)
+                raise _Unusable(BLANK_FRAME)
             tensor = to_tensor(upright, card.input)
         features = None
         # Decoded at the describing size all the same: the model's input must not depend on
@@ -154,19 +196,8 @@ def decode_one(
             described_at = time.perf_counter()
             features = verify.describe(upright)
             seconds["describe"] += time.perf_counter() - described_at
-    except Image.DecompressionBombError as exc:
-        return PhotoError(where, f"image too large to be a photo ({exc})")
-    except UnidentifiedImageError:
-        # Pillow's own message names its in-memory buffer ("<_io.BytesIO object at 0x...>").
-        return PhotoError(where, "cannot read: not an image format Pillow knows (or the file is damaged)")
-    except UnreadableFile as exc:
-        return PhotoError(where, f"not read: {exc}")
-    except MemoryError:
-        return PhotoError(where, "not read: decoding it needed more memory than this machine has free")
-    except (OSError, SyntaxError, ValueError) as exc:
-        # PIL reports truncated and corrupt files as OSError, some broken headers as SyntaxError;
-        # a file deleted or unreadable mid-run is an OSError too.
-        return PhotoError(where, f"cannot read: {exc}")
+    except _FAILURES as failure:
+        return PhotoError(where, _failure_reason(failure))
     finally:
         # Several workers add here at once; a lost update only blurs a timing figure.
         seconds["decode"] += time.perf_counter() - tick

@@ -114,6 +114,45 @@ def average_linkage_groups(vectors: np.ndarray, distance_threshold: float) -> li
     return sorted((group for group in members.values() if len(group) > 1), key=lambda g: g[0])
 
 
+def _catalogued_target(
+    photos: list[TonightPhoto],
+    tonight_individuals: set[str],
+    mean_distance: dict[str, float],
+    ranked: list[str],
+    *,
+    distance_threshold: float,
+    band: float,
+) -> tuple[str | None, str] | None:
+    """The catalogued individual a group is (None: no catalogued fish, a new animal) and why;
+    None when a person must decide (see decide_group)."""
+    near_enough = distance_threshold + band
+    matched_known = {
+        photo.individual_id
+        for photo in photos
+        if photo.status == SightingStatus.MATCHED and photo.individual_id not in tonight_individuals
+    }
+    if len(matched_known) > 1:
+        return None  # two catalogued fish in one group: a possible merge for a person
+    if matched_known:
+        target = next(iter(matched_known))
+        # The group as a whole must be near it too (at least in the review band), and near no
+        # other: one photo's match is not carried over a group that, on average, looks elsewhere.
+        if mean_distance.get(target, np.inf) >= near_enough or any(
+            mean_distance[other] < near_enough for other in ranked if other != target
+        ):
+            return None
+        return (
+            target,
+            f"{sum(1 for p in photos if p.individual_id == target)} matched to {target} on their own",
+        )
+    if ranked and mean_distance[ranked[0]] < near_enough:
+        runner_up = mean_distance[ranked[1]] if len(ranked) > 1 else np.inf
+        if mean_distance[ranked[0]] >= distance_threshold - band or runner_up < near_enough:
+            return None  # in the review band, or near two catalogued fish: a person decides
+        return ranked[0], f"mean distance {mean_distance[ranked[0]]:.3f} to {ranked[0]}"
+    return None, "no catalogued fish near"
+
+
 def decide_group(
     photos: list[TonightPhoto],
     nearest_known: list[dict[str, float]],
@@ -138,33 +177,12 @@ def decide_group(
         for individual in candidates
     }
     ranked = sorted(candidates, key=lambda individual: (mean_distance[individual], individual))
-    near_enough = distance_threshold + band
-    matched_known = {
-        photo.individual_id
-        for photo in photos
-        if photo.status == SightingStatus.MATCHED and photo.individual_id not in tonight_individuals
-    }
-    target: str | None
-    if len(matched_known) > 1:
-        return None  # two catalogued fish in one group: a possible merge for a person
-    if matched_known:
-        target = next(iter(matched_known))
-        # The group as a whole must be near it too (at least in the review band), and near no
-        # other: one photo's match is not carried over a group that, on average, looks elsewhere.
-        if mean_distance.get(target, np.inf) >= near_enough or any(
-            mean_distance[other] < near_enough for other in ranked if other != target
-        ):
-            return None
-        how = f"{sum(1 for p in photos if p.individual_id == target)} matched to {target} on their own"
-    elif ranked and mean_distance[ranked[0]] < near_enough:
-        runner_up = mean_distance[ranked[1]] if len(ranked) > 1 else np.inf
-        if mean_distance[ranked[0]] >= distance_threshold - band or runner_up < near_enough:
-            return None  # in the review band, or near two catalogued fish: a person decides
-        target = ranked[0]
-        how = f"mean distance {mean_distance[target]:.3f} to {target}"
-    else:
-        target = None
-        how = "no catalogued fish near"
+    chosen = _catalogued_target(
+        photos, tonight_individuals, mean_distance, ranked, distance_threshold=distance_threshold, band=band
+    )
+    if chosen is None:
+        return None
+    target, how = chosen
     # A member left on another catalogued individual (a review proposal) keeps the group apart.
     if any(p.individual_id not in tonight_individuals and p.individual_id != target for p in photos):
         return None
@@ -189,6 +207,7 @@ def group_tonight(
     model_version: str,
     distance_threshold: float,
     band: float,
+    *,
     partition_of: Callable[[TonightPhoto], str],
     nearest_known: NearestKnown,
 ) -> list[GroupDecision]:

@@ -113,16 +113,25 @@ def _logistic(features: np.ndarray, same: np.ndarray, weights: np.ndarray, l2_pe
     return beta
 
 
+@dataclass(frozen=True)
+class LabelledPairs:
+    """Shortlist pairs with their evidence and the truth: what the fusion is fitted on."""
+
+    distances: np.ndarray
+    inliers: np.ndarray
+    same: np.ndarray  # same individual
+    # The data set or archive of each pair (None: one group).
+    groups: np.ndarray | None = None
+
+
 def fit(
-    distances: np.ndarray,
-    inliers: np.ndarray,
-    same: np.ndarray,
+    pairs: LabelledPairs,
     distance_threshold: float,
     model_version: str,
     detector: str,
+    *,
     shortlist_k: int = DEFAULT_SHORTLIST_K,
     l2_penalty: float = 1e-3,
-    groups: np.ndarray | None = None,
     slack_rate: float = 2e-3,
 ) -> Fusion:
     """Fit the logistic model on shortlist pairs and choose its decision score.
@@ -133,13 +142,13 @@ def fit(
     the fused rule may find more re-sightings, but on the fitting pairs it never merges more. Per
     group, because one set where the embedding is weak must not buy false matches in the others.
     """
-    same = np.asarray(same, dtype=bool)
+    same, groups = np.asarray(pairs.same, dtype=bool), pairs.groups
     if same.all() or not same.any():
         raise FinprintError(
             "fitting the verification needs both same-individual and different-individual pairs: "
             "give labelled photos of at least two individuals with two or more photos each."
         )
-    distances, evidence = _inputs(distances, inliers)
+    distances, evidence = _inputs(pairs.distances, pairs.inliers)
     features = np.column_stack([np.ones_like(distances), distances, evidence])
     group_of = np.zeros(len(same), dtype=int) if groups is None else np.unique(groups, return_inverse=True)[1]
     # Balanced classes within each group and groups weighted equally: P(same) must depend neither

@@ -96,7 +96,13 @@ MANIFEST_NAME = "manifest.json"
 
 
 def _verdict(
-    proposal: Assignment, first: float, second: float | None, linkage: float, accept_above: float, band: float
+    proposal: Assignment,
+    first: float,
+    second: float | None,
+    linkage: float,
+    *,
+    accept_above: float,
+    band: float,
 ) -> Assignment:
     """Decide on `proposal` (the best individual, the runner-up as second) from scores where higher
     is more alike: the best individual's, the runner-up's, and the best one's mean over its nearest
@@ -385,8 +391,8 @@ class Identifier:
             -first_distance,
             None if second_distance is None else -second_distance,
             -float(np.mean(sorted(distances_to[first_id])[:_LINKAGE_PHOTOS])),
-            -threshold,
-            threshold * self.review_band_fraction,
+            accept_above=-threshold,
+            band=threshold * self.review_band_fraction,
         )
 
     def _decide_fused(
@@ -453,6 +459,6 @@ class Identifier:
             first_score,
             None if second_id is None else scored[second_id],
             float(np.mean(sorted(photo_scores[first_id], reverse=True)[:_LINKAGE_PHOTOS])),
-            fusion.score_threshold,
-            fusion.review_margin(self.distance_threshold, self.review_band_fraction),
+            accept_above=fusion.score_threshold,
+            band=fusion.review_margin(self.distance_threshold, self.review_band_fraction),
         )

@@ -85,6 +85,36 @@ class ModelCard:
         return card_from_dict(body, source)
 
 
+def _check_input(spec: InputSpec, source: Path | str) -> None:
+    """The input a card describes must be one a photo can be turned into."""
+    channels = spec.channels
+    if channels not in (1, 3):
+        raise ModelCardError(source, f"input channels must be 1 or 3, not {channels}")
+    if len(spec.mean) != channels or len(spec.std) != channels:
+        raise ModelCardError(source, "mean and std must have one value per input channel")
+    if not all(math.isfinite(v) for v in (*spec.mean, *spec.std)):
+        raise ModelCardError(source, "mean and std must be finite numbers")
+    # A std this small turns ordinary pixels into infinities, and the embeddings into NaN.
+    if any(s < 1e-3 for s in spec.std):
+        raise ModelCardError(source, "std values must be at least 0.001")
+    if spec.height < 8 or spec.width < 8:
+        raise ModelCardError(source, "input height and width must be at least 8 pixels")
+
+
+def _check_decision(embedding: EmbeddingSpec, threshold: float, sides: str, source: Path | str) -> None:
+    """The threshold and the sides rule must be able to decide anything at all."""
+    if embedding.metric != "euclidean":
+        raise ModelCardError(source, f"metric {embedding.metric!r} unsupported (use euclidean)")
+    if not (math.isfinite(threshold) and threshold > 0):
+        raise ModelCardError(source, "threshold must be a positive, finite distance")
+    if embedding.matches_everything(threshold):
+        raise ModelCardError(
+            source, f"threshold {threshold} would match every photo (unit vectors are at most 2 apart)"
+        )
+    if sides not in ("split", "merged"):
+        raise ModelCardError(source, f"sides must be 'split' or 'merged', not {sides!r}")
+
+
 def card_from_dict(body: dict[str, Any], source: Path | str) -> ModelCard:
     """Validate a parsed card and build the typed value."""
     if body.get("format") != CARD_FORMAT:
@@ -110,27 +140,8 @@ def card_from_dict(body: dict[str, Any], source: Path | str) -> ModelCard:
         model_version = str(body["model_version"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelCardError(source, f"model card is missing or has a bad field ({exc})") from exc
-    if channels not in (1, 3):
-        raise ModelCardError(source, f"input channels must be 1 or 3, not {channels}")
-    if len(spec.mean) != channels or len(spec.std) != channels:
-        raise ModelCardError(source, "mean and std must have one value per input channel")
-    if not all(math.isfinite(v) for v in (*spec.mean, *spec.std)):
-        raise ModelCardError(source, "mean and std must be finite numbers")
-    # A std this small turns ordinary pixels into infinities, and the embeddings into NaN.
-    if any(s < 1e-3 for s in spec.std):
-        raise ModelCardError(source, "std values must be at least 0.001")
-    if spec.height < 8 or spec.width < 8:
-        raise ModelCardError(source, "input height and width must be at least 8 pixels")
-    if embedding.metric != "euclidean":
-        raise ModelCardError(source, f"metric {embedding.metric!r} unsupported (use euclidean)")
-    if not (math.isfinite(threshold) and threshold > 0):
-        raise ModelCardError(source, "threshold must be a positive, finite distance")
-    if embedding.matches_everything(threshold):
-        raise ModelCardError(
-            source, f"threshold {threshold} would match every photo (unit vectors are at most 2 apart)"
-        )
-    if sides not in ("split", "merged"):
-        raise ModelCardError(source, f"sides must be 'split' or 'merged', not {sides!r}")
+    _check_input(spec, source)
+    _check_decision(embedding, threshold, sides, source)
     known = {"format", "input", "embedding", "threshold", "sides", "model_version", "trained_on"}
     extra = {k: v for k, v in body.items() if k not in known}
     return ModelCard(

@@ -67,6 +67,29 @@ class PhotoMeta:
     fields: PathFields
 
 
+def _list_once(directory: Path, seen_dirs: set[tuple[int, int]]) -> list[os.DirEntry[str]]:
+    """The entries of a folder not listed before in this walk (none if it was: a symlink loop
+    would revisit it, so folders are remembered by device and inode)."""
+    stat = os.stat(directory)
+    if (stat.st_dev, stat.st_ino) in seen_dirs:
+        return []
+    seen_dirs.add((stat.st_dev, stat.st_ino))
+    with os.scandir(directory) as entries:
+        return list(entries)
+
+
+def _folders_and_files(listed: list[os.DirEntry[str]]) -> tuple[list[str], list[str]]:
+    subdirs: list[str] = []
+    files: list[str] = []
+    for entry in listed:
+        try:
+            is_dir = entry.is_dir(follow_symlinks=True)
+        except OSError:
+            is_dir = False
+        (subdirs if is_dir else files).append(entry.name)
+    return subdirs, files
+
+
 def walk(root: Path, problems: list[str] | None = None) -> Iterator[FoundFile]:
     """Image files under `root` (or `root` itself), sorted, skipping hidden and system files.
 
@@ -81,25 +104,12 @@ def walk(root: Path, problems: list[str] | None = None) -> Iterator[FoundFile]:
     while stack:
         directory = stack.pop()
         try:
-            stat = os.stat(directory)
-            # A symlink loop would revisit a folder: remember folders by device and inode.
-            if (stat.st_dev, stat.st_ino) in seen_dirs:
-                continue
-            seen_dirs.add((stat.st_dev, stat.st_ino))
-            with os.scandir(directory) as entries:
-                listed = list(entries)
+            listed = _list_once(directory, seen_dirs)
         except OSError:
             if problems is not None:
                 problems.append(printable_path(directory))
             continue
-        subdirs: list[str] = []
-        files: list[str] = []
-        for entry in listed:
-            try:
-                is_dir = entry.is_dir(follow_symlinks=True)
-            except OSError:
-                is_dir = False
-            (subdirs if is_dir else files).append(entry.name)
+        subdirs, files = _folders_and_files(listed)
         # Depth first, in name order: the order photos are catalogued in never depends on the disk.
         stack.extend(directory / name for name in sorted(subdirs, reverse=True) if not _is_hidden(name))
         for name in sorted(files):

@@ -35,6 +35,7 @@ from catalog.store import (
     Batch,
     IndividualRow,
     KnownPath,
+    PathRow,
     PhotoRow,
     SightingRow,
     Store,
@@ -188,6 +189,7 @@ class _RunIdentification:
         settings: Settings,
         threshold: float,
         path_pattern: PathPattern | None,
+        *,
         fusion: Fusion | None = None,
     ) -> None:
         self.sides_split = card.sides == "split"
@@ -267,7 +269,7 @@ class _RunIdentification:
             for row, near in zip(rows, self.identifier.prefetch(key, vectors[rows]), strict=True):
                 nearest[row] = near
         for item, vector, photo_fields, key, near in zip(items, vectors, fields, keys, nearest, strict=True):
-            self._identify_one(item, vector, photo_fields, key, near, batch, result)
+            self._identify_one(item, vector, photo_fields, key, near, batch=batch, result=result)
 
     def _identify_one(
         self,
@@ -276,6 +278,7 @@ class _RunIdentification:
         fields: PathFields,
         key: str,
         prefetched: Prefetched | None,
+        *,
         batch: Batch,
         result: RunResult,
     ) -> None:
@@ -357,57 +360,79 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
             store.write_batch(
                 run_id, card.model_version, Batch(errors=[(e.path, e.reason) for e in folder_errors])
             )
-        if card.trained_on.get("synthetic_only"):
-            result.warnings.append(
-                f"model {card.model_version} has only seen synthetic fish; on real photos its threshold "
-                "is not calibrated and different fish get merged. Train a model on your own labelled "
-                "photos (finprint train) and index with --model before trusting matches."
-            )
-        if why_not:
-            result.warnings.append(why_not)
+        result.warnings.extend(_model_warnings(card, why_not))
         result.files_unchanged = len(found) - len(todo)
-        tonight = _RunIdentification(store, card, settings, threshold, path_pattern, fusion)
+        tonight = _RunIdentification(store, card, settings, threshold, path_pattern, fusion=fusion)
         result.warnings.extend(tonight.graph_notes)
         if fusion is not None:
             result.warnings.extend(store.keypoint_notes())
-        seconds = {"decode": 0.0, "describe": 0.0, "embed": 0.0, "identify": 0.0, "write": 0.0}
+        night = _Night(store, embedder, tonight, known_paths, result)
         done = 0
         batches = decoded_batches(
-            todo, card, settings.workers, settings.batch_size, seconds, describe=fusion is not None
+            todo, card, settings.workers, settings.batch_size, night.seconds, describe=fusion is not None
         )
         for decoded, failures in batches:
-            batch = Batch(errors=[(e.path, e.reason) for e in failures])
-            result.errors.extend(failures)
-            # A file changed since it was catalogued: its old sighting stays, the path moves on.
-            batch.stale_paths = [str(d.found.path) for d in decoded if str(d.found.path) in known_paths]
-            fresh: list[DecodedPhoto] = []
-            for item in decoded:
-                if item.photo_id in tonight.known_ids:
-                    # Same content at another path (a copy, or a moved file): one photo, two paths.
-                    found_file = item.found
-                    batch.known_content_paths.append(
-                        (str(found_file.path), item.photo_id, found_file.size_bytes, found_file.mtime_ns)
-                    )
-                    result.duplicate_paths += 1
-                else:
-                    tonight.known_ids.add(item.photo_id)
-                    fresh.append(item)
-            tick = time.perf_counter()
-            vectors = (
-                embedder.embed(np.stack([d.tensor for d in fresh])) if fresh else np.zeros((0, 1), np.float32)
-            )
-            seconds["embed"] += time.perf_counter() - tick
-            fresh, vectors = _drop_non_finite(fresh, vectors, tonight.known_ids, batch, result)
-            tick = time.perf_counter()
-            tonight.identify_batch(fresh, vectors, batch, result)
-            seconds["identify"] += time.perf_counter() - tick
-            tick = time.perf_counter()
-            store.write_batch(run_id, card.model_version, batch)
-            seconds["write"] += time.perf_counter() - tick
-            result.photos_new += len(fresh)
+            night.catalogue(decoded, failures)
             done += len(decoded) + len(failures)
             if on_progress:
                 on_progress(done, len(todo))
+        night.end(card, settings)
+        prefixes = [str(root) if root.is_file() else os.path.join(str(root), "") for root in roots]
+        result.paths_missing = store.mark_missing(
+            prefixes,
+            {str(f.path) for _, f in found},
+            known_paths,
+            tuple(os.path.join(folder, "") for folder in unreadable_folders),
+        )
+        night.seconds["total"] = time.perf_counter() - started
+        night.finish()
+    if settings.nightly_backup:
+        _keep_nightly_copy(settings.db_path, result)
+    _log_run(result)
+    return result
+
+
+@dataclass
+class _Night:
+    """An index run from its first batch to its last: each batch decoded, embedded, identified
+    and written in one transaction, with the time each stage took."""
+
+    store: Store
+    embedder: Embedder
+    tonight: _RunIdentification
+    known_paths: dict[str, KnownPath]
+    result: RunResult
+    seconds: dict[str, float] = field(
+        default_factory=lambda: {"decode": 0.0, "describe": 0.0, "embed": 0.0, "identify": 0.0, "write": 0.0}
+    )
+
+    def catalogue(self, decoded: list[DecodedPhoto], failures: list[PhotoError]) -> None:
+        """One batch, written whole or not at all."""
+        result, tonight = self.result, self.tonight
+        batch = Batch(errors=[(e.path, e.reason) for e in failures])
+        result.errors.extend(failures)
+        # A file changed since it was catalogued: its old sighting stays, the path moves on.
+        batch.stale_paths = [str(d.found.path) for d in decoded if str(d.found.path) in self.known_paths]
+        fresh = _new_content(decoded, tonight.known_ids, batch, result)
+        tick = time.perf_counter()
+        vectors = (
+            self.embedder.embed(np.stack([d.tensor for d in fresh]))
+            if fresh
+            else np.zeros((0, 1), np.float32)
+        )
+        self.seconds["embed"] += time.perf_counter() - tick
+        fresh, vectors = _drop_non_finite(fresh, vectors, tonight.known_ids, batch, result)
+        tick = time.perf_counter()
+        tonight.identify_batch(fresh, vectors, batch, result)
+        self.seconds["identify"] += time.perf_counter() - tick
+        tick = time.perf_counter()
+        self.store.write_batch(result.run_id, result.model_version, batch)
+        self.seconds["write"] += time.perf_counter() - tick
+        result.photos_new += len(fresh)
+
+    def end(self, card: ModelCard, settings: Settings) -> None:
+        """After the last batch: keep the graphs, decide the night's groups, link its encounters."""
+        store, tonight, result = self.store, self.tonight, self.result
         try:
             tonight.identifier.save(tonight.graph_dir, card.model_version)
         except OSError as exc:
@@ -420,38 +445,64 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
             result.photos_regrouped, result.individuals_folded = _regroup_night(
                 store, card, settings, tonight, result
             )
-            seconds["group"] = time.perf_counter() - tick
+            self.seconds["group"] = time.perf_counter() - tick
             result.individuals_new = max(0, result.individuals_new - result.individuals_folded)
         result.links_made = _link_encounters(store, tonight.encounters)
-        prefixes = [str(root) if root.is_file() else os.path.join(str(root), "") for root in roots]
-        result.paths_missing = store.mark_missing(
-            prefixes,
-            {str(f.path) for _, f in found},
-            known_paths,
-            tuple(os.path.join(folder, "") for folder in unreadable_folders),
+
+    def finish(self) -> None:
+        """Mark the run finished with its counts and times."""
+        result = self.result
+        result.seconds = self.seconds
+        counts = {
+            "files_seen": result.files_seen,
+            "photos_new": result.photos_new,
+            "photos_failed": len(result.errors),
+            "individuals_new": result.individuals_new,
+        }
+        self.store.finish_run(result.run_id, counts, self.seconds)
+
+
+def _model_warnings(card: ModelCard, why_not_verified: str | None) -> list[str]:
+    """What the night's report must say about the model it decides with."""
+    warnings = []
+    if card.trained_on.get("synthetic_only"):
+        warnings.append(
+            f"model {card.model_version} has only seen synthetic fish; on real photos its threshold "
+            "is not calibrated and different fish get merged. Train a model on your own labelled "
+            "photos (finprint train) and index with --model before trusting matches."
         )
-        seconds["total"] = time.perf_counter() - started
-        result.seconds = seconds
-        store.finish_run(
-            run_id,
-            {
-                "files_seen": result.files_seen,
-                "photos_new": result.photos_new,
-                "photos_failed": len(result.errors),
-                "individuals_new": result.individuals_new,
-            },
-            seconds,
-        )
-    if settings.nightly_backup:
-        try:
-            write_nightly_backup(settings.db_path)
-        except OSError as exc:
-            result.warnings.append(
-                f"the nightly copy of the catalogue could not be written ({exc}); the catalogue itself is "
-                "complete. Free some disk space, or set nightly_backup = false."
+    if why_not_verified:
+        warnings.append(why_not_verified)
+    return warnings
+
+
+def _new_content(
+    decoded: list[DecodedPhoto], known_ids: set[str], batch: Batch, result: RunResult
+) -> list[DecodedPhoto]:
+    """The photos whose content is new; the same content at another path (a copy, or a moved
+    file) is one photo with two paths, recorded in `batch` as a path only."""
+    fresh: list[DecodedPhoto] = []
+    for item in decoded:
+        if item.photo_id in known_ids:
+            found_file = item.found
+            batch.known_content_paths.append(
+                PathRow(str(found_file.path), item.photo_id, found_file.size_bytes, found_file.mtime_ns)
             )
-    _log_run(result)
-    return result
+            result.duplicate_paths += 1
+        else:
+            known_ids.add(item.photo_id)
+            fresh.append(item)
+    return fresh
+
+
+def _keep_nightly_copy(db_path: Path, result: RunResult) -> None:
+    try:
+        write_nightly_backup(db_path)
+    except OSError as exc:
+        result.warnings.append(
+            f"the nightly copy of the catalogue could not be written ({exc}); the catalogue itself is "
+            "complete. Free some disk space, or set nightly_backup = false."
+        )
 
 
 def _log_run(result: RunResult) -> None:
@@ -487,8 +538,8 @@ def _regroup_night(
         card.model_version,
         threshold,
         threshold * settings.review_band_fraction,
-        lambda p: partition_key(p.side, p.crop, tonight.sides_split),
-        identifier.nearest_individuals,
+        partition_of=lambda p: partition_key(p.side, p.crop, tonight.sides_split),
+        nearest_known=identifier.nearest_individuals,
     )
     emptied_in_all = 0
     for decision in decisions:
@@ -569,7 +620,13 @@ def reindex(
         already_described = store.described_photos(ids, verify.DETECTOR) if describe else set()
         seconds["describe"] = 0.0
         batches = decoded_batches(
-            files, card, settings.workers, settings.batch_size, seconds, describe, already_described
+            files,
+            card,
+            settings.workers,
+            settings.batch_size,
+            seconds,
+            describe=describe,
+            described=already_described,
         )
         for decoded, failures in batches:
             result.errors.extend(failures)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -88,25 +89,67 @@ _BOOLEAN_WORDS = {
 }
 
 
+def _boolean(name: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text not in _BOOLEAN_WORDS:
+        raise ValueError(f"{name} must be true or false, not {raw!r}")
+    return _BOOLEAN_WORDS[text]
+
+
+def _path(raw: Any) -> Path:
+    return Path(str(raw)).expanduser()
+
+
+# The setting's declared type (as its annotation text says it) -> how a file or variable's value
+# becomes one; anything else is text.
+_CONVERTERS: tuple[tuple[str, Callable[[Any], Any]], ...] = (("Path", _path), ("float", float), ("int", int))
+
+
 def _coerce(name: str, raw: Any) -> Any:
     kinds = {f.name: f.type for f in fields(Settings)}
     kind = str(kinds[name])
     if raw is None:
         return None
     if "bool" in kind:
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text not in _BOOLEAN_WORDS:
-            raise ValueError(f"{name} must be true or false, not {raw!r}")
-        return _BOOLEAN_WORDS[text]
-    if "Path" in kind:
-        return Path(str(raw)).expanduser()
-    if "float" in kind:
-        return float(raw)
-    if "int" in kind:
-        return int(raw)
+        return _boolean(name, raw)
+    for marker, convert in _CONVERTERS:
+        if marker in kind:
+            return convert(raw)
     return str(raw)
+
+
+def _settings_file(config: Path | None, settings_file: Path | None, environ: dict[str, str]) -> Path:
+    """The settings file to read: --config, else FINPRINT_CONFIG (both must exist), else
+    `settings_file` or finprint.toml in this folder (read only if it exists)."""
+    if config is None and environ.get(CONFIG_ENVIRONMENT_VARIABLE):
+        config = Path(environ[CONFIG_ENVIRONMENT_VARIABLE]).expanduser()
+    if config is not None:
+        if not config.is_file():
+            raise FinprintError(
+                f"{config}: settings file not found. Check --config or {CONFIG_ENVIRONMENT_VARIABLE}."
+            )
+        return config
+    return settings_file or Path(SETTINGS_FILE_NAME)
+
+
+def _from_file(settings_file: Path, names: set[str]) -> dict[str, Any]:
+    """The settings a TOML file gives (at its top or under [finprint]); none when it is absent."""
+    if not settings_file.is_file():
+        return {}
+    try:
+        from_file = tomllib.loads(settings_file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise FinprintError(f"{settings_file}: not valid TOML ({exc}). Fix or remove it.") from exc
+    table: dict[str, Any] = from_file.get("finprint", from_file)
+    unknown = sorted(set(table) - names)
+    if unknown:
+        raise FinprintError(
+            f"{settings_file}: unknown setting(s) {', '.join(unknown)}. "
+            f"Known settings: {', '.join(sorted(names))}."
+        )
+    return dict(table)
 
 
 def load_settings(
@@ -119,32 +162,10 @@ def load_settings(
     (--config), else FINPRINT_CONFIG, both of which must exist; else `settings_file` (default
     finprint.toml in this folder) when it exists."""
     environ = dict(os.environ) if environ is None else environ
-    if config is None and environ.get(CONFIG_ENVIRONMENT_VARIABLE):
-        config = Path(environ[CONFIG_ENVIRONMENT_VARIABLE]).expanduser()
-    if config is not None:
-        if not config.is_file():
-            raise FinprintError(
-                f"{config}: settings file not found. Check --config or {CONFIG_ENVIRONMENT_VARIABLE}."
-            )
-        settings_file = config
-    settings_file = settings_file or Path(SETTINGS_FILE_NAME)
+    settings_file = _settings_file(config, settings_file, environ)
     names = {f.name for f in fields(Settings)} - {"given"}
-    values: dict[str, Any] = {}
-    origin: dict[str, str] = {}
-    if settings_file.is_file():
-        try:
-            from_file = tomllib.loads(settings_file.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise FinprintError(f"{settings_file}: not valid TOML ({exc}). Fix or remove it.") from exc
-        table = from_file.get("finprint", from_file)
-        unknown = sorted(set(table) - names)
-        if unknown:
-            raise FinprintError(
-                f"{settings_file}: unknown setting(s) {', '.join(unknown)}. "
-                f"Known settings: {', '.join(sorted(names))}."
-            )
-        values.update(table)
-        origin.update(dict.fromkeys(table, str(settings_file)))
+    values = _from_file(settings_file, names)
+    origin = dict.fromkeys(values, str(settings_file))
     for name in names:
         env_value = environ.get(f"FINPRINT_{name.upper()}")
         if env_value is not None:

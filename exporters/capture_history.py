@@ -87,6 +87,7 @@ def export_capture_history(
     store: Store,
     out_path: Path,
     selection: ExportFilter | None = None,
+    *,
     occasion_starts: list[date] | None = None,
     group_by_site: bool = False,
     spreadsheet_safe: bool = False,

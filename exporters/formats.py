@@ -29,6 +29,7 @@ def export(
     out_path: Path,
     selection: ExportFilter,
     dataset: DatasetMetadata,
+    *,
     occasion_starts: list[date] | None = None,
     group_by_site: bool = False,
     spreadsheet_safe: bool = False,
@@ -36,9 +37,15 @@ def export(
     """Write one export; returns a sentence saying what was written (and, when filters left
     nothing, which: a misspelt site otherwise gives an empty file that looks like no sightings)."""
     count, sentence = _write(
-        store, export_format, out_path, selection, dataset, occasion_starts, group_by_site,
-        spreadsheet_safe,
-    )  # fmt: skip
+        store,
+        export_format,
+        out_path,
+        selection,
+        dataset,
+        occasion_starts=occasion_starts,
+        group_by_site=group_by_site,
+        spreadsheet_safe=spreadsheet_safe,
+    )
     if count == 0 and selection.described():
         sentence += (
             f". Nothing matched {selection.described()}: check the spelling against "
@@ -53,6 +60,7 @@ def _write(
     out_path: Path,
     selection: ExportFilter,
     dataset: DatasetMetadata,
+    *,
     occasion_starts: list[date] | None,
     group_by_site: bool,
     spreadsheet_safe: bool,
@@ -71,7 +79,12 @@ def _write(
         return count, f"Wrote {count} occurrences to {out_path}"
     if export_format is ExportFormat.CAPTURE_HISTORY:
         count = export_capture_history(
-            store, out_path, selection, occasion_starts, group_by_site, spreadsheet_safe
+            store,
+            out_path,
+            selection,
+            occasion_starts=occasion_starts,
+            group_by_site=group_by_site,
+            spreadsheet_safe=spreadsheet_safe,
         )
         return count, f"Wrote capture histories of {count} individuals to {out_path}"
     written, without_gps = export_geojson(store, out_path, selection)

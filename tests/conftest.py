@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -75,3 +80,51 @@ def die_after_batches(monkeypatch: pytest.MonkeyPatch, deaths: set[int]) -> Call
 
     monkeypatch.setattr(Store, "write_batch", write_then_die)
     return lambda: monkeypatch.setattr(Store, "write_batch", real_write)
+
+
+@pytest.fixture(scope="session")
+def indexed_survey(survey_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole survey archive catalogued once, with the defaults (verified where OpenCV is)."""
+    from catalog.pipeline import index
+    from catalog.settings import Settings
+
+    db = tmp_path_factory.mktemp("indexed") / "c.duckdb"
+    index(Settings(db_path=db), [survey_archive])
+    return db
+
+
+@pytest.fixture
+def indexed_copy(indexed_survey: Path, tmp_path: Path) -> Path:
+    """A private copy of the catalogued survey archive (its keypoints and graphs beside it) for a
+    test that writes to it: cheaper than indexing the archive again, and just as real."""
+    db = tmp_path / indexed_survey.name
+    for source in indexed_survey.parent.iterdir():
+        if source.name.startswith(indexed_survey.name):
+            target = tmp_path / source.name
+            (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
+    return db
+
+
+def run_finprint(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`finprint ARGS` as a person types it, but in this process (a new interpreter costs a second
+    of imports per command): the real entry point, with its exit codes and its stdout and stderr
+    apart. Tests of what only a separate process shows (signals, the shell, imports) use
+    subprocess themselves."""
+    from catalog.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code: int | str | None = 0
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(contextlib.redirect_stdout(out))
+        stack.enter_context(contextlib.redirect_stderr(err))
+        if cwd is not None:
+            stack.enter_context(contextlib.chdir(cwd))
+        argv, sys.argv = sys.argv, ["finprint", *args]
+        try:
+            main()
+        except SystemExit as exit_:
+            code = exit_.code
+        finally:
+            sys.argv = argv
+    returncode = code if isinstance(code, int) else (0 if code is None else 1)
+    return subprocess.CompletedProcess(["finprint", *args], returncode, out.getvalue(), err.getvalue())

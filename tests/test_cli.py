@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from catalog.cli import app
 from catalog.errors import FinprintError
+from tests.conftest import run_finprint
 
 runner = CliRunner()
 
@@ -47,14 +48,7 @@ def test_every_command_has_help(command: tuple[str, ...]) -> None:
     assert len(result.output.split("Options")[0].strip().splitlines()) >= 3
 
 
-def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "catalog", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=600,
-    )
+_run = run_finprint
 
 
 def test_user_error_is_one_line_with_exit_code_one(tmp_path: Path) -> None:
@@ -65,10 +59,8 @@ def test_user_error_is_one_line_with_exit_code_one(tmp_path: Path) -> None:
     ]
 
 
-def test_unknown_individual_is_a_user_error(survey_archive: Path, tmp_path: Path) -> None:
-    db = tmp_path / "c.duckdb"
-    assert _run("index", str(survey_archive), "--db", str(db), "--quiet").returncode == 0
-    result = _run("history", "FP-999999", "--db", str(db))
+def test_unknown_individual_is_a_user_error(indexed_survey: Path) -> None:
+    result = _run("history", "FP-999999", "--db", str(indexed_survey))
     assert result.returncode == 1 and "FP-999999" in result.stderr
 
 

@@ -18,6 +18,7 @@ from catalog.pipeline import index
 from catalog.settings import Settings
 from catalog.store import Store
 from catalog.synthetic import make_fish, photograph
+from tests.conftest import run_finprint
 
 BAD = {
     "zero-bytes.jpg",
@@ -112,13 +113,13 @@ def test_run_finishes_and_names_every_bad_file(corpus: Path, tmp_path: Path) -> 
 
 def test_exit_code_two_and_catalogue_unchanged_by_a_rerun(corpus: Path, tmp_path: Path) -> None:
     db = tmp_path / "c.duckdb"
-    command = [sys.executable, "-m", "catalog", "index", str(corpus), "--db", str(db), "--quiet"]
-    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    command = ("index", str(corpus), "--db", str(db), "--quiet")
+    first = run_finprint(*command)
     assert first.returncode == 2, first.stderr
     assert "bomb.png" in first.stderr and "text-file.jpg" in first.stderr
     with Store.open(db, read_only=True) as store:
         before = store.read_only_sql("SELECT * FROM sightings ORDER BY photo_id").rows
-    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    second = run_finprint(*command)
     assert second.returncode == 2  # the bad files are still bad, and still reported
     with Store.open(db, read_only=True) as store:
         assert store.read_only_sql("SELECT * FROM sightings ORDER BY photo_id").rows == before

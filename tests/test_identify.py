@@ -47,14 +47,14 @@ def test_just_over_the_threshold_is_new_but_sent_to_review() -> None:
 def test_a_score_exactly_at_the_threshold_is_not_a_match_on_either_scale() -> None:
     proposal = Assignment("FP-A", "matched", 1.0, "a1", "FP-B", 1.2)
     # Distances enter negated: a photo exactly at distance threshold 1.0 is a new fish, in review.
-    on_distance = _verdict(proposal, -1.0, -1.2, -1.0, -1.0, 0.1)
+    on_distance = _verdict(proposal, -1.0, -1.2, -1.0, accept_above=-1.0, band=0.1)
     # A fused score exactly at its decision point (log-odds 2.0) is treated the same way.
-    on_score = _verdict(proposal, 2.0, 1.5, 2.0, 2.0, 0.5)
+    on_score = _verdict(proposal, 2.0, 1.5, 2.0, accept_above=2.0, band=0.5)
     for decision in (on_distance, on_score):
         assert decision.individual_id is None and decision.status == "review"
         assert decision.second_individual_id is None and decision.matched_photo_id == "a1"
     # Just past the decision point, outside the band, and no runner-up passing: a match.
-    clear = _verdict(proposal, 3.0, 1.5, 3.0, 2.0, 0.5)
+    clear = _verdict(proposal, 3.0, 1.5, 3.0, accept_above=2.0, band=0.5)
     assert clear.individual_id == "FP-A" and clear.status == "matched"
     assert clear.second_individual_id is None
 

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from catalog.errors import TrainingDataError
-from catalog.labels import read_metadata
 from catalog.modelcard import InputSpec
+from catalog.offline.labels import read_metadata
 from catalog.preprocess import load_image, preprocess, to_tensor
 from catalog.synthetic import make_fish, photograph
 
@@ -129,7 +129,7 @@ def test_missing_columns_are_listed(tmp_path: Path) -> None:
 
 
 def test_evaluate_and_train_take_a_table(melops_like: Path, tmp_path: Path) -> None:
-    from catalog.evaluate import evaluate
+    from catalog.offline.evaluate import evaluate
     from catalog.settings import DEFAULT_MODEL_PATH
 
     result = evaluate(DEFAULT_MODEL_PATH, None, metadata=melops_like / "metadata.csv")
@@ -149,7 +149,7 @@ def test_evaluate_and_train_take_a_table(melops_like: Path, tmp_path: Path) -> N
 
 
 def test_open_split_holds_new_fish_and_returning_encounters(melops_like: Path) -> None:
-    from catalog.labels import split_photos
+    from catalog.offline.labels import split_photos
 
     photos = [
         p for p in read_metadata(melops_like / "metadata.csv") if not p.individual.startswith("unknown:")
@@ -164,7 +164,7 @@ def test_open_split_holds_new_fish_and_returning_encounters(melops_like: Path) -
 def test_time_split_is_by_date_and_needs_one(melops_like: Path) -> None:
     from datetime import date
 
-    from catalog.labels import split_photos
+    from catalog.offline.labels import split_photos
 
     photos = read_metadata(melops_like / "metadata.csv")
     before, after = split_photos(photos, "time", 0.3, 0, date(2020, 1, 1))
@@ -175,7 +175,7 @@ def test_time_split_is_by_date_and_needs_one(melops_like: Path) -> None:
 
 
 def test_open_set_scores_by_hand() -> None:
-    from catalog.metrics import open_set_scores
+    from catalog.offline.metrics import open_set_scores
 
     gallery = np.array([[0.0, 0.0], [10.0, 0.0]])
     queries = np.array([[0.1, 0.0], [9.0, 0.0], [5.0, 5.0], [0.2, 0.0]])
@@ -189,18 +189,18 @@ def test_open_set_scores_by_hand() -> None:
 def test_evaluate_next_season_gives_open_set_scores(melops_like: Path) -> None:
     from datetime import date
 
-    from catalog.evaluate import evaluate
+    from catalog.offline.evaluate import Holdout, evaluate
     from catalog.settings import DEFAULT_MODEL_PATH
 
-    result = evaluate(DEFAULT_MODEL_PATH, None, metadata=melops_like / "metadata.csv", split="time",
-                      split_date=date(2020, 1, 1))  # fmt: skip
+    holdout = Holdout("time", date(2020, 1, 1))
+    result = evaluate(DEFAULT_MODEL_PATH, None, metadata=melops_like / "metadata.csv", holdout=holdout)
     assert result.open_set is not None
     assert result.open_set.known_queries + result.open_set.unknown_queries == 20
     assert 0.0 <= result.open_set.known_balanced_accuracy <= 1.0
 
 
 def test_evaluate_on_a_folder_of_unreadable_photos_is_a_one_line_error(tmp_path: Path) -> None:
-    from catalog.evaluate import evaluate
+    from catalog.offline.evaluate import evaluate
     from catalog.settings import DEFAULT_MODEL_PATH
 
     for individual in ("a", "b"):
@@ -213,7 +213,7 @@ def test_evaluate_on_a_folder_of_unreadable_photos_is_a_one_line_error(tmp_path:
 
 
 def test_evaluate_on_a_survey_archive_says_it_is_not_labelled(survey_archive: Path) -> None:
-    from catalog.evaluate import evaluate
+    from catalog.offline.evaluate import evaluate
     from catalog.settings import DEFAULT_MODEL_PATH
 
     # Its folders are survey nights: scored as animals, every figure would be meaningless.
@@ -222,6 +222,6 @@ def test_evaluate_on_a_survey_archive_says_it_is_not_labelled(survey_archive: Pa
 
 
 def test_evaluate_still_takes_a_folder_per_individual(labelled_set: Path, tmp_path: Path) -> None:
-    from catalog.labels import read_labelled, refuse_survey_archive
+    from catalog.offline.labels import read_labelled, refuse_survey_archive
 
     refuse_survey_archive(read_labelled(labelled_set), labelled_set)  # no error: names, not dates

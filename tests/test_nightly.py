@@ -21,7 +21,7 @@ from catalog.pipeline import index, reindex
 from catalog.settings import Settings
 from catalog.store import Store
 from exporters.selection import ExportFilter, photo_rows
-from tests.conftest import die_after_batches, retag_model
+from tests.conftest import die_after_batches, retag_model, run_finprint
 
 
 def _copy_surveys(source: Path, target: Path, count: int) -> list[Path]:
@@ -204,15 +204,14 @@ def test_a_night_resumed_after_a_kill_makes_every_encounter_link(
     assert _catalogue_rows(killed.db_path) == reference
 
 
-def test_json_summary_and_log_for_cron(survey_archive: Path, tmp_path: Path) -> None:
+def test_json_summary_and_log_for_cron(
+    survey_archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = sorted(p for p in survey_archive.iterdir() if p.is_dir())[0]
     (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
     log = tmp_path / "finprint.log"
-    result = subprocess.run(
-        [sys.executable, "-m", "catalog", "index", str(folder), str(tmp_path / "bad.jpg"),
-         "--db", str(tmp_path / "c.duckdb"), "--json", "--log", str(log)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = run_finprint("index", str(folder), str(tmp_path / "bad.jpg"), "--db", str(tmp_path / "c.duckdb"),
+                          "--json", "--log", str(log))  # fmt: skip
     assert result.returncode == 2
     summary = json.loads(result.stdout)
     assert summary["photos_new"] == len(list(folder.glob("*.jpg")))
@@ -230,12 +229,10 @@ def test_json_summary_and_log_for_cron(survey_archive: Path, tmp_path: Path) -> 
     shutil.copytree(second, archive / second.name)
     shutil.copy(sorted(second.glob("*.jpg"))[0], archive / "loose.jpg")
     (archive / "loose.jpg").write_bytes((archive / "loose.jpg").read_bytes() + b"\0")  # new content
-    again = subprocess.run(
-        [sys.executable, "-m", "catalog", "index", str(archive), "--db", str(tmp_path / "c.duckdb"),
-         "--quiet", "--log", str(log)],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, "FINPRINT_PATH_PATTERN": "{date}_{site}/*"},
-    )  # fmt: skip
+    monkeypatch.setenv("FINPRINT_PATH_PATTERN", "{date}_{site}/*")
+    again = run_finprint(
+        "index", str(archive), "--db", str(tmp_path / "c.duckdb"), "--quiet", "--log", str(log)
+    )
     assert again.returncode == 0, again.stderr
     added = log.read_text(encoding="utf-8").splitlines()[len(lines) :]
     assert "0 unreadable" in added[0]

@@ -72,7 +72,9 @@ def _pairs(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 def test_fused_decision_never_accepts_more_different_pairs_than_the_embedding() -> None:
     distances, inliers, same = _pairs(np.random.default_rng(0))
-    fitted = fusion_module.fit(distances, inliers, same, 0.5, "m1", verify.DETECTOR)
+    fitted = fusion_module.fit(
+        fusion_module.LabelledPairs(distances, inliers, same), 0.5, "m1", verify.DETECTOR
+    )
     accepted = fitted.score(distances, inliers) > fitted.score_threshold
     assert (accepted & ~same).sum() <= (distances[~same] < 0.5).sum()
     # The inliers carry evidence, so the fused rule finds more of the same-fish pairs.
@@ -84,13 +86,18 @@ def test_fused_decision_never_accepts_more_different_pairs_than_the_embedding() 
 
 def test_fitting_needs_both_kinds_of_pair() -> None:
     with pytest.raises(Exception, match="both same-individual and different-individual"):
-        fusion_module.fit(np.array([0.1, 0.2]), np.array([3.0, 4.0]), np.array([True, True]), 0.5, "m", "d")
+        fusion_module.fit(
+            fusion_module.LabelledPairs(np.array([0.1, 0.2]), np.array([3.0, 4.0]), np.array([True, True])),
+            0.5,
+            "m",
+            "d",
+        )
 
 
 def test_sidecar_is_used_only_for_its_own_model_and_detector(tmp_path: Path) -> None:
     model = tmp_path / "m.onnx"
     distances, inliers, same = _pairs(np.random.default_rng(1))
-    fusion_module.fit(distances, inliers, same, 0.5, "v1", verify.DETECTOR).save(
+    fusion_module.fit(fusion_module.LabelledPairs(distances, inliers, same), 0.5, "v1", verify.DETECTOR).save(
         fusion_module.sidecar_path(model)
     )
     assert fusion_module.load_for_model(model, "v1", verify.DETECTOR) is not None
@@ -302,7 +309,9 @@ def test_a_distance_that_carries_no_signal_never_gets_a_weight_that_favours_far_
     # Same-individual pairs a little farther on average (shortlist noise), inliers informative.
     distances = np.where(same, rng.normal(0.62, 0.1, 4000), rng.normal(0.6, 0.1, 4000))
     inliers = np.where(same, rng.poisson(15, 4000), rng.poisson(2, 4000)).astype(float)
-    fitted = fusion_module.fit(distances, inliers, same, 0.5, "m1", verify.DETECTOR)
+    fitted = fusion_module.fit(
+        fusion_module.LabelledPairs(distances, inliers, same), 0.5, "m1", verify.DETECTOR
+    )
     assert fitted.distance_weight == 0.0
     assert fitted.inlier_weight > 0
     assert fitted.probability(0.9, 5) <= fitted.probability(0.3, 5)

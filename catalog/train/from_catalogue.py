@@ -16,9 +16,10 @@ from torch import nn
 
 from catalog import fusion as fusion_module
 from catalog.errors import FinprintError, TrainingDataError
-from catalog.labels import read_sources
-from catalog.metrics import ReidMetrics, pairwise_distances, reid_metrics
-from catalog.modelcard import InputSpec, ModelCard, read_card
+from catalog.modelcard import ModelCard, read_card
+from catalog.offline.labels import LabelledPhoto, read_sources
+from catalog.offline.metrics import ReidMetrics, pairwise_distances, reid_metrics
+from catalog.offline.training_set import MIN_MATCH_PROBABILITY, TrainingSet, training_set
 from catalog.store import Store
 from catalog.train.data import Augmenter, PhotoCache, PKSampler, negative_pair_batches, plain_tensors
 from catalog.train.export import export_onnx, weights_version
@@ -33,7 +34,6 @@ from catalog.train.loop import (
 from catalog.train.losses import batch_hard_triplet_loss, threshold_pair_loss
 from catalog.train.nets import BACKBONES, build_backbone
 from catalog.train.onnx_weights import freeze_batchnorm, load_exported_weights
-from catalog.training_set import MIN_MATCH_PROBABILITY, TrainingSet, training_set
 
 # Different-individual pairs below the current threshold needed to carry its false-match rate to
 # the new model by rank; with fewer, a wider tail is matched and the threshold scaled with it.
@@ -219,19 +219,9 @@ def train_from_catalogue(
     train_photos = [examples.photos[i] for i in training] + [
         replace(p, individual=f"{REPLAY}/{p.individual}") for p in replay
     ]
-    train_cache = PhotoCache(train_photos, spec, console)
+    fine_tuning = _FineTuningSet.of(examples, PhotoCache(train_photos, spec, console), card.sides)
+    train_cache, groups, keys = fine_tuning.cache, fine_tuning.groups, fine_tuning.keys
     validation_cache = PhotoCache([examples.photos[i] for i in validation], spec, console)
-    # Replayed photos are batched apart from the catalogue's and never set its threshold.
-    groups = [REPLAY if p.individual.startswith(f"{REPLAY}/") else "" for p in train_cache.photos]
-    keys = [p.class_key(card.sides) for p in train_cache.photos]
-    class_index = {key: i for i, key in enumerate(sorted(set(keys)))}
-    labels = [class_index[key] for key in keys]
-    position = {photo.path: i for i, photo in enumerate(train_cache.photos)}
-    pairs = [
-        (position[examples.photos[a].path], position[examples.photos[b].path])
-        for a, b in examples.negative_pairs
-        if examples.photos[a].path in position and examples.photos[b].path in position
-    ]
 
     model = build_backbone(backbone, card.embedding.dim, spec.channels)
     load_exported_weights(model, config.model_path, card, backbone)
@@ -250,7 +240,7 @@ def train_from_catalogue(
     current_vectors = embed_all(model, threshold_tensors)
     current = reid_metrics(current_vectors[len(catalogue_rows) :], validation_keys, validation_encounters)
 
-    _fine_tune(model, config, train_cache, labels, pairs, groups, spec, card.sides, card.threshold, console)
+    _fine_tune(model, config, fine_tuning, card, console)
 
     new_vectors = embed_all(model, threshold_tensors)
     new = reid_metrics(new_vectors[len(catalogue_rows) :], validation_keys, validation_encounters)
@@ -269,35 +259,16 @@ def train_from_catalogue(
     calibration = calibrate_probability(new_vectors[len(catalogue_rows) :], validation_keys)
     extra["calibration"] = calibration.to_card()
     version = weights_version(model)
+    validated = {"individuals": len(held_out), "current": card_metrics(current), "new": card_metrics(new)}
     new_card = ModelCard(
         input=spec,
         embedding=card.embedding,
         threshold=round(threshold, 4),
         sides=card.sides,
         model_version=version,
-        trained_on={
-            "dataset": config.catalogue.name,
-            "catalogue": config.catalogue.name,
-            "date": date.today().isoformat(),
-            "decisions": examples.decisions,
-            "decisions_undone_not_used": examples.decisions_undone,
-            "automatic_matches": examples.automatic_matches,
-            "min_match_probability": config.min_match_probability,
-            "negative_pairs": len(examples.negative_pairs),
-            "individuals": len({p.individual for p in train_cache.photos}),
-            "images": len(train_cache.photos),
-            "replayed": [d.name for d in config.data_dirs],
-            "recipe": "catalogue",
-            "backbone": backbone,
-            "started_from": {"model_version": card.model_version, "dataset": card.trained_on.get("dataset")},
-            "epochs": config.epochs,
-            "seed": config.seed,
-            "validation": {
-                "individuals": len(held_out),
-                "current": card_metrics(current),
-                "new": card_metrics(new),
-            },
-        },
+        trained_on=_trained_on(
+            config, card, backbone, examples, photos=train_cache.photos, validation=validated
+        ),
         extra=extra,
     )
     export_onnx(model, new_card, config.out_path)
@@ -307,20 +278,75 @@ def train_from_catalogue(
     )
 
 
+def _trained_on(
+    config: CatalogueTrainConfig,
+    card: ModelCard,
+    backbone: str,
+    examples: TrainingSet,
+    *,
+    photos: list[LabelledPhoto],
+    validation: dict[str, Any],
+) -> dict[str, Any]:
+    """What the new card says it learnt from: the catalogue, its decisions, the model it started
+    from, and how it compared with that model on the held-out individuals."""
+    return {
+        "dataset": config.catalogue.name,
+        "catalogue": config.catalogue.name,
+        "date": date.today().isoformat(),
+        "decisions": examples.decisions,
+        "decisions_undone_not_used": examples.decisions_undone,
+        "automatic_matches": examples.automatic_matches,
+        "min_match_probability": config.min_match_probability,
+        "negative_pairs": len(examples.negative_pairs),
+        "individuals": len({p.individual for p in photos}),
+        "images": len(photos),
+        "replayed": [d.name for d in config.data_dirs],
+        "recipe": "catalogue",
+        "backbone": backbone,
+        "started_from": {"model_version": card.model_version, "dataset": card.trained_on.get("dataset")},
+        "epochs": config.epochs,
+        "seed": config.seed,
+        "validation": validation,
+    }
+
+
+@dataclass(frozen=True)
+class _FineTuningSet:
+    """The photos fine-tuning sees, with each one's class, its group (replayed or the
+    catalogue's) and the pairs people said differ, as positions in `cache`."""
+
+    cache: PhotoCache
+    keys: list[str]
+    labels: list[int]
+    groups: list[str]
+    pairs: list[tuple[int, int]]
+
+    @classmethod
+    def of(cls, examples: TrainingSet, cache: PhotoCache, sides: str) -> _FineTuningSet:
+        # Replayed photos are batched apart from the catalogue's and never set its threshold.
+        groups = [REPLAY if p.individual.startswith(f"{REPLAY}/") else "" for p in cache.photos]
+        keys = [p.class_key(sides) for p in cache.photos]
+        class_index = {key: i for i, key in enumerate(sorted(set(keys)))}
+        position = {photo.path: i for i, photo in enumerate(cache.photos)}
+        pairs = [
+            (position[examples.photos[a].path], position[examples.photos[b].path])
+            for a, b in examples.negative_pairs
+            if examples.photos[a].path in position and examples.photos[b].path in position
+        ]
+        return cls(cache, keys, [class_index[key] for key in keys], groups, pairs)
+
+
 def _fine_tune(
     model: nn.Module,
     config: CatalogueTrainConfig,
-    cache: PhotoCache,
-    labels: list[int],
-    pairs: list[tuple[int, int]],
-    groups: list[str],
-    spec: InputSpec,
-    sides: str,
-    threshold: float,
+    data: _FineTuningSet,
+    card: ModelCard,
     console: Console,
 ) -> None:
     """Batch-hard triplets over P x K batches of the trusted individuals, plus batches built
     around every pair people said differ, each epoch, so that the loss sees each such pair."""
+    cache, labels, pairs, groups = data.cache, data.labels, data.pairs, data.groups
+    spec, sides, threshold = card.input, card.sides, card.threshold
     sampler = PKSampler(
         labels, config.individuals_per_batch, config.photos_per_individual, config.seed, groups=groups
     )

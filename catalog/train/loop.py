@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -18,15 +19,15 @@ from torch import nn
 
 from catalog.calibration import Calibration, fit_isotonic
 from catalog.errors import FinprintError, TrainingDataError
-from catalog.labels import LabelledPhoto, read_sources, source_of, split_by_individual, split_photos
-from catalog.metrics import (
+from catalog.modelcard import EmbeddingSpec, InputSpec, ModelCard
+from catalog.offline.labels import LabelledPhoto, read_sources, source_of, split_by_individual, split_photos
+from catalog.offline.metrics import (
     ReidMetrics,
     SetOperatingPoint,
     pair_distances_by_group,
     reid_metrics,
     threshold_safe_per_set,
 )
-from catalog.modelcard import EmbeddingSpec, InputSpec, ModelCard
 from catalog.synthetic import SYNTHETIC_MARKER
 from catalog.train.data import Augmenter, PhotoCache, PKSampler, plain_tensors
 from catalog.train.export import export_onnx, weights_version
@@ -87,7 +88,7 @@ class TrainConfig:
     # ~100 pairs); on the default model 1e-3 let 3 wrong merges into the 24-fish demo, 1e-4 none.
     false_match_rate: float = 1e-4
     # A set whose own safe threshold matches fewer than this share of its re-sightings does not
-    # set the card's threshold (catalog.metrics.threshold_safe_per_set): a rule that recognises
+    # set the card's threshold (catalog.offline.metrics.threshold_safe_per_set): a rule that recognises
     # fewer than one re-sighting in ten serves nobody, so that set is left to verification.
     min_true_match_rate: float = 0.1
     seed: int = 0
@@ -98,7 +99,7 @@ class TrainConfig:
     # A WildlifeDatasets-style table instead of (or besides) folders, and its paths' root.
     metadata: Path | None = None
     metadata_root: Path | None = None
-    # How validation photos are chosen: disjoint | open | time (see catalog.labels.split_photos).
+    # How validation photos are chosen: disjoint | open | time (see catalog.offline.labels.split_photos).
     split: str = "disjoint"
     split_date: date | None = None
     # k-fold by individual (disjoint split only): hold out fold `fold` of `folds`.
@@ -249,18 +250,10 @@ def _mixed_precision(device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
-    """Train, calibrate the threshold on the validation individuals, export with the card."""
-    console = console or Console()
-    _check_choices(config)
-    started = time.perf_counter()
-    seed_everything(config.seed)
-    head: CosFaceHead | None = None
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    device = pick_device(config.device)
-    amp_dtype = _mixed_precision(device)
-    # float16 needs loss scaling against underflowing gradients; bfloat16 and float32 do not.
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+def _split_for_training(
+    config: TrainConfig, console: Console
+) -> tuple[list[LabelledPhoto], list[LabelledPhoto]]:
+    """The labelled photos, cut into training and validation individuals (or photos), as asked."""
     photos = read_sources(config.data_dirs, config.metadata, config.metadata_root, config.crop)
     if not photos:
         raise TrainingDataError("no labelled photos: give DATA folders or --metadata TABLE.csv.")
@@ -274,7 +267,6 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
         )
     if len({p.individual for p in train_photos}) < 2:
         raise TrainingDataError("need at least 2 individuals to train on after the validation split.")
-    spec = _input_spec(config)
     validation_individuals = _count_individuals(validation_photos)
     console.print(
         f"Training on {len(train_photos)} photos of {_count_individuals(train_photos)} individuals; "
@@ -286,63 +278,274 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
             f"figures below rest on too few animals to trust (about {MIN_VALIDATION_INDIVIDUALS} or more "
             "are needed). Label more individuals, or check the split.[/yellow]"
         )
+    return train_photos, validation_photos
+
+
+@dataclass
+class _Validation:
+    """The validation photos as the network sees them, and how each epoch and the end score them."""
+
+    photos: list[LabelledPhoto]
+    tensors: torch.Tensor
+    labels: list[str]
+    encounters: list[str]
+
+    @classmethod
+    def of(cls, cache: PhotoCache, spec: InputSpec, sides: str) -> _Validation:
+        return cls(
+            cache.photos,
+            plain_tensors(cache.images, spec),
+            [p.class_key(sides) for p in cache.photos],
+            [p.encounter for p in cache.photos],
+        )
+
+    def usable(self) -> bool:
+        return len(self.tensors) > 1
+
+    def epoch_record(self, model: nn.Module, record: dict[str, float]) -> str:
+        """Add this epoch's validation rank-1, pooled and per source set, to `record`; returns the
+        per-set figures as text for the log."""
+        vectors = embed_all(model, self.tensors)
+        record["validation_rank1"] = reid_metrics(vectors, self.labels, self.encounters).rank1
+        # Pooled figures follow the set with the most identities (drawn fish, say): each set's own
+        # rank-1 shows whether the real ones improve or drift.
+        per_set_text = ""
+        for name, scores in _validation_per_source(vectors, self.photos, self.labels).items():
+            record[f"validation_rank1/{name}"] = scores.rank1
+            per_set_text += f" {name} {scores.rank1:.3f}"
+        return per_set_text
+
+
+@dataclass
+class _Calibrated:
+    """What the end of training decides from the validation: the card's threshold and scores."""
+
+    threshold: float
+    validation: ReidMetrics | None = None
+    per_source: dict[str, ReidMetrics] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _calibrate(
+    model: nn.Module, validation: _Validation, config: TrainConfig, console: Console
+) -> _Calibrated:
+    """The card's threshold (each set's own false-match rate), its P(same) calibration, and the
+    validation scores, printed as they are decided."""
+    if not validation.usable():
+        console.print("[yellow]No validation individuals: the threshold falls back to 1.0, uncalibrated.")
+        return _Calibrated(1.0)
+    vectors = embed_all(model, validation.tensors)
+    scores = reid_metrics(vectors, validation.labels, validation.encounters)
+    threshold, operating = calibrate_threshold_per_set(vectors, validation.photos, validation.labels, config)
+    extra: dict[str, Any] = {"threshold_rule": threshold_rule_card(operating, config)}
+    for point in operating:
+        console.print(
+            f"Threshold {threshold:.4f} on {point.name or 'validation'}: false-match rate "
+            f"{point.false_match_rate:.1e}, re-sightings matched {point.true_match_rate:.3f}"
+            + (
+                ""
+                if point.decides
+                else f" (its own safe threshold {point.own_threshold:.4f} "
+                f"matches only {point.own_true_match_rate:.3f}: left to verification)"
+            )
+        )
+    extra["calibration"] = calibrate_probability(vectors, validation.labels).to_card()
+    per_source = _validation_per_source(vectors, validation.photos, validation.labels)
+    for name, metrics in per_source.items():
+        console.print(
+            f"Validation on {name}: {metrics.n_individuals} identities, rank-1 {metrics.rank1:.3f}, "
+            f"mAP {metrics.mean_average_precision:.3f}, ROC AUC {metrics.roc_auc:.3f}"
+        )
+    return _Calibrated(threshold, scores, per_source, extra)
+
+
+@dataclass
+class _Recipe:
+    """One training run's moving parts: the network (and CosFace head), its optimiser and
+    schedule, the P x K sampler, augmentation, the RNG, and the checkpoint that holds them."""
+
+    config: TrainConfig
+    model: nn.Module
+    head: CosFaceHead | None
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    sampler: PKSampler
+    rng: np.random.Generator
+    augment: Augmenter
+    labels: list[int]
+    device: torch.device
+    # Mixed precision on a GPU (None on a CPU), and the loss scaler float16 needs.
+    amp_dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler
+    checkpoint: Path
+    # The card's record of the ImageNet weights the trunk started from (empty: none).
+    starting_weights: dict[str, str]
+    # Epochs finished (by a run this one resumes) and their scores.
+    epochs_done: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, config: TrainConfig, cache: PhotoCache, spec: InputSpec, device: torch.device) -> _Recipe:
+        class_names = sorted({p.class_key(config.sides) for p in cache.photos})
+        class_index = {name: i for i, name in enumerate(class_names)}
+        labels = [class_index[p.class_key(config.sides)] for p in cache.photos]
+        head: CosFaceHead | None = None
+        starting_weights: dict[str, str] = {}
+        if config.recipe == "seed":
+            model: nn.Module = SeedSiamese(spec.height, spec.width).to(device)
+            optimizer: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
+        else:
+            # On its device before the optimizer sees its parameters.
+            model = build_backbone(config.backbone, config.embedding_dim, spec.channels)
+            if _uses_pretrained(config) and config.init_weights is None:
+                starting_weights = _start_from_imagenet(model, config)
+            model = model.to(device)
+            groups = _parameter_groups(model, config)
+            if config.loss == "cosface+triplet":
+                head = CosFaceHead(config.embedding_dim, len(class_names)).to(device)
+                groups.append({"params": list(head.parameters()), "lr": config.learning_rate})
+            elif config.loss != "triplet":
+                raise FinprintError(f"unknown loss {config.loss!r}: use triplet or cosface+triplet")
+            optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
+        if config.init_weights is not None:
+            _load_init_weights(model, config.init_weights)
+        sampler = PKSampler(
+            labels,
+            config.individuals_per_batch,
+            config.photos_per_individual,
+            config.seed,
+            groups=[source_of(p) for p in cache.photos],
+        )
+        total_steps = config.epochs * len(sampler)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=[group["lr"] for group in optimizer.param_groups] if config.recipe != "seed" else 5e-4,
+            total_steps=total_steps,
+            pct_start=warmup_fraction(total_steps),
+            anneal_strategy="cos",
+        )
+        rng = np.random.default_rng(config.seed)
+        # A mirrored flank is the other flank only when sides are merged.
+        augment = Augmenter(spec, rng, horizontal_flip=config.sides == "merged")
+        checkpoint = (
+            config.checkpoint_dir or config.out_path.parent / f"{config.out_path.stem}.checkpoints"
+        ) / "last.pt"
+        amp_dtype = _mixed_precision(device)
+        # float16 needs loss scaling against underflowing gradients; bfloat16 and float32 do not.
+        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+        return cls(
+            config, model, head, optimizer, scheduler, sampler, rng, augment, labels, device, amp_dtype,
+            scaler, checkpoint, starting_weights,
+        )  # fmt: skip
+
+    def run_epoch(self, cache: PhotoCache, on_step: Callable[[float], None]) -> float:
+        """One pass of the sampler's batches; returns the epoch's mean loss."""
+        config, device, amp_dtype, scaler = self.config, self.device, self.amp_dtype, self.scaler
+        self.model.train()
+        _freeze_statistics(self.model, config)
+        losses = []
+        for batch in self.sampler.batches():
+            images = torch.from_numpy(np.stack([self.augment(cache.images[i]) for i in batch]))
+            images = images.to(device, non_blocking=True)
+            batch_labels = torch.tensor([self.labels[i] for i in batch], device=device)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                loss = self._loss(images, batch_labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(self.optimizer)
+            scaler.update()
+            self.scheduler.step()
+            losses.append(float(loss.detach()))
+            on_step(float(np.mean(losses)))
+        return float(np.mean(losses))
+
+    def _loss(self, images: torch.Tensor, batch_labels: torch.Tensor) -> torch.Tensor:
+        if self.config.recipe == "seed":
+            return _seed_pair_loss(self.model, images, batch_labels, self.rng)
+        # Distances and margins in float32: half precision blurs small margins.
+        embeddings = self.model(images).float()
+        loss = batch_hard_triplet_loss(embeddings, batch_labels, self.config.triplet_margin)
+        if self.head is not None:
+            loss = loss + self.head(embeddings, batch_labels)
+        return loss
+
+    def save(self, epoch: int, history: list[dict[str, float]]) -> None:
+        """Everything needed to go on after `epoch`, written whole or not at all."""
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.checkpoint.with_suffix(".partial")
+        torch.save(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "epoch": epoch,
+                "history": history,
+                "rng": json.dumps(self.rng.bit_generator.state),
+                "sampler_rng": json.dumps(self.sampler.rng.bit_generator.state),
+                "torch_rng": torch.get_rng_state(),
+                "config": json.dumps(asdict(self.config), default=str),
+            },
+            partial,
+        )
+        # Rename is atomic: a kill during the save never leaves a half-written checkpoint.
+        partial.replace(self.checkpoint)
+
+    def resume(self) -> None:
+        """Back to where the checkpoint left off."""
+        if not self.checkpoint.is_file():
+            raise FinprintError(f"{self.checkpoint}: no checkpoint to resume from. Run without --resume.")
+        # Loaded on the CPU: the RNG state must stay there; weights are copied to the model's device.
+        state = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.rng.bit_generator.state = json.loads(state["rng"])
+        self.sampler.rng.bit_generator.state = json.loads(state["sampler_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        # --epochs may have grown since the checkpoint: the schedule stretches to the new end.
+        self.scheduler.total_steps = self.config.epochs * len(self.sampler)
+        self.epochs_done, self.history = int(state["epoch"]), list(state["history"])
+
+
+def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
+    """Train, calibrate the threshold on the validation individuals, export with the card."""
+    console = console or Console()
+    _check_choices(config)
+    started = time.perf_counter()
+    seed_everything(config.seed)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    device = pick_device(config.device)
+    train_photos, validation_photos = _split_for_training(config, console)
+    spec = _input_spec(config)
     train_cache = PhotoCache(train_photos, spec, console)
     validation_cache = PhotoCache(validation_photos, spec, console)
-    class_names = sorted({p.class_key(config.sides) for p in train_cache.photos})
-    class_index = {name: i for i, name in enumerate(class_names)}
-    labels = [class_index[p.class_key(config.sides)] for p in train_cache.photos]
-
-    starting_weights: dict[str, str] = {}
-    if config.recipe == "seed":
-        model: nn.Module = SeedSiamese(spec.height, spec.width).to(device)
-        optimizer: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
-    else:
-        # On its device before the optimizer sees its parameters.
-        model = build_backbone(config.backbone, config.embedding_dim, spec.channels)
-        if _uses_pretrained(config) and config.init_weights is None:
-            starting_weights = _start_from_imagenet(model, config)
-        model = model.to(device)
-        groups = _parameter_groups(model, config)
-        if config.loss == "cosface+triplet":
-            head = CosFaceHead(config.embedding_dim, len(class_names)).to(device)
-            groups.append({"params": list(head.parameters()), "lr": config.learning_rate})
-        elif config.loss != "triplet":
-            raise FinprintError(f"unknown loss {config.loss!r}: use triplet or cosface+triplet")
-        optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
-    if config.init_weights is not None:
-        _load_init_weights(model, config.init_weights)
-    sampler = PKSampler(
-        labels,
-        config.individuals_per_batch,
-        config.photos_per_individual,
-        config.seed,
-        groups=[source_of(p) for p in train_cache.photos],
-    )
-    steps_per_epoch = len(sampler)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=[group["lr"] for group in optimizer.param_groups] if config.recipe != "seed" else 5e-4,
-        total_steps=config.epochs * steps_per_epoch,
-        pct_start=warmup_fraction(config.epochs * steps_per_epoch),
-        anneal_strategy="cos",
-    )
-    rng = np.random.default_rng(config.seed)
-    # A mirrored flank is the other flank only when sides are merged.
-    augment = Augmenter(spec, rng, horizontal_flip=config.sides == "merged")
-    checkpoint = (
-        config.checkpoint_dir or config.out_path.parent / f"{config.out_path.stem}.checkpoints"
-    ) / "last.pt"
-    first_epoch = 0
-    history: list[dict[str, float]] = []
+    recipe = _Recipe.build(config, train_cache, spec, device)
     if config.resume:
-        first_epoch, history = _load_checkpoint(checkpoint, model, optimizer, scheduler, sampler, rng)
-        # --epochs may have grown since the checkpoint: the schedule stretches to the new end.
-        scheduler.total_steps = config.epochs * steps_per_epoch
-        console.print(f"Resumed from {checkpoint} after epoch {first_epoch}.")
-    validation_tensors = plain_tensors(validation_cache.images, spec)
-    validation_labels = [p.class_key(config.sides) for p in validation_cache.photos]
-    validation_encounters = [p.encounter for p in validation_cache.photos]
+        recipe.resume()
+        console.print(f"Resumed from {recipe.checkpoint} after epoch {recipe.epochs_done}.")
+    validation = _Validation.of(validation_cache, spec, config.sides)
+    _train_epochs(recipe, train_cache, validation, console)
+    if config.weight_ensemble < 1.0:
+        _ensemble_with_imagenet(recipe.model, config)
+        recipe.starting_weights = {**recipe.starting_weights, "weight_ensemble": str(config.weight_ensemble)}
+    calibrated = _calibrate(recipe.model, validation, config, console)
+    card = _card(config, spec, recipe, calibrated, train_cache.photos)
+    parity = export_onnx(recipe.model, card, config.out_path)
+    return TrainResult(
+        card,
+        calibrated.validation,
+        parity,
+        time.perf_counter() - started,
+        recipe.history,
+        len(train_cache.skipped),
+    )
 
+
+def _train_epochs(recipe: _Recipe, cache: PhotoCache, validation: _Validation, console: Console) -> None:
+    """The epochs not done yet, with a live bar (a line per epoch in logs and cron), a validation
+    score and a checkpoint after each; their scores are appended to the recipe's history."""
+    config, first_epoch, history = recipe.config, recipe.epochs_done, recipe.history
+    steps_per_epoch = len(recipe.sampler)
     columns = (
         TextColumn("[bold]epoch {task.fields[epoch]}"),
         BarColumn(),
@@ -350,7 +553,6 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
         TextColumn("loss {task.fields[loss]:.4f}  val rank-1 {task.fields[rank1]}"),
         TimeRemainingColumn(),
     )
-    epoch = first_epoch
     try:
         with Progress(*columns, console=console, transient=False) as progress:
             task = progress.add_task(
@@ -361,45 +563,16 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
                 rank1="-",
             )
             for epoch in range(first_epoch, config.epochs):
-                model.train()
-                _freeze_statistics(model, config)
-                losses = []
-                for batch in sampler.batches():
-                    images = torch.from_numpy(np.stack([augment(train_cache.images[i]) for i in batch]))
-                    images = images.to(device, non_blocking=True)
-                    batch_labels = torch.tensor([labels[i] for i in batch], device=device)
-                    with torch.autocast(
-                        device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
-                    ):
-                        if config.recipe == "seed":
-                            loss = _seed_pair_loss(model, images, batch_labels, rng)
-                        else:
-                            # Distances and margins in float32: half precision blurs small margins.
-                            embeddings = model(images).float()
-                            loss = batch_hard_triplet_loss(embeddings, batch_labels, config.triplet_margin)
-                            if head is not None:
-                                loss = loss + head(embeddings, batch_labels)
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                    scheduler.step()
-                    losses.append(float(loss.detach()))
-                    progress.update(task, advance=1, loss=float(np.mean(losses)), epoch=epoch + 1)
-                record = {"epoch": float(epoch + 1), "loss": float(np.mean(losses))}
+
+                def stepped(loss: float, shown_epoch: int = epoch + 1) -> None:
+                    progress.update(task, advance=1, loss=loss, epoch=shown_epoch)
+
+                mean_loss = recipe.run_epoch(cache, stepped)
+                record = {"epoch": float(epoch + 1), "loss": mean_loss}
                 per_set_text = ""
-                if len(validation_tensors) > 1:
-                    epoch_vectors = embed_all(model, validation_tensors)
-                    metrics = reid_metrics(epoch_vectors, validation_labels, validation_encounters)
-                    record["validation_rank1"] = metrics.rank1
-                    progress.update(task, rank1=f"{metrics.rank1:.3f}")
-                    # Pooled figures follow the set with the most identities (drawn fish, say):
-                    # each set's own rank-1 shows whether the real ones improve or drift.
-                    for name, scores in _validation_per_source(
-                        epoch_vectors, validation_cache.photos, validation_labels
-                    ).items():
-                        record[f"validation_rank1/{name}"] = scores.rank1
-                        per_set_text += f" {name} {scores.rank1:.3f}"
+                if validation.usable():
+                    per_set_text = validation.epoch_record(recipe.model, record)
+                    progress.update(task, rank1=f"{record['validation_rank1']:.3f}")
                 history.append(record)
                 if not console.is_terminal:
                     # Logs and cron get one line per epoch; a terminal has the live bar.
@@ -409,73 +582,40 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
                         + (f" (per set:{per_set_text})" if per_set_text else ""),
                         soft_wrap=True,
                     )
-                _save_checkpoint(
-                    checkpoint,
-                    model,
-                    optimizer,
-                    scheduler,
-                    sampler,
-                    rng,
-                    epoch + 1,
-                    history,
-                    config,
-                )
+                recipe.save(epoch + 1, history)
     except KeyboardInterrupt:
         raise FinprintError(
-            f"training interrupted; the last finished epoch is saved in {checkpoint}. "
+            f"training interrupted; the last finished epoch is saved in {recipe.checkpoint}. "
             "Run the same command with --resume to go on."
         ) from None
 
-    if config.weight_ensemble < 1.0:
-        _ensemble_with_imagenet(model, config)
-        starting_weights = {**starting_weights, "weight_ensemble": str(config.weight_ensemble)}
-    validation: ReidMetrics | None = None
-    per_source: dict[str, ReidMetrics] = {}
-    extra: dict[str, Any] = {}
-    if len(validation_tensors) > 1:
-        vectors = embed_all(model, validation_tensors)
-        validation = reid_metrics(vectors, validation_labels, validation_encounters)
-        threshold, operating = calibrate_threshold_per_set(
-            vectors, validation_cache.photos, validation_labels, config
-        )
-        extra["threshold_rule"] = threshold_rule_card(operating, config)
-        for point in operating:
-            console.print(
-                f"Threshold {threshold:.4f} on {point.name or 'validation'}: false-match rate "
-                f"{point.false_match_rate:.1e}, re-sightings matched {point.true_match_rate:.3f}"
-                + (
-                    ""
-                    if point.decides
-                    else f" (its own safe threshold {point.own_threshold:.4f} "
-                    f"matches only {point.own_true_match_rate:.3f}: left to verification)"
-                )
-            )
-        extra["calibration"] = calibrate_probability(vectors, validation_labels).to_card()
-        per_source = _validation_per_source(vectors, validation_cache.photos, validation_labels)
-        for name, metrics in per_source.items():
-            console.print(
-                f"Validation on {name}: {metrics.n_individuals} identities, rank-1 {metrics.rank1:.3f}, "
-                f"mAP {metrics.mean_average_precision:.3f}, ROC AUC {metrics.roc_auc:.3f}"
-            )
-    else:
-        console.print("[yellow]No validation individuals: the threshold falls back to 1.0, uncalibrated.")
-        threshold = 1.0
-    card = ModelCard(
+
+def _card(
+    config: TrainConfig,
+    spec: InputSpec,
+    recipe: _Recipe,
+    calibrated: _Calibrated,
+    photos: list[LabelledPhoto],
+) -> ModelCard:
+    """The model card of a finished training: its input, threshold and what it learnt from."""
+    validation, per_source = calibrated.validation, calibrated.per_source
+    starting_weights = recipe.starting_weights
+    return ModelCard(
         input=spec,
         embedding=EmbeddingSpec(
             dim=5 if config.recipe == "seed" else config.embedding_dim,
             l2_normalized=config.recipe != "seed",
         ),
-        threshold=round(threshold, 4),
+        threshold=round(calibrated.threshold, 4),
         sides=config.sides,
-        model_version=weights_version(model),
+        model_version=weights_version(recipe.model),
         trained_on={
             "dataset": config.dataset_name
             or ", ".join(
                 [d.name for d in config.data_dirs] + ([config.metadata.name] if config.metadata else [])
             ),
-            "individuals": len({p.individual for p in train_cache.photos}),
-            "images": len(train_cache.photos),
+            "individuals": len({p.individual for p in photos}),
+            "images": len(photos),
             "recipe": config.recipe,
             "backbone": "seed-siamese" if config.recipe == "seed" else config.backbone,
             **({"pretrained": starting_weights} if starting_weights else {}),
@@ -498,11 +638,7 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
                 ),
             },
         },
-        extra=extra,
-    )
-    parity = export_onnx(model, card, config.out_path)
-    return TrainResult(
-        card, validation, parity, time.perf_counter() - started, history, len(train_cache.skipped)
+        extra=calibrated.extra,
     )
 
 
@@ -544,7 +680,7 @@ def _count_individuals(photos: list[LabelledPhoto]) -> int:
 
 def calibrate_probability(vectors: np.ndarray, labels: list[str]) -> Calibration:
     """Isotonic P(same identity | distance) on every validation pair."""
-    from catalog.metrics import pairwise_distances
+    from catalog.offline.metrics import pairwise_distances
 
     label_array = np.asarray(labels)
     distances = pairwise_distances(vectors.astype(np.float64))
@@ -608,55 +744,3 @@ def _load_init_weights(model: nn.Module, path: Path) -> None:
     loaded = len(state) - len(unexpected)
     if loaded == 0:
         raise FinprintError(f"{path}: none of its weights fit the backbone. Check it is a matching ResNet.")
-
-
-def _save_checkpoint(
-    path: Path,
-    model: nn.Module,
-    optimizer: Any,
-    scheduler: Any,
-    sampler: PKSampler,
-    rng: np.random.Generator,
-    epoch: int,
-    history: list[dict[str, float]],
-    config: TrainConfig,
-) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "epoch": epoch,
-            "history": history,
-            "rng": json.dumps(rng.bit_generator.state),
-            "sampler_rng": json.dumps(sampler.rng.bit_generator.state),
-            "torch_rng": torch.get_rng_state(),
-            "config": json.dumps(asdict(config), default=str),
-        },
-        partial,
-    )
-    # Rename is atomic: a kill during the save never leaves a half-written checkpoint.
-    partial.replace(path)
-
-
-def _load_checkpoint(
-    path: Path,
-    model: nn.Module,
-    optimizer: Any,
-    scheduler: Any,
-    sampler: PKSampler,
-    rng: np.random.Generator,
-) -> tuple[int, list[dict[str, float]]]:
-    if not path.is_file():
-        raise FinprintError(f"{path}: no checkpoint to resume from. Run without --resume.")
-    # Loaded on the CPU: the RNG state must stay there; weights are copied to the model's device.
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    rng.bit_generator.state = json.loads(state["rng"])
-    sampler.rng.bit_generator.state = json.loads(state["sampler_rng"])
-    torch.set_rng_state(state["torch_rng"])
-    return int(state["epoch"]), list(state["history"])
