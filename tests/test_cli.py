@@ -64,6 +64,7 @@ def test_unknown_individual_is_a_user_error(indexed_survey: Path) -> None:
     assert result.returncode == 1 and "FP-999999" in result.stderr
 
 
+@pytest.mark.slow
 def test_index_history_sql_and_export_work_together(survey_archive: Path, tmp_path: Path) -> None:
     db = tmp_path / "c.duckdb"
     indexed = _run("index", str(survey_archive), "--db", str(db))
@@ -101,15 +102,8 @@ def test_index_history_sql_and_export_work_together(survey_archive: Path, tmp_pa
     assert listed.returncode == 0 and "0 individual(s)" in listed.stdout
 
 
-def test_sql_refuses_writes(survey_archive: Path, tmp_path: Path) -> None:
-    db = tmp_path / "c.duckdb"
-    _run(
-        "index",
-        str(survey_archive / sorted(p.name for p in survey_archive.iterdir() if p.is_dir())[0]),
-        "--db",
-        str(db),
-        "--quiet",
-    )
+def test_sql_refuses_writes(indexed_survey: Path) -> None:
+    db = indexed_survey
     result = _run("sql", "DELETE FROM sightings", "--db", str(db))
     assert result.returncode == 1 and "read-only" in result.stderr
     count = _run("sql", "SELECT count(*) AS n FROM sightings", "--db", str(db), "--format", "csv")
@@ -159,6 +153,7 @@ def test_photo_errors_give_exit_code_two(tmp_path: Path) -> None:
     assert "broken.jpg" in result.stderr
 
 
+@pytest.mark.slow
 def test_demo_runs_and_scores_itself(tmp_path: Path) -> None:
     result = _run("demo", str(tmp_path / "demo"), "--individuals", "4", "--surveys", "3")
     assert result.returncode == 0, result.stderr
@@ -212,6 +207,7 @@ def test_listings_print_csv_and_json_rows_for_scripts(decided_catalogue: tuple[P
         assert isinstance(json.loads(result.output), list)
 
 
+@pytest.mark.slow
 def test_the_review_queue_names_the_individual_it_proposes(survey_archive: Path, tmp_path: Path) -> None:
     from catalog.pipeline import index
     from catalog.settings import Settings
@@ -238,6 +234,7 @@ def test_the_review_queue_names_the_individual_it_proposes(survey_archive: Path,
     assert table.exit_code == 0 and queue[0]["photo"] in table.output
 
 
+@pytest.mark.slow
 def test_ctrl_c_inside_a_command_says_nothing_finished_is_lost(tmp_path: Path) -> None:
     # Typer turns a KeyboardInterrupt inside a command into a silent exit 130.
     script = (
@@ -252,6 +249,7 @@ def test_ctrl_c_inside_a_command_says_nothing_finished_is_lost(tmp_path: Path) -
     assert "Interrupted" in result.stderr and "run the same command again" in result.stderr
 
 
+@pytest.mark.slow
 def test_shell_completion_names_commands_and_choices() -> None:
     script = Path(sys.executable).with_name("finprint")
     if not script.is_file():
@@ -269,6 +267,7 @@ def test_shell_completion_names_commands_and_choices() -> None:
     assert {"csv", "dwc", "capture-history"} <= set(formats.stdout.split())
 
 
+@pytest.mark.slow
 def test_config_before_the_command_and_an_export_from_elsewhere_keep_the_archive_species(
     survey_archive: Path, tmp_path: Path
 ) -> None:
@@ -312,6 +311,7 @@ def test_index_help_names_the_variable_of_every_setting_it_takes() -> None:
         assert f"FINPRINT_{variable}" in text
 
 
+@pytest.mark.slow
 def test_writing_into_a_folder_that_does_not_exist_is_one_line_for_every_output(
     survey_archive: Path, tmp_path: Path
 ) -> None:

@@ -112,6 +112,7 @@ def test_unknown_photo_is_named(store: Store) -> None:
         decisions.confirm(store, ["nowhere.jpg"], "")
 
 
+@pytest.mark.slow
 def test_decisions_survive_a_later_index_run(survey_archive: Path, tmp_path: Path) -> None:
     folders = sorted(p for p in survey_archive.iterdir() if p.is_dir())
     settings = Settings(db_path=tmp_path / "c.duckdb")

@@ -179,6 +179,7 @@ def test_two_fish_photographed_in_the_same_minute_stay_two(tmp_path: Path) -> No
     assert all(len(fishes) == 1 for fishes in fish_of.values())
 
 
+@pytest.mark.slow
 def test_a_night_killed_between_its_batches_groups_as_an_uninterrupted_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -204,6 +205,7 @@ def test_a_night_killed_between_its_batches_groups_as_an_uninterrupted_one(
     assert _catalogue_rows(killed.db_path) == reference
 
 
+@pytest.mark.slow
 def test_undoing_the_nights_group_decisions_gives_back_the_per_photo_catalogue(tmp_path: Path) -> None:
     from catalog.decisions import undo
 

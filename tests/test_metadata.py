@@ -128,6 +128,7 @@ def test_missing_columns_are_listed(tmp_path: Path) -> None:
         read_metadata(tmp_path / "t.csv")
 
 
+@pytest.mark.slow
 def test_evaluate_and_train_take_a_table(melops_like: Path, tmp_path: Path) -> None:
     from catalog.offline.evaluate import evaluate
     from catalog.settings import DEFAULT_MODEL_PATH

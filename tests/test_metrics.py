@@ -92,6 +92,7 @@ def _clustered_metrics() -> ReidMetrics:
     return reid_metrics(vectors, labels, [f"e{i}" for i in range(30)], threshold=0.7)
 
 
+@pytest.mark.slow
 def test_evaluation_plot_marks_the_threshold_and_the_operating_points_in_png_svg_and_pdf(
     tmp_path: Path,
 ) -> None:

@@ -50,6 +50,7 @@ def _catalogue_rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
         }
 
 
+@pytest.mark.slow
 def test_deleted_file_is_marked_missing_and_keeps_its_history(survey_archive: Path, tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     (folder,) = _copy_surveys(survey_archive, archive, 1)
@@ -65,6 +66,7 @@ def test_deleted_file_is_marked_missing_and_keeps_its_history(survey_archive: Pa
         assert any(row[0] == str(victim) for row in photo_rows(store, ExportFilter()).rows)
 
 
+@pytest.mark.slow
 def test_moved_file_keeps_its_sightings(survey_archive: Path, tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     (folder,) = _copy_surveys(survey_archive, archive, 1)
@@ -81,6 +83,7 @@ def test_moved_file_keeps_its_sightings(survey_archive: Path, tmp_path: Path) ->
     assert rows[str(moved)] == rows[str(photo)]
 
 
+@pytest.mark.slow
 def test_reindex_swaps_the_model_and_keeps_individuals(survey_archive: Path, tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     _copy_surveys(survey_archive, archive, 2)
@@ -101,6 +104,7 @@ def test_reindex_swaps_the_model_and_keeps_individuals(survey_archive: Path, tmp
     assert index(replace(settings, model_path=other), [archive]).photos_new == 0
 
 
+@pytest.mark.slow
 def test_second_writer_is_refused_at_once_naming_the_holder(tmp_path: Path, survey_archive: Path) -> None:
     db = tmp_path / "c.duckdb"
     holder = duckdb.connect(str(db))  # this test process holds the write lock
@@ -175,6 +179,7 @@ def test_ten_kills_then_a_rerun_give_the_uninterrupted_catalogue(
     assert duplicates == [(0,), (0,)]
 
 
+@pytest.mark.slow
 def test_a_night_resumed_after_a_kill_makes_every_encounter_link(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -204,6 +209,7 @@ def test_a_night_resumed_after_a_kill_makes_every_encounter_link(
     assert _catalogue_rows(killed.db_path) == reference
 
 
+@pytest.mark.slow
 def test_json_summary_and_log_for_cron(
     survey_archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -252,12 +258,14 @@ def _half_reindexed(survey_archive: Path, tmp_path: Path) -> tuple[Settings, Pat
     return settings, archive
 
 
+@pytest.mark.slow
 def test_unfinished_reindex_blocks_indexing(survey_archive: Path, tmp_path: Path) -> None:
     settings, archive = _half_reindexed(survey_archive, tmp_path)
     with pytest.raises(FinprintError, match="reindex"):
         index(settings, [archive])
 
 
+@pytest.mark.slow
 def test_flanks_photographed_in_one_encounter_are_linked(tmp_path: Path) -> None:
     from catalog.synthetic import make_fish, photograph
 
@@ -296,6 +304,7 @@ def test_flanks_photographed_in_one_encounter_are_linked(tmp_path: Path) -> None
     assert all("automatic" in row[7] for row in decisions_made)
 
 
+@pytest.mark.slow
 def test_exports_have_one_row_per_path_while_a_reindex_is_unfinished(
     survey_archive: Path, tmp_path: Path
 ) -> None:
@@ -306,6 +315,7 @@ def test_exports_have_one_row_per_path_while_a_reindex_is_unfinished(
     assert len(rows) == paths == len({row[0] for row in rows})
 
 
+@pytest.mark.slow
 def test_reindex_can_leave_out_a_photo_whose_file_is_gone(survey_archive: Path, tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     (folder,) = _copy_surveys(survey_archive, archive, 1)

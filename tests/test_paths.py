@@ -26,6 +26,7 @@ def two_surveys(survey_archive: Path, tmp_path: Path) -> Path:
     return archive
 
 
+@pytest.mark.slow
 def test_the_same_archive_indexed_from_two_folders_is_catalogued_once(
     two_surveys: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -41,6 +42,7 @@ def test_the_same_archive_indexed_from_two_folders_is_catalogued_once(
     assert again.photos_new == 0 and again.duplicate_paths == 0 and again.files_unchanged == first.files_seen
 
 
+@pytest.mark.slow
 def test_a_catalogue_with_relative_paths_gets_them_absolute_without_reading_a_photo_again(
     two_surveys: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

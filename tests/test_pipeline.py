@@ -18,11 +18,10 @@ from exporters.selection import ExportFilter, photo_rows
 from tests.conftest import edit_card, retag_model
 
 
-@pytest.fixture(scope="module")
-def indexed(survey_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
-    settings = Settings(db_path=tmp_path_factory.mktemp("db") / "catalogue.duckdb")
-    index(settings, [survey_archive])
-    return settings, survey_archive
+@pytest.fixture
+def indexed(indexed_copy: Path, survey_archive: Path) -> tuple[Settings, Path]:
+    """The survey archive catalogued with the defaults (a copy of the session's, to write to)."""
+    return Settings(db_path=indexed_copy), survey_archive
 
 
 def test_default_model_recovers_the_generated_individuals(indexed: tuple[Settings, Path]) -> None:
@@ -44,6 +43,7 @@ def test_rerun_with_nothing_new_catalogues_nothing(indexed: tuple[Settings, Path
         assert photo_rows(store, ExportFilter()).rows == before
 
 
+@pytest.mark.slow
 def test_new_night_adds_only_new_photos_and_keeps_ids(survey_archive: Path, tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     folders = sorted(p for p in survey_archive.iterdir() if p.is_dir())
@@ -131,6 +131,7 @@ def test_another_model_is_refused_on_an_existing_catalogue(
         index(replace(settings, model_path=other), [archive])
 
 
+@pytest.mark.slow
 def test_a_model_trained_only_on_synthetic_fish_warns(indexed: tuple[Settings, Path], tmp_path: Path) -> None:
     settings, archive = indexed
     folder = sorted(p for p in archive.iterdir() if p.is_dir())[0]
@@ -190,6 +191,7 @@ def test_a_path_pattern_that_fits_no_photo_is_refused_before_anything_is_written
         assert store.read_only_sql("SELECT count(*) FROM runs").rows == [(0,)]
 
 
+@pytest.mark.slow
 def test_a_path_pattern_that_fits_some_photos_says_how_many(survey_archive: Path, tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     shutil.copytree(survey_archive, archive)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -67,6 +68,7 @@ def test_every_photo_belongs_to_exactly_one_individual(seed: int, count: int, th
 @settings(deadline=None, max_examples=8)
 @given(actions=st.lists(st.tuples(st.sampled_from(["confirm", "reject", "merge", "split", "rename", "link"]),
                                   st.integers(0, 10_000)), min_size=1, max_size=4))  # fmt: skip
+@pytest.mark.slow
 def test_human_decisions_survive_reruns(actions: list[tuple[str, int]], decided_catalogue: tuple) -> None:
     import shutil
     import tempfile

@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 
 def _nightly_commands(folder: Path, tmp_path: Path, *, block: str, check: str) -> None:
     """Run the night's commands in a fresh interpreter, `block` run before them and `check`
@@ -35,6 +37,7 @@ def _nightly_commands(folder: Path, tmp_path: Path, *, block: str, check: str) -
     assert result.stdout.strip().endswith("ok")
 
 
+@pytest.mark.slow
 def test_index_and_queries_run_without_importing_torch(survey_archive: Path, tmp_path: Path) -> None:
     folder = sorted(p for p in survey_archive.iterdir() if p.is_dir())[0]
     # Any import of torch fails loudly instead of going unnoticed; what a catalogue teaches is
@@ -49,6 +52,7 @@ def test_index_and_queries_run_without_importing_torch(survey_archive: Path, tmp
     _nightly_commands(folder, tmp_path, block=block, check=check)
 
 
+@pytest.mark.slow
 def test_the_nightly_commands_never_import_the_offline_or_training_code(
     survey_archive: Path, tmp_path: Path
 ) -> None:

@@ -81,6 +81,7 @@ def _site_then_date_night(survey_archive: Path, root: Path, night: int) -> str:
     return site
 
 
+@pytest.mark.slow
 def test_a_run_without_the_settings_file_decides_and_exports_as_the_archive_was_indexed(
     survey_archive: Path, tmp_path: Path
 ) -> None:
@@ -107,6 +108,7 @@ def test_a_run_without_the_settings_file_decides_and_exports_as_the_archive_was_
     assert filled.scientific_name == "Tragelaphus angasii" and notes == []
 
 
+@pytest.mark.slow
 def test_a_run_given_other_settings_says_so_and_a_flag_lasts_one_run(
     survey_archive: Path, tmp_path: Path
 ) -> None:

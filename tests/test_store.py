@@ -122,6 +122,7 @@ def test_a_finished_night_leaves_a_copy_that_a_damaged_catalogue_names(
     assert str(copy) in str(damaged.value) and "\n" not in str(damaged.value)
 
 
+@pytest.mark.slow
 def test_check_finds_what_does_not_agree(survey_archive: Path, tmp_path: Path) -> None:
     from catalog.pipeline import index
     from catalog.settings import Settings

@@ -243,6 +243,7 @@ def test_too_few_validation_individuals_are_warned_about(labelled_set: Path, tmp
     assert "Only 2 validation individual(s)" in output.getvalue()
 
 
+@pytest.mark.slow
 def test_each_sets_validation_is_followed_epoch_by_epoch(tmp_path: Path) -> None:
     import io
 

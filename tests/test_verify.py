@@ -165,6 +165,7 @@ def test_index_verifies_and_caches_keypoints(tmp_path: Path, survey_archive: Pat
     assert verified > photos // 2
 
 
+@pytest.mark.slow
 def test_the_html_report_draws_the_very_keypoints_that_decided_each_match(
     tmp_path: Path, survey_archive: Path
 ) -> None:
@@ -278,6 +279,7 @@ def test_a_photo_opencv_cannot_describe_has_no_keypoints_instead_of_stopping_the
     assert len(described) == 0
 
 
+@pytest.mark.slow
 def test_keypoints_evicted_from_memory_are_read_back_from_the_catalogue(
     tmp_path: Path, survey_archive: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -317,6 +319,7 @@ def test_a_distance_that_carries_no_signal_never_gets_a_weight_that_favours_far_
     assert fitted.probability(0.9, 5) <= fitted.probability(0.3, 5)
 
 
+@pytest.mark.slow
 def test_a_reindex_describes_only_the_photos_whose_keypoints_are_not_kept(
     tmp_path: Path, survey_archive: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
