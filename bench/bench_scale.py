@@ -156,7 +156,7 @@ def measure(shape: Shape, size: int, new: int) -> dict[str, str]:
     identifier.add("p", [str(i) for i in range(size)], [f"FP-{o:07d}" for o in owners], vectors)
     build = time.perf_counter() - started
     graph_gb = resident_gb() - before_build
-    graph = identifier._graphs["p"].index  # the bench measures the graph itself
+    graph = identifier._graphs["p"].index  # the bench measures hnswlib itself, below the partition graph
     graph.set_ef(query_ef(size))
     labels, _ = graph.knn_query(new_vectors[:RECALL_PROBES], k=10)
     started = time.perf_counter()

@@ -73,14 +73,62 @@ def partition_key(side: str | None, crop: str | None, sides_split: bool) -> str:
     return f"{(side or '*') if sides_split else '*'}/{crop or '*'}"
 
 
+class _GraphDisagrees(Exception):
+    """A saved graph that loads but does not hold one vector per photo of its list."""
+
+
 @dataclass
 class _Graph:
+    """One partition's HNSW graph and who each of its photos is (graph label = list position)."""
+
     index: hnswlib.Index
     photo_ids: list[str] = field(default_factory=list)
     individual_ids: list[str] = field(default_factory=list)
     # Vectors added since the last `prefetch`, searched exactly by the prefetched photos.
     tail_start: int = -1
     tail: list[np.ndarray] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, dim: int, capacity: int) -> _Graph:
+        index = hnswlib.Index(space="l2", dim=dim)
+        index.init_index(max_elements=capacity, M=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION)
+        return cls(index)
+
+    @classmethod
+    def load(cls, path: Path, dim: int, photo_ids: list[str], individual_ids: list[str]) -> _Graph:
+        """A saved graph, with room to grow; raises if its file does not hold one vector per photo."""
+        index = hnswlib.Index(space="l2", dim=dim)
+        index.load_index(str(path), max_elements=max(_INITIAL_CAPACITY, 2 * len(photo_ids)))
+        if index.get_current_count() != len(photo_ids):
+            raise _GraphDisagrees("disagrees with its photo list")
+        return cls(index, photo_ids, individual_ids)
+
+    def __len__(self) -> int:
+        return len(self.photo_ids)
+
+    def extend(self, photo_ids: list[str], individual_ids: list[str], vectors: np.ndarray) -> None:
+        """Add photos (growing the graph as needed); vectors added after a prefetch are also kept
+        apart, for the prefetched photos' exact search."""
+        needed = len(self.photo_ids) + len(photo_ids)
+        if needed > self.index.get_max_elements():
+            self.index.resize_index(max(needed, 2 * self.index.get_max_elements()))
+        self.index.add_items(np.asarray(vectors, dtype=np.float32), np.arange(len(self.photo_ids), needed))
+        if self.tail_start >= 0:
+            self.tail.extend(np.asarray(vectors, dtype=np.float32))
+        self.photo_ids.extend(photo_ids)
+        self.individual_ids.extend(individual_ids)
+
+    def knn(self, vectors: np.ndarray, k: int, threads: int = -1) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and squared distances of each vector's k nearest photos, searched wide enough
+        for this graph's size."""
+        self.index.set_ef(max(query_ef(len(self.photo_ids)), 2 * k))
+        labels, squared = self.index.knn_query(
+            np.asarray(vectors, dtype=np.float32), k=k, num_threads=threads
+        )
+        return labels, squared
+
+    def save(self, path: Path) -> None:
+        self.index.save_index(str(path))
 
 
 @dataclass(frozen=True)
@@ -180,22 +228,9 @@ class Identifier:
             return
         graph = self._graphs.get(partition)
         if graph is None:
-            index = hnswlib.Index(space="l2", dim=self.dim)
-            index.init_index(
-                max_elements=max(_INITIAL_CAPACITY, 2 * len(photo_ids)),
-                M=HNSW_M,
-                ef_construction=HNSW_EF_CONSTRUCTION,
-            )
-            graph = self._graphs[partition] = _Graph(index)
-        needed = len(graph.photo_ids) + len(photo_ids)
-        if needed > graph.index.get_max_elements():
-            graph.index.resize_index(max(needed, 2 * graph.index.get_max_elements()))
-        labels = np.arange(len(graph.photo_ids), needed)
-        graph.index.add_items(np.asarray(vectors, dtype=np.float32), labels)
-        if graph.tail_start >= 0:
-            graph.tail.extend(np.asarray(vectors, dtype=np.float32))
-        graph.photo_ids.extend(photo_ids)
-        graph.individual_ids.extend(individual_ids)
+            capacity = max(_INITIAL_CAPACITY, 2 * len(photo_ids))
+            graph = self._graphs[partition] = _Graph.empty(self.dim, capacity)
+        graph.extend(photo_ids, individual_ids, vectors)
 
     def save(self, directory: Path, model_version: str) -> None:
         """Write every graph beside the catalogue; the manifest is replaced last, atomically, so a
@@ -205,7 +240,7 @@ class Identifier:
         partitions = []
         for number, (key, graph) in enumerate(sorted(self._graphs.items())):
             index_file, ids_file = f"p{number}-{token}.bin", f"p{number}-{token}.ids"
-            graph.index.save_index(str(directory / index_file))
+            graph.save(directory / index_file)
             (directory / ids_file).write_text("\n".join(graph.photo_ids), encoding="utf-8")
             # hnswlib reports no failed write: a graph file smaller than its vectors alone was cut
             # short (a full disk), and is not offered to the next night.
@@ -265,17 +300,16 @@ class Identifier:
                 photo_ids = [p for p in ids_bytes.decode("utf-8").split("\n") if p]
                 if len(photo_ids) != entry["count"] or not set(photo_ids) <= owners[key].keys():
                     continue  # a photo in the graph is gone from the catalogue: rebuild this one
-                index = hnswlib.Index(space="l2", dim=self.dim)
-                index.load_index(
-                    str(directory / entry["index"]), max_elements=max(_INITIAL_CAPACITY, 2 * len(photo_ids))
+                graph = _Graph.load(
+                    directory / entry["index"], self.dim, photo_ids, [owners[key][p] for p in photo_ids]
                 )
+            except _GraphDisagrees as exc:
+                notes.append(f"saved graph {entry['index']} {exc}; rebuilt")
+                continue
             except (OSError, RuntimeError, KeyError, ValueError) as exc:
                 notes.append(f"saved graph {entry.get('index')} could not be used ({exc}); rebuilt")
                 continue
-            if index.get_current_count() != len(photo_ids):
-                notes.append(f"saved graph {entry['index']} disagrees with its photo list; rebuilt")
-                continue
-            self._graphs[key] = _Graph(index, photo_ids, [owners[key][p] for p in photo_ids])
+            self._graphs[key] = graph
             present = set(photo_ids)
             missing[key] = [p for p in missing[key] if p not in present]
         return missing
@@ -293,8 +327,7 @@ class Identifier:
         if graph is None or not graph.photo_ids or not len(vectors):
             return [None] * len(vectors)
         k = min(self._wanted_k(self.verification is not None), len(graph.photo_ids))
-        graph.index.set_ef(max(query_ef(len(graph.photo_ids)), 2 * k))
-        labels, squared = graph.index.knn_query(np.asarray(vectors, dtype=np.float32), k=k, num_threads=-1)
+        labels, squared = graph.knn(vectors, k)
         graph.tail_start, graph.tail = len(graph.photo_ids), []
         return [Prefetched(labels[i], squared[i], graph.tail_start) for i in range(len(vectors))]
 
@@ -311,8 +344,7 @@ class Identifier:
         k = min(self.neighbours_k + len(leave_out), len(graph.photo_ids))
         if k == 0:
             return [{} for _ in range(len(vectors))]
-        graph.index.set_ef(max(query_ef(len(graph.photo_ids)), 2 * k))
-        labels, squared = graph.index.knn_query(np.asarray(vectors, dtype=np.float32), k=k, num_threads=-1)
+        labels, squared = graph.knn(vectors, k)
         result: list[dict[str, float]] = []
         for row_labels, row_squared in zip(labels, squared, strict=True):
             nearest: dict[str, float] = {}
@@ -328,8 +360,7 @@ class Identifier:
         """Labels and squared distances of the k nearest catalogued photos, nearest first."""
         query = np.asarray(vector, dtype=np.float32)
         if prefetched is None or prefetched.graph_size != graph.tail_start:
-            graph.index.set_ef(max(query_ef(len(graph.photo_ids)), 2 * k))
-            labels, squared = graph.index.knn_query(query[None, :], k=k)
+            labels, squared = graph.knn(query[None, :], k)
             return labels[0], squared[0]
         labels, squared = prefetched.labels[:k], prefetched.squared[:k]
         if graph.tail:

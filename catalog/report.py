@@ -55,8 +55,8 @@ def run_report(summary: QueryResult, sightings: QueryResult, errors: QueryResult
     """The report of one index run: counts, new individuals, re-sightings, review queue, errors."""
     if not summary.rows:
         return Text("No such run.")
-    run = dict(zip(summary.columns, summary.rows[0], strict=True))
-    rows = [dict(zip(sightings.columns, r, strict=True)) for r in sightings.rows]
+    run = summary.records()[0]
+    rows = sightings.records()
     new = [r for r in rows if r["status"] == "new"]
     matched = [r for r in rows if r["status"] == "matched"]
     review = [r for r in rows if r["status"] == "review"]
@@ -173,7 +173,7 @@ def _sighting_table(title: str, rows: list[dict[str, Any]]) -> Table:
 
 def history_report(individual: QueryResult, history: QueryResult) -> RenderableType:
     """One individual's life history: summary line and timeline."""
-    info = dict(zip(individual.columns, individual.rows[0], strict=True))
+    info = individual.records()[0]
     name = f" ({info['name']})" if info.get("name") else ""
     flank = " ".join(v for v in (info.get("side"), info.get("crop")) if v)
     if info.get("linked"):
@@ -188,8 +188,7 @@ def history_report(individual: QueryResult, history: QueryResult) -> RenderableT
     timeline = Table(title="Timeline", title_justify="left")
     for column in ("date", "site", "camera", "side", "photo", "distance", "decision"):
         timeline.add_column(column, overflow="fold", justify="right" if column == "distance" else "left")
-    for row in history.rows:
-        record = dict(zip(history.columns, row, strict=True))
+    for record in history.records():
         timeline.add_row(
             format_value(record["taken_at"]),
             Text(format_value(record["site"])),

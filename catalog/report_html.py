@@ -125,7 +125,7 @@ def matched_keypoints(store: Store, sightings: QueryResult) -> dict[str, verify.
     """Cached keypoints of both photos of every keypoint-verified sighting (none without OpenCV)."""
     if not verify.available():
         return {}
-    rows = [dict(zip(sightings.columns, r, strict=True)) for r in sightings.rows]
+    rows = sightings.records()
     # Only sightings indexed before their decisive keypoints were kept need matching again.
     photo_ids = {
         row[key]
@@ -149,8 +149,8 @@ def run_page(
     With `features` (cached keypoints by photo id) and OpenCV, verified pairs also show the
     keypoints that agreed."""
     features = features or {}
-    run = dict(zip(summary.columns, summary.rows[0], strict=True))
-    rows = [dict(zip(sightings.columns, r, strict=True)) for r in sightings.rows]
+    run = summary.records()[0]
+    rows = sightings.records()
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         # No script may run in this page, whatever a file name says.
@@ -209,7 +209,7 @@ def run_page(
         parts.append(f"<h2 id='{_text(individual)}'>{_text(individual)}: timeline</h2><table><tr>")
         parts += [f"<th>{_text(c)}</th>" for c in ("date", "site", "side", "photo", "distance", "decision")]
         parts.append("</tr>")
-        for record in (dict(zip(history.columns, r, strict=True)) for r in history.rows):
+        for record in history.records():
             cells = (record["taken_at"], record["site"], record["side"], record["path"], record["distance"],
                      record["status"])  # fmt: skip
             parts.append("<tr>" + "".join(f"<td>{_text(c)}</td>" for c in cells) + "</tr>")

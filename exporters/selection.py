@@ -50,4 +50,4 @@ def photo_rows(store: Store, selection: ExportFilter) -> QueryResult:
 def sighting_rows(store: Store, selection: ExportFilter) -> list[dict[str, Any]]:
     """One dict per sighting (Darwin Core, capture histories, GeoJSON)."""
     result = store.query("sightings_export", **selection.params())
-    return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+    return result.records()

@@ -44,8 +44,8 @@ def _owner(store: Store, photo: str) -> tuple[str, str]:
 def test_confirm_marks_the_sighting_and_records_the_reason(store: Store) -> None:
     decision = decisions.confirm(store, ["s/a3.jpg"], "same scar on the gill cover")
     assert _owner(store, "a3") == ("FP-000001", "confirmed")
-    (row,) = [r for r in store.query("decisions").rows if r[0] == decision]
-    assert row[2] == "confirm" and row[7] == "same scar on the gill cover"
+    (row,) = [r for r in store.query("decisions").records() if r["decision_id"] == decision]
+    assert row["action"] == "confirm" and row["reason"] == "same scar on the gill cover"
 
 
 def test_reject_moves_the_photo_to_a_new_individual(store: Store) -> None:
@@ -137,14 +137,15 @@ def test_merged_and_named_individuals_resolve_to_the_survivor(store: Store) -> N
 def test_link_makes_history_follow_both_flanks(store: Store) -> None:
     decision = decisions.link(store, "FP-000003", "FP-000002", "photographed together, tag 42")
     history = store.query("history", individual_id="FP-000002")
-    assert {row[-1] for row in history.rows} == {"FP-000002", "FP-000003"}
-    result = store.query("individual", individual_id="FP-000003")
-    summary = dict(zip(result.columns, result.rows[0], strict=True))
+    assert {row["individual_id"] for row in history.records()} == {"FP-000002", "FP-000003"}
+    (summary,) = store.query("individual", individual_id="FP-000003").records()
     assert summary["linked"] == ["FP-000002"] and summary["sightings"] == 2
     with pytest.raises(FinprintError, match="already linked"):
         decisions.link(store, "FP-000002", "FP-000003", "")
     decisions.undo(store, decision)
-    assert {row[-1] for row in store.query("history", individual_id="FP-000002").rows} == {"FP-000002"}
+    assert {row["individual_id"] for row in store.query("history", individual_id="FP-000002").records()} == {
+        "FP-000002"
+    }
 
 
 def test_an_undone_individuals_number_is_never_given_again(store: Store) -> None:

@@ -63,7 +63,7 @@ def test_deleted_file_is_marked_missing_and_keeps_its_history(survey_archive: Pa
     with Store.open(settings.db_path, read_only=True) as store:
         missing = store.read_only_sql("SELECT path FROM photo_paths WHERE missing_since IS NOT NULL").rows
         assert missing == [(str(victim),)]
-        assert any(row[0] == str(victim) for row in photo_rows(store, ExportFilter()).rows)
+        assert any(row["path"] == str(victim) for row in photo_rows(store, ExportFilter()).records())
 
 
 @pytest.mark.slow
@@ -79,7 +79,7 @@ def test_moved_file_keeps_its_sightings(survey_archive: Path, tmp_path: Path) ->
     result = index(settings, [archive])
     assert result.photos_new == 0 and result.duplicate_paths == 1 and result.paths_missing == 1
     with Store.open(settings.db_path, read_only=True) as store:
-        rows = {row[0]: row[1] for row in photo_rows(store, ExportFilter()).rows}
+        rows = {row["path"]: row["individual_id"] for row in photo_rows(store, ExportFilter()).records()}
     assert rows[str(moved)] == rows[str(photo)]
 
 
@@ -287,7 +287,7 @@ def test_flanks_photographed_in_one_encounter_are_linked(tmp_path: Path) -> None
     result = index(settings, [tmp_path / "archive"])
     assert result.links_made == 3
     with Store.open(settings.db_path, read_only=True) as store:
-        decisions_made = store.query("decisions").rows
+        decisions_made = store.query("decisions").records()
         left = store.read_only_sql(
             "SELECT s.individual_id FROM sightings s JOIN photo_paths pp USING (photo_id) "
             "WHERE pp.path LIKE '%fish0/IMG_left_body.jpg'"
@@ -301,7 +301,7 @@ def test_flanks_photographed_in_one_encounter_are_linked(tmp_path: Path) -> None
         ).rows
         # Two fish in one folder: no link, whatever they were identified as.
         assert all(store.fish_members(row[0]) == [row[0]] for row in crowded)
-    assert all("automatic" in row[7] for row in decisions_made)
+    assert all("automatic" in row["reason"] for row in decisions_made)
 
 
 @pytest.mark.slow

@@ -52,7 +52,7 @@ def test_new_night_adds_only_new_photos_and_keeps_ids(survey_archive: Path, tmp_
     settings = Settings(db_path=tmp_path / "c.duckdb")
     first = index(settings, [archive])
     with Store.open(settings.db_path, read_only=True) as store:
-        night_one = {row[0]: row[1] for row in photo_rows(store, ExportFilter()).rows}
+        night_one = {row["path"]: row["individual_id"] for row in photo_rows(store, ExportFilter()).records()}
     for folder in folders[3:]:
         shutil.copytree(folder, archive / folder.name)
     graphs = settings.db_path.with_name(settings.db_path.name + ".hnsw")
@@ -61,7 +61,7 @@ def test_new_night_adds_only_new_photos_and_keeps_ids(survey_archive: Path, tmp_
     assert second.files_unchanged == first.photos_new
     assert second.photos_new > 0 and second.matched > 0
     with Store.open(settings.db_path, read_only=True) as store:
-        night_two = {row[0]: row[1] for row in photo_rows(store, ExportFilter()).rows}
+        night_two = {row["path"]: row["individual_id"] for row in photo_rows(store, ExportFilter()).records()}
     # Nothing catalogued on night one changed identity on night two.
     assert {p: night_two[p] for p in night_one} == night_one
 

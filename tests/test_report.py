@@ -144,10 +144,10 @@ def test_each_sighting_says_what_decided_it_and_the_run_its_rule(
     run_id = index(Settings(db_path=db, verify=False), folders).run_id
     with Store.open(db) as store:
         rows = store.query("run_sightings", run_id=run_id)
-        first = dict(zip(rows.columns, rows.rows[0], strict=True))
+        first = rows.records()[0]
         confirm(store, [first["photo_id"]], "checked by eye")
         queries = [store.query(q, run_id=run_id) for q in ("run_summary", "run_sightings", "run_errors")]
-    rows_now = [dict(zip(queries[1].columns, v, strict=True)) for v in queries[1].rows]
+    rows_now = queries[1].records()
     by_photo = {row["photo_id"]: row for row in rows_now}
     said = {report.decided_by(row) for row in by_photo.values()}
     assert report.decided_by(by_photo[first["photo_id"]]) == "a person (confirm)"

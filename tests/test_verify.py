@@ -185,7 +185,7 @@ def test_the_html_report_draws_the_very_keypoints_that_decided_each_match(
         queries = [store.query(name, run_id=run_id) for name in names]
         # Every verified sighting kept its decisive keypoints: nothing is matched again.
         assert matched_keypoints(store, queries[1]) == {}
-    rows = [dict(zip(queries[1].columns, r, strict=True)) for r in queries[1].rows]
+    rows = queries[1].records()
     verified = [row for row in rows if row["inliers"] and row["status"] != "new"]
     assert verified
     for row in verified:

@@ -165,6 +165,11 @@ class QueryResult:
     columns: list[str]
     rows: list[tuple[Any, ...]]
 
+    def records(self) -> list[dict[str, Any]]:
+        """The rows as column name -> value: what a reader should use when a query's columns
+        may change order or grow."""
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
     def select(self, columns: list[str]) -> QueryResult:
         """The same rows with only these columns, in this order."""
         positions = [self.columns.index(name) for name in columns]
