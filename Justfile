@@ -118,6 +118,11 @@ bench-feature-lookup *args:
 bench-gpu *args:
     {{py}} bench/bench_gpu.py {{args}}
 
+# One night of 20,000 new photos (2,000 drawn, the rest changed copies), verified and not: its
+# peak resident memory, target under 2 GB (about 25 minutes on 2 cores).
+bench-night-memory *args:
+    {{py}} bench/bench_night_memory.py {{args}}
+
 # One verified night indexed into catalogues of 1,000 and 100,000 photos (about 10 GB of scratch).
 bench-verified-night *args:
     {{py}} bench/bench_verified_night.py {{args}}

@@ -114,13 +114,15 @@ def main() -> None:
 
 
 def index_in_a_process(
-    folder: Path, db: Path, batch_size: int, workers: int
+    folder: Path, db: Path, batch_size: int, workers: int, *, verify: bool = False
 ) -> tuple[int, float, str, float]:
     """`finprint index` as cron runs it, in its own process: photos catalogued, photos/s from
-    process start to exit, the provider that ran, and the process's peak resident memory (GB)."""
+    process start to exit, the provider that ran, and the process's peak resident memory (GB).
+    Without `verify`, on the embedding alone and without the night's grouping."""
+    choices = ["--verify", "--group"] if verify else ["--no-verify", "--no-group"]
     command = [
-        sys.executable, "-m", "catalog", "index", str(folder), "--db", str(db), "--json", "--no-verify",
-        "--no-group", "--batch-size", str(batch_size), "--workers", str(workers),
+        sys.executable, "-m", "catalog", "index", str(folder), "--db", str(db), "--json", *choices,
+        "--batch-size", str(batch_size), "--workers", str(workers),
     ]  # fmt: skip
     environment = {**os.environ, "FINPRINT_NIGHTLY_BACKUP": "false"}
     with tempfile.TemporaryFile("w+") as output:

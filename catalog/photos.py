@@ -78,16 +78,22 @@ def _list_once(directory: Path, seen_dirs: set[tuple[int, int]]) -> list[os.DirE
         return list(entries)
 
 
-def _folders_and_files(listed: list[os.DirEntry[str]]) -> tuple[list[str], list[str]]:
+def _folders_and_photos(listed: list[os.DirEntry[str]]) -> tuple[list[str], list[os.DirEntry[str]]]:
+    """The folder's subfolders (names) and its photo files (entries, by name), hidden ones left out."""
     subdirs: list[str] = []
-    files: list[str] = []
+    photos: list[os.DirEntry[str]] = []
     for entry in listed:
+        if _is_hidden(entry.name):
+            continue
         try:
             is_dir = entry.is_dir(follow_symlinks=True)
         except OSError:
             is_dir = False
-        (subdirs if is_dir else files).append(entry.name)
-    return subdirs, files
+        if is_dir:
+            subdirs.append(entry.name)
+        elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
+            photos.append(entry)
+    return subdirs, sorted(photos, key=lambda entry: entry.name)
 
 
 def walk(root: Path, problems: list[str] | None = None) -> Iterator[FoundFile]:
@@ -109,15 +115,14 @@ def walk(root: Path, problems: list[str] | None = None) -> Iterator[FoundFile]:
             if problems is not None:
                 problems.append(printable_path(directory))
             continue
-        subdirs, files = _folders_and_files(listed)
+        subdirs, photos = _folders_and_photos(listed)
         # Depth first, in name order: the order photos are catalogued in never depends on the disk.
-        stack.extend(directory / name for name in sorted(subdirs, reverse=True) if not _is_hidden(name))
-        for name in sorted(files):
-            if _is_hidden(name) or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            path = directory / name
+        stack.extend(directory / name for name in sorted(subdirs, reverse=True))
+        for entry in photos:
+            path = directory / entry.name
             try:
-                file_stat = path.stat()
+                # What path.stat() would say (symlinks followed), without building the path twice.
+                file_stat = entry.stat()
             except OSError:
                 # A dangling link, or a file gone since the folder was listed: reading it will
                 # fail, and that failure is recorded with its reason like any other bad file.
