@@ -18,8 +18,9 @@ setup:
 test:
     {{py}} -m pytest
 
-# The suite without the tests marked slow (training, kills, 50k files, disk full, the wheel):
-# for the edit-test loop; CI runs everything.
+# The suite without the tests marked slow (training, kills, 50k files, disk full, the wheel,
+# whole nights, new interpreters, plots, the demo): for the edit-test loop, about 90 s here;
+# CI runs everything.
 test-fast:
     {{py}} -m pytest -m "not slow" -q
 
