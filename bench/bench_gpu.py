@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_index import infer_rate
 from benchtable import bench_console, measures_table
 
 from catalog.decode import decoded_batches
@@ -53,14 +54,6 @@ def decode_all(folder: Path, embedder: Embedder, workers: int) -> tuple[float, n
     ]
     elapsed = time.perf_counter() - started
     return len(files) / elapsed, np.stack([photo.tensor for photo in decoded])
-
-
-def inference_rate(embedder: Embedder, tensors: np.ndarray, batch_size: int) -> float:
-    embedder.embed(tensors[:batch_size])  # warm-up: CUDA kernels and memory arenas
-    started = time.perf_counter()
-    for start in range(0, len(tensors), batch_size):
-        embedder.embed(tensors[start : start + batch_size])
-    return len(tensors) / (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -92,7 +85,7 @@ def main() -> None:
         decode_per_s, tensors = decode_all(folder, embedder, args.workers)
         for batch_size in batch_sizes:
             photos, end_to_end, provider, peak_gb = indexed[batch_size]
-            infer_per_s = inference_rate(embedder, tensors, batch_size)
+            infer_per_s = infer_rate(tensors, embedder, batch_size)
             limit = min(decode_per_s, infer_per_s)
             shared_limit = 1 / (1 / decode_per_s + 1 / infer_per_s)
             columns[f"batch {batch_size}"] = {

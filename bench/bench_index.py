@@ -42,12 +42,12 @@ def decode_rate(paths: list[Path], embedder: Embedder) -> tuple[float, np.ndarra
     return len(paths) / (time.perf_counter() - started), np.stack(tensors)
 
 
-def infer_rate(tensors: np.ndarray, embedder: Embedder) -> float:
-    """Photos/s of onnxruntime on ready tensors, same batch size as the index."""
-    embedder.embed(tensors[:BATCH_SIZE])  # warm-up
+def infer_rate(tensors: np.ndarray, embedder: Embedder, batch_size: int = BATCH_SIZE) -> float:
+    """Photos/s of onnxruntime on ready tensors, by default at the index's batch size."""
+    embedder.embed(tensors[:batch_size])  # warm-up: memory arenas (and CUDA kernels on a GPU)
     started = time.perf_counter()
-    for i in range(0, len(tensors), BATCH_SIZE):
-        embedder.embed(tensors[i : i + BATCH_SIZE])
+    for i in range(0, len(tensors), batch_size):
+        embedder.embed(tensors[i : i + batch_size])
     return len(tensors) / (time.perf_counter() - started)
 
 

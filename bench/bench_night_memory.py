@@ -28,23 +28,21 @@ MEMORY_TARGET_GB = 2.0
 
 
 def fill_with_copies(folder: Path, photos: int) -> int:
-    """Add copies of the folder's photos, each with one pixel changed, until it holds `photos`;
-    returns how many it holds."""
+    """Add copies of the folder's photos, each with one pixel changed, until it holds `photos`
+    (as evenly over the originals as they divide); returns how many it holds. Each original is
+    read once, for all its copies."""
     originals = sorted(folder.rglob("*.jpg"))
-    count, copy_number = len(originals), 0
-    while count < photos:
-        copy_number += 1
-        for original in originals:
-            if count >= photos:
-                break
-            with Image.open(original) as image:
-                changed = image.convert("RGB")
+    each, more = divmod(max(0, photos - len(originals)), len(originals))
+    for number, original in enumerate(originals):
+        with Image.open(original) as image:
+            pixels = image.convert("RGB")
+        for copy_number in range(1, each + (number < more) + 1):
+            changed = pixels.copy()
             x, y = copy_number % changed.width, (copy_number // changed.width) % changed.height
             red, green, blue = changed.getpixel((x, y))  # type: ignore[misc]
             changed.putpixel((x, y), (255 - red, green, blue))
             changed.save(original.with_name(f"{original.stem}_copy{copy_number}.jpg"), quality=92)
-            count += 1
-    return count
+    return sum(1 for _ in folder.rglob("*.jpg"))
 
 
 def main() -> None:

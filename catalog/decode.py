@@ -25,14 +25,7 @@ from catalog import verify
 from catalog.modelcard import ModelCard
 from catalog.photos import ExifFacts, FoundFile, UnreadableFile, printable_path, read_exif, read_photo_file
 from catalog.preprocess import prepare, to_tensor
-
-
-@dataclass(frozen=True)
-class PhotoError:
-    """A file the run could not catalogue, and why."""
-
-    path: str
-    reason: str
+from catalog.store.rows import PhotoError
 
 
 @dataclass(frozen=True)
@@ -128,17 +121,9 @@ def _check_size(width: int, height: int) -> None:
 
 
 # What can go wrong reading one file; each becomes an error row, never a crash of the night.
-# PIL reports truncated and corrupt files as OSError, some broken headers as SyntaxError; a file
-# deleted or unreadable mid-run is an OSError too.
-_FAILURES = (
-    _Unusable,
-    Image.DecompressionBombError,
-    UnreadableFile,
-    MemoryError,
-    OSError,
-    SyntaxError,
-    ValueError,
-)
+# PIL reports truncated and corrupt files as OSError (UnidentifiedImageError is one), some broken
+# headers as SyntaxError; a file deleted or unreadable mid-run (UnreadableFile) is an OSError too.
+_FAILURES = (_Unusable, Image.DecompressionBombError, MemoryError, OSError, SyntaxError, ValueError)
 
 
 def _failure_reason(failure: BaseException) -> str:

@@ -73,6 +73,11 @@ def partition_key(side: str | None, crop: str | None, sides_split: bool) -> str:
     return f"{(side or '*') if sides_split else '*'}/{crop or '*'}"
 
 
+def _room_for(photos: int) -> int:
+    """A new or loaded graph's capacity: twice its photos, so most nights add without a resize."""
+    return max(_INITIAL_CAPACITY, 2 * photos)
+
+
 class _GraphDisagrees(Exception):
     """A saved graph that loads but does not hold one vector per photo of its list."""
 
@@ -89,42 +94,39 @@ class _Graph:
     tail: list[np.ndarray] = field(default_factory=list)
 
     @classmethod
-    def empty(cls, dim: int, capacity: int) -> _Graph:
+    def empty(cls, dim: int, photos: int) -> _Graph:
+        """A graph with room for `photos` and as many again."""
         index = hnswlib.Index(space="l2", dim=dim)
-        index.init_index(max_elements=capacity, M=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION)
+        index.init_index(max_elements=_room_for(photos), M=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION)
         return cls(index)
 
     @classmethod
     def load(cls, path: Path, dim: int, photo_ids: list[str], individual_ids: list[str]) -> _Graph:
         """A saved graph, with room to grow; raises if its file does not hold one vector per photo."""
         index = hnswlib.Index(space="l2", dim=dim)
-        index.load_index(str(path), max_elements=max(_INITIAL_CAPACITY, 2 * len(photo_ids)))
+        index.load_index(str(path), max_elements=_room_for(len(photo_ids)))
         if index.get_current_count() != len(photo_ids):
             raise _GraphDisagrees("disagrees with its photo list")
         return cls(index, photo_ids, individual_ids)
 
-    def __len__(self) -> int:
-        return len(self.photo_ids)
-
     def extend(self, photo_ids: list[str], individual_ids: list[str], vectors: np.ndarray) -> None:
         """Add photos (growing the graph as needed); vectors added after a prefetch are also kept
         apart, for the prefetched photos' exact search."""
+        vectors = np.asarray(vectors, dtype=np.float32)
         needed = len(self.photo_ids) + len(photo_ids)
         if needed > self.index.get_max_elements():
             self.index.resize_index(max(needed, 2 * self.index.get_max_elements()))
-        self.index.add_items(np.asarray(vectors, dtype=np.float32), np.arange(len(self.photo_ids), needed))
+        self.index.add_items(vectors, np.arange(len(self.photo_ids), needed))
         if self.tail_start >= 0:
-            self.tail.extend(np.asarray(vectors, dtype=np.float32))
+            self.tail.extend(vectors)
         self.photo_ids.extend(photo_ids)
         self.individual_ids.extend(individual_ids)
 
-    def knn(self, vectors: np.ndarray, k: int, threads: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    def knn(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Labels and squared distances of each vector's k nearest photos, searched wide enough
-        for this graph's size."""
+        for this graph's size (hnswlib spreads a batch over the cores)."""
         self.index.set_ef(max(query_ef(len(self.photo_ids)), 2 * k))
-        labels, squared = self.index.knn_query(
-            np.asarray(vectors, dtype=np.float32), k=k, num_threads=threads
-        )
+        labels, squared = self.index.knn_query(np.asarray(vectors, dtype=np.float32), k=k, num_threads=-1)
         return labels, squared
 
     def save(self, path: Path) -> None:
@@ -228,8 +230,7 @@ class Identifier:
             return
         graph = self._graphs.get(partition)
         if graph is None:
-            capacity = max(_INITIAL_CAPACITY, 2 * len(photo_ids))
-            graph = self._graphs[partition] = _Graph.empty(self.dim, capacity)
+            graph = self._graphs[partition] = _Graph.empty(self.dim, len(photo_ids))
         graph.extend(photo_ids, individual_ids, vectors)
 
     def save(self, directory: Path, model_version: str) -> None:

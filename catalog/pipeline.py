@@ -14,7 +14,7 @@ import numpy as np
 
 from catalog import __version__, verify
 from catalog import fusion as fusion_module
-from catalog.decode import DecodedPhoto, PhotoError, decoded_batches
+from catalog.decode import DecodedPhoto, decoded_batches
 from catalog.embed import Embedder
 from catalog.errors import ArchiveNotFound, FinprintError, ModelMismatch, NoPhotosFound, NotAnImage
 from catalog.fusion import Fusion
@@ -36,6 +36,7 @@ from catalog.store import (
     IndividualRow,
     KnownPath,
     PathRow,
+    PhotoError,
     PhotoRow,
     SightingRow,
     Store,
@@ -357,9 +358,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         folder_errors = [PhotoError(folder, _listing_failure(folder)) for folder in unreadable_folders]
         if folder_errors:
             result.errors.extend(folder_errors)
-            store.write_batch(
-                run_id, card.model_version, Batch(errors=[(e.path, e.reason) for e in folder_errors])
-            )
+            store.write_batch(run_id, card.model_version, Batch(errors=folder_errors))
         result.warnings.extend(_model_warnings(card, why_not))
         result.files_unchanged = len(found) - len(todo)
         tonight = _RunIdentification(store, card, settings, threshold, path_pattern, fusion=fusion)
@@ -409,7 +408,7 @@ class _Night:
     def catalogue(self, decoded: list[DecodedPhoto], failures: list[PhotoError]) -> None:
         """One batch, written whole or not at all."""
         result, tonight = self.result, self.tonight
-        batch = Batch(errors=[(e.path, e.reason) for e in failures])
+        batch = Batch(errors=list(failures))
         result.errors.extend(failures)
         # A file changed since it was catalogued: its old sighting stays, the path moves on.
         batch.stale_paths = [str(d.found.path) for d in decoded if str(d.found.path) in self.known_paths]
@@ -674,7 +673,7 @@ def _drop_non_finite(
                 "(mean and std) or use another model",
             )
             result.errors.append(failure)
-            batch.errors.append((failure.path, failure.reason))
+            batch.errors.append(failure)
     return [item for item, ok in zip(fresh, finite, strict=True) if ok], vectors[finite]
 
 

@@ -126,10 +126,11 @@ def test_exit_code_two_and_catalogue_unchanged_by_a_rerun(corpus: Path, tmp_path
 
 
 def test_file_deleted_during_the_run_is_an_error_not_a_crash(tmp_path: Path) -> None:
-    from catalog.decode import PhotoError, decode_one
+    from catalog.decode import decode_one
     from catalog.modelcard import read_card
     from catalog.photos import FoundFile
     from catalog.settings import DEFAULT_MODEL_PATH
+    from catalog.store import PhotoError
 
     gone = FoundFile(tmp_path / "vanished.jpg", 1000, 1)
     outcome = decode_one(tmp_path, gone, read_card(DEFAULT_MODEL_PATH), {"decode": 0.0})

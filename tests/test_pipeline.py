@@ -172,7 +172,7 @@ def test_a_photo_whose_embedding_is_not_finite_is_an_error_row_not_a_fish(tmp_pa
     kept, kept_vectors = _drop_non_finite(fresh, vectors, known, batch, result)
     assert [item.photo_id for item in kept] == ["a" * 8]
     assert np.array_equal(kept_vectors, vectors[:1])
-    assert [Path(path).name for path, _ in batch.errors] == ["b", "c"]
+    assert [Path(error.path).name for error in batch.errors] == ["b", "c"]
     assert all("non-finite embedding" in e.reason for e in result.errors)
     assert known == {"a" * 8}  # the others are tried again next night
 

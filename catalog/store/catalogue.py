@@ -481,15 +481,7 @@ class Store:
             if batch.features:
                 self._insert_features(batch.detector, batch.features)
             if batch.errors:
-                self._insert(
-                    "errors",
-                    {
-                        "run_id": [run_id] * len(batch.errors),
-                        "path": [e[0] for e in batch.errors],
-                        "reason": [e[1] for e in batch.errors],
-                        "recorded_at": [_now()] * len(batch.errors),
-                    },
-                )
+                self._insert("errors", insert_columns(batch.errors, run_id=run_id, recorded_at=_now()))
 
     def _insert_individuals(self, rows: list[IndividualRow], run_id: int) -> None:
         self._insert("individuals", insert_columns(rows, name=None, created_run=run_id))

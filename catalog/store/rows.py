@@ -66,6 +66,14 @@ class PathRow:
 
 
 @dataclass(frozen=True)
+class PhotoError:
+    """A file the run could not catalogue, and why: a row of the run's errors."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class IndividualRow:
     """A new catalogue entry."""
 
@@ -86,7 +94,7 @@ class Batch:
     sightings: list[SightingRow] = field(default_factory=list)
     # Paths whose content is already catalogued under another path.
     known_content_paths: list[PathRow] = field(default_factory=list)
-    errors: list[tuple[str, str]] = field(default_factory=list)
+    errors: list[PhotoError] = field(default_factory=list)
     # Paths whose file changed since they were catalogued; their path rows are replaced.
     stale_paths: list[str] = field(default_factory=list)
     # (photo_id, serialised keypoints) of photos described for verification.

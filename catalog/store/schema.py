@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from functools import cache
 from pathlib import Path
 
 import duckdb
@@ -20,12 +21,16 @@ def sql_dir() -> Path:
     return installed if installed.is_dir() else package.parent / "sql"
 
 
-def migrations() -> list[tuple[int, Path]]:
-    """(version, file) of every migration finprint ships, oldest first."""
-    return sorted(
-        (int(m[1]), path)
-        for path in (sql_dir() / "migrations").iterdir()
-        if (m := _MIGRATION_NAME.match(path.name))
+@cache
+def migrations() -> tuple[tuple[int, Path], ...]:
+    """(version, file) of every migration finprint ships, oldest first (they do not change while
+    finprint runs: listed once, not at every open)."""
+    return tuple(
+        sorted(
+            (int(m[1]), path)
+            for path in (sql_dir() / "migrations").iterdir()
+            if (m := _MIGRATION_NAME.match(path.name))
+        )
     )
 
 
@@ -79,8 +84,7 @@ def check_schema_readable(con: duckdb.DuckDBPyConnection, db_path: Path) -> None
         raise FinprintError(f"{db_path}: not a finprint catalogue (no schema_migrations table).") from exc
     version = int(row[0]) if row and row[0] is not None else 0
     refuse_newer(db_path, version)
-    newest = newest_schema()
-    if version < newest:
+    if version < (newest := newest_schema()):
         raise FinprintError(
             f"{db_path}: catalogue made by an older finprint (schema {version}, now {newest}). "
             f"Upgrade it once (a backup copy is written first): finprint migrate --db {db_path}"
