@@ -912,6 +912,10 @@ def evaluate(
     from catalog.offline.evaluate import evaluate as run_evaluation
 
     settings = _settings(model_path=model)
+    if plot is not None:
+        from catalog.offline.plot import check_plot_destination
+
+        check_plot_destination(plot)
     result = run_evaluation(
         settings.model_path,
         data,

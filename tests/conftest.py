@@ -18,11 +18,41 @@ from catalog.synthetic import generate_archive, generate_labelled
 
 
 @pytest.fixture(scope="session")
-def survey_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def survey_archive(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """20 fish over 6 surveys: enough re-sightings to measure recovery."""
     root = tmp_path_factory.mktemp("archive")
-    generate_archive(root, n_individuals=20, n_surveys=6, seed=3)
+    drawn_once(request.config, root, generate_archive, n_individuals=20, n_surveys=6, seed=3)
     return root
+
+
+def drawn_once(config: pytest.Config, root: Path, draw: Callable[..., object], **params: Any) -> None:
+    """Draw a set into `root`, or copy it from pytest's cache when this drawer, with the same
+    parameters, numpy and Pillow, drew it before: the drawing is deterministic (test_synthetic
+    checks it byte for byte) and costs seconds, most of the fast lane's set-up. Without pytest's
+    cache (`-p no:cacheprovider`) every session draws."""
+    cache = getattr(config, "cache", None)
+    if cache is None:
+        draw(root, **params)
+        return
+    import hashlib
+
+    import numpy
+    import PIL
+
+    import catalog.synthetic
+
+    key = hashlib.sha256(Path(catalog.synthetic.__file__).read_bytes())
+    key.update(repr((draw.__name__, sorted(params.items()), numpy.__version__, PIL.__version__)).encode())
+    kept = Path(cache.mkdir(f"drawn-{draw.__name__}")) / key.hexdigest()[:16]
+    if not kept.is_dir():
+        draw(root, **params)
+        for stale in kept.parent.iterdir():  # what an older drawer drew
+            shutil.rmtree(stale)
+        partial = kept.with_name(kept.name + ".partial")
+        shutil.copytree(root, partial)
+        partial.rename(kept)  # only a whole set is ever found under its key
+        return
+    shutil.copytree(kept, root, dirs_exist_ok=True)
 
 
 @pytest.fixture(scope="session")

@@ -354,3 +354,12 @@ def test_a_table_into_a_pipe_keeps_every_id_and_path_on_one_line(
         assert any(path in line for line in listed.stdout.splitlines()), path
     individuals = _run("individuals", "--db", str(db))
     assert any("FP-000001" in line for line in individuals.stdout.splitlines())
+
+
+def test_evaluate_refuses_a_plot_it_cannot_write_before_evaluating(tmp_path: Path) -> None:
+    # The folder holds no labelled photos: had evaluation run first, that would be the error.
+    plot = tmp_path / "no-such-folder" / "eval.png"
+    result = _run("evaluate", str(tmp_path), "--plot", str(plot))
+    assert result.returncode == 1
+    assert "could not write the plot" in result.stderr and str(plot.parent) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

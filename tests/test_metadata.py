@@ -14,7 +14,7 @@ from catalog.errors import TrainingDataError
 from catalog.modelcard import InputSpec
 from catalog.offline.labels import read_metadata
 from catalog.preprocess import load_image, preprocess, to_tensor
-from catalog.synthetic import make_fish, photograph
+from catalog.synthetic import generate_labelled, make_fish, photograph
 
 SPEC = InputSpec(64, 128, 3, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 FIELDS = ["image_id", "identity", "path", "orientation", "date", "bbox", "species"]
@@ -222,7 +222,10 @@ def test_evaluate_on_a_survey_archive_says_it_is_not_labelled(survey_archive: Pa
         evaluate(DEFAULT_MODEL_PATH, survey_archive)
 
 
-def test_evaluate_still_takes_a_folder_per_individual(labelled_set: Path, tmp_path: Path) -> None:
+def test_evaluate_still_takes_a_folder_per_individual(tmp_path: Path) -> None:
     from catalog.offline.labels import read_labelled, refuse_survey_archive
 
-    refuse_survey_archive(read_labelled(labelled_set), labelled_set)  # no error: names, not dates
+    # Names decide here, so two fish are enough (the session's labelled set takes 3 s to draw).
+    labelled = tmp_path / "labelled"
+    generate_labelled(labelled, n_individuals=2, photos_per_view=1, seed=5)
+    refuse_survey_archive(read_labelled(labelled), labelled)  # no error: names, not dates

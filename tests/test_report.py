@@ -75,6 +75,7 @@ def test_run_report_text_at_fixed_width(hostile_catalogue: Path) -> None:
     assert all(len(line) <= 100 for line in text.splitlines())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
 def test_page_renders_in_chromium_without_running_the_script(hostile_catalogue: Path, tmp_path: Path) -> None:
     page = tmp_path / "report.html"

@@ -24,6 +24,16 @@ _METHOD_LABELS = {
 }
 
 
+def check_plot_destination(out_path: Path) -> None:
+    """Refuse a plot file finprint cannot write, before minutes of evaluation are spent on it."""
+    if out_path.suffix.lower() not in PLOT_SUFFIXES:
+        raise FinprintError(f"{out_path}: --plot writes {', '.join(PLOT_SUFFIXES)} files; give one of those.")
+    if not out_path.parent.is_dir():
+        raise FinprintError(
+            f"{out_path}: could not write the plot (no folder {out_path.parent}); create it or pick another."
+        )
+
+
 def plot_evaluation(
     metrics: ReidMetrics,
     out_path: Path,
@@ -35,8 +45,7 @@ def plot_evaluation(
     threshold, the model's threshold marked. Right: the ROC on a log false-accept axis, for the
     embedding over all pairs and, when keypoints were scored, for each way of deciding on the
     shortlists, with the operating points the decisions use. The file type follows the suffix."""
-    if out_path.suffix.lower() not in PLOT_SUFFIXES:
-        raise FinprintError(f"{out_path}: --plot writes {', '.join(PLOT_SUFFIXES)} files; give one of those.")
+    check_plot_destination(out_path)
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:

@@ -1,0 +1,1 @@
+"""Tests of the training code (the train extra: torch and torchvision)."""
