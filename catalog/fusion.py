@@ -29,9 +29,12 @@ def _inputs(distance: np.ndarray | float, inliers: np.ndarray | float) -> tuple[
     return np.asarray(distance, dtype=np.float64), np.log1p(np.asarray(inliers, dtype=np.float64))
 
 
-def sidecar_path(model_path: Path) -> Path:
-    """Where a model's fusion parameters live: beside it, same stem."""
-    return model_path.with_name(model_path.stem + SIDECAR_SUFFIX)
+def sidecar_path(model_path: Path, detector_kind: str = "sift") -> Path:
+    """Where a model's fusion parameters for one keypoint detector live: beside it, same stem
+    (`<model>.verify.json` for SIFT, as finprint has always written it; `<model>.verify-xfeat.json`
+    for XFeat)."""
+    suffix = SIDECAR_SUFFIX if detector_kind == "sift" else f".verify-{detector_kind}.json"
+    return model_path.with_name(model_path.stem + suffix)
 
 
 @dataclass(frozen=True)
@@ -87,9 +90,11 @@ class Fusion:
             ) from exc
 
 
-def load_for_model(model_path: Path, model_version: str, detector: str) -> Fusion | None:
+def load_for_model(
+    model_path: Path, model_version: str, detector: str, detector_kind: str = "sift"
+) -> Fusion | None:
     """The fusion fitted for this model and detector, or None when there is none that fits."""
-    path = sidecar_path(model_path)
+    path = sidecar_path(model_path, detector_kind)
     if not path.is_file():
         return None
     fusion = Fusion.load(path)

@@ -15,7 +15,7 @@ import numpy as np
 
 from catalog.digest import file_sha256
 from catalog.fusion import Fusion
-from catalog.verify import DecisiveLines, LocalFeatures, distinctive_masks, match_many
+from catalog.verify import SIFT, DecisiveLines, Detector, LocalFeatures, distinctive_masks
 
 # HNSW parameters, measured with `just bench-scale --sizes 10000,100000,1000000` (dim 128, a night
 # of 10,000 photos, half re-sightings): M=16 and ef_construction=200. On embeddings shaped like the
@@ -66,6 +66,8 @@ class Verification:
 
     fusion: Fusion
     features_of: Callable[[list[str]], dict[str, LocalFeatures]]
+    # What made the keypoints `features_of` gives, and matches them.
+    detector: Detector = SIFT
 
 
 def partition_key(side: str | None, crop: str | None, sides_split: bool) -> str:
@@ -183,7 +185,8 @@ def decision_rule(
         )
     else:
         rule = (
-            "a match needs P(same), fused from the embedding distance and the agreeing keypoints, over "
+            f"a match needs P(same), fused from the embedding distance and the agreeing keypoints "
+            f"({fusion.detector}), over "
             f"{fusion.threshold_probability:.2f}; near that, or close to two individuals, the photo goes "
             "to review. P(same) is calibrated on as many pairs of one animal as of two, so it ranks "
             "matches; it is not the chance that a match is right, since most candidates are strangers"
@@ -442,7 +445,7 @@ class Identifier:
         # it can then only split a fish, never merge two.
         owner_of = {photo_id: individual for individual, photo_id, _ in neighbours}
         described = [photo_id for _, photo_id, _ in neighbours if photo_id in cached]
-        agreements = match_many(features, [cached[photo_id] for photo_id in described])
+        agreements = verification.detector.match_many(features, [cached[photo_id] for photo_id in described])
         masks = distinctive_masks(agreements, [owner_of[photo_id] for photo_id in described])
         photo_inliers = {photo_id: 0 for _, photo_id, _ in neighbours}
         counts = [int(mask.sum()) for mask in masks]

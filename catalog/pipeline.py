@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog import __version__, verify
+from catalog import __version__, detectors, verify
 from catalog import fusion as fusion_module
 from catalog.decode import DecodedPhoto, decoded_batches
 from catalog.embed import Embedder
@@ -43,6 +43,7 @@ from catalog.store import (
     individual_label,
     write_nightly_backup,
 )
+from catalog.vocabulary import KeypointDetector
 
 ProgressCallback = Callable[[int, int], None]
 _log = logging.getLogger("finprint")
@@ -191,7 +192,7 @@ class _RunIdentification:
         threshold: float,
         path_pattern: PathPattern | None,
         *,
-        fusion: Fusion | None = None,
+        verifying: Verifying | None = None,
     ) -> None:
         self.sides_split = card.sides == "split"
         self.store = store
@@ -202,7 +203,10 @@ class _RunIdentification:
         self.features: OrderedDict[str, verify.LocalFeatures] = OrderedDict()
         # This batch's keypoints, not in the catalogue until the batch is written: never evicted.
         self.unwritten: dict[str, verify.LocalFeatures] = {}
-        verification = Verification(fusion, self._features_of) if fusion is not None else None
+        self.detector = verifying.detector if verifying is not None else verify.SIFT
+        verification = (
+            Verification(verifying.fusion, self._features_of, verifying.detector) if verifying else None
+        )
         self.identifier = Identifier(
             card.embedding.dim, threshold, settings.review_band_fraction, settings.neighbours_k, verification
         )
@@ -246,8 +250,8 @@ class _RunIdentification:
                 found[photo_id] = self.features[photo_id]
         wanted = [photo_id for photo_id in photo_ids if photo_id not in found]
         if wanted:
-            for photo_id, blob in self.store.local_features(wanted, verify.DETECTOR).items():
-                found[photo_id] = verify.LocalFeatures.from_bytes(blob)
+            for photo_id, blob in self.store.local_features(wanted, self.detector.name).items():
+                found[photo_id] = self.detector.features_from_bytes(blob)
                 self._remember(photo_id, found[photo_id])
         return found
 
@@ -287,7 +291,7 @@ class _RunIdentification:
         if item.features is not None:
             self.unwritten[item.photo_id] = item.features
             batch.features.append((item.photo_id, item.features.to_bytes()))
-            batch.detector = verify.DETECTOR
+            batch.detector = self.detector.name
         individual_id = decision.individual_id
         if individual_id is None:
             individual_id = individual_label(self.next_number)
@@ -347,7 +351,10 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         known_paths = _absolutised(store, store.known_paths(), found)
         todo = [(root, f) for root, f in found if not _unchanged(known_paths.get(str(f.path)), f)]
         pattern_notes = _pattern_coverage(path_pattern, todo) if path_pattern is not None else []
-        fusion, why_not = verification_for(settings, card)
+        verifying, why_not = verification_for(settings, card)
+        if verifying is not None:
+            _refuse_mixed_keypoints(store, verifying.detector, settings.db_path)
+        fusion = verifying.fusion if verifying else None
         rule = decision_rule(threshold, settings.review_band_fraction, fusion, settings.group_encounters)
         run_id = store.start_run(card.model_version, threshold, __version__, [str(r) for r in roots], rule)
         result = RunResult(run_id, card.model_version, threshold, embedder.providers, files_seen=len(found))
@@ -361,14 +368,19 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
             store.write_batch(run_id, card.model_version, Batch(errors=folder_errors))
         result.warnings.extend(_model_warnings(card, why_not))
         result.files_unchanged = len(found) - len(todo)
-        tonight = _RunIdentification(store, card, settings, threshold, path_pattern, fusion=fusion)
+        tonight = _RunIdentification(store, card, settings, threshold, path_pattern, verifying=verifying)
         result.warnings.extend(tonight.graph_notes)
-        if fusion is not None:
+        if verifying is not None:
             result.warnings.extend(store.keypoint_notes())
         night = _Night(store, embedder, tonight, known_paths, result)
         done = 0
         batches = decoded_batches(
-            todo, card, settings.workers, settings.batch_size, night.seconds, describe=fusion is not None
+            todo,
+            card,
+            settings.workers,
+            settings.batch_size,
+            night.seconds,
+            describe=verifying.detector if verifying else None,
         )
         for decoded, failures in batches:
             night.catalogue(decoded, failures)
@@ -581,6 +593,8 @@ class ReindexResult:
 
     model_version: str
     photos_embedded: int = 0
+    # Photos whose keypoints the run's detector made (those that had none of its keypoints).
+    photos_described: int = 0
     embeddings_dropped: int = 0
     errors: list[PhotoError] = field(default_factory=list)
     # With skip_unreadable: catalogued photos left without an embedding of the new model.
@@ -590,8 +604,10 @@ class ReindexResult:
 def reindex(
     settings: Settings, on_progress: ProgressCallback | None = None, skip_unreadable: bool = False
 ) -> ReindexResult:
-    """Re-embed every catalogued photo with settings.model_path. Individuals and decisions stay;
-    a killed reindex resumes where it stopped, and indexing waits until it has finished.
+    """Re-embed every catalogued photo with settings.model_path, and describe with the settings'
+    detector every photo that lacks its keypoints (so a catalogue can change detector).
+    Individuals and decisions stay; a killed reindex resumes where it stopped, and indexing waits
+    until it has finished.
 
     With `skip_unreadable`, photos whose file is gone or changed keep their sightings but are left
     out of identification under the new model (a later reindex tries them again)."""
@@ -600,8 +616,8 @@ def reindex(
     result = ReindexResult(card.model_version)
     with Store.open(settings.db_path) as store:
         settings, _ = with_catalogue_settings(settings, store.stored_settings())
-        todo = store.photos_to_reembed(card.model_version)
-        unreachable = [photo_id for photo_id, path in todo if path is None]
+        to_embed = store.photos_to_reembed(card.model_version)
+        unreachable = [photo_id for photo_id, path in to_embed if path is None]
         if unreachable and not skip_unreadable:
             raise FinprintError(
                 f"{settings.db_path}: {len(unreachable)} catalogued photo(s) have no file left to re-embed "
@@ -609,22 +625,30 @@ def reindex(
                 "--skip-unreadable to leave them out of identification (their sightings stay)."
             )
         result.photos_left_out = len(unreachable)
-        files = [(Path(path), FoundFile(Path(path), 0, 0)) for _, path in todo if path is not None]
-        expected = {path: photo_id for photo_id, path in todo}
-        seconds: dict[str, float] = {"decode": 0.0}
-        done = 0
         # Keypoints do not depend on the model: a reindex describes the photos that lack them.
-        describe = settings.verify and verify.available()
-        ids = [photo_id for photo_id, _ in todo]
-        already_described = store.described_photos(ids, verify.DETECTOR) if describe else set()
-        seconds["describe"] = 0.0
+        detector = detectors.named(settings.detector) if settings.verify and verify.available() else None
+        embedding = {photo_id for photo_id, _ in to_embed}
+        todo = [(photo_id, path) for photo_id, path in to_embed if path is not None]
+        already_described: set[str] = set()
+        if detector is not None:
+            present = [(photo_id, path) for photo_id, path in store.catalogued_paths() if path is not None]
+            already_described = store.described_photos([photo_id for photo_id, _ in present], detector.name)
+            todo += [
+                (photo_id, path)
+                for photo_id, path in present
+                if photo_id not in embedding and photo_id not in already_described
+            ]
+        files = [(Path(path), FoundFile(Path(path), 0, 0)) for _, path in todo]
+        expected = {path: photo_id for photo_id, path in todo}
+        seconds: dict[str, float] = {"decode": 0.0, "describe": 0.0}
+        done = 0
         batches = decoded_batches(
             files,
             card,
             settings.workers,
             settings.batch_size,
             seconds,
-            describe=describe,
+            describe=detector,
             described=already_described,
         )
         for decoded, failures in batches:
@@ -634,13 +658,19 @@ def reindex(
                 PhotoError(str(d.found.path), "file changed since it was catalogued") for d in changed
             )
             good = [d for d in decoded if d not in changed]
-            if good:
-                vectors = embedder.embed(np.stack([d.tensor for d in good]))
-                described = [(d.photo_id, d.features.to_bytes()) for d in good if d.features is not None]
+            unembedded = [d for d in good if d.photo_id in embedding]
+            described = [(d.photo_id, d.features.to_bytes()) for d in good if d.features is not None]
+            if unembedded or described:
+                vectors = list(embedder.embed(np.stack([d.tensor for d in unembedded]))) if unembedded else []
                 store.write_embeddings(
-                    card.model_version, [d.photo_id for d in good], list(vectors), described, verify.DETECTOR
+                    card.model_version,
+                    [d.photo_id for d in unembedded],
+                    vectors,
+                    described,
+                    detector.name if detector else "",
                 )
-            result.photos_embedded += len(good)
+            result.photos_embedded += len(unembedded)
+            result.photos_described += len(described)
             done += len(decoded) + len(failures)
             if on_progress:
                 on_progress(done, len(files))
@@ -677,8 +707,16 @@ def _drop_non_finite(
     return [item for item, ok in zip(fresh, finite, strict=True) if ok], vectors[finite]
 
 
-def verification_for(settings: Settings, card: ModelCard) -> tuple[Fusion | None, str | None]:
-    """The fusion to decide with, or None and why identification uses embeddings alone."""
+@dataclass(frozen=True)
+class Verifying:
+    """How a run verifies shortlists: the fitted fusion and the detector whose keypoints it weighs."""
+
+    fusion: Fusion
+    detector: verify.Detector
+
+
+def verification_for(settings: Settings, card: ModelCard) -> tuple[Verifying | None, str | None]:
+    """How to verify, or None and why identification uses embeddings alone."""
     if not settings.verify:
         return None, None
     if not verify.available():
@@ -686,10 +724,33 @@ def verification_for(settings: Settings, card: ModelCard) -> tuple[Fusion | None
             "keypoint verification is off: OpenCV is not installed, so matches rest on the embedding "
             "alone. Install it with: pip install 'finprint[verify]'"
         )
-    fusion = fusion_module.load_for_model(settings.model_path, card.model_version, verify.DETECTOR)
+    detector = detectors.named(settings.detector)
+    fusion = fusion_module.load_for_model(
+        settings.model_path, card.model_version, detector.name, detector.kind
+    )
     if fusion is None:
+        sidecar = fusion_module.sidecar_path(settings.model_path, detector.kind)
+        option = "" if detector.kind == KeypointDetector.SIFT else f" --detector {detector.kind}"
         return None, (
-            f"keypoint verification is off: no {fusion_module.sidecar_path(settings.model_path).name} "
-            f"fitted for model {card.model_version}. Fit one with `finprint fit-verification`."
+            f"keypoint verification is off: no {sidecar.name} fitted for model {card.model_version} "
+            f"and {detector.name} keypoints. Fit one with `finprint fit-verification{option}`."
         )
-    return fusion, None
+    return Verifying(fusion, detector), None
+
+
+def _refuse_mixed_keypoints(store: Store, detector: verify.Detector, db_path: Path) -> None:
+    """Keypoints of two detectors are never matched against each other: when another detector
+    described more of the catalogue than this one, those photos would count as unverifiable (a
+    catalogue that stops recognising its fish), so the run stops before writing anything."""
+    counts = store.keypoint_counts()
+    others = {name: count for name, count in counts.items() if name != detector.name}
+    if not others:
+        return
+    name, count = max(others.items(), key=lambda item: item[1])
+    if count > counts.get(detector.name, 0):
+        raise FinprintError(
+            f"{db_path}: {count} catalogued photos have {name} keypoints but only "
+            f"{counts.get(detector.name, 0)} have {detector.name} ones, which this run would verify "
+            f"with. Describe them first with `finprint reindex --detector {detector.kind}` (keeps "
+            "every sighting and decision), or index with the detector the catalogue was built with."
+        )

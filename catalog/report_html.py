@@ -126,7 +126,8 @@ def matched_keypoints(store: Store, sightings: QueryResult) -> dict[str, verify.
     if not verify.available():
         return {}
     rows = sightings.records()
-    # Only sightings indexed before their decisive keypoints were kept need matching again.
+    # Only sightings indexed before their decisive keypoints were kept need matching again; those
+    # were all verified with SIFT (other detectors came later, and keep their lines).
     photo_ids = {
         row[key]
         for row in rows

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.errors import FinprintError
+from catalog.vocabulary import KeypointDetector
 
 DEFAULT_MODEL_PATH = Path(__file__).parent / "models" / "default.onnx"
 SETTINGS_FILE_NAME = "finprint.toml"
@@ -42,6 +43,9 @@ class Settings:
     path_pattern: str | None = None
     # Verify each new photo's shortlist by keypoints, when OpenCV and the model's fusion file exist.
     verify: bool = True
+    # What finds and matches the keypoints: sift (OpenCV) or xfeat (a learned network shipped
+    # with finprint, run by onnxruntime). Each needs its own fitted fusion beside the model.
+    detector: str = "sift"
     # At the end of each night, gather tonight's photos of one animal into groups and decide each
     # group against the catalogue as a whole (catalog.encounters).
     group_encounters: bool = True
@@ -67,6 +71,7 @@ CATALOGUE_SETTINGS = (
     "review_band_fraction",
     "neighbours_k",
     "verify",
+    "detector",
     "group_encounters",
     "dataset_publisher",
     "dataset_contact_email",
@@ -75,6 +80,7 @@ CATALOGUE_SETTINGS = (
     "recorded_by",
 )
 CONFIG_ENVIRONMENT_VARIABLE = "FINPRINT_CONFIG"
+DETECTORS = tuple(kind.value for kind in KeypointDetector)
 
 
 _BOOLEAN_WORDS = {
@@ -235,6 +241,8 @@ def _check_range(name: str, value: Any) -> None:
         raise ValueError(f"must be a positive, finite distance, not {value!r}")
     if name == "review_band_fraction" and not (math.isfinite(value) and 0 <= value < 1):
         raise ValueError(f"must be a fraction from 0 up to (not including) 1, not {value!r}")
+    if name == "detector" and value not in DETECTORS:
+        raise ValueError(f"must be one of {', '.join(DETECTORS)}, not {value!r}")
     if name == "dataset_licence" and value not in GBIF_LICENCES:
         raise ValueError(
             f"must be one of the licences GBIF accepts ({', '.join(GBIF_LICENCES)}), not {value!r}"

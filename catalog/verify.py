@@ -7,6 +7,7 @@ finprint decides on embeddings alone.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,8 @@ class LocalFeatures:
     """Keypoints of one photo: positions in pixels of the described image, and SIFT descriptors."""
 
     points: np.ndarray  # (n, 2) float32, x and y
-    descriptors: np.ndarray  # (n, 128) uint8
+    # (n, 128) uint8 from SIFT; (n, 64) float16 unit vectors from a learned detector.
+    descriptors: np.ndarray
     size: tuple[int, int]  # width, height of the described image
 
     def __len__(self) -> int:
@@ -63,17 +65,22 @@ class LocalFeatures:
         return cached
 
     def to_bytes(self) -> bytes:
-        """A compact form for the catalogue: header, float32 points, uint8 descriptors."""
+        """A compact form for the catalogue: header, float32 points, descriptors as they are
+        (the detector that made them knows their type: see `Detector.features_from_bytes`)."""
         header = np.asarray([len(self.points), self.size[0], self.size[1]], dtype="<i4").tobytes()
-        return header + self.points.astype("<f4").tobytes() + self.descriptors.astype(np.uint8).tobytes()
+        descriptors = self.descriptors.astype(self.descriptors.dtype.newbyteorder("<"), copy=False)
+        return header + self.points.astype("<f4").tobytes() + descriptors.tobytes()
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> LocalFeatures:
-        """Inverse of `to_bytes`."""
+    def from_bytes(
+        cls, blob: bytes, dtype: np.dtype[Any] | type = np.uint8, dimensions: int = _DESCRIPTOR_BYTES
+    ) -> LocalFeatures:
+        """Inverse of `to_bytes`, for descriptors of this type and length (SIFT's by default)."""
         count, width, height = (int(v) for v in np.frombuffer(blob[:12], dtype="<i4"))
         points_end = 12 + count * 8
         points = np.frombuffer(blob[12:points_end], dtype="<f4").reshape(count, 2)
-        descriptors = np.frombuffer(blob[points_end:], dtype=np.uint8).reshape(count, _DESCRIPTOR_BYTES)
+        stored = np.dtype(dtype).newbyteorder("<")
+        descriptors = np.frombuffer(blob[points_end:], dtype=stored).reshape(count, dimensions)
         return cls(points, descriptors, (width, height))
 
 
@@ -145,7 +152,7 @@ def match_many(query: LocalFeatures, candidates: list[LocalFeatures]) -> list[Pa
     One small product per candidate: a single product over the whole stacked shortlist was
     measured slower (16 vs 10 ms for 20 nyala candidates), its 7 MB result spilling the cache."""
     if len(query) < 2:
-        return [_EMPTY] * len(candidates)
+        return [EMPTY_MATCH] * len(candidates)
     import cv2
 
     query_descriptors = query.root_sift()
@@ -159,7 +166,7 @@ def match_many(query: LocalFeatures, candidates: list[LocalFeatures]) -> list[Pa
             cv2.gemm(query_descriptors, candidate.root_sift(), 1.0, None, 0.0, flags=cv2.GEMM_2_T),  # type: ignore[call-overload]
         )
         if len(candidate) >= 2
-        else _EMPTY
+        else EMPTY_MATCH
         for candidate in candidates
     ]
 
@@ -174,22 +181,22 @@ def _ratio_matches(a: LocalFeatures, b: LocalFeatures, similarity: np.ndarray) -
     # Unit vectors: distance = sqrt(2 - 2 * similarity); the ratio test compares distances.
     distance_first = np.sqrt(np.maximum(2.0 - 2.0 * first, 0.0))
     distance_second = np.sqrt(np.maximum(2.0 - 2.0 * second, 0.0))
-    return _geometric_check(a, b, np.flatnonzero(distance_first < RATIO * distance_second), best)
+    return geometric_check(a, b, np.flatnonzero(distance_first < RATIO * distance_second), best)
 
 
-_EMPTY = PairMatch(0, 0, np.zeros((0, 4), np.float32))
+EMPTY_MATCH = PairMatch(0, 0, np.zeros((0, 4), np.float32))
 
 
-def _geometric_check(
-    a: LocalFeatures, b: LocalFeatures, kept_rows: np.ndarray, best: np.ndarray
-) -> PairMatch:
+def geometric_check(a: LocalFeatures, b: LocalFeatures, kept_rows: np.ndarray, best: np.ndarray) -> PairMatch:
+    """The inliers of one similarity transform (RANSAC) among the tentative matches
+    `kept_rows` of `a` -> `best[kept_rows]` of `b`, whichever detector found them."""
     kept_cols = best[kept_rows]
     # Many points of `a` matching one point of `b` are one piece of evidence, not several.
     _, unique = np.unique(kept_cols, return_index=True)
     kept_rows, kept_cols = kept_rows[unique], kept_cols[unique]
     tentative = len(kept_rows)
     if tentative < 3:
-        return PairMatch(0, tentative, _EMPTY.lines)
+        return PairMatch(0, tentative, EMPTY_MATCH.lines)
     import cv2
 
     source = a.points[kept_rows]
@@ -201,9 +208,9 @@ def _geometric_check(
             source, target, method=cv2.RANSAC, ransacReprojThreshold=tolerance, maxIters=500, confidence=0.99
         )
     except cv2.error:
-        return PairMatch(0, tentative, _EMPTY.lines)
+        return PairMatch(0, tentative, EMPTY_MATCH.lines)
     if transform is None or mask is None:
-        return PairMatch(0, tentative, _EMPTY.lines)
+        return PairMatch(0, tentative, EMPTY_MATCH.lines)
     inlier = mask.ravel().astype(bool)
     lines = np.hstack([source[inlier], target[inlier]]).astype(np.float32)
     return PairMatch(int(inlier.sum()), tentative, lines, kept_rows[inlier])
@@ -251,3 +258,25 @@ class DecisiveLines:
         width, height, matched_width, matched_height = (int(v) for v in np.frombuffer(blob[:16], dtype="<i4"))
         lines = np.frombuffer(blob[16:], dtype="<f4").reshape(-1, 4)
         return cls(lines, (width, height), (matched_width, matched_height))
+
+
+@dataclass(frozen=True)
+class Detector:
+    """A way of finding and matching keypoints. Its name is what cached features are filed
+    under: features of two detectors are never matched against each other."""
+
+    kind: str  # a vocabulary.KeypointDetector: what a person chooses
+    name: str  # the kind with the settings that change its keypoints
+    # The long side, in pixels, that the photo's decode must keep for it.
+    long_side_px: int
+    describe: Callable[[Image.Image], LocalFeatures]
+    match_many: Callable[[LocalFeatures, list[LocalFeatures]], list[PairMatch]]
+    descriptor_type: str = "uint8"
+    descriptor_dimensions: int = _DESCRIPTOR_BYTES
+
+    def features_from_bytes(self, blob: bytes) -> LocalFeatures:
+        """Keypoints this detector made, as the catalogue keeps them."""
+        return LocalFeatures.from_bytes(blob, np.dtype(self.descriptor_type), self.descriptor_dimensions)
+
+
+SIFT = Detector("sift", DETECTOR, FEATURE_LONG_SIDE_PX, describe, match_many)

@@ -73,3 +73,10 @@ class PretrainedBackbone(StrEnum):
 
     MOBILENETV2 = "mobilenetv2"
     EFFICIENTNET_LITE0 = "efficientnet-lite0"
+
+
+class KeypointDetector(StrEnum):
+    """What verification finds and matches keypoints with (catalog.detectors)."""
+
+    SIFT = "sift"
+    XFEAT = "xfeat"

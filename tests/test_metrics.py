@@ -108,14 +108,14 @@ def test_evaluation_plot_marks_the_threshold_and_the_operating_points_in_png_svg
         0.9, 0.8, 0.95, 0.99, 12, ((0.0, 0.001, 0.1, 1.0), (0.0, 0.6, 0.9, 1.0)), (0.001, 0.6)
     )
     verification = VerificationResult(20, {"embedding": fused, "fused": fused}, 10.0, 5.0, True)
-    plot_evaluation(metrics, tmp_path / "eval.png", "drawn fish", 0.7, verification)
+    plot_evaluation(metrics, tmp_path / "eval.png", "drawn fish", 0.7, [verification])
     with Image.open(tmp_path / "eval.png") as image:
         pixels = np.asarray(image.convert("RGB"))
     assert image.format == "PNG" and image.width > 1000
     # matplotlib's first three colours: the three accuracy curves and the ROCs.
     for colour in ((31, 119, 180), (255, 127, 14), (44, 160, 44)):
         assert (pixels == colour).all(axis=2).sum() > 50
-    plot_evaluation(metrics, tmp_path / "eval.svg", "drawn fish", 0.7, verification)
+    plot_evaluation(metrics, tmp_path / "eval.svg", "drawn fish", 0.7, [verification])
     svg = (tmp_path / "eval.svg").read_text()
     for words in (
         "model threshold 0.700",

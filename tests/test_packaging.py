@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_wheel_contains_sql_and_default_model(tmp_path: Path) -> None:
+def test_wheel_contains_sql_and_the_shipped_models(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
         check=True,
@@ -24,5 +24,7 @@ def test_wheel_contains_sql_and_default_model(tmp_path: Path) -> None:
     assert "catalog/sql/migrations/001_initial.sql" in names
     assert "catalog/sql/queries/history.sql" in names
     assert "catalog/models/default.onnx" in names
+    # The learned keypoint network: `--detector xfeat` describes offline from the wheel.
+    assert "catalog/models/xfeat.onnx" in names
     assert "exporters/tabular.py" in names
     assert not any(name.startswith("tests/") for name in names)

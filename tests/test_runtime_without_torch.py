@@ -26,7 +26,10 @@ def _nightly_commands(folder: Path, tmp_path: Path, *, block: str, check: str) -
                      ["review", "--db", db],
                      ["export", "csv", "--db", db, "--out", {str(tmp_path / "x.csv")!r}],
                      ["sql", "SELECT 1", "--db", db],
-                     ["reindex", "--db", db]):
+                     ["reindex", "--db", db],
+                     # Learned keypoints too: the catalogue described again, then a night with them.
+                     ["reindex", "--db", db, "--detector", "xfeat"],
+                     ["index", {str(folder)!r}, "--db", db, "--quiet", "--detector", "xfeat"]):
             result = runner.invoke(app, args)
             assert result.exit_code == 0, (args, result.output, result.exception)
         """

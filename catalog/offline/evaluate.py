@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -13,6 +13,7 @@ from catalog import fusion as fusion_module
 from catalog import verify
 from catalog.embed import Embedder
 from catalog.errors import TrainingDataError
+from catalog.modelcard import InputSpec
 from catalog.offline.labels import (
     LabelledPhoto,
     read_labelled,
@@ -24,10 +25,14 @@ from catalog.offline.metrics import OpenSetScores, ReidMetrics, open_set_scores,
 from catalog.offline.shortlist import MethodScores, compare_methods, verify_shortlists
 from catalog.preprocess import load_image, to_tensor
 
+# Photos per inference batch when scoring.
+_BATCH_SIZE = 64
+
 
 @dataclass(frozen=True)
 class VerificationResult:
-    """Embedding-only, verification-only and fused decisions on the same shortlists."""
+    """Embedding-only, verification-only and fused decisions on the same shortlists, for one
+    keypoint detector."""
 
     shortlist_k: int
     methods: dict[str, MethodScores]
@@ -35,6 +40,7 @@ class VerificationResult:
     describe_ms_per_photo: float
     match_ms_per_query: float
     fusion_fitted: bool
+    detector: str = "sift"
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,8 @@ class Evaluation:
     probability_at_threshold: float | None
     # With --split open or time: the test photos against a gallery of the rest, at the threshold.
     open_set: OpenSetScores | None = None
-    verification: VerificationResult | None = None
+    # One per keypoint detector scored, on the same shortlists (the embedding's nearest).
+    verifications: list[VerificationResult] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -73,7 +80,7 @@ def evaluate(
     root: Path | None = None,
     holdout: Holdout | None = None,
     shortlist_k: int | None = None,
-    batch_size: int = 64,
+    detectors: tuple[verify.Detector, ...] = (verify.SIFT,),
 ) -> Evaluation:
     """Embed labelled photos (a folder, or a metadata table) and score retrieval and verification.
 
@@ -81,29 +88,36 @@ def evaluate(
     `time` one, the test part is also scored as the catalogue would see it: against a gallery of
     the rest, each photo is "fish X" or "a new fish" at the card's threshold.
 
-    With `shortlist_k` (and OpenCV installed) each photo's k nearest are also verified by
-    keypoints, and embedding-only, verification-only and fused decisions are compared."""
+    With `shortlist_k` (and OpenCV installed) each photo's k nearest are also verified by each
+    of `detectors`' keypoints, and embedding-only, verification-only and fused decisions are
+    compared."""
     embedder = Embedder(model_path)
     card = embedder.card
     photos = read_metadata(metadata, root, crop) if metadata else read_labelled(_required(data_dir), crop)
     if not metadata and data_dir is not None:
         refuse_survey_archive(photos, data_dir)
-    with_features = bool(shortlist_k) and verify.available()
+    # Shortlists are verified on the closed set only: every photo against all others.
+    k = shortlist_k if shortlist_k and verify.available() and holdout is None else 0
     vectors, kept, unreadable, features, describe_seconds = embed_labelled(
-        embedder, photos, batch_size, with_features
+        embedder, photos, _BATCH_SIZE, detectors[0] if k else None
     )
     labels = [p.class_key(card.sides) for p in kept]
     open_set = None
-    verification = None
-    if with_features and shortlist_k and holdout is None:
-        fusion = fusion_module.load_for_model(model_path, card.model_version, verify.DETECTOR)
-        pairs = verify_shortlists(vectors, kept, features, card.sides, shortlist_k)
-        verification = VerificationResult(
-            shortlist_k,
-            compare_methods(pairs, card.threshold, fusion),
-            1000 * describe_seconds / max(1, len(kept)),
-            1000 * pairs.match_seconds_per_query,
-            fusion is not None,
+    verifications = []
+    for detector in detectors if k else ():
+        if detector is not detectors[0]:
+            features, describe_seconds = describe_labelled(kept, card.input, detector)
+        fusion = fusion_module.load_for_model(model_path, card.model_version, detector.name, detector.kind)
+        pairs = verify_shortlists(vectors, kept, features, card.sides, k, detector=detector)
+        verifications.append(
+            VerificationResult(
+                k,
+                compare_methods(pairs, card.threshold, fusion),
+                1000 * describe_seconds / max(1, len(kept)),
+                1000 * pairs.match_seconds_per_query,
+                fusion is not None,
+                detector.kind,
+            )
         )
     if holdout is None:
         metrics = reid_metrics(vectors, labels, [p.encounter for p in kept], threshold=card.threshold)
@@ -137,30 +151,31 @@ def evaluate(
         metrics,
         card.match_probability(card.threshold),
         open_set,
-        verification,
+        verifications,
     )
 
 
 def embed_labelled(
-    embedder: Embedder, photos: list[LabelledPhoto], batch_size: int, with_features: bool = False
+    embedder: Embedder,
+    photos: list[LabelledPhoto],
+    batch_size: int,
+    detector: verify.Detector | None = None,
 ) -> tuple[np.ndarray, list[LabelledPhoto], list[str], list[verify.LocalFeatures], float]:
-    """Embed every readable photo; with `with_features`, describe its keypoints from the same decode."""
+    """Embed every readable photo; with a `detector`, describe its keypoints from the same decode."""
     spec = embedder.card.input
     tensors, kept, unreadable, features = [], [], [], []
     describe_seconds = 0.0
     for photo in photos:
         try:
-            image = load_image(
-                photo.path, spec, photo.bbox, verify.FEATURE_LONG_SIDE_PX if with_features else 0
-            )
+            image = load_image(photo.path, spec, photo.bbox, detector.long_side_px if detector else 0)
             tensors.append(to_tensor(image, spec))
         except (OSError, SyntaxError, ValueError):
             unreadable.append(str(photo.path))
             continue
         kept.append(photo)
-        if with_features:
+        if detector is not None:
             tick = time.perf_counter()
-            features.append(verify.describe(image))
+            features.append(detector.describe(image))
             describe_seconds += time.perf_counter() - tick
     if not tensors:
         example = f" (e.g. {unreadable[0]})" if unreadable else ""
@@ -172,6 +187,21 @@ def embed_labelled(
         [embedder.embed(np.stack(tensors[i : i + batch_size])) for i in range(0, len(tensors), batch_size)]
     )
     return vectors, kept, unreadable, features, describe_seconds
+
+
+def describe_labelled(
+    photos: list[LabelledPhoto], spec: InputSpec, detector: verify.Detector
+) -> tuple[list[verify.LocalFeatures], float]:
+    """Describe photos that `embed_labelled` already read (so all of them are readable) with
+    another detector; returns the features and the seconds spent describing."""
+    features = []
+    seconds = 0.0
+    for photo in photos:
+        image = load_image(photo.path, spec, photo.bbox, detector.long_side_px)
+        tick = time.perf_counter()
+        features.append(detector.describe(image))
+        seconds += time.perf_counter() - tick
+    return features, seconds
 
 
 def _required(data_dir: Path | None) -> Path:

@@ -5,6 +5,7 @@ matplotlib comes with the train extra; the nightly runtime never imports this mo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +40,7 @@ def plot_evaluation(
     out_path: Path,
     title: str,
     threshold: float,
-    verification: VerificationResult | None = None,
+    verifications: Sequence[VerificationResult] = (),
 ) -> None:
     """Left: same-animal, different-animal and balanced pair accuracy against the distance
     threshold, the model's threshold marked. Right: the ROC on a log false-accept axis, for the
@@ -78,13 +79,16 @@ def plot_evaluation(
         roc.plot(
             *_floored(metrics.operating_point), "o", color=curve.get_color(), label="at the model threshold"
         )
-    if verification is not None:
+    for verification in verifications:
         for name, scores in verification.methods.items():
+            if name == "embedding" and verification is not verifications[0]:
+                continue  # the same shortlists' embedding ranking, drawn once
             method_far, method_tar = scores.roc_curve
+            detector = "" if name == "embedding" else f" ({verification.detector})"
             line = roc.plot(
                 [max(f, _LOWEST_FAR) for f in method_far],
                 method_tar,
-                label=f"{_METHOD_LABELS.get(name, name)} (AUC {scores.shortlist_auc:.3f})",
+                label=f"{_METHOD_LABELS.get(name, name)}{detector} (AUC {scores.shortlist_auc:.3f})",
                 linestyle=":" if name == "verification" else "-",
             )[0]
             if scores.operating_point is not None:

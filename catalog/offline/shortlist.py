@@ -11,7 +11,7 @@ from catalog.fusion import Fusion, LabelledPairs, fit
 from catalog.identify import partition_key
 from catalog.offline.labels import LabelledPhoto
 from catalog.offline.metrics import pairwise_distances, retrieval_scores, roc_auc, roc_points
-from catalog.verify import LocalFeatures, distinctive_inliers, match_many
+from catalog.verify import SIFT, Detector, LocalFeatures, distinctive_inliers
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,12 @@ def verify_shortlists(
     features: list[LocalFeatures],
     sides: str,
     shortlist_k: int,
+    *,
+    detector: Detector = SIFT,
 ) -> Shortlists:
     """Each photo's `shortlist_k` nearest photos of other encounters and of its own catalogue
-    partition (same crop, and same flank when `sides` is split), matched by keypoints."""
+    partition (same crop, and same flank when `sides` is split), matched by `detector`'s
+    keypoints (`features` must be its own)."""
     labels = [p.class_key(sides) for p in photos]
     encounters = [p.encounter for p in photos]
     distances = pairwise_distances(vectors.astype(np.float64))
@@ -53,7 +56,7 @@ def verify_shortlists(
             (encounter_array != encounter_array[q]) & (partition_array == partition_array[q])
         )
         nearest = eligible[np.argsort(distances[q, eligible], kind="stable")[:shortlist_k]]
-        agreements = match_many(features[q], [features[int(c)] for c in nearest])
+        agreements = detector.match_many(features[q], [features[int(c)] for c in nearest])
         queries.extend([q] * len(nearest))
         candidates.extend(int(c) for c in nearest)
         # As identification counts them: keypoints agreeing with two individuals are not evidence.

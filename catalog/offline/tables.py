@@ -11,6 +11,7 @@ from catalog.offline.metrics import ClusteringScores, ReidMetrics
 
 if TYPE_CHECKING:
     from catalog.offline.evaluate import VerificationResult
+    from catalog.offline.shortlist import MethodScores
 
 
 def clustering_table(scores: ClusteringScores, title: str) -> Table:
@@ -58,31 +59,41 @@ def reid_table(metrics: ReidMetrics, title: str) -> RenderableType:
     return Group(summary, seed)
 
 
-def verification_table(result: VerificationResult) -> RenderableType:
-    """Embedding-only, keypoints-only and fused rankings side by side."""
+def verification_table(results: list[VerificationResult]) -> RenderableType:
+    """Embedding-only, then keypoints-only and fused rankings of each detector, side by side."""
+    costs = "; ".join(
+        f"{r.detector} +{r.describe_ms_per_photo:.0f} ms to describe a photo, "
+        f"+{r.match_ms_per_query:.0f} ms to match its shortlist"
+        for r in results
+    )
     table = Table(
-        title=f"Shortlist of {result.shortlist_k} verified by keypoints "
-        f"(+{result.describe_ms_per_photo:.0f} ms to describe a photo, "
-        f"+{result.match_ms_per_query:.0f} ms to match its shortlist)",
-        title_justify="left",
+        title=f"Shortlist of {results[0].shortlist_k} verified by keypoints ({costs})", title_justify="left"
     )
     table.add_column("metric")
-    names = list(result.methods)
-    for name in names:
+    columns: dict[str, MethodScores] = {"embedding": results[0].methods["embedding"]}
+    for result in results:
+        for name, scores in result.methods.items():
+            if name != "embedding":
+                columns[f"{result.detector} {'keypoints' if name == 'verification' else name}"] = scores
+    for name in columns:
         table.add_column(name, justify="right")
 
     def cell(value: float | None) -> str:
         return "-" if value is None else f"{value:.3f}"
 
     rows: list[tuple[str, list[str]]] = [
-        ("rank-1", [cell(result.methods[n].rank1) for n in names]),
-        ("mAP", [cell(result.methods[n].mean_average_precision) for n in names]),
-        ("ROC AUC on shortlist pairs", [cell(result.methods[n].shortlist_auc) for n in names]),
-        ("precision at the threshold", [cell(result.methods[n].precision_at_threshold) for n in names]),
-        ("pairs accepted", [str(result.methods[n].accepted_pairs or "-") for n in names]),
+        ("rank-1", [cell(s.rank1) for s in columns.values()]),
+        ("mAP", [cell(s.mean_average_precision) for s in columns.values()]),
+        ("ROC AUC on shortlist pairs", [cell(s.shortlist_auc) for s in columns.values()]),
+        ("precision at the threshold", [cell(s.precision_at_threshold) for s in columns.values()]),
+        ("pairs accepted", [str(s.accepted_pairs or "-") for s in columns.values()]),
     ]
     for label, values in rows:
         table.add_row(label, *values)
-    if not result.fusion_fitted:
-        table.caption = "No fused column: this model has no .verify.json (finprint fit-verification)."
+    unfitted = [r.detector for r in results if not r.fusion_fitted]
+    if unfitted:
+        table.caption = (
+            f"No fused column for {', '.join(unfitted)}: this model has no fusion fitted for it "
+            "(finprint fit-verification --detector NAME)."
+        )
     return table

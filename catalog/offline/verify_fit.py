@@ -36,6 +36,7 @@ def fit_verification(
     training_seed: int | None = None,
     validation_fraction: float = 0.2,
     split_date: date | None = None,
+    detector: verify.Detector = verify.SIFT,
 ) -> FitResult:
     """Embed and describe the labelled photos, verify each one's shortlist, fit the fusion.
 
@@ -51,23 +52,23 @@ def fit_verification(
     photos = read_sources(data_dirs)
     if training_seed is not None:
         _, photos = split_photos(photos, "disjoint", validation_fraction, training_seed, split_date)
-    vectors, kept, _, features, _ = embed_labelled(embedder, photos, 64, with_features=True)
+    vectors, kept, _, features, _ = embed_labelled(embedder, photos, 64, detector)
     identities = len({p.class_key(card.sides) for p in kept})
     if identities < 2:
         raise TrainingDataError("fitting the verification needs photos of at least two individuals.")
-    pairs = verify_shortlists(vectors, kept, features, card.sides, shortlist_k)
+    pairs = verify_shortlists(vectors, kept, features, card.sides, shortlist_k, detector=detector)
     # Each source set is its own group: the fused rule must not merge more than the embedding in any.
     sources = np.asarray([source_of(p) for p in kept])
     fitted = fusion_module.fit(
         fusion_module.LabelledPairs(pairs.distance, pairs.inliers, pairs.same, groups=sources[pairs.query]),
         card.threshold,
         card.model_version,
-        verify.DETECTOR,
+        detector.name,
         shortlist_k=shortlist_k,
     )
     fitted.fitted_on["data"] = [d.name for d in data_dirs]
     fitted.fitted_on["held_out_of_training_seed"] = training_seed
     fitted.fitted_on["photos"] = len(kept)
-    path = fusion_module.sidecar_path(model_path)
+    path = fusion_module.sidecar_path(model_path, detector.kind)
     fitted.save(path)
     return FitResult(fitted, path, len(kept), identities)

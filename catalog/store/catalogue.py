@@ -123,6 +123,10 @@ class Store:
         """How many photos' keypoints the catalogue keeps (per detector)."""
         return self._keypoints().count()
 
+    def keypoint_counts(self) -> dict[str, int]:
+        """How many photos each detector (by its full name) has described in this catalogue."""
+        return self._keypoints().counts()
+
     def __enter__(self) -> Store:
         return self
 
@@ -306,6 +310,14 @@ class Store:
         ).fetchall()
         return [(photo_id, path) for photo_id, path in rows]
 
+    def catalogued_paths(self) -> list[tuple[str, str | None]]:
+        """(photo_id, a present path or None) of every catalogued photo."""
+        rows = self._con.execute(
+            "SELECT p.photo_id, min(pp.path) FILTER (WHERE pp.missing_since IS NULL) FROM photos p "
+            "JOIN photo_paths pp USING (photo_id) GROUP BY p.photo_id ORDER BY p.photo_id"
+        ).fetchall()
+        return [(photo_id, path) for photo_id, path in rows]
+
     def write_embeddings(
         self,
         model_version: str,
@@ -316,7 +328,8 @@ class Store:
     ) -> None:
         """One reindex batch (embeddings, and keypoints where described), in one transaction."""
         with self._transaction():
-            self._insert_embeddings(model_version, photo_ids, vectors)
+            if photo_ids:
+                self._insert_embeddings(model_version, photo_ids, vectors)
             if features:
                 self._insert_features(detector, features)
 

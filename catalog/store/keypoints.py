@@ -108,6 +108,13 @@ class KeypointStore:
         row = self._con.execute("SELECT count(*) FROM keypoints").fetchone()
         return int(row[0]) if row else 0
 
+    def counts(self) -> dict[str, int]:
+        """How many photos each detector has described."""
+        if self._con is None:
+            return {}
+        rows = self._con.execute("SELECT detector, count(*) FROM keypoints GROUP BY detector").fetchall()
+        return {str(detector): int(count) for detector, count in rows}
+
     def problems(self) -> list[str]:
         """What SQLite's own check finds wrong with the file (nothing when it is whole)."""
         if self._con is None:

