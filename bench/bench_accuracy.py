@@ -47,7 +47,7 @@ def verification_scores(config: TrainConfig) -> dict[str, float]:
         _, held_out = split_photos(photos, "disjoint", config.validation_fraction, config.seed, None)
     embedder = Embedder(config.out_path)
     card = embedder.card
-    vectors, kept, _, features, _ = embed_labelled(embedder, held_out, 64, with_features=True)
+    vectors, kept, _, features, _ = embed_labelled(embedder, held_out, 64, verify.SIFT)
     pairs = verify_shortlists(vectors, kept, features, card.sides, SHORTLIST_K)
     halves = cross_fitted(pairs, card.threshold, card.model_version, verify.DETECTOR)
 

@@ -1,6 +1,7 @@
 """Identification quality: index each shared set as if it were an archive, score against its labels.
 
 Usage: python bench/bench_identify.py [--model MODEL.onnx] [--sets nyala,...] [--all-individuals]
+                                     [--detectors sift,xfeat]
 Recall is judged against what the catalogue should join: the individual's flank and body part where
 the set's labels.csv gives them (separate catalogue entries until linked). Precision and wrong
 merges are judged by animal: one lion's ear and face crops found together are not a wrong merge.
@@ -8,7 +9,7 @@ Both are given for the automatic decisions alone (a photo sent to review stays a
 confirms it) and with every review accepted as proposed. The default model was
 trained on 80% of each set's individuals, so by default only the other 20% are indexed (see
 bench/heldout.py); --all-individuals indexes everything (fair only for a model trained elsewhere).
-Each set is indexed twice, with keypoint verification and without, side by side.
+Each set is indexed on the embedding alone and verified with each keypoint detector, side by side.
 """
 
 from __future__ import annotations
@@ -72,23 +73,36 @@ def precision(scores: ClusteringScores) -> str:
 
 
 def score_set(
-    dataset: Path, model: Path, workdir: Path, keep: set[Path] | None, *, verify: bool, mixed: list[Mixed]
+    dataset: Path,
+    model: Path,
+    workdir: Path,
+    keep: set[Path] | None,
+    *,
+    detector: str | None,
+    mixed: list[Mixed],
 ) -> dict[str, str]:
+    """Index the set (verified with `detector`, or on the embedding alone) and score its catalogue."""
     truth = truth_of(dataset)
     if keep is not None:
         truth = {relative: keys for relative, keys in truth.items() if (dataset / relative).resolve() in keep}
-    archive = workdir / f"{dataset.name}-{'verified' if verify else 'embedding'}"
+    label = f"fused {detector}" if detector else "embedding"
+    archive = workdir / f"{dataset.name}-{label.replace(' ', '-')}"
     for relative in truth:
         target = archive / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         os.symlink((dataset / relative).resolve(), target)
-    settings = Settings(db_path=archive.with_suffix(".duckdb"), model_path=model, verify=verify)
+    settings = Settings(
+        db_path=archive.with_suffix(".duckdb"),
+        model_path=model,
+        verify=detector is not None,
+        detector=detector or "sift",
+    )
     started = time.perf_counter()
     result = index(settings, [archive])
-    if verify and any("verification is off" in warning for warning in result.warnings):
+    if detector and any("verification is off" in warning for warning in result.warnings):
         raise FinprintError(" ".join(result.warnings))
     seconds = time.perf_counter() - started
-    run = f"{dataset.name} {'fused' if verify else 'embedding'}"
+    run = f"{dataset.name} {label}"
     measures = catalogue_scores(settings.db_path, archive, truth, label_errors(dataset), run=run, mixed=mixed)
     return {
         **measures,
@@ -160,6 +174,7 @@ def main() -> None:
     parser.add_argument("--sets", default="nyala,zebra_rapid,lions,fs48_train,att_faces")
     parser.add_argument("--all-individuals", action="store_true")
     parser.add_argument("--work", type=Path, default=Path("/tmp/finprint-train-default"))
+    parser.add_argument("--detectors", default="sift,xfeat", help="verified runs beside the embedding's")
     args = parser.parse_args()
     console = bench_console()
     names = [n for n in args.sets.split(",") if (SHARED / n / "labels.csv").is_file()]
@@ -176,11 +191,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for name in names:
             keep = None if held_out is None else {p.path.resolve() for p in held_out.get(name, [])}
-            for verify in (False, True):
-                label = "fused" if verify else "embedding"
+            for detector in (None, *args.detectors.split(",")):
+                label = f"fused {detector}" if detector else "embedding"
                 try:
                     tables.setdefault(name, {})[label] = score_set(
-                        SHARED / name, args.model, Path(scratch), keep, verify=verify, mixed=mixed
+                        SHARED / name, args.model, Path(scratch), keep, detector=detector, mixed=mixed
                     )
                 except FinprintError as exc:
                     console.print(f"{name} {label}: not measured ({exc})", markup=False)

@@ -1,6 +1,6 @@
 """Indexing speed: end-to-end photos/s beside the decode and inference ceilings and a naive loop.
 
-Usage: python bench/bench_index.py [FOLDER ...] [--limit N] [--rerun-photos N]
+Usage: python bench/bench_index.py [FOLDER ...] [--limit N] [--rerun-photos N] [--detectors sift,xfeat]
 With no folder, ../shared/datasets/nyala (large camera JPEGs) and a generated archive are used.
 All figures in one table come from the same run on the same photos; compare ratios, not
 absolute numbers, on a shared machine.
@@ -79,17 +79,22 @@ def naive_rate(paths: list[Path], embedder: Embedder) -> float | None:
 
 
 def end_to_end(
-    folder: Path, paths: list[Path], workdir: Path, verify: bool
+    folder: Path, paths: list[Path], workdir: Path, detector: str | None
 ) -> tuple[float, dict[str, float], float]:
-    """finprint index on a fresh catalogue; then a rerun with nothing new."""
+    """finprint index on a fresh catalogue (verified with `detector`, or on the embedding alone);
+    then a rerun with nothing new."""
     archive = workdir / "archive"
     if not archive.exists():
         archive.mkdir()
         for i, path in enumerate(paths):
             target = archive / f"{i:06d}_{path.name}"
             os.symlink(path.resolve(), target)
-    name = "verified" if verify else "embedding"
-    settings = Settings(db_path=workdir / f"{name}.duckdb", batch_size=BATCH_SIZE, verify=verify)
+    settings = Settings(
+        db_path=workdir / f"{detector or 'embedding'}.duckdb",
+        batch_size=BATCH_SIZE,
+        verify=detector is not None,
+        detector=detector or "sift",
+    )
     started = time.perf_counter()
     result = index(settings, [archive])
     rate = result.photos_new / (time.perf_counter() - started)
@@ -113,11 +118,29 @@ def rerun_time(photo_count: int, workdir: Path) -> float:
     return time.perf_counter() - started
 
 
+def _verified_rows(
+    kind: str, rate: float, verified: dict[str, float], unverified: dict[str, float], photos: int
+) -> dict[str, str]:
+    """The verified run's rate and the CPU verification took per photo: describing (in the
+    decode threads) and matching the shortlist (in identification), beyond what the
+    embedding-only run spent there."""
+    if not verified.get("describe"):
+        return {f"with {kind} verification (photos/s)": "- (no OpenCV or no fitted fusion)"}
+    verify_ms = 1000 * (verified["describe"] + verified["identify"] - unverified["identify"]) / max(1, photos)
+    return {
+        f"with {kind} verification (photos/s)": f"{rate:.0f}",
+        f"{kind} verification CPU per photo (ms, k=20)": f"{verify_ms:.1f}",
+        f"{kind} describe CPU per photo (ms)": f"{1000 * verified['describe'] / max(1, photos):.1f}",
+        f"stage group with {kind} verification (s)": f"{verified.get('group', 0):.2f}",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="*", type=Path)
     parser.add_argument("--limit", type=int, default=300, help="photos per folder")
     parser.add_argument("--rerun-photos", type=int, default=10_000, help="0 to skip the rerun test")
+    parser.add_argument("--detectors", default="sift,xfeat", help="verified runs, side by side")
     args = parser.parse_args()
     console = bench_console()
     embedder = Embedder(DEFAULT_MODEL_PATH)
@@ -137,15 +160,8 @@ def main() -> None:
             decode, tensors = decode_rate(paths, embedder)
             infer = infer_rate(tensors, embedder)
             limit = 1 / (1 / decode + 1 / infer)
-            e2e, stages, rerun = end_to_end(folder, paths, workdir, verify=False)
-            verified, verified_stages, _ = end_to_end(folder, paths, workdir, verify=True)
-            # CPU spent on verification per photo: describing (in the decode threads) and matching
-            # the shortlist (in identification), beyond what the embedding-only run spent there.
-            verify_ms = (
-                1000
-                * (verified_stages.get("describe", 0.0) + verified_stages["identify"] - stages["identify"])
-                / max(1, len(paths))
-            )
+            e2e, stages, rerun = end_to_end(folder, paths, workdir, None)
+            verified = {kind: end_to_end(folder, paths, workdir, kind) for kind in args.detectors.split(",")}
             naive = naive_rate(paths[:100], embedder)
             columns[folder.name] = {
                 "photos": str(len(paths)),
@@ -158,18 +174,13 @@ def main() -> None:
                 "naive loop (photos/s)": "-" if naive is None else f"{naive:.1f}",
                 "end-to-end / naive": "-" if naive is None else f"{e2e / naive:.1f}x",
                 "rerun, nothing new (s)": f"{rerun:.2f}",
-                "with keypoint verification (photos/s)": f"{verified:.0f}"
-                if verified_stages.get("describe")
-                else "- (no OpenCV or no .verify.json)",
-                "verification CPU per photo (ms, k=20)": f"{verify_ms:.1f}"
-                if verified_stages.get("describe")
-                else "-",
                 **{
                     f"stage {k} (s)": f"{stages.get(k, 0):.2f}"
                     for k in ("decode", "embed", "identify", "write", "group")
                 },
-                "stage group with verification (s)": f"{verified_stages.get('group', 0):.2f}",
             }
+            for kind, (rate, verified_stages, _) in verified.items():
+                columns[folder.name] |= _verified_rows(kind, rate, verified_stages, stages, len(paths))
         table = measures_table(
             f"finprint index speed (batch {BATCH_SIZE}, {os.cpu_count()} cores, one run)", columns
         )
