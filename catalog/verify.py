@@ -1,4 +1,5 @@
-"""Local-feature verification: SIFT keypoints, ratio-test matches and RANSAC inliers between two photos.
+"""Local-feature verification: SIFT keypoints, ratio-test matches and RANSAC inliers between two
+photos, and what every detector shares (features, the RANSAC check, distinctive inliers).
 
 OpenCV (`pip install 'finprint[verify]'`) is optional: without it `available()` is False and
 finprint decides on embeddings alone.
@@ -44,7 +45,7 @@ def available() -> bool:
 
 @dataclass(frozen=True)
 class LocalFeatures:
-    """Keypoints of one photo: positions in pixels of the described image, and SIFT descriptors."""
+    """Keypoints of one photo: positions in pixels of the described image, and their descriptors."""
 
     points: np.ndarray  # (n, 2) float32, x and y
     # (n, 128) uint8 from SIFT; (n, 64) float16 unit vectors from a learned detector.

@@ -35,7 +35,8 @@ DESCRIPTOR_DIMENSIONS = 64
 
 
 class XFeat:
-    """One onnxruntime session of the keypoint network, used from one thread at a time."""
+    """One onnxruntime session of the keypoint network. The index's decode threads run it at
+    once (onnxruntime allows that); each run keeps to one core, the threads being the parallelism."""
 
     def __init__(self, model_path: Path = XFEAT_MODEL_PATH, threads: int = 1) -> None:
         import onnxruntime as ort
@@ -43,7 +44,6 @@ class XFeat:
         if not model_path.is_file():
             raise ModelCardError(model_path, "no such keypoint network file")
         options = ort.SessionOptions()
-        # Photos are described in the index's own decode threads, one photo per thread.
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
