@@ -438,8 +438,12 @@ def reindex(
         )
     console.print(
         f"Re-embedded {result.photos_embedded} photo(s) with model {result.model_version}; "
-        f"dropped {result.embeddings_dropped} embedding(s) of the old model; described "
-        f"{result.photos_described} photo(s) that lacked {settings.detector} keypoints."
+        f"dropped {result.embeddings_dropped} embedding(s) of the old model."
+        + (
+            f" Described {result.photos_described} photo(s) that lacked {result.detector} keypoints."
+            if result.photos_described
+            else ""
+        )
         + (
             f" {result.photos_left_out} photo(s) could not be read and are left out of identification"
             f" (e.g. {result.errors[0].path if result.errors else 'a photo whose file is gone'})."

@@ -595,6 +595,7 @@ class ReindexResult:
     photos_embedded: int = 0
     # Photos whose keypoints the run's detector made (those that had none of its keypoints).
     photos_described: int = 0
+    detector: str = ""
     embeddings_dropped: int = 0
     errors: list[PhotoError] = field(default_factory=list)
     # With skip_unreadable: catalogued photos left without an embedding of the new model.
@@ -627,6 +628,7 @@ def reindex(
         result.photos_left_out = len(unreachable)
         # Keypoints do not depend on the model: a reindex describes the photos that lack them.
         detector = detectors.named(settings.detector) if settings.verify and verify.available() else None
+        result.detector = detector.name if detector else ""
         embedding = {photo_id for photo_id, _ in to_embed}
         todo = [(photo_id, path) for photo_id, path in to_embed if path is not None]
         already_described: set[str] = set()

@@ -158,6 +158,7 @@ def test_a_sift_catalogue_is_not_verified_with_xfeat_until_reindex_describes_it(
         assert store.read_only_sql("SELECT count(*) FROM runs").rows[0][0] == before
     described = reindex(learned)
     assert (described.photos_described, described.photos_embedded) == (built.photos_new, 0)
+    assert described.detector == xfeat.DETECTOR
     later = index(learned, folders)
     with Store.open(db, read_only=True) as store:
         counts = store.keypoint_counts()
