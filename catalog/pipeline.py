@@ -352,7 +352,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         todo = [(root, f) for root, f in found if not _unchanged(known_paths.get(str(f.path)), f)]
         pattern_notes = _pattern_coverage(path_pattern, todo) if path_pattern is not None else []
         verifying, why_not = verification_for(settings, card)
-        if verifying is not None:
+        if verifying is not None and todo:
             _refuse_mixed_keypoints(store, verifying.detector, settings.db_path)
         fusion = verifying.fusion if verifying else None
         rule = decision_rule(threshold, settings.review_band_fraction, fusion, settings.group_encounters)
@@ -368,26 +368,17 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
             store.write_batch(run_id, card.model_version, Batch(errors=folder_errors))
         result.warnings.extend(_model_warnings(card, why_not))
         result.files_unchanged = len(found) - len(todo)
-        tonight = _RunIdentification(store, card, settings, threshold, path_pattern, verifying=verifying)
-        result.warnings.extend(tonight.graph_notes)
-        if verifying is not None:
-            result.warnings.extend(store.keypoint_notes())
-        night = _Night(store, embedder, tonight, known_paths, result)
-        done = 0
-        batches = decoded_batches(
-            todo,
-            card,
-            settings.workers,
-            settings.batch_size,
-            night.seconds,
-            describe=verifying.detector if verifying else None,
-        )
-        for decoded, failures in batches:
-            night.catalogue(decoded, failures)
-            done += len(decoded) + len(failures)
-            if on_progress:
-                on_progress(done, len(todo))
-        night.end(card, settings)
+        seconds = _stage_seconds()
+        # A rerun with nothing new and no interrupted night to finish (cron on a quiet night)
+        # needs neither the graphs nor the identification state: building them was a third of
+        # such a run over 10,000 photos.
+        if todo or store.night_in_progress():
+            tonight = _RunIdentification(store, card, settings, threshold, path_pattern, verifying=verifying)
+            result.warnings.extend(tonight.graph_notes)
+            if verifying is not None:
+                result.warnings.extend(store.keypoint_notes())
+            night = _Night(store, embedder, tonight, known_paths, result, seconds)
+            night.run(todo, card, settings, verifying.detector if verifying else None, on_progress)
         prefixes = [str(root) if root.is_file() else os.path.join(str(root), "") for root in roots]
         result.paths_missing = store.mark_missing(
             prefixes,
@@ -395,12 +386,16 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
             known_paths,
             tuple(os.path.join(folder, "") for folder in unreadable_folders),
         )
-        night.seconds["total"] = time.perf_counter() - started
-        night.finish()
+        seconds["total"] = time.perf_counter() - started
+        _finish_run(store, result, seconds)
     if settings.nightly_backup:
         _keep_nightly_copy(settings.db_path, result)
     _log_run(result)
     return result
+
+
+def _stage_seconds() -> dict[str, float]:
+    return {"decode": 0.0, "describe": 0.0, "embed": 0.0, "identify": 0.0, "write": 0.0}
 
 
 @dataclass
@@ -413,9 +408,27 @@ class _Night:
     tonight: _RunIdentification
     known_paths: dict[str, KnownPath]
     result: RunResult
-    seconds: dict[str, float] = field(
-        default_factory=lambda: {"decode": 0.0, "describe": 0.0, "embed": 0.0, "identify": 0.0, "write": 0.0}
-    )
+    seconds: dict[str, float] = field(default_factory=_stage_seconds)
+
+    def run(
+        self,
+        todo: list[tuple[Path, FoundFile]],
+        card: ModelCard,
+        settings: Settings,
+        describe: verify.Detector | None,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        """Every batch of `todo`, then the end of the night."""
+        done = 0
+        batches = decoded_batches(
+            todo, card, settings.workers, settings.batch_size, self.seconds, describe=describe
+        )
+        for decoded, failures in batches:
+            self.catalogue(decoded, failures)
+            done += len(decoded) + len(failures)
+            if on_progress:
+                on_progress(done, len(todo))
+        self.end(card, settings)
 
     def catalogue(self, decoded: list[DecodedPhoto], failures: list[PhotoError]) -> None:
         """One batch, written whole or not at all."""
@@ -460,17 +473,17 @@ class _Night:
             result.individuals_new = max(0, result.individuals_new - result.individuals_folded)
         result.links_made = _link_encounters(store, tonight.encounters)
 
-    def finish(self) -> None:
-        """Mark the run finished with its counts and times."""
-        result = self.result
-        result.seconds = self.seconds
-        counts = {
-            "files_seen": result.files_seen,
-            "photos_new": result.photos_new,
-            "photos_failed": len(result.errors),
-            "individuals_new": result.individuals_new,
-        }
-        self.store.finish_run(result.run_id, counts, self.seconds)
+
+def _finish_run(store: Store, result: RunResult, seconds: dict[str, float]) -> None:
+    """Mark the run finished with its counts and times."""
+    result.seconds = seconds
+    counts = {
+        "files_seen": result.files_seen,
+        "photos_new": result.photos_new,
+        "photos_failed": len(result.errors),
+        "individuals_new": result.individuals_new,
+    }
+    store.finish_run(result.run_id, counts, seconds)
 
 
 def _model_warnings(card: ModelCard, why_not_verified: str | None) -> list[str]:

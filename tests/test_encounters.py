@@ -205,6 +205,39 @@ def test_a_night_killed_between_its_batches_groups_as_an_uninterrupted_one(
     assert _catalogue_rows(killed.db_path) == reference
 
 
+def test_a_night_killed_after_its_last_batch_is_finished_by_a_rerun_with_nothing_new(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catalog import pipeline
+
+    truth = _night_archive(tmp_path / "archive", fish_count=3, nights=1, shots=5, seed=11)
+    settings = Settings(
+        db_path=tmp_path / "reference.duckdb",
+        verify=False,
+        distance_threshold=_safe_threshold(truth),
+        batch_size=4,
+    )
+    index(settings, [tmp_path / "archive"])
+    reference = _catalogue_rows(settings.db_path)
+    assert any(row[0] == "group" for row in reference["decisions"]), "nothing grouped: the test shows nothing"
+    # A quiet rerun (nothing new, no night to finish) never builds the identification state.
+    real = pipeline._RunIdentification
+    monkeypatch.setattr(pipeline, "_RunIdentification", None)
+    quiet = index(settings, [tmp_path / "archive"])
+    assert (quiet.photos_new, quiet.files_unchanged) == (0, len(truth))
+    monkeypatch.setattr(pipeline, "_RunIdentification", real)
+
+    killed = replace(settings, db_path=tmp_path / "killed.duckdb")
+    # 15 photos in batches of 4: dies right after the fourth and last, before the night's end.
+    restore = die_after_batches(monkeypatch, {4})
+    with pytest.raises(KeyboardInterrupt):
+        index(killed, [tmp_path / "archive"])
+    restore()
+    again = index(killed, [tmp_path / "archive"])
+    assert again.photos_new == 0
+    assert _catalogue_rows(killed.db_path) == reference
+
+
 @pytest.mark.slow
 def test_undoing_the_nights_group_decisions_gives_back_the_per_photo_catalogue(tmp_path: Path) -> None:
     from catalog.decisions import undo

@@ -390,6 +390,15 @@ class Store:
         ).fetchall()
         return [(row[0], row[1], row[2], row[3]) for row in rows]
 
+    def night_in_progress(self) -> bool:
+        """Whether runs killed since the last finished one catalogued photos: a night that the
+        next run must finish (group and link), even when it finds nothing new."""
+        row = self._con.execute(
+            "SELECT EXISTS (SELECT 1 FROM photos WHERE run_id > "
+            "(SELECT coalesce(max(run_id), 0) FROM runs WHERE status = 'finished'))"
+        ).fetchone()
+        return bool(row and row[0])
+
     def photos_since_last_finished_run(self) -> list[TonightPhoto]:
         """The photos this night catalogued so far, however many times it was interrupted, with
         who each was decided to be, in photo id order: what its encounters are gathered from."""
