@@ -205,6 +205,7 @@ def test_a_night_killed_between_its_batches_groups_as_an_uninterrupted_one(
     assert _catalogue_rows(killed.db_path) == reference
 
 
+@pytest.mark.slow
 def test_a_night_killed_after_its_last_batch_is_finished_by_a_rerun_with_nothing_new(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

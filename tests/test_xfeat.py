@@ -115,6 +115,7 @@ def xfeat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return model
 
 
+@pytest.mark.slow
 def test_a_rerun_reuses_the_kept_learned_keypoints(
     tmp_path: Path, survey_archive: Path, xfeat_model: Path, counted_describe: list[int]
 ) -> None:
@@ -136,6 +137,7 @@ def test_a_rerun_reuses_the_kept_learned_keypoints(
     assert verified > 0
 
 
+@pytest.mark.slow
 def test_a_sift_catalogue_is_not_verified_with_xfeat_until_reindex_describes_it(
     tmp_path: Path, survey_archive: Path, xfeat_model: Path
 ) -> None:
@@ -167,6 +169,7 @@ def test_a_sift_catalogue_is_not_verified_with_xfeat_until_reindex_describes_it(
     assert counts[verify.DETECTOR] == built.photos_new
 
 
+@pytest.mark.slow
 def test_evaluate_scores_embedding_sift_and_xfeat_side_by_side(tmp_path: Path, xfeat_model: Path) -> None:
     import json
 
