@@ -21,8 +21,8 @@ test:
 # The edit-test loop: the suite without the tests marked slow (training, kills, 50k files, disk
 # full, the wheel, whole nights, new interpreters, plots, a browser, the demo) and without
 # tests/train (the training code's tests: importing torch alone takes 7 s here), so it also runs
-# where only the runtime is installed: about 55 s here (64 s before pytest's cache holds the drawn
-# survey archive). CI runs everything.
+# where only the runtime is installed: about a minute here (54-68 s; 64 s before pytest's cache
+# holds the drawn survey archive). CI runs everything.
 test-fast:
     {{py}} -m pytest -m "not slow" --ignore=tests/train -q
 
