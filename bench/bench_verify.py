@@ -19,6 +19,7 @@ from heldout import held_out_by_set
 
 from catalog import fusion as fusion_module
 from catalog import verify
+from catalog.detectors import named
 from catalog.embed import Embedder
 from catalog.modelcard import ModelCard
 from catalog.offline.evaluate import embed_labelled
@@ -43,7 +44,7 @@ def main() -> None:
         return
     embedder = Embedder(args.model)
     card = embedder.card
-    detectors = [_detector(name) for name in args.detectors.split(",")]
+    detectors = [named(kind) for kind in args.detectors.split(",")]
     columns: dict[str, dict[str, str]] = {}
     for detector in detectors:
         measured: dict[str, tuple[Shortlists, float]] = {}
@@ -63,16 +64,6 @@ def main() -> None:
         f"shortlist {args.shortlist_k}, fusion fitted leaving each set out)"
     )
     console.print(measures_table(title, dict(sorted(columns.items()))))
-
-
-def _detector(name: str) -> verify.Detector:
-    if name == "sift":
-        return verify.SIFT
-    if name == "xfeat":
-        from catalog import xfeat
-
-        return xfeat.detector()
-    raise SystemExit(f"unknown detector {name!r}: sift or xfeat")
 
 
 def _column(

@@ -14,7 +14,6 @@ CARD_FORMAT = 1
 INPUT_NAME = "grey"
 # What the exported graph gives, in this order (see catalog.train.xfeat.XFeatNet).
 OUTPUT_NAMES = ("peaks", "reliability", "descriptors")
-XFEAT = "xfeat"
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from catalog.errors import FinprintError
+from catalog.vocabulary import KeypointDetector
 
 SIDECAR_SUFFIX = ".verify.json"
 # Candidates per new photo that are verified: the embedding's k nearest catalogued photos.
@@ -29,11 +30,11 @@ def _inputs(distance: np.ndarray | float, inliers: np.ndarray | float) -> tuple[
     return np.asarray(distance, dtype=np.float64), np.log1p(np.asarray(inliers, dtype=np.float64))
 
 
-def sidecar_path(model_path: Path, detector_kind: str = "sift") -> Path:
+def sidecar_path(model_path: Path, detector_kind: str = KeypointDetector.SIFT) -> Path:
     """Where a model's fusion parameters for one keypoint detector live: beside it, same stem
     (`<model>.verify.json` for SIFT, as finprint has always written it; `<model>.verify-xfeat.json`
     for XFeat)."""
-    suffix = SIDECAR_SUFFIX if detector_kind == "sift" else f".verify-{detector_kind}.json"
+    suffix = SIDECAR_SUFFIX if detector_kind == KeypointDetector.SIFT else f".verify-{detector_kind}.json"
     return model_path.with_name(model_path.stem + suffix)
 
 
@@ -91,7 +92,7 @@ class Fusion:
 
 
 def load_for_model(
-    model_path: Path, model_version: str, detector: str, detector_kind: str = "sift"
+    model_path: Path, model_version: str, detector: str, detector_kind: str = KeypointDetector.SIFT
 ) -> Fusion | None:
     """The fusion fitted for this model and detector, or None when there is none that fits."""
     path = sidecar_path(model_path, detector_kind)

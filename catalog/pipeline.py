@@ -630,8 +630,8 @@ def reindex(
     result = ReindexResult(card.model_version)
     with Store.open(settings.db_path) as store:
         settings, _ = with_catalogue_settings(settings, store.stored_settings())
-        to_embed = store.photos_to_reembed(card.model_version)
-        unreachable = [photo_id for photo_id, path in to_embed if path is None]
+        catalogued = store.catalogued_paths(card.model_version)
+        unreachable = [photo_id for photo_id, path, embedded in catalogued if not embedded and path is None]
         if unreachable and not skip_unreadable:
             raise FinprintError(
                 f"{settings.db_path}: {len(unreachable)} catalogued photo(s) have no file left to re-embed "
@@ -642,17 +642,15 @@ def reindex(
         # Keypoints do not depend on the model: a reindex describes the photos that lack them.
         detector = detectors.named(settings.detector) if settings.verify and verify.available() else None
         result.detector = detector.name if detector else ""
-        embedding = {photo_id for photo_id, _ in to_embed}
-        todo = [(photo_id, path) for photo_id, path in to_embed if path is not None]
-        already_described: set[str] = set()
-        if detector is not None:
-            present = [(photo_id, path) for photo_id, path in store.catalogued_paths() if path is not None]
-            already_described = store.described_photos([photo_id for photo_id, _ in present], detector.name)
-            todo += [
-                (photo_id, path)
-                for photo_id, path in present
-                if photo_id not in embedding and photo_id not in already_described
-            ]
+        present = [(photo_id, path, embedded) for photo_id, path, embedded in catalogued if path is not None]
+        ids = [photo_id for photo_id, _, _ in present]
+        already_described = store.described_photos(ids, detector.name) if detector else set()
+        embedding = {photo_id for photo_id, _, embedded in present if not embedded}
+        todo = [
+            (photo_id, path)
+            for photo_id, path, embedded in present
+            if not embedded or (detector is not None and photo_id not in already_described)
+        ]
         files = [(Path(path), FoundFile(Path(path), 0, 0)) for _, path in todo]
         expected = {path: photo_id for photo_id, path in todo}
         seconds: dict[str, float] = {"decode": 0.0, "describe": 0.0}

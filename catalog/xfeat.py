@@ -92,18 +92,18 @@ def _bilinear(maps: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def match_many(query: LocalFeatures, candidates: list[LocalFeatures]) -> list[PairMatch]:
     """Mutual nearest neighbours above MIN_COSINE from `query` to each candidate, then RANSAC."""
-    return [_mutual_matches(query, candidate) for candidate in candidates]
+    # The stored half precision widened once for the whole shortlist, not once per candidate.
+    query_descriptors = query.descriptors.astype(np.float32)
+    return [_mutual_matches(query, query_descriptors, candidate) for candidate in candidates]
 
 
-def _mutual_matches(a: LocalFeatures, b: LocalFeatures) -> PairMatch:
+def _mutual_matches(a: LocalFeatures, a_descriptors: np.ndarray, b: LocalFeatures) -> PairMatch:
     if len(a) < 2 or len(b) < 2:
         return EMPTY_MATCH
     import cv2
 
     # OpenCV's single-threaded product, as for SIFT (see verify.match_many).
-    similarity = cv2.gemm(
-        a.descriptors.astype(np.float32), b.descriptors.astype(np.float32), 1.0, None, 0.0, flags=cv2.GEMM_2_T
-    )  # type: ignore[call-overload]
+    similarity = cv2.gemm(a_descriptors, b.descriptors.astype(np.float32), 1.0, None, 0.0, flags=cv2.GEMM_2_T)  # type: ignore[call-overload]
     best = similarity.argmax(axis=1)
     back = similarity.argmax(axis=0)
     rows = np.arange(len(best))

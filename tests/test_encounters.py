@@ -10,7 +10,7 @@ import pytest
 
 from catalog.encounters import average_linkage_groups, decide_group
 from catalog.offline.metrics import clustering_scores
-from catalog.pipeline import index
+from catalog.pipeline import RunResult, index
 from catalog.settings import Settings
 from catalog.store import Store, TonightPhoto
 from catalog.synthetic import make_fish, photograph
@@ -179,10 +179,9 @@ def test_two_fish_photographed_in_the_same_minute_stay_two(tmp_path: Path) -> No
     assert all(len(fishes) == 1 for fishes in fish_of.values())
 
 
-@pytest.mark.slow
-def test_a_night_killed_between_its_batches_groups_as_an_uninterrupted_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _grouped_night(tmp_path: Path) -> tuple[Settings, dict[str, list[tuple[object, ...]]], int]:
+    """One night of 3 fish x 5 shots indexed without interruption in batches of 4: its settings,
+    its catalogue's rows (the reference a resumed night must reach) and its photo count."""
     truth = _night_archive(tmp_path / "archive", fish_count=3, nights=1, shots=5, seed=11)
     settings = Settings(
         db_path=tmp_path / "reference.duckdb",
@@ -193,16 +192,31 @@ def test_a_night_killed_between_its_batches_groups_as_an_uninterrupted_one(
     index(settings, [tmp_path / "archive"])
     reference = _catalogue_rows(settings.db_path)
     assert any(row[0] == "group" for row in reference["decisions"]), "nothing grouped: the test shows nothing"
+    return settings, reference, len(truth)
 
+
+def _killed_then_rerun(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deaths: set[int]
+) -> tuple[Path, RunResult]:
+    """The same night into a fresh catalogue, killed after each committed batch in `deaths`
+    (one run per death), then run to its end: the catalogue and the last run's result."""
     killed = replace(settings, db_path=tmp_path / "killed.duckdb")
-    # Dies after its second committed batch, then again after one more.
-    restore = die_after_batches(monkeypatch, {2, 3})
-    for _ in range(2):
+    restore = die_after_batches(monkeypatch, deaths)
+    for _ in deaths:
         with pytest.raises(KeyboardInterrupt):
             index(killed, [tmp_path / "archive"])
     restore()
-    index(killed, [tmp_path / "archive"])
-    assert _catalogue_rows(killed.db_path) == reference
+    return killed.db_path, index(killed, [tmp_path / "archive"])
+
+
+@pytest.mark.slow
+def test_a_night_killed_between_its_batches_groups_as_an_uninterrupted_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, reference, _ = _grouped_night(tmp_path)
+    # Dies after its second committed batch, then again after one more.
+    killed, _ = _killed_then_rerun(settings, tmp_path, monkeypatch, {2, 3})
+    assert _catalogue_rows(killed) == reference
 
 
 @pytest.mark.slow
@@ -211,32 +225,17 @@ def test_a_night_killed_after_its_last_batch_is_finished_by_a_rerun_with_nothing
 ) -> None:
     from catalog import pipeline
 
-    truth = _night_archive(tmp_path / "archive", fish_count=3, nights=1, shots=5, seed=11)
-    settings = Settings(
-        db_path=tmp_path / "reference.duckdb",
-        verify=False,
-        distance_threshold=_safe_threshold(truth),
-        batch_size=4,
-    )
-    index(settings, [tmp_path / "archive"])
-    reference = _catalogue_rows(settings.db_path)
-    assert any(row[0] == "group" for row in reference["decisions"]), "nothing grouped: the test shows nothing"
+    settings, reference, photos = _grouped_night(tmp_path)
     # A quiet rerun (nothing new, no night to finish) never builds the identification state.
     real = pipeline._RunIdentification
     monkeypatch.setattr(pipeline, "_RunIdentification", None)
     quiet = index(settings, [tmp_path / "archive"])
-    assert (quiet.photos_new, quiet.files_unchanged) == (0, len(truth))
+    assert (quiet.photos_new, quiet.files_unchanged) == (0, photos)
     monkeypatch.setattr(pipeline, "_RunIdentification", real)
-
-    killed = replace(settings, db_path=tmp_path / "killed.duckdb")
     # 15 photos in batches of 4: dies right after the fourth and last, before the night's end.
-    restore = die_after_batches(monkeypatch, {4})
-    with pytest.raises(KeyboardInterrupt):
-        index(killed, [tmp_path / "archive"])
-    restore()
-    again = index(killed, [tmp_path / "archive"])
+    killed, again = _killed_then_rerun(settings, tmp_path, monkeypatch, {4})
     assert again.photos_new == 0
-    assert _catalogue_rows(killed.db_path) == reference
+    assert _catalogue_rows(killed) == reference
 
 
 @pytest.mark.slow

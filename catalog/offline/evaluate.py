@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from catalog import fusion as fusion_module
 from catalog import verify
@@ -163,7 +164,8 @@ def embed_labelled(
 ) -> tuple[np.ndarray, list[LabelledPhoto], list[str], list[verify.LocalFeatures], float]:
     """Embed every readable photo; with a `detector`, describe its keypoints from the same decode."""
     spec = embedder.card.input
-    tensors, kept, unreadable, features = [], [], [], []
+    tensors, kept, unreadable = [], [], []
+    features: list[verify.LocalFeatures] = []
     describe_seconds = 0.0
     for photo in photos:
         try:
@@ -174,9 +176,7 @@ def embed_labelled(
             continue
         kept.append(photo)
         if detector is not None:
-            tick = time.perf_counter()
-            features.append(detector.describe(image))
-            describe_seconds += time.perf_counter() - tick
+            describe_seconds += _described_into(features, detector, image)
     if not tensors:
         example = f" (e.g. {unreadable[0]})" if unreadable else ""
         raise TrainingDataError(
@@ -194,14 +194,21 @@ def describe_labelled(
 ) -> tuple[list[verify.LocalFeatures], float]:
     """Describe photos that `embed_labelled` already read (so all of them are readable) with
     another detector; returns the features and the seconds spent describing."""
-    features = []
+    features: list[verify.LocalFeatures] = []
     seconds = 0.0
     for photo in photos:
         image = load_image(photo.path, spec, photo.bbox, detector.long_side_px)
-        tick = time.perf_counter()
-        features.append(detector.describe(image))
-        seconds += time.perf_counter() - tick
+        seconds += _described_into(features, detector, image)
     return features, seconds
+
+
+def _described_into(
+    features: list[verify.LocalFeatures], detector: verify.Detector, image: Image.Image
+) -> float:
+    """Append the image's keypoints to `features`; returns the seconds describing took."""
+    tick = time.perf_counter()
+    features.append(detector.describe(image))
+    return time.perf_counter() - tick
 
 
 def _required(data_dir: Path | None) -> Path:

@@ -41,6 +41,9 @@ _KEYPOINTS_MOVED_OUT = 10
 _KEYPOINTS_PER_COPY = 200
 # PhotoRow's fields that belong to photo_paths, not photos (one photo, possibly many paths).
 _PATH_FIELDS = ("path", "size_bytes", "mtime_ns")
+# The newest finished run: photos and individuals after it belong to the night in progress,
+# however many times it was interrupted.
+_LAST_FINISHED_RUN = "(SELECT coalesce(max(run_id), 0) FROM runs WHERE status = 'finished')"
 
 
 class Store:
@@ -120,8 +123,8 @@ class Store:
         return [note] if note else []
 
     def keypoint_count(self) -> int:
-        """How many photos' keypoints the catalogue keeps (per detector)."""
-        return self._keypoints().count()
+        """How many (photo, detector) keypoint entries the catalogue keeps."""
+        return sum(self.keypoint_counts().values())
 
     def keypoint_counts(self) -> dict[str, int]:
         """How many photos each detector (by its full name) has described in this catalogue."""
@@ -299,24 +302,16 @@ class Store:
                 )
         return len(gone)
 
-    def photos_to_reembed(self, model_version: str) -> list[tuple[str, str]]:
-        """(photo_id, a present path) of every photo without an embedding from `model_version`."""
+    def catalogued_paths(self, model_version: str) -> list[tuple[str, str | None, bool]]:
+        """(photo_id, a present path or None, whether it has an embedding from `model_version`)
+        of every catalogued photo."""
         rows = self._con.execute(
-            "SELECT p.photo_id, min(pp.path) FILTER (WHERE pp.missing_since IS NULL) FROM photos p "
-            "JOIN photo_paths pp USING (photo_id) "
-            "WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.photo_id = p.photo_id "
-            "AND e.model_version = $model) GROUP BY p.photo_id ORDER BY p.photo_id",
+            "SELECT p.photo_id, min(pp.path) FILTER (WHERE pp.missing_since IS NULL), "
+            "EXISTS (SELECT 1 FROM embeddings e WHERE e.photo_id = p.photo_id AND e.model_version = $model) "
+            "FROM photos p JOIN photo_paths pp USING (photo_id) GROUP BY p.photo_id ORDER BY p.photo_id",
             {"model": model_version},
         ).fetchall()
-        return [(photo_id, path) for photo_id, path in rows]
-
-    def catalogued_paths(self) -> list[tuple[str, str | None]]:
-        """(photo_id, a present path or None) of every catalogued photo."""
-        rows = self._con.execute(
-            "SELECT p.photo_id, min(pp.path) FILTER (WHERE pp.missing_since IS NULL) FROM photos p "
-            "JOIN photo_paths pp USING (photo_id) GROUP BY p.photo_id ORDER BY p.photo_id"
-        ).fetchall()
-        return [(photo_id, path) for photo_id, path in rows]
+        return [(photo_id, path, bool(embedded)) for photo_id, path, embedded in rows]
 
     def write_embeddings(
         self,
@@ -375,8 +370,7 @@ class Store:
         """Individuals created by this run or by runs killed since the last finished one: the
         night in progress, however many times it was interrupted."""
         rows = self._con.execute(
-            "SELECT individual_id FROM individuals WHERE created_run > "
-            "(SELECT coalesce(max(run_id), 0) FROM runs WHERE status = 'finished') ORDER BY 1"
+            f"SELECT individual_id FROM individuals WHERE created_run > {_LAST_FINISHED_RUN} ORDER BY 1"
         ).fetchall()
         return [row[0] for row in rows]
 
@@ -385,8 +379,8 @@ class Store:
         catalogued so far, however many times it was interrupted: its links are made at its end."""
         rows = self._con.execute(
             "SELECT p.encounter, p.side, p.crop, s.individual_id FROM photos p "
-            "JOIN sightings s USING (photo_id) WHERE p.encounter IS NOT NULL AND p.run_id > "
-            "(SELECT coalesce(max(run_id), 0) FROM runs WHERE status = 'finished') ORDER BY 1, 2, 3, 4"
+            "JOIN sightings s USING (photo_id) WHERE p.encounter IS NOT NULL "
+            f"AND p.run_id > {_LAST_FINISHED_RUN} ORDER BY 1, 2, 3, 4"
         ).fetchall()
         return [(row[0], row[1], row[2], row[3]) for row in rows]
 
@@ -394,8 +388,7 @@ class Store:
         """Whether runs killed since the last finished one catalogued photos: a night that the
         next run must finish (group and link), even when it finds nothing new."""
         row = self._con.execute(
-            "SELECT EXISTS (SELECT 1 FROM photos WHERE run_id > "
-            "(SELECT coalesce(max(run_id), 0) FROM runs WHERE status = 'finished'))"
+            f"SELECT EXISTS (SELECT 1 FROM photos WHERE run_id > {_LAST_FINISHED_RUN})"
         ).fetchone()
         return bool(row and row[0])
 
@@ -404,8 +397,8 @@ class Store:
         who each was decided to be, in photo id order: what its encounters are gathered from."""
         rows = self._con.execute(
             "SELECT p.photo_id, p.side, p.crop, p.survey_date, p.site, s.individual_id, s.status "
-            "FROM photos p JOIN sightings s USING (photo_id) WHERE p.run_id > "
-            "(SELECT coalesce(max(run_id), 0) FROM runs WHERE status = 'finished') ORDER BY 1"
+            f"FROM photos p JOIN sightings s USING (photo_id) WHERE p.run_id > {_LAST_FINISHED_RUN} "
+            "ORDER BY 1"
         ).fetchall()
         return [TonightPhoto(*row) for row in rows]
 

@@ -101,13 +101,6 @@ class KeypointStore:
                 ((photo_id, detector, blob) for photo_id, blob in features),
             )
 
-    def count(self) -> int:
-        """How many (photo, detector) entries the file holds."""
-        if self._con is None:
-            return 0
-        row = self._con.execute("SELECT count(*) FROM keypoints").fetchone()
-        return int(row[0]) if row else 0
-
     def counts(self) -> dict[str, int]:
         """How many photos each detector has described."""
         if self._con is None:

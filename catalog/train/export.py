@@ -111,11 +111,16 @@ def _parity(model: nn.Module, card: ModelCard, out_path: Path) -> float:
     difference, largest = onnx_difference(model, card, out_path)
     # 1e-4 is absolute for unit vectors; an unnormalised output (the seed recipe's) is held to
     # the same relative precision, since float32 rounding grows with the values' size.
-    tolerance = PARITY_TOLERANCE * max(1.0, largest)
+    return kept_if_close(out_path, difference, PARITY_TOLERANCE * max(1.0, largest), "the backbone used")
+
+
+def kept_if_close(out_path: Path, difference: float, tolerance: float, report_with: str) -> float:
+    """An exported file whose onnxruntime outputs are further than `tolerance` from torch's is
+    removed, loudly; returns `difference` otherwise."""
     if not difference <= tolerance:
         out_path.unlink(missing_ok=True)
         raise FinprintError(
             f"{out_path}: ONNX export disagrees with torch (max difference {difference:.2e} > "
-            f"{tolerance:.1e}); the file was removed. Report this with the backbone used."
+            f"{tolerance:.1e}); the file was removed. Report this with {report_with}."
         )
     return difference

