@@ -28,6 +28,9 @@ class Embedder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads or (os.cpu_count() or 1)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Between batches onnxruntime's threads would keep spinning on cores the decode threads
+        # need: `finprint index` on 300 nyala photos ran 120 -> 135 photos/s with spinning off.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(
                 str(model_path), options, providers=choose_providers(ort.get_available_providers())

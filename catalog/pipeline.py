@@ -7,6 +7,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -399,6 +400,16 @@ def _stage_seconds() -> dict[str, float]:
 
 
 @dataclass
+class _Pending:
+    """A batch between decoding and writing: its rows so far, its new photos, their vectors."""
+
+    batch: Batch
+    fresh: list[DecodedPhoto]
+    files: int
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.float32))
+
+
+@dataclass
 class _Night:
     """An index run from its first batch to its last: each batch decoded, embedded, identified
     and written in one transaction, with the time each stage took."""
@@ -418,26 +429,44 @@ class _Night:
         describe: verify.Detector | None,
         on_progress: ProgressCallback | None,
     ) -> None:
-        """Every batch of `todo`, then the end of the night."""
+        """Every batch of `todo`, then the end of the night.
+
+        The network embeds the next batch while this one is identified and written: onnxruntime
+        lets go of the GIL, so the matching and the DuckDB writes no longer wait for it (nor it
+        for them). Batches are still identified and written one at a time, in order."""
         done = 0
         batches = decoded_batches(
             todo, card, settings.workers, settings.batch_size, self.seconds, describe=describe
         )
-        for decoded, failures in batches:
-            self.catalogue(decoded, failures)
-            done += len(decoded) + len(failures)
-            if on_progress:
-                on_progress(done, len(todo))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="finprint-embed") as network:
+            waiting: tuple[_Pending, Future[np.ndarray]] | None = None
+            for decoded, failures in batches:
+                # The previous batch's vectors first: a photo its network turned to NaN leaves the
+                # known contents before this batch is checked against them.
+                ready = self._embedded(*waiting) if waiting is not None else None
+                pending = self.prepare(decoded, failures)
+                waiting = (pending, network.submit(self._embed, pending.fresh))
+                if ready is not None:
+                    done += self.catalogue(ready)
+                    if on_progress:
+                        on_progress(done, len(todo))
+            if waiting is not None:
+                done += self.catalogue(self._embedded(*waiting))
+                if on_progress:
+                    on_progress(done, len(todo))
         self.end(card, settings)
 
-    def catalogue(self, decoded: list[DecodedPhoto], failures: list[PhotoError]) -> None:
-        """One batch, written whole or not at all."""
-        result, tonight = self.result, self.tonight
+    def prepare(self, decoded: list[DecodedPhoto], failures: list[PhotoError]) -> _Pending:
+        """A decoded batch's rows so far: its failures, its changed files, and the photos whose
+        content is new (the ones to embed)."""
         batch = Batch(errors=list(failures))
-        result.errors.extend(failures)
+        self.result.errors.extend(failures)
         # A file changed since it was catalogued: its old sighting stays, the path moves on.
         batch.stale_paths = [str(d.found.path) for d in decoded if str(d.found.path) in self.known_paths]
-        fresh = _new_content(decoded, tonight.known_ids, batch, result)
+        fresh = _new_content(decoded, self.tonight.known_ids, batch, self.result)
+        return _Pending(batch, fresh, len(decoded) + len(failures))
+
+    def _embed(self, fresh: list[DecodedPhoto]) -> np.ndarray:
         tick = time.perf_counter()
         vectors = (
             self.embedder.embed(np.stack([d.tensor for d in fresh]))
@@ -445,14 +474,25 @@ class _Night:
             else np.zeros((0, 1), np.float32)
         )
         self.seconds["embed"] += time.perf_counter() - tick
-        fresh, vectors = _drop_non_finite(fresh, vectors, tonight.known_ids, batch, result)
+        return vectors
+
+    def _embedded(self, pending: _Pending, vectors: Future[np.ndarray]) -> _Pending:
+        pending.fresh, pending.vectors = _drop_non_finite(
+            pending.fresh, vectors.result(), self.tonight.known_ids, pending.batch, self.result
+        )
+        return pending
+
+    def catalogue(self, pending: _Pending) -> int:
+        """One embedded batch identified and written whole or not at all; returns its file count."""
+        result = self.result
         tick = time.perf_counter()
-        tonight.identify_batch(fresh, vectors, batch, result)
+        self.tonight.identify_batch(pending.fresh, pending.vectors, pending.batch, result)
         self.seconds["identify"] += time.perf_counter() - tick
         tick = time.perf_counter()
-        self.store.write_batch(result.run_id, result.model_version, batch)
+        self.store.write_batch(result.run_id, result.model_version, pending.batch)
         self.seconds["write"] += time.perf_counter() - tick
-        result.photos_new += len(fresh)
+        result.photos_new += len(pending.fresh)
+        return pending.files
 
     def end(self, card: ModelCard, settings: Settings) -> None:
         """After the last batch: keep the graphs, decide the night's groups, link its encounters."""

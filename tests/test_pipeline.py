@@ -213,3 +213,76 @@ def test_ctrl_c_marks_the_run_interrupted_at_once(survey_archive: Path, tmp_path
         index(Settings(db_path=db, batch_size=8), [survey_archive], on_progress=interrupt)
     with Store.open(db, read_only=True) as store:
         assert store.read_only_sql("SELECT status FROM runs").rows == [("interrupted",)]
+
+
+def _noise_photos(folder: Path, names: list[str], seed: int = 0) -> None:
+    """Small photos of random texture (never blank), one per name."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        Image.fromarray(rng.integers(0, 255, (40, 64, 3), dtype=np.uint8)).save(folder / name)
+
+
+def test_the_next_batch_is_embedded_while_this_one_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from catalog.embed import Embedder
+
+    _noise_photos(tmp_path / "2024-06-01_Site", [f"IMG_{i}.jpg" for i in range(6)])
+    second_batch_embedding = threading.Event()
+    embedded = {"batches": 0}
+    real_embed, real_write = Embedder.embed, Store.write_batch
+
+    def embed(self: Embedder, tensors: np.ndarray) -> np.ndarray:
+        embedded["batches"] += 1
+        if embedded["batches"] == 2:
+            second_batch_embedding.set()
+        return real_embed(self, tensors)
+
+    overlapped: list[bool] = []
+
+    def write_batch(self: Store, *args: object, **kwargs: object) -> None:
+        if not overlapped:
+            # Written in turn, the first batch would wait here for an embedding that comes after it.
+            overlapped.append(second_batch_embedding.wait(timeout=10))
+        real_write(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Embedder, "embed", embed)
+    monkeypatch.setattr(Store, "write_batch", write_batch)
+    result = index(Settings(db_path=tmp_path / "c.duckdb", batch_size=2, verify=False), [tmp_path])
+    assert overlapped == [True]
+    assert result.photos_new == 6 and embedded["batches"] == 3
+
+
+def test_a_copy_of_a_photo_the_network_could_not_embed_is_tried_itself_in_the_next_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the next batch decoded before this one's vectors were checked, the copy would be
+    filed as another path of a photo that was never catalogued."""
+    from catalog.embed import Embedder
+
+    folder = tmp_path / "2024-06-01_Site"
+    _noise_photos(folder, ["IMG_0.jpg", "IMG_1.jpg", "IMG_3.jpg"])
+    poisoned = folder / "IMG_1.jpg"
+    shutil.copy(poisoned, folder / "IMG_2.jpg")
+    from catalog.preprocess import preprocess
+
+    poisoned_tensor = preprocess(poisoned, Embedder(Settings().model_path).card.input)
+    real_embed = Embedder.embed
+
+    def embed(self: Embedder, tensors: np.ndarray) -> np.ndarray:
+        vectors = real_embed(self, tensors)
+        vectors[[np.array_equal(tensor, poisoned_tensor) for tensor in tensors]] = np.nan
+        return vectors
+
+    monkeypatch.setattr(Embedder, "embed", embed)
+    result = index(Settings(db_path=tmp_path / "c.duckdb", batch_size=2, verify=False), [tmp_path])
+    assert sorted(Path(e.path).name for e in result.errors) == ["IMG_1.jpg", "IMG_2.jpg"]
+    assert result.photos_new == 2 and result.duplicate_paths == 0
+    with Store.open(tmp_path / "c.duckdb", read_only=True) as store:
+        paths = [Path(row["path"]).name for row in photo_rows(store, ExportFilter()).records()]
+    assert sorted(paths) == ["IMG_0.jpg", "IMG_3.jpg"]
