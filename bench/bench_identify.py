@@ -1,7 +1,7 @@
 """Identification quality: index each shared set as if it were an archive, score against its labels.
 
 Usage: python bench/bench_identify.py [--model MODEL.onnx] [--sets nyala,...] [--all-individuals]
-                                     [--detectors sift,xfeat]
+                                     [--detectors sift,xfeat] [--decisions FILE.json]
 Recall is judged against what the catalogue should join: the individual's flank and body part where
 the set's labels.csv gives them (separate catalogue entries until linked). Precision and wrong
 merges are judged by animal: one lion's ear and face crops found together are not a wrong merge.
@@ -10,12 +10,15 @@ confirms it) and with every review accepted as proposed. The default model was
 trained on 80% of each set's individuals, so by default only the other 20% are indexed (see
 bench/heldout.py); --all-individuals indexes everything (fair only for a model trained elsewhere).
 Each set is indexed on the embedding alone and verified with each keypoint detector, side by side.
+`--decisions FILE.json` also writes every photo's decision (individual, status, distance) per set and
+method: two code versions that must decide alike are compared by diffing their files.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import tempfile
 import time
@@ -80,8 +83,10 @@ def score_set(
     *,
     detector: str | None,
     mixed: list[Mixed],
+    decisions: dict[str, dict[str, list[object]]] | None = None,
 ) -> dict[str, str]:
-    """Index the set (verified with `detector`, or on the embedding alone) and score its catalogue."""
+    """Index the set (verified with `detector`, or on the embedding alone) and score its catalogue;
+    with `decisions`, every photo's decision is added to it under the set and method."""
     truth = truth_of(dataset)
     if keep is not None:
         truth = {relative: keys for relative, keys in truth.items() if (dataset / relative).resolve() in keep}
@@ -103,12 +108,29 @@ def score_set(
         raise FinprintError(" ".join(result.warnings))
     seconds = time.perf_counter() - started
     run = f"{dataset.name} {label}"
+    if decisions is not None:
+        decisions[run] = photo_decisions(settings.db_path, archive)
     measures = catalogue_scores(settings.db_path, archive, truth, label_errors(dataset), run=run, mixed=mixed)
     return {
         **measures,
         "sent to review": str(result.review),
         "unreadable": str(len(result.errors)),
         "index seconds": f"{seconds:.1f}",
+    }
+
+
+def photo_decisions(db_path: Path, archive: Path) -> dict[str, list[object]]:
+    """Relative file -> [individual, status, distance] of every catalogued photo of `archive`."""
+    with Store.open(db_path, read_only=True) as store:
+        photos = photo_rows(store, ExportFilter())
+    column = {name: photos.columns.index(name) for name in ("path", "individual_id", "status", "distance")}
+    return {
+        Path(row[column["path"]]).relative_to(archive).as_posix(): [
+            row[column["individual_id"]],
+            row[column["status"]],
+            row[column["distance"]],
+        ]
+        for row in photos.rows
     }
 
 
@@ -175,6 +197,7 @@ def main() -> None:
     parser.add_argument("--all-individuals", action="store_true")
     parser.add_argument("--work", type=Path, default=Path("/tmp/finprint-train-default"))
     parser.add_argument("--detectors", default="sift,xfeat", help="verified runs beside the embedding's")
+    parser.add_argument("--decisions", type=Path, help="also write every photo's decision to this JSON file")
     args = parser.parse_args()
     console = bench_console()
     names = [n for n in args.sets.split(",") if (SHARED / n / "labels.csv").is_file()]
@@ -188,6 +211,7 @@ def main() -> None:
         return
     tables: dict[str, dict[str, dict[str, str]]] = {}
     mixed: list[Mixed] = []
+    decisions: dict[str, dict[str, list[object]]] | None = {} if args.decisions else None
     with tempfile.TemporaryDirectory() as scratch:
         for name in names:
             keep = None if held_out is None else {p.path.resolve() for p in held_out.get(name, [])}
@@ -195,7 +219,13 @@ def main() -> None:
                 label = f"fused {detector}" if detector else "embedding"
                 try:
                     tables.setdefault(name, {})[label] = score_set(
-                        SHARED / name, args.model, Path(scratch), keep, detector=detector, mixed=mixed
+                        SHARED / name,
+                        args.model,
+                        Path(scratch),
+                        keep,
+                        detector=detector,
+                        mixed=mixed,
+                        decisions=decisions,
                     )
                 except FinprintError as exc:
                     console.print(f"{name} {label}: not measured ({exc})", markup=False)
@@ -206,6 +236,9 @@ def main() -> None:
         markup=False,
     )
     print_results(console, tables, mixed)
+    if args.decisions and decisions is not None:
+        args.decisions.write_text(json.dumps(decisions, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        console.print(f"Every photo's decision: {args.decisions}", markup=False)
 
 
 def print_results(
