@@ -1065,6 +1065,15 @@ def train(
             "a finished training this way.",
         ),
     ] = 1.0,
+    head_epochs: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Train only the embedding head, on the ImageNet trunk as it is, for this many first "
+            "epochs, then everything (linear probing, then fine-tuning): the pretrained features are "
+            "not pulled about by a head that has not learnt anything yet.",
+        ),
+    ] = 0,
 ) -> None:
     """Train an embedding network on photos labelled by individual and export it to ONNX.
 
@@ -1101,6 +1110,7 @@ def train(
         init_weights=init_weights,
         device=device,
         weight_ensemble=weight_ensemble,
+        head_epochs=head_epochs,
     )
     result = run_training(config, console)
     console.print(

@@ -111,6 +111,10 @@ class TrainConfig:
     # al. 2022): the trunk's weights end at this share of the fine-tuned ones, the rest ImageNet's,
     # to keep what ImageNet gave for animals the training never saw. 1.0: the fine-tuned trunk.
     weight_ensemble: float = 1.0
+    # Linear probing, then fine-tuning (LP-FT, Kumar et al. 2022): for this many first epochs only
+    # the head learns, on the ImageNet trunk as it is, so that a random head's gradients never
+    # reach (and distort) the pretrained features. 0: every trainable part learns from the start.
+    head_epochs: int = 0
 
 
 def _check_choices(config: TrainConfig) -> None:
@@ -127,6 +131,11 @@ def _check_choices(config: TrainConfig) -> None:
         raise FinprintError(
             "--weight-ensemble needs a backbone that starts from ImageNet weights "
             "(mobilenetv2 or efficientnet-lite0, without --no-pretrained or --init-weights)."
+        )
+    if config.head_epochs and not (_uses_pretrained(config) and 0 < config.head_epochs < config.epochs):
+        raise FinprintError(
+            f"--head-epochs {config.head_epochs} needs a backbone that starts from ImageNet weights and "
+            f"fewer head epochs than --epochs ({config.epochs}): the trunk must learn in the others."
         )
 
 
@@ -383,6 +392,8 @@ class _Recipe:
     # Epochs finished (by a run this one resumes) and their scores.
     epochs_done: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    # The trunk's parameters that never learn (its frozen stages), by name.
+    frozen_trunk: frozenset[str] = frozenset()
 
     @classmethod
     def build(cls, config: TrainConfig, cache: PhotoCache, spec: InputSpec, device: torch.device) -> _Recipe:
@@ -433,16 +444,28 @@ class _Recipe:
         amp_dtype = _mixed_precision(device)
         # float16 needs loss scaling against underflowing gradients; bfloat16 and float32 do not.
         scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+        trunk = getattr(model, "trunk", None)
+        frozen = (
+            frozenset(n for n, p in trunk.named_parameters() if not p.requires_grad) if trunk else frozenset()
+        )
         return cls(
             config, model, head, optimizer, scheduler, sampler, rng, augment, labels, device, amp_dtype,
-            scaler, checkpoint, starting_weights,
+            scaler, checkpoint, starting_weights, frozen_trunk=frozen,
         )  # fmt: skip
 
-    def run_epoch(self, cache: PhotoCache, on_step: Callable[[float], None]) -> float:
-        """One pass of the sampler's batches; returns the epoch's mean loss."""
+    def run_epoch(self, cache: PhotoCache, on_step: Callable[[float], None], epoch: int = 0) -> float:
+        """One pass of the sampler's batches (the `epoch`-th, from 0); returns its mean loss."""
         config, device, amp_dtype, scaler = self.config, self.device, self.amp_dtype, self.scaler
         self.model.train()
         _freeze_statistics(self.model, config)
+        probing = epoch < config.head_epochs
+        trunk = getattr(self.model, "trunk", None)
+        if trunk is not None:
+            if probing:
+                # Its BatchNorm statistics stay ImageNet's too; AdamW skips parameters with no gradient.
+                trunk.eval()
+            for name, parameter in trunk.named_parameters():
+                parameter.requires_grad_(not probing and name not in self.frozen_trunk)
         losses = []
         for batch in self.sampler.batches():
             images = torch.from_numpy(np.stack([self.augment(cache.images[i]) for i in batch]))
@@ -528,6 +551,8 @@ def train(config: TrainConfig, console: Console | None = None) -> TrainResult:
     if config.weight_ensemble < 1.0:
         _ensemble_with_imagenet(recipe.model, config)
         recipe.starting_weights = {**recipe.starting_weights, "weight_ensemble": str(config.weight_ensemble)}
+    if config.head_epochs:
+        recipe.starting_weights = {**recipe.starting_weights, "head_epochs": str(config.head_epochs)}
     calibrated = _calibrate(recipe.model, validation, config, console)
     card = _card(config, spec, recipe, calibrated, train_cache.photos)
     parity = export_onnx(recipe.model, card, config.out_path)
@@ -567,7 +592,7 @@ def _train_epochs(recipe: _Recipe, cache: PhotoCache, validation: _Validation, c
                 def stepped(loss: float, shown_epoch: int = epoch + 1) -> None:
                     progress.update(task, advance=1, loss=loss, epoch=shown_epoch)
 
-                mean_loss = recipe.run_epoch(cache, stepped)
+                mean_loss = recipe.run_epoch(cache, stepped, epoch)
                 record = {"epoch": float(epoch + 1), "loss": mean_loss}
                 per_set_text = ""
                 if validation.usable():

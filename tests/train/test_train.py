@@ -325,3 +325,54 @@ def test_a_weight_ensemble_without_imagenet_weights_is_refused_before_training(
     with pytest.raises(FinprintError, match="--weight-ensemble needs a backbone"):
         train(_tiny(labelled_set, tmp_path / "m.onnx", backbone="small", weight_ensemble=0.5))
     assert not (tmp_path / "m.checkpoints").exists()
+
+
+def test_head_epochs_train_the_head_alone_on_the_imagenet_trunk_then_the_trunk_too(
+    labelled_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catalog.offline.labels import read_labelled
+    from catalog.train import loop
+    from catalog.train.data import PhotoCache
+
+    def imagenet_stand_in(model: Any, config: Any) -> dict[str, str]:
+        # Stands in for the fetched ImageNet file; the first stages are frozen as with the real one.
+        for parameter in model.frozen_prefix(config.freeze_blocks).parameters():
+            parameter.requires_grad_(False)
+        return {"file": "stand-in"}
+
+    monkeypatch.setattr(loop, "_start_from_imagenet", imagenet_stand_in)
+    config = _tiny(labelled_set, tmp_path / "m.onnx", backbone="mobilenetv2", epochs=2, head_epochs=1)
+    spec = loop._input_spec(config)
+    recipe = loop._Recipe.build(
+        config, PhotoCache(read_labelled(labelled_set), spec), spec, torch.device("cpu")
+    )
+
+    def snapshot(module: Any) -> dict[str, Any]:
+        # Parameters and BatchNorm statistics alike.
+        return {k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point()}
+
+    def changed(before: dict[str, Any], module: Any) -> set[str]:
+        return {k for k, v in snapshot(module).items() if not torch.equal(v, before[k])}
+
+    frozen = set(recipe.frozen_trunk)
+    assert frozen, "the stand-in froze the first stages"
+    trunk, head = snapshot(recipe.model.trunk), snapshot(recipe.model.head)
+    recipe.run_epoch(PhotoCache(read_labelled(labelled_set), spec), lambda loss: None, epoch=0)
+    assert changed(trunk, recipe.model.trunk) == set()  # weights and statistics: ImageNet's as they were
+    assert changed(head, recipe.model.head)
+    trunk = snapshot(recipe.model.trunk)
+    recipe.run_epoch(PhotoCache(read_labelled(labelled_set), spec), lambda loss: None, epoch=1)
+    moved = changed(trunk, recipe.model.trunk)
+    assert moved and not moved & frozen  # the trunk learns now, its frozen stages still do not
+
+
+def test_head_epochs_need_an_imagenet_start_and_epochs_left_for_the_trunk(
+    labelled_set: Path, tmp_path: Path
+) -> None:
+    from catalog.errors import FinprintError
+
+    with pytest.raises(FinprintError, match="--head-epochs 1 needs a backbone"):
+        train(_tiny(labelled_set, tmp_path / "m.onnx", backbone="small", head_epochs=1))
+    with pytest.raises(FinprintError, match="fewer head epochs than --epochs"):
+        train(_tiny(labelled_set, tmp_path / "m.onnx", backbone="mobilenetv2", epochs=2, head_epochs=2))
+    assert not (tmp_path / "m.checkpoints").exists()
