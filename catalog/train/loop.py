@@ -453,7 +453,7 @@ class _Recipe:
             scaler, checkpoint, starting_weights, frozen_trunk=frozen,
         )  # fmt: skip
 
-    def run_epoch(self, cache: PhotoCache, on_step: Callable[[float], None], epoch: int = 0) -> float:
+    def run_epoch(self, cache: PhotoCache, on_step: Callable[[float], None], epoch: int) -> float:
         """One pass of the sampler's batches (the `epoch`-th, from 0); returns its mean loss."""
         config, device, amp_dtype, scaler = self.config, self.device, self.amp_dtype, self.scaler
         self.model.train()
