@@ -460,7 +460,7 @@ class _Recipe:
         _freeze_statistics(self.model, config)
         probing = epoch < config.head_epochs
         trunk = getattr(self.model, "trunk", None)
-        if trunk is not None:
+        if trunk is not None and config.head_epochs:
             if probing:
                 # Its BatchNorm statistics stay ImageNet's too; AdamW skips parameters with no gradient.
                 trunk.eval()
