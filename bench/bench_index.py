@@ -13,6 +13,7 @@ import os
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -41,6 +42,42 @@ def decode_rate(paths: list[Path], embedder: Embedder) -> tuple[float, np.ndarra
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         tensors = list(pool.map(lambda p: preprocess(p, embedder.card.input), paths))
     return len(paths) / (time.perf_counter() - started), np.stack(tensors)
+
+
+def jpeg_only_rates(paths: list[Path], embedder: Embedder) -> dict[str, str]:
+    """JPEG decoding alone (DCT-scaled to at least the network's input), photos/s on all cores:
+    Pillow's draft mode, as the index decodes, beside simplejpeg (a libjpeg-turbo binding, not a
+    finprint dependency: measured when installed) on the same files' bytes."""
+    from io import BytesIO
+
+    spec = embedder.card.input
+    blobs = [path.read_bytes() for path in paths if path.suffix.lower() in (".jpg", ".jpeg")]
+
+    def pillow(blob: bytes) -> None:
+        with Image.open(BytesIO(blob)) as image:
+            image.draft("RGB", (spec.width, spec.height))
+            image.load()
+
+    decoders: dict[str, Callable[[bytes], object] | None] = {"Pillow draft": pillow}
+    try:
+        import simplejpeg
+
+        decoders["simplejpeg"] = lambda blob: simplejpeg.decode_jpeg(
+            blob, colorspace="RGB", min_height=spec.height, min_width=spec.width
+        )
+    except ImportError:
+        decoders["simplejpeg"] = None
+    rows = {}
+    for name, decode in decoders.items():
+        label = f"JPEG decode only, {name} (photos/s, all cores)"
+        if decode is None or not blobs:
+            rows[label] = "- (not installed)" if blobs else "- (no JPEGs)"
+            continue
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            list(pool.map(decode, blobs))
+        rows[label] = f"{len(blobs) / (time.perf_counter() - started):.0f}"
+    return rows
 
 
 def reader_rate(folder: Path, paths: list[Path], embedder: Embedder) -> float:
@@ -202,6 +239,7 @@ def main() -> None:
             columns[folder.name] = {
                 "photos": str(len(paths)),
                 "decode (photos/s, all cores)": f"{decode:.0f}",
+                **jpeg_only_rates(paths, embedder),
                 "infer ceiling (photos/s)": f"{infer:.0f}",
                 "limit 1/(1/decode + 1/infer)": f"{limit:.0f}",
                 "index's reader (photos/s, all cores)": f"{reader:.0f}",
