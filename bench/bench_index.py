@@ -86,7 +86,10 @@ def reader_rate(folder: Path, paths: list[Path], embedder: Embedder) -> float:
     from catalog.decode import decoded_batches
     from catalog.photos import FoundFile
 
-    todo = [(folder, FoundFile(path, path.stat().st_size, path.stat().st_mtime_ns)) for path in paths]
+    stats = [path.stat() for path in paths]
+    todo = [
+        (folder, FoundFile(path, st.st_size, st.st_mtime_ns)) for path, st in zip(paths, stats, strict=True)
+    ]
     started = time.perf_counter()
     for _ in decoded_batches(todo, embedder.card, 0, BATCH_SIZE, {"decode": 0.0, "describe": 0.0}):
         pass

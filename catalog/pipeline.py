@@ -6,7 +6,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -438,6 +438,17 @@ class _Night:
         batches = decoded_batches(
             todo, card, settings.workers, settings.batch_size, self.seconds, describe=describe
         )
+        for pending in self._embedded_batches(batches):
+            done += self.catalogue(pending)
+            if on_progress:
+                on_progress(done, len(todo))
+        self.end(card, settings)
+
+    def _embedded_batches(
+        self, batches: Iterable[tuple[list[DecodedPhoto], list[PhotoError]]]
+    ) -> Iterator[_Pending]:
+        """Each decoded batch with its vectors, in order; the next one is embedded in the
+        network's thread while the caller identifies and writes this one."""
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="finprint-embed") as network:
             waiting: tuple[_Pending, Future[np.ndarray]] | None = None
             for decoded, failures in batches:
@@ -447,14 +458,9 @@ class _Night:
                 pending = self.prepare(decoded, failures)
                 waiting = (pending, network.submit(self._embed, pending.fresh))
                 if ready is not None:
-                    done += self.catalogue(ready)
-                    if on_progress:
-                        on_progress(done, len(todo))
+                    yield ready
             if waiting is not None:
-                done += self.catalogue(self._embedded(*waiting))
-                if on_progress:
-                    on_progress(done, len(todo))
-        self.end(card, settings)
+                yield self._embedded(*waiting)
 
     def prepare(self, decoded: list[DecodedPhoto], failures: list[PhotoError]) -> _Pending:
         """A decoded batch's rows so far: its failures, its changed files, and the photos whose

@@ -183,9 +183,7 @@ def _start_from_imagenet(model: nn.Module, config: TrainConfig) -> dict[str, str
 
     path = pretrained.fetch(config.backbone)
     pretrained.load_backbone_weights(model, config.backbone, path)
-    if config.freeze_blocks > 0:
-        for parameter in model.frozen_prefix(config.freeze_blocks).parameters():  # type: ignore[operator]
-            parameter.requires_grad_(False)
+    _freeze_prefix(model, config)
     return {**pretrained.source_for(config.backbone).card_entry(), "frozen_blocks": str(config.freeze_blocks)}
 
 
@@ -201,6 +199,12 @@ def _ensemble_with_imagenet(model: nn.Module, config: TrainConfig) -> None:
         for name, tensor in trunk.state_dict().items():
             if tensor.is_floating_point():
                 tensor.copy_(alpha * tensor + (1 - alpha) * imagenet[name].to(tensor.device))
+
+
+def _freeze_prefix(model: nn.Module, config: TrainConfig) -> None:
+    """The trunk's first `freeze_blocks` stages never learn."""
+    if config.freeze_blocks > 0:
+        model.frozen_prefix(config.freeze_blocks).requires_grad_(False)  # type: ignore[operator]
 
 
 def _freeze_statistics(model: nn.Module, config: TrainConfig) -> None:
@@ -392,8 +396,6 @@ class _Recipe:
     # Epochs finished (by a run this one resumes) and their scores.
     epochs_done: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
-    # The trunk's parameters that never learn (its frozen stages), by name.
-    frozen_trunk: frozenset[str] = frozenset()
 
     @classmethod
     def build(cls, config: TrainConfig, cache: PhotoCache, spec: InputSpec, device: torch.device) -> _Recipe:
@@ -444,13 +446,9 @@ class _Recipe:
         amp_dtype = _mixed_precision(device)
         # float16 needs loss scaling against underflowing gradients; bfloat16 and float32 do not.
         scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-        trunk = getattr(model, "trunk", None)
-        frozen = (
-            frozenset(n for n, p in trunk.named_parameters() if not p.requires_grad) if trunk else frozenset()
-        )
         return cls(
             config, model, head, optimizer, scheduler, sampler, rng, augment, labels, device, amp_dtype,
-            scaler, checkpoint, starting_weights, frozen_trunk=frozen,
+            scaler, checkpoint, starting_weights,
         )  # fmt: skip
 
     def run_epoch(self, cache: PhotoCache, on_step: Callable[[float], None], epoch: int) -> float:
@@ -458,14 +456,16 @@ class _Recipe:
         config, device, amp_dtype, scaler = self.config, self.device, self.amp_dtype, self.scaler
         self.model.train()
         _freeze_statistics(self.model, config)
-        probing = epoch < config.head_epochs
-        trunk = getattr(self.model, "trunk", None)
-        if trunk is not None and config.head_epochs:
+        if config.head_epochs:
+            # _check_choices lets head epochs through only for ImageNet backbones, each with a trunk.
+            trunk: nn.Module = self.model.trunk  # type: ignore[assignment]
+            probing = epoch < config.head_epochs
+            trunk.requires_grad_(not probing)
             if probing:
                 # Its BatchNorm statistics stay ImageNet's too; AdamW skips parameters with no gradient.
                 trunk.eval()
-            for name, parameter in trunk.named_parameters():
-                parameter.requires_grad_(not probing and name not in self.frozen_trunk)
+            else:
+                _freeze_prefix(self.model, config)
         losses = []
         for batch in self.sampler.batches():
             images = torch.from_numpy(np.stack([self.augment(cache.images[i]) for i in batch]))
