@@ -375,3 +375,22 @@ def test_head_epochs_need_an_imagenet_start_and_epochs_left_for_the_trunk(
     with pytest.raises(FinprintError, match="fewer head epochs than --epochs"):
         train(_tiny(labelled_set, tmp_path / "m.onnx", backbone="mobilenetv2", epochs=2, head_epochs=2))
     assert not (tmp_path / "m.checkpoints").exists()
+
+
+def test_the_embedding_length_is_chosen_on_the_command_line(labelled_set: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from catalog.cli import app
+    from catalog.embed import Embedder
+    from catalog.preprocess import load_image, to_tensor
+
+    out = tmp_path / "wide.onnx"
+    args = ["train", str(labelled_set), "--out", str(out), "--backbone", "small", "--input-size", "32x64"]
+    result = CliRunner().invoke(app, [*args, "--epochs", "1", "--embedding-dim", "24"])
+    assert result.exit_code == 0, result.output
+    embedder = Embedder(out)
+    assert embedder.card.embedding.dim == 24
+    photo = sorted(labelled_set.glob("*.jpg"))[0]
+    vectors = embedder.embed(to_tensor(load_image(photo, embedder.card.input), embedder.card.input)[None])
+    assert vectors.shape == (1, 24)
+    assert np.isclose(np.linalg.norm(vectors[0]), 1.0, atol=1e-4)
