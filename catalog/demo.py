@@ -56,6 +56,8 @@ def run_demo(
     seed: int = 0,
     on_progress: ProgressCallback | None = None,
 ) -> DemoResult:
+    # Photos are catalogued by absolute path: the scoring compares those with the archive's.
+    demo_dir = demo_dir.resolve()
     prepare_demo_dir(demo_dir)
     archive = demo_dir / ARCHIVE_FOLDER
     generate_archive(archive, n_individuals=n_individuals, n_surveys=n_surveys, seed=seed)

@@ -161,8 +161,10 @@ def test_demo_runs_and_scores_itself(tmp_path: Path) -> None:
     assert "Life history" in result.stdout
     # The command it suggests is on one line, ready to copy, however long the path.
     assert f"--db {tmp_path / 'demo' / 'demo.duckdb'}" in result.stdout
-    again = _run("demo", str(tmp_path / "demo"), "--individuals", "4", "--surveys", "3")
+    # Again, in the same folder given relative to where the command runs.
+    again = _run("demo", "demo", "--individuals", "4", "--surveys", "3", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
+    assert "pairwise precision" in again.stdout
 
 
 def test_demo_will_not_overwrite_a_foreign_folder(tmp_path: Path) -> None:
