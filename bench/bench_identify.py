@@ -22,6 +22,7 @@ import json
 import os
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,8 @@ from heldout import SHARED, held_out_by_set
 from rich.console import Console
 
 from catalog.errors import FinprintError
-from catalog.modelcard import read_card
+from catalog.identify import partition_key
+from catalog.modelcard import ModelCard, read_card
 from catalog.offline.metrics import ClusteringScores, clustering_scores
 from catalog.pipeline import index
 from catalog.settings import DEFAULT_MODEL_PATH, Settings
@@ -131,6 +133,52 @@ def photo_decisions(db_path: Path, archive: Path) -> dict[str, list[object]]:
             row[column["distance"]],
         ]
         for row in photos.rows
+    }
+
+
+def lookalike_scores(
+    db_path: Path, archive: Path, truth: dict[str, tuple[str, str]], card: ModelCard, top: int = 3
+) -> dict[str, str]:
+    """How often `finprint lookalikes` would show a person an entry's other entry of the same
+    animal: over the found individuals whose animal (the majority of their photos, by join key:
+    flank and crop) has another entry, the share whose first look-alike, or one of the first
+    `top`, is such an entry. Scored on the finished catalogue, every entry asked about."""
+    from catalog.lookalikes import lookalikes
+
+    with Store.open(db_path, read_only=True) as store:
+        photos = photo_rows(store, ExportFilter())
+        column = {name: photos.columns.index(name) for name in ("path", "individual_id")}
+        votes: dict[str, Counter[str]] = {}
+        for row in photos.rows:
+            key = Path(row[column["path"]]).relative_to(archive).as_posix()
+            if row[column["individual_id"]] is not None and key in truth:
+                votes.setdefault(row[column["individual_id"]], Counter())[truth[key][1]] += 1
+        animal = {individual: counts.most_common(1)[0][0] for individual, counts in votes.items()}
+        entries = Counter(animal.values())
+        split = sorted(individual for individual, a in animal.items() if entries[a] > 1)
+        found = lookalikes(store, card, split, top) if split else []
+        partition = {
+            photo.individual_id: partition_key(photo.side, photo.crop, card.sides == "split")
+            for photo in store.catalogued_photos(card.model_version)
+        }
+    # A look-alike drawn at random from the entry's partition is its animal this often.
+    in_partition = Counter(partition[individual] for individual in animal)
+    chance = [
+        (entries[animal[individual]] - 1) / max(in_partition[partition[individual]] - 1, 1)
+        for individual in split
+    ]
+    first = {
+        f.individual_id
+        for f in found
+        if f.rank == 1 and animal.get(f.candidate_id) == animal[f.individual_id]
+    }
+    any_of = {f.individual_id for f in found if animal.get(f.candidate_id) == animal[f.individual_id]}
+    share = (lambda hits: f"{len(hits) / len(split):.3f}") if split else (lambda hits: "-")
+    return {
+        "entries whose animal has another entry": str(len(split)),
+        "  that entry is the first look-alike": share(first),
+        "  the same for a look-alike drawn at random": f"{sum(chance) / len(chance):.3f}" if chance else "-",
+        f"  it is among the first {top} look-alikes": share(any_of),
     }
 
 

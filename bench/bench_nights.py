@@ -12,6 +12,8 @@ File names say nothing about the animal (a hash; the flank is kept where the set
 field photographer's file names would say it); the truth stays outside the archive. Only the
 individuals the default model held out of training count (bench/heldout.py). Each way of deciding
 (`--decide`) indexes its own copy of every archive, side by side in one run.
+The last rows ask what `finprint lookalikes` would show a person: for each found individual whose
+animal has another entry, whether that entry is its first look-alike, or among the first three.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
-from bench_identify import Mixed, catalogue_scores, label_errors, print_results
+from bench_identify import Mixed, catalogue_scores, label_errors, lookalike_scores, print_results
 from benchtable import bench_console
 from heldout import SHARED, held_out_by_set
 
@@ -200,6 +202,7 @@ def main() -> None:
                 tables.setdefault(name, {})[f"by {way}"] = {
                     **totals,
                     **scores,
+                    **lookalike_scores(settings.db_path, archive, truth, card),
                     "index seconds, all nights": f"{seconds:.1f}",
                 }
     console.print(

@@ -680,6 +680,61 @@ def individuals(
     _listing(result, output, f"{len(result.rows)} individual(s)")
 
 
+@app.command("lookalikes")
+def lookalikes_command(
+    individual_ids: Annotated[
+        list[str] | None,
+        typer.Argument(help="FP- ids to check. Default: the individuals the last night created."),
+    ] = None,
+    top: Annotated[int, typer.Option(min=1, help="Look-alikes listed for each individual.")] = 3,
+    db: DbOption = None,
+    model: ModelOption = None,
+    output: FormatOption = OutputFormat.TABLE,
+) -> None:
+    """List the catalogued individuals that look most like each new one: the re-sightings the
+    model was not sure enough of to file itself, for a person to check.
+
+    Each look-alike is ranked by the nearest pair of photos (same flank and crop); a distance
+    above the model's threshold is never merged automatically. Same fish:
+    `finprint merge LOOK_ALIKE INDIVIDUAL`.
+    """
+    from catalog import report
+    from catalog.lookalikes import lookalikes
+    from catalog.modelcard import read_card
+    from catalog.store import QueryResult, Store
+
+    settings = _settings(db_path=db, model_path=model)
+    card = read_card(settings.model_path)
+    with Store.open(settings.db_path, read_only=True) as store:
+        asked = individual_ids or store.individuals_of_last_night()
+        found = lookalikes(store, card, asked, top)
+    columns = ["individual", "photos", "rank", "look_alike", "distance", "look_alike_photos"]
+    result = QueryResult(
+        columns,
+        [
+            (f.individual_id, f.photos, f.rank, f.candidate_id, round(f.distance, 4), f.candidate_photos)
+            for f in found
+        ],
+    )
+    if output is not OutputFormat.TABLE:
+        _render(result, output)
+        return
+    if not found:
+        console.print("No look-alikes: no other individual of the same flank and crop is catalogued.")
+        return
+    title = (
+        f"Look-alikes of {len({f.individual_id for f in found})} individual(s), nearest first "
+        f"(matches are decided automatically under distance {card.threshold})"
+    )
+    _print_table(report.query_table(result, title))
+    console.print(
+        "Same fish: `finprint merge LOOK_ALIKE INDIVIDUAL` (the look-alike keeps its id); "
+        "`finprint history ID` shows either one's sightings.",
+        markup=False,
+        highlight=False,
+    )
+
+
 @app.command()
 def queries() -> None:
     """List the named queries (sql/queries/*.sql) with what they answer and their parameters."""

@@ -374,6 +374,17 @@ class Store:
         ).fetchall()
         return [row[0] for row in rows]
 
+    def individuals_of_last_night(self) -> list[str]:
+        """Individuals the last finished night created (its killed attempts included) that still
+        hold a photo."""
+        rows = self._con.execute(
+            f"SELECT individual_id FROM individuals i WHERE created_run <= {_LAST_FINISHED_RUN} "
+            "AND created_run > (SELECT coalesce(max(run_id), 0) FROM runs WHERE status = 'finished' "
+            f"AND run_id < {_LAST_FINISHED_RUN}) "
+            "AND EXISTS (SELECT 1 FROM sightings s WHERE s.individual_id = i.individual_id) ORDER BY 1"
+        ).fetchall()
+        return [row[0] for row in rows]
+
     def encounters_since_last_finished_run(self) -> list[tuple[str, str | None, str | None, str]]:
         """(encounter, side, crop, individual) of the photos with an encounter that this night
         catalogued so far, however many times it was interrupted: its links are made at its end."""
