@@ -66,16 +66,20 @@ def lookalikes(store: Store, card: ModelCard, individual_ids: list[str], top: in
             continue
         # Gallery sorted by individual, so that one reduceat gives each individual's nearest photo.
         rows = sorted(rows, key=lambda row: owners[row])
-        vectors = store.vectors_for([catalogued[row].photo_id for row in rows], model_version)
+        # float64 once per partition: the distances of near photos are differences of large sums.
+        vectors = store.vectors_for([catalogued[row].photo_id for row in rows], model_version).astype(
+            np.float64
+        )
         gallery_owners = [owners[row] for row in rows]
         starts = [i for i, owner in enumerate(gallery_owners) if i == 0 or owner != gallery_owners[i - 1]]
         names = [gallery_owners[i] for i in starts]
         sizes = np.diff([*starts, len(rows)])
+        squared_norms = (vectors**2).sum(axis=1)
         for index, name in enumerate(names):
             if name not in asked:
                 continue
             own = slice(starts[index], starts[index] + int(sizes[index]))
-            nearest = _nearest_by_individual(vectors[own], vectors, starts)
+            nearest = _nearest_by_individual(vectors[own], vectors, squared_norms, starts)
             nearest[index] = np.inf
             order = [int(i) for i in np.argsort(nearest, kind="stable")[:top] if np.isfinite(nearest[i])]
             found[name] = [
@@ -85,17 +89,14 @@ def lookalikes(store: Store, card: ModelCard, individual_ids: list[str], top: in
     return [lookalike for name in individual_ids for lookalike in found.get(name, [])]
 
 
-def _nearest_by_individual(queries: np.ndarray, gallery: np.ndarray, starts: list[int]) -> np.ndarray:
+def _nearest_by_individual(
+    queries: np.ndarray, gallery: np.ndarray, squared_norms: np.ndarray, starts: list[int]
+) -> np.ndarray:
     """For each gallery individual (a run of rows from each start), the smallest distance between
-    any query and any of its photos."""
-    squared_norms = (gallery.astype(np.float64) ** 2).sum(axis=1)
+    any query and any of its photos (float64 rows; `squared_norms`: the gallery rows')."""
     best = np.full(len(gallery), np.inf)
     for first in range(0, len(queries), _QUERY_ROWS_PER_BLOCK):
-        block = queries[first : first + _QUERY_ROWS_PER_BLOCK].astype(np.float64)
-        squared = (
-            (block**2).sum(axis=1)[:, None]
-            + squared_norms[None, :]
-            - 2 * block @ gallery.T.astype(np.float64)
-        )
+        block = queries[first : first + _QUERY_ROWS_PER_BLOCK]
+        squared = (block**2).sum(axis=1)[:, None] + squared_norms[None, :] - 2 * block @ gallery.T
         best = np.minimum(best, squared.min(axis=0))
     return np.sqrt(np.maximum(np.minimum.reduceat(best, starts), 0.0))
