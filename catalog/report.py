@@ -78,6 +78,9 @@ def run_report(summary: QueryResult, sightings: QueryResult, errors: QueryResult
         f"{len({r['individual_id'] for r in new})} new, "
         f"{len({r['individual_id'] for r in matched})} re-sighted, {len(review)} photo(s) to review",
     )
+    if new:
+        # A new individual is where an animal the model was unsure of gets split off.
+        overview.add_row("", "finprint lookalikes: the catalogued individuals each new one looks most like")
     if total_seconds > 0 and run["photos_new"]:
         rate = run["photos_new"] / total_seconds
         overview.add_row(

@@ -72,6 +72,8 @@ def test_run_report_text_at_fixed_width(hostile_catalogue: Path) -> None:
     text = console.export_text()
     assert "finprint index run" in text
     assert "Individuals" in text and "new" in text
+    # New individuals point to the command that lists whom each looks like.
+    assert "finprint lookalikes" in text
     assert all(len(line) <= 100 for line in text.splitlines())
 
 
