@@ -503,9 +503,30 @@ def report_command(
 
             individuals = sorted({row[0] for row in queries[1].rows})
             histories = {i: store.query("history", individual_id=i) for i in individuals}
-            page = run_page(*queries, histories, matched_keypoints(store, queries[1]))
+            page = run_page(
+                *queries,
+                histories,
+                features=matched_keypoints(store, queries[1]),
+                lookalike_of=_first_lookalikes(store, queries[1]),
+            )
             write_atomically(html_file, page)
             console.print(f"Wrote {html_file}", markup=False, highlight=False)
+
+
+def _first_lookalikes(store: Any, sightings: Any) -> dict[str, Any]:
+    """Each new individual of a run with its first look-alike, when the shipped or configured
+    model is the one the catalogue was indexed with (else none: another model's distances would
+    say nothing)."""
+    from catalog.lookalikes import lookalikes
+    from catalog.modelcard import read_card
+
+    card = read_card(_settings().model_path)
+    new = sorted({r["individual_id"] for r in sightings.records() if r["status"] == "new"})
+    if not new or card.model_version not in store.catalogue_model_versions():
+        return {}
+    # Only entries still holding a photo: one merged since has none to compare.
+    held = {photo.individual_id for photo in store.catalogued_photos(card.model_version)}
+    return {f.individual_id: f for f in lookalikes(store, card, [i for i in new if i in held], top=1)}
 
 
 ReasonOption = Annotated[

@@ -11,6 +11,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageOps
 
 from catalog import verify
+from catalog.lookalikes import Lookalike
 from catalog.report import decided_by, decided_distance, format_value, linkage_distance, rule_of_run
 from catalog.store import QueryResult, Store
 
@@ -143,13 +144,17 @@ def run_page(
     sightings: QueryResult,
     errors: QueryResult,
     histories: dict[str, QueryResult],
+    *,
     features: dict[str, verify.LocalFeatures] | None = None,
+    lookalike_of: dict[str, Lookalike] | None = None,
 ) -> str:
     """The report of one run: matches as side-by-side pairs, new individuals, errors, timelines.
 
     With `features` (cached keypoints by photo id) and OpenCV, verified pairs also show the
-    keypoints that agreed."""
+    keypoints that agreed; with `lookalike_of` (a new individual's first look-alike), the new
+    individuals say whom they look most like."""
     features = features or {}
+    lookalike_of = lookalike_of or {}
     run = summary.records()[0]
     rows = sightings.records()
     parts = [
@@ -197,8 +202,16 @@ def run_page(
             + "</div>"
         )
     new = [r for r in rows if r["status"] == "new"]
-    parts.append(f"<h2>New individuals ({len(new)})</h2><table><tr><th>individual</th><th>photo</th></tr>")
-    parts += [f"<tr><td>{_text(r['individual_id'])}</td><td>{_text(r['path'])}</td></tr>" for r in new]
+    parts.append(
+        f"<h2>New individuals ({len(new)})</h2><table><tr><th>individual</th><th>photo</th>"
+        "<th>looks most like (nearest photos' distance; same fish: finprint merge)</th></tr>"
+    )
+    for r in new:
+        alike = lookalike_of.get(str(r["individual_id"]))
+        looks = "" if alike is None else f"{_text(alike.candidate_id)} ({alike.distance:.3f})"
+        parts.append(
+            f"<tr><td>{_text(r['individual_id'])}</td><td>{_text(r['path'])}</td><td>{looks}</td></tr>"
+        )
     parts.append("</table>")
     if errors.rows:
         parts.append(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,18 @@ def test_an_id_not_in_the_catalogue_or_another_model_is_a_clear_error(
     retag_model(DEFAULT_MODEL_PATH, other, "0123456789ab")
     mismatch = run_finprint("lookalikes", "--db", str(two_nights), "--model", str(other))
     assert mismatch.returncode == 1 and "--model" in mismatch.stderr
+
+
+def test_the_html_report_names_each_new_individuals_first_look_alike(
+    two_nights: Path, tmp_path: Path
+) -> None:
+    page_path = tmp_path / "run.html"
+    result = run_finprint("report", "--db", str(two_nights), "--html", str(page_path))
+    assert result.returncode == 0, result.stderr
+    page = page_path.read_text(encoding="utf-8")
+    listed = run_finprint("lookalikes", "--db", str(two_nights), "--top", "1", "--format", "json")
+    first = json.loads(listed.stdout)
+    assert first
+    for row in first:
+        cells = f"<td>{row['look_alike']} ({row['distance']:.3f})</td>"
+        assert re.search(f"<tr><td>{row['individual']}</td><td>[^<]*</td>{re.escape(cells)}</tr>", page)
