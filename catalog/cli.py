@@ -514,19 +514,12 @@ def report_command(
 
 
 def _first_lookalikes(store: Any, sightings: Any) -> dict[str, Any]:
-    """Each new individual of a run with its first look-alike, when the shipped or configured
-    model is the one the catalogue was indexed with (else none: another model's distances would
-    say nothing)."""
-    from catalog.lookalikes import lookalikes
+    """Each new individual of a run with its first look-alike under the configured model."""
+    from catalog.lookalikes import first_lookalikes
     from catalog.modelcard import read_card
 
-    card = read_card(_settings().model_path)
     new = sorted({r["individual_id"] for r in sightings.records() if r["status"] == "new"})
-    if not new or card.model_version not in store.catalogue_model_versions():
-        return {}
-    # Only entries still holding a photo: one merged since has none to compare.
-    held = {photo.individual_id for photo in store.catalogued_photos(card.model_version)}
-    return {f.individual_id: f for f in lookalikes(store, card, [i for i in new if i in held], top=1)}
+    return first_lookalikes(store, read_card(_settings().model_path), new)
 
 
 ReasonOption = Annotated[

@@ -89,6 +89,16 @@ def lookalikes(store: Store, card: ModelCard, individual_ids: list[str], top: in
     return [lookalike for name in individual_ids for lookalike in found.get(name, [])]
 
 
+def first_lookalikes(store: Store, card: ModelCard, individual_ids: list[str]) -> dict[str, Lookalike]:
+    """Each of these individuals that still holds a photo with its first look-alike; none when the
+    catalogue was indexed with another model (its distances would say nothing)."""
+    if card.model_version not in store.catalogue_model_versions():
+        return {}
+    held = {photo.individual_id for photo in store.catalogued_photos(card.model_version)}
+    asked = [i for i in individual_ids if i in held]
+    return {f.individual_id: f for f in lookalikes(store, card, asked, top=1)} if asked else {}
+
+
 def _nearest_by_individual(
     queries: np.ndarray, gallery: np.ndarray, squared_norms: np.ndarray, starts: list[int]
 ) -> np.ndarray:
