@@ -136,50 +136,62 @@ def photo_decisions(db_path: Path, archive: Path) -> dict[str, list[object]]:
     }
 
 
-def lookalike_scores(
-    db_path: Path, archive: Path, truth: dict[str, tuple[str, str]], card: ModelCard, top: int = 3
-) -> dict[str, str]:
-    """How often `finprint lookalikes` would show a person an entry's other entry of the same
-    animal: over the found individuals whose animal (the majority of their photos, by join key:
-    flank and crop) has another entry, the share whose first look-alike, or one of the first
-    `top`, is such an entry. Scored on the finished catalogue, every entry asked about."""
-    from catalog.lookalikes import lookalikes
+@dataclass
+class LookalikeTally:
+    """What `finprint lookalikes` shows a person after each night: for each entry the night
+    created whose animal (the majority of its photos, by join key: flank and crop) already had
+    an entry, whether an entry of that animal is its first look-alike, or among the first `top`,
+    beside how often a look-alike drawn at random from its partition would be."""
 
-    with Store.open(db_path, read_only=True) as store:
-        photos = photo_rows(store, ExportFilter())
-        column = {name: photos.columns.index(name) for name in ("path", "individual_id")}
-        votes: dict[str, Counter[str]] = {}
-        for row in photos.rows:
-            key = Path(row[column["path"]]).relative_to(archive).as_posix()
-            if row[column["individual_id"]] is not None and key in truth:
-                votes.setdefault(row[column["individual_id"]], Counter())[truth[key][1]] += 1
-        animal = {individual: counts.most_common(1)[0][0] for individual, counts in votes.items()}
+    archive: Path
+    truth: dict[str, tuple[str, str]]
+    card: ModelCard
+    top: int = 3
+    asked: int = 0
+    first: int = 0
+    among: int = 0
+    chance: float = 0.0
+
+    def after_night(self, db_path: Path) -> None:
+        from catalog.lookalikes import lookalikes
+
+        with Store.open(db_path, read_only=True) as store:
+            tonight = set(store.individuals_of_last_night())
+            photos = photo_rows(store, ExportFilter())
+            column = {name: photos.columns.index(name) for name in ("path", "individual_id")}
+            votes: dict[str, Counter[str]] = {}
+            for row in photos.rows:
+                key = Path(row[column["path"]]).relative_to(self.archive).as_posix()
+                if row[column["individual_id"]] is not None and key in self.truth:
+                    votes.setdefault(row[column["individual_id"]], Counter())[self.truth[key][1]] += 1
+            animal = {individual: counts.most_common(1)[0][0] for individual, counts in votes.items()}
+            earlier = {animal[i] for i in animal if i not in tonight}
+            returning = sorted(i for i in tonight if animal.get(i) in earlier)
+            found = lookalikes(store, self.card, returning, self.top) if returning else []
+            partition = {
+                photo.individual_id: partition_key(photo.side, photo.crop, self.card.sides == "split")
+                for photo in store.catalogued_photos(self.card.model_version)
+            }
         entries = Counter(animal.values())
-        split = sorted(individual for individual, a in animal.items() if entries[a] > 1)
-        found = lookalikes(store, card, split, top) if split else []
-        partition = {
-            photo.individual_id: partition_key(photo.side, photo.crop, card.sides == "split")
-            for photo in store.catalogued_photos(card.model_version)
+        in_partition = Counter(partition[individual] for individual in animal)
+        hits = [f for f in found if animal.get(f.candidate_id) == animal[f.individual_id]]
+        self.asked += len(returning)
+        self.first += len({f.individual_id for f in hits if f.rank == 1})
+        self.among += len({f.individual_id for f in hits})
+        self.chance += sum(
+            (entries[animal[i]] - 1) / max(in_partition[partition[i]] - 1, 1) for i in returning
+        )
+
+    def rows(self) -> dict[str, str]:
+        def share(count: float) -> str:
+            return f"{count / self.asked:.3f}" if self.asked else "-"
+
+        return {
+            "new entries of animals already catalogued, all nights": str(self.asked),
+            "  an entry of the animal is the first look-alike": share(self.first),
+            "  the same for a look-alike drawn at random": share(self.chance),
+            f"  one is among the first {self.top} look-alikes": share(self.among),
         }
-    # A look-alike drawn at random from the entry's partition is its animal this often.
-    in_partition = Counter(partition[individual] for individual in animal)
-    chance = [
-        (entries[animal[individual]] - 1) / max(in_partition[partition[individual]] - 1, 1)
-        for individual in split
-    ]
-    first = {
-        f.individual_id
-        for f in found
-        if f.rank == 1 and animal.get(f.candidate_id) == animal[f.individual_id]
-    }
-    any_of = {f.individual_id for f in found if animal.get(f.candidate_id) == animal[f.individual_id]}
-    share = (lambda hits: f"{len(hits) / len(split):.3f}") if split else (lambda hits: "-")
-    return {
-        "entries whose animal has another entry": str(len(split)),
-        "  that entry is the first look-alike": share(first),
-        "  the same for a look-alike drawn at random": f"{sum(chance) / len(chance):.3f}" if chance else "-",
-        f"  it is among the first {top} look-alikes": share(any_of),
-    }
 
 
 def catalogue_scores(

@@ -12,8 +12,9 @@ File names say nothing about the animal (a hash; the flank is kept where the set
 field photographer's file names would say it); the truth stays outside the archive. Only the
 individuals the default model held out of training count (bench/heldout.py). Each way of deciding
 (`--decide`) indexes its own copy of every archive, side by side in one run.
-The last rows ask what `finprint lookalikes` would show a person: for each found individual whose
-animal has another entry, whether that entry is its first look-alike, or among the first three.
+The last rows ask what `finprint lookalikes` shows a person after each night: for each entry the
+night created whose animal already had one, whether an entry of the animal is its first
+look-alike, or among the first three, beside chance.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
-from bench_identify import Mixed, catalogue_scores, label_errors, lookalike_scores, print_results
+from bench_identify import LookalikeTally, Mixed, catalogue_scores, label_errors, print_results
 from benchtable import bench_console
 from heldout import SHARED, held_out_by_set
 
@@ -142,20 +143,25 @@ def drawn_archive(archive: Path) -> tuple[list[Path], dict[str, tuple[str, str]]
     return folders, truth
 
 
-def run_nights(folders: list[Path], settings: Settings) -> tuple[dict[str, str], float]:
-    """Index each night's folder in turn into one catalogue; the run totals and the seconds."""
-    started = time.perf_counter()
+def run_nights(
+    folders: list[Path], settings: Settings, lookalikes: LookalikeTally | None = None
+) -> tuple[dict[str, str], float]:
+    """Index each night's folder in turn into one catalogue, asking for each night's look-alikes
+    after it; the run totals and the seconds (the look-alikes' excluded)."""
+    seconds = 0.0
     review = errors = 0
     for folder in folders:
+        started = time.perf_counter()
         result = index(settings, [folder])
+        seconds += time.perf_counter() - started
+        if lookalikes is not None:
+            lookalikes.after_night(settings.db_path)
         if settings.verify and any("verification is off" in warning for warning in result.warnings):
             raise FinprintError(" ".join(result.warnings))
         # A later night re-reads the whole catalogue: the last night's report counts only its own.
         review += result.review
         errors += len(result.errors)
-    return {"nights": str(len(folders)), "sent to review": str(review), "unreadable": str(errors)}, (
-        time.perf_counter() - started
-    )
+    return {"nights": str(len(folders)), "sent to review": str(review), "unreadable": str(errors)}, seconds
 
 
 def main() -> None:
@@ -192,8 +198,9 @@ def main() -> None:
                 settings = replace(
                     base, db_path=archive.with_suffix(".duckdb"), group_encounters=way == "encounter"
                 )
+                tally = LookalikeTally(archive, truth, card)
                 try:
-                    totals, seconds = run_nights(folders, settings)
+                    totals, seconds = run_nights(folders, settings, tally)
                 except FinprintError as exc:
                     console.print(f"{name} {way}: not measured ({exc})", markup=False)
                     continue
@@ -202,7 +209,7 @@ def main() -> None:
                 tables.setdefault(name, {})[f"by {way}"] = {
                     **totals,
                     **scores,
-                    **lookalike_scores(settings.db_path, archive, truth, card),
+                    **tally.rows(),
                     "index seconds, all nights": f"{seconds:.1f}",
                 }
     console.print(
