@@ -3,16 +3,18 @@ from the catalogue, reindex, and go on; beside the same nights and oracle withou
 
 Usage: python bench/bench_feedback.py [--sets drawn,nyala,zebra_rapid,fs48_train] [--rounds 3]
                                       [--spot-checks 5] [--epochs 6] [--model MODEL.onnx]
-                                      [--all-individuals] [--no-verify]
+                                      [--all-individuals] [--no-verify] [--oracle-merges lookalikes]
 
 The archives are bench-nights' (individuals the default model held out of training; drawn fish it
 never saw), their nights cut into `--rounds` consecutive rounds. After each night the oracle
 settles the review queue from the truth (confirm or reject each proposal) and spot-checks
 `--spot-checks` of the night's automatic decisions: a right match is confirmed, a wrong one
-rejected; a photo filed as a new fish is merged into the fish's existing entry if it has one, or
-confirmed as new. After each round but the last, the feedback arm runs `train --from-catalogue`
-and, when the new model is better on the catalogue individuals it held out, reindexes with it.
-The control arm indexes the same nights with the same oracle and never retrains. "Recognised"
+rejected; a photo filed as a new fish is merged into the fish's existing entry if it has one
+among the new entry's first three `finprint lookalikes` (what a person can find; `--oracle-merges
+truth`: any existing entry, as earlier runs of this bench did), or otherwise confirmed as new.
+After each round but the last, the feedback arm runs `train --from-catalogue` and, when the new
+model is better on the catalogue individuals it held out, reindexes with it. The control arm
+indexes the same nights with the same oracle and never retrains. "Recognised"
 counts, before the oracle looks, the round's photos of animals already catalogued that were
 filed with an earlier photo of the same animal: what the round's model decided. The other scores
 are of the whole catalogue after each round (the oracle's corrections included, in both arms).
@@ -36,6 +38,8 @@ from heldout import SHARED, held_out_by_set
 
 from catalog import decisions
 from catalog.errors import FinprintError
+from catalog.lookalikes import lookalikes
+from catalog.modelcard import ModelCard, read_card
 from catalog.offline.labels import LabelledPhoto
 from catalog.pipeline import index, reindex
 from catalog.settings import DEFAULT_MODEL_PATH, Settings
@@ -44,6 +48,8 @@ from catalog.train.from_catalogue import CatalogueTrainConfig, train_from_catalo
 from exporters.selection import ExportFilter, photo_rows
 
 ORACLE = "oracle (bench-feedback)"
+# A spot-checked new fish whose existing entry a person would not have found among its look-alikes.
+_MISSED = "spot check: new fish, its entry not among the look-alikes"
 
 
 @dataclass
@@ -98,9 +104,11 @@ def play_biologist(
     *,
     spot_checks: int,
     seed: int,
+    card: ModelCard | None,
 ) -> Counter[str]:
     """Settle the review queue and spot-check the night's automatic decisions (`rows`: the
-    catalogue as the night left it) from the truth."""
+    catalogue as the night left it) from the truth; with `card` (the catalogue's model), a new
+    fish is merged only into an entry among its first three look-alikes."""
     done: Counter[str] = Counter()
     key = {relative: archive.truth[relative][1] for relative, *_ in rows if relative in archive.truth}
     members: dict[str, list[str]] = {}
@@ -127,6 +135,12 @@ def play_biologist(
             continue
         known = sorted(i for i, k in identity.items() if k == key[relative] and i != individual)
         known = [i for i in known if store.merged_into(i) is None]
+        if known and card is not None:
+            shown = {f.candidate_id for f in lookalikes(store, card, [individual], top=3)}
+            if not shown & set(known):
+                done[_MISSED] += 1
+                continue
+            known = [i for i in known if i in shown]
         if known:
             decisions.merge(store, known[0], individual, ORACLE)
             identity.pop(individual, None)
@@ -162,7 +176,10 @@ def run_arm(
                 rows = _catalogue(store, archive)
                 seen += recognition(rows, archive, night)
                 seed = zlib.crc32(night.name.encode())
-                oracle += play_biologist(store, rows, archive, night, spot_checks=args.spot_checks, seed=seed)
+                card = read_card(model) if args.oracle_merges == "lookalikes" else None
+                oracle += play_biologist(
+                    store, rows, archive, night, spot_checks=args.spot_checks, seed=seed, card=card
+                )
         scores = catalogue_scores(
             settings.db_path, archive.root, archive.truth, archive.twins, run=name, mixed=mixed
         )
@@ -177,7 +194,9 @@ def run_arm(
             "B-cubed F1, automatic": scores["B-cubed F1, automatic decisions"],
             "wrong merges": scores["wrong merges, automatic decisions"],
             "review queue, this round": str(queue),
-            "oracle decisions": str(sum(oracle.values())),
+            "oracle decisions": str(sum(oracle.values()) - oracle[_MISSED]),
+            "  new fish merged": str(oracle["spot check: new fish merged"]),
+            "  new fish left: its entry not among the look-alikes": str(oracle[_MISSED]),
             "training": "-",
             "training minutes": "-",
             "held-out mAP, current -> new": "-",
@@ -239,6 +258,13 @@ def main() -> None:
         help="every individual of each set, not only those the default model held out: fair only "
         "for a --model that never saw the set (e.g. one trained without it)",
     )
+    parser.add_argument(
+        "--oracle-merges",
+        choices=("lookalikes", "truth"),
+        default="lookalikes",
+        help="which existing entry a spot-checked new fish may be merged into: one among its first "
+        "three look-alikes (what a person finds), or any (the truth)",
+    )
     args = parser.parse_args()
     console = bench_console()
     held_out = None if args.all_individuals else held_out_by_set(args.work)
@@ -247,6 +273,7 @@ def main() -> None:
     console.print(
         f"Model {args.model.name}, {'every individual' if args.all_individuals else 'held-out individuals'}, "
         f"{args.rounds} rounds, {args.spot_checks} spot checks a night, {args.epochs} epochs a retraining, "
+        f"oracle merges from {args.oracle_merges}, "
         f"{'embedding alone' if args.no_verify else 'with keypoint verification'}",
         markup=False,
     )
