@@ -31,7 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench_identify import Mixed, catalogue_scores, label_errors
+from bench_identify import Mixed, catalogue_scores, catalogued_files, label_errors, majority_keys
 from bench_nights import SHARED_NIGHTS, drawn_archive, labels_of, shared_archive
 from benchtable import bench_console, measures_table
 from heldout import SHARED, held_out_by_set
@@ -45,7 +45,6 @@ from catalog.pipeline import index, reindex
 from catalog.settings import DEFAULT_MODEL_PATH, Settings
 from catalog.store import Store
 from catalog.train.from_catalogue import CatalogueTrainConfig, train_from_catalogue
-from exporters.selection import ExportFilter, photo_rows
 
 ORACLE = "oracle (bench-feedback)"
 # A spot-checked new fish whose existing entry a person would not have found among its look-alikes.
@@ -58,22 +57,6 @@ class Archive:
     root: Path
     truth: dict[str, tuple[str, str]]  # relative file -> (animal, what the catalogue should join)
     twins: dict[str, str]
-
-
-def _catalogue(store: Store, archive: Archive) -> list[tuple[str, str, str, str]]:
-    """(relative file, photo id, individual, status) of every catalogued photo."""
-    photos = photo_rows(store, ExportFilter())
-    column = {n: photos.columns.index(n) for n in ("path", "photo_id", "individual_id", "status")}
-    return [
-        (
-            Path(row[column["path"]]).relative_to(archive.root).as_posix(),
-            row[column["photo_id"]],
-            row[column["individual_id"]],
-            row[column["status"]],
-        )
-        for row in photos.rows
-        if row[column["individual_id"]] is not None
-    ]
 
 
 def recognition(catalogued: list[tuple[str, str, str, str]], archive: Archive, night: Path) -> Counter[str]:
@@ -111,11 +94,7 @@ def play_biologist(
     fish is merged only into an entry among its first three look-alikes."""
     done: Counter[str] = Counter()
     key = {relative: archive.truth[relative][1] for relative, *_ in rows if relative in archive.truth}
-    members: dict[str, list[str]] = {}
-    for relative, _, individual, _ in rows:
-        if relative in key:
-            members.setdefault(individual, []).append(key[relative])
-    identity = {i: Counter(keys).most_common(1)[0][0] for i, keys in members.items()}
+    identity = majority_keys(rows, archive.truth)
     for relative, photo_id, individual, status in rows:
         if status == "review" and relative in key:
             right = key[relative] == identity[individual]
@@ -169,14 +148,15 @@ def run_arm(
         queue = 0
         oracle: Counter[str] = Counter()
         seen: Counter[str] = Counter()
+        # The round's model: a retraining changes it only between rounds.
+        card = read_card(model) if args.oracle_merges == "lookalikes" else None
         for night in nights:
             result = index(replace(settings, model_path=model), [night])
             queue += result.review
             with Store.open(settings.db_path) as store:
-                rows = _catalogue(store, archive)
+                rows = catalogued_files(store, archive.root)
                 seen += recognition(rows, archive, night)
                 seed = zlib.crc32(night.name.encode())
-                card = read_card(model) if args.oracle_merges == "lookalikes" else None
                 oracle += play_biologist(
                     store, rows, archive, night, spot_checks=args.spot_checks, seed=seed, card=card
                 )

@@ -136,6 +136,31 @@ def photo_decisions(db_path: Path, archive: Path) -> dict[str, list[object]]:
     }
 
 
+def catalogued_files(store: Store, root: Path) -> list[tuple[str, str, str, str]]:
+    """(file relative to `root`, photo id, individual, status) of every catalogued photo."""
+    photos = photo_rows(store, ExportFilter())
+    column = {n: photos.columns.index(n) for n in ("path", "photo_id", "individual_id", "status")}
+    return [
+        (
+            Path(row[column["path"]]).relative_to(root).as_posix(),
+            row[column["photo_id"]],
+            row[column["individual_id"]],
+            row[column["status"]],
+        )
+        for row in photos.rows
+        if row[column["individual_id"]] is not None
+    ]
+
+
+def majority_keys(rows: list[tuple[str, str, str, str]], truth: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Each individual's join key (animal, flank and crop): the one most of its photos carry."""
+    keys: dict[str, list[str]] = {}
+    for relative, _, individual, _ in rows:
+        if relative in truth:
+            keys.setdefault(individual, []).append(truth[relative][1])
+    return {individual: Counter(found).most_common(1)[0][0] for individual, found in keys.items()}
+
+
 @dataclass
 class LookalikeTally:
     """What `finprint lookalikes` shows a person after each night: for each entry the night
@@ -157,14 +182,7 @@ class LookalikeTally:
 
         with Store.open(db_path, read_only=True) as store:
             tonight = set(store.individuals_of_last_night())
-            photos = photo_rows(store, ExportFilter())
-            column = {name: photos.columns.index(name) for name in ("path", "individual_id")}
-            votes: dict[str, Counter[str]] = {}
-            for row in photos.rows:
-                key = Path(row[column["path"]]).relative_to(self.archive).as_posix()
-                if row[column["individual_id"]] is not None and key in self.truth:
-                    votes.setdefault(row[column["individual_id"]], Counter())[self.truth[key][1]] += 1
-            animal = {individual: counts.most_common(1)[0][0] for individual, counts in votes.items()}
+            animal = majority_keys(catalogued_files(store, self.archive), self.truth)
             earlier = {animal[i] for i in animal if i not in tonight}
             returning = sorted(i for i in tonight if animal.get(i) in earlier)
             found = lookalikes(store, self.card, returning, self.top) if returning else []
@@ -207,16 +225,11 @@ def catalogue_scores(
     and B-cubed, automatic decisions and every review accepted apart; found individuals that mix
     animals are appended to `mixed`, labelled with `run`."""
     with Store.open(db_path, read_only=True) as store:
-        photos = photo_rows(store, ExportFilter())
-    column = {name: photos.columns.index(name) for name in ("path", "individual_id", "status")}
-    found = {
-        Path(row[column["path"]]).relative_to(archive).as_posix(): (
-            row[column["individual_id"]],
-            row[column["status"]],
-        )
-        for row in photos.rows
-        if row[column["individual_id"]] is not None  # a photo without a sighting: none to score
-    }
+        # A photo without a sighting has no decision to score: catalogued_files leaves it out.
+        found = {
+            relative: (individual, status)
+            for relative, _, individual, status in catalogued_files(store, archive)
+        }
     keys = sorted(set(truth) & set(found))
     animals = [truth[k][0] for k in keys]
     joins = [truth[k][1] for k in keys]

@@ -507,19 +507,19 @@ def report_command(
                 *queries,
                 histories,
                 features=matched_keypoints(store, queries[1]),
-                lookalike_of=_first_lookalikes(store, queries[1]),
+                lookalike_of=_first_lookalikes(store, queries[1], settings.model_path),
             )
             write_atomically(html_file, page)
             console.print(f"Wrote {html_file}", markup=False, highlight=False)
 
 
-def _first_lookalikes(store: Any, sightings: Any) -> dict[str, Any]:
+def _first_lookalikes(store: Any, sightings: Any, model_path: Path) -> dict[str, Any]:
     """Each new individual of a run with its first look-alike under the configured model."""
     from catalog.lookalikes import first_lookalikes
     from catalog.modelcard import read_card
 
     new = sorted({r["individual_id"] for r in sightings.records() if r["status"] == "new"})
-    return first_lookalikes(store, read_card(_settings().model_path), new)
+    return first_lookalikes(store, read_card(model_path), new)
 
 
 ReasonOption = Annotated[

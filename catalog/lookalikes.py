@@ -18,7 +18,7 @@ import numpy as np
 from catalog.errors import FinprintError
 from catalog.identify import partition_key
 from catalog.modelcard import ModelCard
-from catalog.store import Store
+from catalog.store import CataloguedPhoto, Store
 
 # Query photos compared at a time: 64 of them against 100,000 catalogued photos is 51 MB of
 # float64 distances.
@@ -41,25 +41,43 @@ class Lookalike:
 def lookalikes(store: Store, card: ModelCard, individual_ids: list[str], top: int) -> list[Lookalike]:
     """Up to `top` look-alikes of each individual, nearest first, individuals in the order given;
     `card` is the model the catalogue was indexed with."""
-    model_version, sides_split = card.model_version, card.sides == "split"
     versions = store.catalogue_model_versions()
-    if model_version not in versions:
+    if card.model_version not in versions:
         raise FinprintError(
             f"{store.db_path} was indexed with model {', '.join(versions) or '(none yet)'}, not "
-            f"{model_version}. Give the catalogue's model with --model."
+            f"{card.model_version}. Give the catalogue's model with --model."
         )
-    catalogued = store.catalogued_photos(model_version)
-    partitions: dict[str, list[int]] = {}
-    for row, photo in enumerate(catalogued):
-        partitions.setdefault(partition_key(photo.side, photo.crop, sides_split), []).append(row)
-    owners = [photo.individual_id for photo in catalogued]
-    asked = set(individual_ids)
-    unknown = sorted(asked - set(owners))
+    catalogued = store.catalogued_photos(card.model_version)
+    unknown = sorted(set(individual_ids) - {photo.individual_id for photo in catalogued})
     if unknown:
         raise FinprintError(
             f"{', '.join(unknown)}: no photo of the catalogue is filed under it (merged into another "
             "entry, or not an id of this catalogue). `finprint individuals` lists them."
         )
+    return _ranked(store, card, catalogued, individual_ids, top)
+
+
+def first_lookalikes(store: Store, card: ModelCard, individual_ids: list[str]) -> dict[str, Lookalike]:
+    """Each of these individuals that still holds a photo with its first look-alike; none when the
+    catalogue was indexed with another model (its distances would say nothing)."""
+    if card.model_version not in store.catalogue_model_versions():
+        return {}
+    catalogued = store.catalogued_photos(card.model_version)
+    held = {photo.individual_id for photo in catalogued}
+    asked = [i for i in individual_ids if i in held]
+    return {f.individual_id: f for f in _ranked(store, card, catalogued, asked, top=1)}
+
+
+def _ranked(
+    store: Store, card: ModelCard, catalogued: list[CataloguedPhoto], individual_ids: list[str], top: int
+) -> list[Lookalike]:
+    """The look-alikes of individuals known to hold photos among `catalogued`."""
+    sides_split = card.sides == "split"
+    partitions: dict[str, list[int]] = {}
+    for row, photo in enumerate(catalogued):
+        partitions.setdefault(partition_key(photo.side, photo.crop, sides_split), []).append(row)
+    owners = [photo.individual_id for photo in catalogued]
+    asked = set(individual_ids)
     found: dict[str, list[Lookalike]] = {}
     for rows in partitions.values():
         if not asked & {owners[row] for row in rows}:
@@ -67,9 +85,8 @@ def lookalikes(store: Store, card: ModelCard, individual_ids: list[str], top: in
         # Gallery sorted by individual, so that one reduceat gives each individual's nearest photo.
         rows = sorted(rows, key=lambda row: owners[row])
         # float64 once per partition: the distances of near photos are differences of large sums.
-        vectors = store.vectors_for([catalogued[row].photo_id for row in rows], model_version).astype(
-            np.float64
-        )
+        vectors = store.vectors_for([catalogued[row].photo_id for row in rows], card.model_version)
+        vectors = vectors.astype(np.float64)
         gallery_owners = [owners[row] for row in rows]
         starts = [i for i, owner in enumerate(gallery_owners) if i == 0 or owner != gallery_owners[i - 1]]
         names = [gallery_owners[i] for i in starts]
@@ -87,16 +104,6 @@ def lookalikes(store: Store, card: ModelCard, individual_ids: list[str], top: in
                 for rank, i in enumerate(order, start=1)
             ]
     return [lookalike for name in individual_ids for lookalike in found.get(name, [])]
-
-
-def first_lookalikes(store: Store, card: ModelCard, individual_ids: list[str]) -> dict[str, Lookalike]:
-    """Each of these individuals that still holds a photo with its first look-alike; none when the
-    catalogue was indexed with another model (its distances would say nothing)."""
-    if card.model_version not in store.catalogue_model_versions():
-        return {}
-    held = {photo.individual_id for photo in store.catalogued_photos(card.model_version)}
-    asked = [i for i in individual_ids if i in held]
-    return {f.individual_id: f for f in lookalikes(store, card, asked, top=1)} if asked else {}
 
 
 def _nearest_by_individual(
