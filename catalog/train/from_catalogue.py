@@ -47,6 +47,12 @@ MIN_BATCHES_PER_EPOCH = 10
 REPLAY = "replay"
 # Photos whose pairs set the new threshold: enough for millions of pairs, few enough for memory.
 MAX_THRESHOLD_PHOTOS = 3000
+# Two catalogue entries whose nearest photos are as near as this share of the archive's known
+# re-sightings (an entry's nearest pair of photos from two of its encounters) may be one animal
+# that nobody merged yet: they are not taught as different (see possibly_one_animal).
+UNSURE_RESIGHTING_QUANTILE = 0.9
+# Distances are computed this many photos at a time.
+_ROWS_PER_BLOCK = 512
 
 
 @dataclass(frozen=True)
@@ -161,6 +167,90 @@ def _different_pair_distances(vectors: np.ndarray, keys: list[str], seed: int) -
     return found
 
 
+def _nearest_pair_by_label(vectors: np.ndarray, labels: np.ndarray, n_labels: int) -> np.ndarray:
+    """n_labels x n_labels: the distance between the nearest photos of each two labels (inf where
+    a label has no photo; the diagonal is a label's nearest two photos, inf for a single one)."""
+    order = np.argsort(labels, kind="stable")
+    ordered, sorted_labels = vectors[order].astype(np.float64), labels[order]
+    present, starts = np.unique(sorted_labels, return_index=True)
+    norms = (ordered**2).sum(axis=1)
+    nearest = np.full((n_labels, n_labels), np.inf)
+    for start in range(0, len(ordered), _ROWS_PER_BLOCK):
+        block = ordered[start : start + _ROWS_PER_BLOCK]
+        squared = norms[start : start + len(block), None] + norms[None, :] - 2 * block @ ordered.T
+        rows = np.arange(len(block))
+        squared[rows, start + rows] = np.inf  # a photo is not its own pair
+        by_label = np.sqrt(np.maximum(np.minimum.reduceat(squared, starts, axis=1), 0.0))
+        np.minimum.at(nearest, (sorted_labels[start : start + len(block), None], present[None, :]), by_label)
+    return nearest
+
+
+def possibly_one_animal(
+    vectors: np.ndarray,
+    labels: list[int],
+    encounters: list[str],
+    said_different: list[tuple[int, int]],
+    n_labels: int,
+) -> tuple[np.ndarray, float]:
+    """Pairs of labels (catalogue entries, by the current model's `vectors` of their photos) that
+    may show one animal, and the distance that decided it.
+
+    A catalogue is incomplete: a fish the model did not recognise again is two entries until
+    someone merges them, and batch-hard mining picks exactly those (the nearest "other" fish) as
+    the negatives it pushes hardest, teaching the network to split that fish again. Two entries
+    whose nearest photos are nearer than UNSURE_RESIGHTING_QUANTILE of the archive's known
+    re-sightings are therefore neither pushed apart nor pulled together; two labels a person said
+    differ (`said_different`, pairs of labels) always are each other's negative. Returns (mask,
+    distance); with fewer than two known re-sightings nothing is masked (distance 0)."""
+    label_array = np.asarray(labels)
+    encounter_ids = np.unique(np.asarray(encounters), return_inverse=True)[1]
+    # An entry's re-sighting distance: its nearest photos from two different encounters.
+    resighting = []
+    for label in np.unique(label_array):
+        rows = np.flatnonzero(label_array == label)
+        if len(set(encounter_ids[rows].tolist())) < 2:
+            continue
+        by_encounter = _nearest_pair_by_label(
+            vectors[rows], encounter_ids[rows], int(encounter_ids.max()) + 1
+        )
+        np.fill_diagonal(by_encounter, np.inf)
+        resighting.append(float(by_encounter.min()))
+    unsure = np.zeros((n_labels, n_labels), dtype=bool)
+    if len(resighting) < 2:
+        return unsure, 0.0
+    cutoff = float(np.quantile(resighting, UNSURE_RESIGHTING_QUANTILE))
+    unsure = _nearest_pair_by_label(vectors, label_array, n_labels) < cutoff
+    np.fill_diagonal(unsure, False)
+    for a, b in said_different:
+        unsure[a, b] = unsure[b, a] = False
+    return unsure, cutoff
+
+
+def _unsure_entries(
+    vectors: np.ndarray, data: _FineTuningSet, catalogue_rows: list[int], console: Console
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """possibly_one_animal over the catalogue's training photos (`vectors`, the current model's),
+    said on the console, and the card's record of it."""
+    unsure, distance = possibly_one_animal(
+        vectors,
+        [data.labels[i] for i in catalogue_rows],
+        [data.cache.photos[i].encounter for i in catalogue_rows],
+        [(data.labels[a], data.labels[b]) for a, b in data.pairs],
+        len(set(data.labels)),
+    )
+    pairs = int(np.triu(unsure, 1).sum())
+    if pairs:
+        console.print(
+            f"{pairs} pair(s) of entries are nearer than {distance:.3f}, as near as most known "
+            "re-sightings: possibly one animal not yet merged, so not taught as different."
+        )
+    rule = (
+        f"entries nearer than the {UNSURE_RESIGHTING_QUANTILE:.0%} quantile of known re-sightings "
+        "are not taught as different"
+    )
+    return unsure, {"rule": rule, "distance": round(distance, 4), "entry_pairs": pairs}
+
+
 def _carry_fusion(config: CatalogueTrainConfig, card: ModelCard, new_version: str) -> bool:
     """The keypoint fusion goes with the new model when it does not weigh the distance (its
     inliers mean the same under any model); a fusion that does needs refitting."""
@@ -239,8 +329,10 @@ def train_from_catalogue(
     threshold_keys = [keys[i] for i in catalogue_rows] + validation_keys
     current_vectors = embed_all(model, threshold_tensors)
     current = reid_metrics(current_vectors[len(catalogue_rows) :], validation_keys, validation_encounters)
-
-    _fine_tune(model, config, fine_tuning, card, console)
+    unsure, unsure_entry = _unsure_entries(
+        current_vectors[: len(catalogue_rows)], fine_tuning, catalogue_rows, console
+    )
+    _fine_tune(model, config, fine_tuning, card, console, unsure=unsure)
 
     new_vectors = embed_all(model, threshold_tensors)
     new = reid_metrics(new_vectors[len(catalogue_rows) :], validation_keys, validation_encounters)
@@ -268,7 +360,8 @@ def train_from_catalogue(
         model_version=version,
         trained_on=_trained_on(
             config, card, backbone, examples, photos=train_cache.photos, validation=validated
-        ),
+        )
+        | {"possibly_one_animal": unsure_entry},
         extra=extra,
     )
     export_onnx(model, new_card, config.out_path)
@@ -342,9 +435,12 @@ def _fine_tune(
     data: _FineTuningSet,
     card: ModelCard,
     console: Console,
+    *,
+    unsure: np.ndarray,
 ) -> None:
     """Batch-hard triplets over P x K batches of the trusted individuals, plus batches built
-    around every pair people said differ, each epoch, so that the loss sees each such pair."""
+    around every pair people said differ, each epoch, so that the loss sees each such pair;
+    label pairs `unsure` marks (possibly_one_animal) are never each other's negative."""
     cache, labels, pairs, groups = data.cache, data.labels, data.pairs, data.groups
     spec, sides, threshold = card.input, card.sides, card.threshold
     sampler = PKSampler(
@@ -364,6 +460,7 @@ def _fine_tune(
     )
     augment = Augmenter(spec, rng, horizontal_flip=sides == "merged")
     device = next(model.parameters()).device
+    unsure_labels = torch.from_numpy(unsure).to(device)
     columns = (
         TextColumn("[bold]fine-tuning"),
         BarColumn(),
@@ -387,8 +484,10 @@ def _fine_tune(
                     batch_labels = torch.tensor([labels[i] for i in batch], device=device)
                     embeddings = model(images).float()
                     loss = batch_hard_triplet_loss(
-                        embeddings, batch_labels, config.triplet_margin
-                    ) + threshold_pair_loss(embeddings, batch_labels, threshold, config.threshold_margin)
+                        embeddings, batch_labels, config.triplet_margin, unsure_labels
+                    ) + threshold_pair_loss(
+                        embeddings, batch_labels, threshold, config.threshold_margin, unsure_labels
+                    )
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()

@@ -6,16 +6,29 @@ import torch
 import torch.nn.functional as F
 
 
-def batch_hard_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
-    """For each anchor: its farthest same-label and nearest other-label photo in the batch."""
+def _not_negative(labels: torch.Tensor, unsure: torch.Tensor | None) -> torch.Tensor:
+    """Pairs of batch rows that are no negative: the same label, or labels `unsure[a, b]` says
+    may be one animal (two catalogue entries of one fish that nobody has merged yet)."""
+    same = labels[:, None] == labels[None, :]
+    if unsure is None:
+        return same
+    return same | unsure[labels[:, None], labels[None, :]]
+
+
+def batch_hard_triplet_loss(
+    embeddings: torch.Tensor, labels: torch.Tensor, margin: float, unsure: torch.Tensor | None = None
+) -> torch.Tensor:
+    """For each anchor: its farthest same-label and nearest other-label photo in the batch.
+    `unsure`: a labels x labels boolean matrix of label pairs never used as each other's negative."""
     distances = torch.cdist(embeddings, embeddings).clamp_min(1e-12)
     same = labels[:, None] == labels[None, :]
+    not_negative = _not_negative(labels, unsure)
     eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
     positive_mask = same & ~eye
     hardest_positive = (distances * positive_mask).amax(dim=1)
-    # Push same-label entries out of the running for the nearest negative.
-    hardest_negative = (distances + same.float() * 1e6).amin(dim=1)
-    valid = positive_mask.any(dim=1) & (~same).any(dim=1)
+    # Push same-label (and unsure) entries out of the running for the nearest negative.
+    hardest_negative = (distances + not_negative.float() * 1e6).amin(dim=1)
+    valid = positive_mask.any(dim=1) & (~not_negative).any(dim=1)
     if not valid.any():
         return embeddings.sum() * 0.0
     losses = F.relu(margin + hardest_positive - hardest_negative)
@@ -23,17 +36,21 @@ def batch_hard_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, marg
 
 
 def threshold_pair_loss(
-    embeddings: torch.Tensor, labels: torch.Tensor, threshold: float, margin: float
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    threshold: float,
+    margin: float,
+    unsure: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Every same-label pair pulled under threshold - margin, every other pair pushed beyond
     threshold + margin: a catalogue decides at one fixed distance, which a relative triplet
     margin never looks at (a re-sighting at 0.6 beside strangers at 1.0 satisfies it, and is
-    missed at a threshold of 0.4)."""
+    missed at a threshold of 0.4). Label pairs `unsure` marks are neither pulled nor pushed."""
     distances = torch.cdist(embeddings, embeddings).clamp_min(1e-12)
     same = labels[:, None] == labels[None, :]
     upper = torch.triu(torch.ones_like(same), diagonal=1)
     positives = same & upper
-    negatives = ~same & upper
+    negatives = ~_not_negative(labels, unsure) & upper
     loss = embeddings.sum() * 0.0
     if positives.any():
         loss = loss + F.relu(distances[positives] - (threshold - margin)).pow(2).mean()

@@ -43,6 +43,23 @@ def test_batch_hard_triplet_loss_by_hand() -> None:
     assert float(batch_hard_triplet_loss(embeddings, labels, 2.0)) == pytest.approx(expected, abs=1e-5)
 
 
+def test_labels_marked_unsure_are_no_negatives_of_each_other() -> None:
+    # Labels 0 and 1 are two entries of one fish; 2 is another fish, farther away.
+    embeddings = torch.tensor([[0.0, 0.0], [0.2, 0.0], [0.3, 0.0], [3.0, 0.0]])
+    labels = torch.tensor([0, 0, 1, 2])
+    unsure = torch.zeros(3, 3, dtype=torch.bool)
+    unsure[0, 1] = unsure[1, 0] = True
+    # Unmasked, anchor 0's nearest negative is label 1 at 0.3, inside the margin: a loss.
+    assert float(batch_hard_triplet_loss(embeddings, labels, 1.0)) > 0.5
+    # Masked, every anchor's nearest negative is label 2 (or, for it, 2.7 away): no loss at all;
+    # the lone photo of label 1 has no positive and does not count.
+    assert float(batch_hard_triplet_loss(embeddings, labels, 1.0, unsure)) == pytest.approx(0.0)
+    # The threshold loss neither pushes the two entries apart nor pulls them together.
+    pushed = float(threshold_pair_loss(embeddings, labels, 0.5, 0.1))
+    assert pushed > 0.0
+    assert float(threshold_pair_loss(embeddings, labels, 0.5, 0.1, unsure)) == pytest.approx(0.0)
+
+
 def test_threshold_pair_loss_by_hand() -> None:
     embeddings = torch.tensor([[0.0, 0.0], [0.5, 0.0], [0.0, 0.6]])
     labels = torch.tensor([0, 0, 1])

@@ -19,7 +19,7 @@ from catalog.pipeline import index  # noqa: E402
 from catalog.settings import Settings  # noqa: E402
 from catalog.store import Store  # noqa: E402
 from catalog.synthetic import GROUND_TRUTH_FILE, read_ground_truth  # noqa: E402
-from catalog.train.from_catalogue import matched_threshold  # noqa: E402
+from catalog.train.from_catalogue import matched_threshold, possibly_one_animal  # noqa: E402
 from catalog.train.loop import TrainConfig, train  # noqa: E402
 from catalog.train.nets import build_backbone  # noqa: E402
 from catalog.train.onnx_weights import load_exported_weights  # noqa: E402
@@ -61,6 +61,40 @@ def test_the_threshold_keeps_the_share_of_look_alikes_it_lets_through() -> None:
     threshold = float(np.quantile(current, 0.01))
     # Every distance stretched: the same pairs pass at the stretched threshold.
     assert matched_threshold(current, current * 1.5, threshold) == pytest.approx(threshold * 1.5, rel=1e-3)
+
+
+def test_two_entries_of_one_animal_nobody_merged_are_not_taught_as_different() -> None:
+    rng = np.random.default_rng(0)
+    centres = {
+        "fish A": np.array([1.0, 0, 0, 0]),
+        "fish B": np.array([0, 1.0, 0, 0]),
+        "fish C": np.array([0, 0, 1.0, 0]),
+    }
+    vectors, labels, encounters = [], [], []
+    # Entries 0 and 1 are fish A seen on two nights and three nights; entry 2 is fish A again,
+    # catalogued apart; entries 3 and 4 are fish B and C, each seen on two nights.
+    for label, (fish, nights) in enumerate(
+        [("fish A", 2), ("fish A", 3), ("fish A", 1), ("fish B", 2), ("fish C", 2)]
+    ):
+        for night in range(nights):
+            for _ in range(2):
+                vectors.append(centres[fish] + rng.normal(0, 0.05, 4))
+                labels.append(label)
+                encounters.append(f"{label}/night {night}")
+    unsure, distance = possibly_one_animal(np.array(vectors), labels, encounters, [], 5)
+    assert 0 < distance < 0.5  # the known re-sightings are within one fish's spread
+    expected = {(0, 1), (0, 2), (1, 2)}
+    assert {(a, b) for a, b in zip(*np.nonzero(unsure), strict=True) if a < b} == expected
+    assert (unsure == unsure.T).all() and not unsure.diagonal().any()
+    # A pair a person said differs is taught as different however near it is.
+    said, _ = possibly_one_animal(np.array(vectors), labels, encounters, [(2, 0)], 5)
+    assert {(a, b) for a, b in zip(*np.nonzero(said), strict=True) if a < b} == {(0, 1), (1, 2)}
+    # With a single known re-sighting there is no archive-wide distance: nothing is masked.
+    rows = [0, 1, 2, 3, 10, 11]  # entry 0 (two nights) and entry 2 (one)
+    alone, _ = possibly_one_animal(
+        np.array(vectors)[rows], [labels[i] for i in rows], [encounters[i] for i in rows], [], 5
+    )
+    assert not alone.any()
 
 
 @pytest.fixture(scope="module")
