@@ -89,6 +89,12 @@ bench-identify *args:
 bench-nights *args:
     {{py}} bench/bench_nights.py {{args}}
 
+# The best B-cubed F1 any threshold could give each set's held-out photos at pairwise precision
+# 0.99 (told the truth): when a model's ceiling is under a bench-nights target, no decision rule
+# reaches it with that model. Add models with --model NAME=PATH.
+bench-ceiling *args:
+    {{py}} bench/bench_ceiling.py {{args}}
+
 # The catalogue teaches the model: rounds of nights, an oracle settling reviews and spot checks,
 # train --from-catalogue and reindex between rounds, beside the same rounds without retraining.
 bench-feedback *args:
