@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from benchtable import bench_console
-from heldout import held_out_by_set
+from heldout import held_out_or_say, named_models
 from rich.table import Table
 
 from catalog.embed import Embedder
@@ -108,13 +108,10 @@ def main() -> None:
     parser.add_argument("--precision", type=float, default=0.99, help="the pairwise precision to keep")
     args = parser.parse_args()
     console = bench_console()
-    held_out = held_out_by_set(args.work)
+    held_out = held_out_or_say(args.work, console)
     if not held_out:
-        console.print("the shared sets are not all present: nothing to score")
         return
-    models = {"shipped default": DEFAULT_MODEL} | {
-        label: Path(path) for label, _, path in (entry.partition("=") for entry in args.model)
-    }
+    models = {"shipped default": DEFAULT_MODEL} | named_models(args.model)
     sets = list(held_out)
     table = Table(
         title=f"Best B-cubed F1 at pairwise precision >= {args.precision} @ the threshold it needs; "

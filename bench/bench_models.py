@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from benchtable import bench_console
-from heldout import held_out_by_set
+from heldout import held_out_or_say, named_models
 from rich.table import Table
 
 from catalog.embed import Embedder
@@ -127,14 +127,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     console = bench_console()
-    held_out = held_out_by_set(args.work)
+    held_out = held_out_or_say(args.work, console)
     if not held_out:
-        console.print("the shared sets are not all present: nothing to score")
         return
     rows: dict[str, dict[str, ReidMetrics]] = {"shipped default": score_model(DEFAULT_MODEL, held_out)}
-    for entry in args.model:
-        label, _, path = entry.partition("=")
-        rows[label] = score_model(Path(path), held_out)
+    for label, path in named_models(args.model).items():
+        rows[label] = score_model(path, held_out)
     with tempfile.TemporaryDirectory() as scratch:
         if not args.no_baselines:
             for size in args.untrained_size.split(","):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.console import Console
+
 from catalog.offline.labels import LabelledPhoto, read_sources, source_of, split_photos
 from catalog.synthetic import generate_labelled
 
@@ -43,3 +45,16 @@ def held_out_by_set(work: Path) -> dict[str, list[LabelledPhoto]]:
     for photo in held_out:
         by_set.setdefault(source_of(photo), []).append(photo)
     return by_set
+
+
+def held_out_or_say(work: Path, console: Console) -> dict[str, list[LabelledPhoto]]:
+    """held_out_by_set, saying so when there is nothing to score."""
+    held_out = held_out_by_set(work)
+    if not held_out:
+        console.print("the shared sets are not all present: nothing to score")
+    return held_out
+
+
+def named_models(entries: list[str]) -> dict[str, Path]:
+    """`--model NAME=PATH` arguments as {NAME: PATH}."""
+    return {label: Path(path) for label, _, path in (entry.partition("=") for entry in entries)}
