@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -82,22 +83,20 @@ def ceiling(
     """The best B-cubed F1 over THRESHOLDS whose pairwise precision (by animal) meets `target`."""
     truth = [p.class_key(sides) for p in photos]
     animals = [p.individual for p in photos]
-    distances = pairwise_distances(vectors.astype(np.float64))
-
-    def scores(threshold: float) -> ClusteringScores:
-        found = (
-            single_linkage(distances, threshold)
-            if linkage == "single"
-            else average_linkage(vectors, threshold)
-        )
-        return clustering_scores(truth, [str(f) for f in found], animals)
-
-    best = Ceiling(0.0, 0.0, 0.0, scores(card_threshold))
-    for threshold in sorted({*THRESHOLDS.tolist(), card_threshold}):
-        result = scores(float(threshold))
+    if linkage == "single":
+        distances = pairwise_distances(vectors.astype(np.float64))
+        cluster = partial(single_linkage, distances)
+    else:
+        cluster = partial(average_linkage, vectors)
+    results = {
+        threshold: clustering_scores(truth, [str(f) for f in cluster(threshold)], animals)
+        for threshold in sorted({*THRESHOLDS.tolist(), card_threshold})
+    }
+    best = Ceiling(0.0, 0.0, 0.0, results[card_threshold])
+    for threshold, result in results.items():
         # Every threshold is tried: average linkage's precision need not fall monotonically.
         if result.pairwise_precision >= target and result.bcubed_f1 > best.bcubed_f1:
-            best = Ceiling(result.bcubed_f1, float(threshold), result.pairwise_recall, best.at_card)
+            best = Ceiling(result.bcubed_f1, threshold, result.pairwise_recall, best.at_card)
     return best
 
 

@@ -96,7 +96,7 @@ def _ranked(
             if name not in asked:
                 continue
             own = slice(starts[index], starts[index] + int(sizes[index]))
-            nearest = _nearest_by_individual(vectors[own], vectors, squared_norms, starts)
+            nearest = nearest_by_individual(vectors[own], vectors, squared_norms, starts)
             nearest[index] = np.inf
             order = [int(i) for i in np.argsort(nearest, kind="stable")[:top] if np.isfinite(nearest[i])]
             found[name] = [
@@ -106,8 +106,8 @@ def _ranked(
     return [lookalike for name in individual_ids for lookalike in found.get(name, [])]
 
 
-def _nearest_by_individual(
-    queries: np.ndarray, gallery: np.ndarray, squared_norms: np.ndarray, starts: list[int]
+def nearest_by_individual(
+    queries: np.ndarray, gallery: np.ndarray, squared_norms: np.ndarray, starts: list[int] | np.ndarray
 ) -> np.ndarray:
     """For each gallery individual (a run of rows from each start), the smallest distance between
     any query and any of its photos (float64 rows; `squared_norms`: the gallery rows')."""

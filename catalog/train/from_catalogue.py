@@ -16,6 +16,7 @@ from torch import nn
 
 from catalog import fusion as fusion_module
 from catalog.errors import FinprintError, TrainingDataError
+from catalog.lookalikes import nearest_by_individual
 from catalog.modelcard import ModelCard, read_card
 from catalog.offline.labels import LabelledPhoto, read_sources
 from catalog.offline.metrics import ReidMetrics, pairwise_distances, reid_metrics
@@ -51,8 +52,6 @@ MAX_THRESHOLD_PHOTOS = 3000
 # re-sightings (an entry's nearest pair of photos from two of its encounters) may be one animal
 # that nobody merged yet: they are not taught as different (see possibly_one_animal).
 UNSURE_RESIGHTING_QUANTILE = 0.9
-# Distances are computed this many photos at a time.
-_ROWS_PER_BLOCK = 512
 
 
 @dataclass(frozen=True)
@@ -169,20 +168,25 @@ def _different_pair_distances(vectors: np.ndarray, keys: list[str], seed: int) -
 
 def _nearest_pair_by_label(vectors: np.ndarray, labels: np.ndarray, n_labels: int) -> np.ndarray:
     """n_labels x n_labels: the distance between the nearest photos of each two labels (inf where
-    a label has no photo; the diagonal is a label's nearest two photos, inf for a single one)."""
+    a label has no photo; the diagonal means nothing)."""
     order = np.argsort(labels, kind="stable")
-    ordered, sorted_labels = vectors[order].astype(np.float64), labels[order]
+    gallery, sorted_labels = vectors[order].astype(np.float64), labels[order]
     present, starts = np.unique(sorted_labels, return_index=True)
-    norms = (ordered**2).sum(axis=1)
+    norms = (gallery**2).sum(axis=1)
+    ends = [*starts[1:], len(gallery)]
     nearest = np.full((n_labels, n_labels), np.inf)
-    for start in range(0, len(ordered), _ROWS_PER_BLOCK):
-        block = ordered[start : start + _ROWS_PER_BLOCK]
-        squared = norms[start : start + len(block), None] + norms[None, :] - 2 * block @ ordered.T
-        rows = np.arange(len(block))
-        squared[rows, start + rows] = np.inf  # a photo is not its own pair
-        by_label = np.sqrt(np.maximum(np.minimum.reduceat(squared, starts, axis=1), 0.0))
-        np.minimum.at(nearest, (sorted_labels[start : start + len(block), None], present[None, :]), by_label)
+    for label, first, last in zip(present, starts, ends, strict=True):
+        nearest[label, present] = nearest_by_individual(gallery[first:last], gallery, norms, starts)
     return nearest
+
+
+def _resighting_distance(vectors: np.ndarray, encounters: np.ndarray) -> float | None:
+    """The distance between an entry's nearest photos from two different encounters (None: one
+    encounter only)."""
+    different = encounters[:, None] != encounters[None, :]
+    if not different.any():
+        return None
+    return float(pairwise_distances(vectors.astype(np.float64))[different].min())
 
 
 def possibly_one_animal(
@@ -202,19 +206,10 @@ def possibly_one_animal(
     re-sightings are therefore neither pushed apart nor pulled together; two labels a person said
     differ (`said_different`, pairs of labels) always are each other's negative. Returns (mask,
     distance); with fewer than two known re-sightings nothing is masked (distance 0)."""
-    label_array = np.asarray(labels)
-    encounter_ids = np.unique(np.asarray(encounters), return_inverse=True)[1]
-    # An entry's re-sighting distance: its nearest photos from two different encounters.
-    resighting = []
-    for label in np.unique(label_array):
-        rows = np.flatnonzero(label_array == label)
-        if len(set(encounter_ids[rows].tolist())) < 2:
-            continue
-        by_encounter = _nearest_pair_by_label(
-            vectors[rows], encounter_ids[rows], int(encounter_ids.max()) + 1
-        )
-        np.fill_diagonal(by_encounter, np.inf)
-        resighting.append(float(by_encounter.min()))
+    label_array, encounter_array = np.asarray(labels), np.asarray(encounters)
+    by_label = (np.flatnonzero(label_array == label) for label in np.unique(label_array))
+    found = (_resighting_distance(vectors[rows], encounter_array[rows]) for rows in by_label)
+    resighting = [distance for distance in found if distance is not None]
     unsure = np.zeros((n_labels, n_labels), dtype=bool)
     if len(resighting) < 2:
         return unsure, 0.0

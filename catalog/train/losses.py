@@ -6,10 +6,9 @@ import torch
 import torch.nn.functional as F
 
 
-def _not_negative(labels: torch.Tensor, unsure: torch.Tensor | None) -> torch.Tensor:
-    """Pairs of batch rows that are no negative: the same label, or labels `unsure[a, b]` says
+def _not_negative(same: torch.Tensor, labels: torch.Tensor, unsure: torch.Tensor | None) -> torch.Tensor:
+    """Pairs of batch rows that are no negative: the `same` label, or labels `unsure[a, b]` says
     may be one animal (two catalogue entries of one fish that nobody has merged yet)."""
-    same = labels[:, None] == labels[None, :]
     if unsure is None:
         return same
     return same | unsure[labels[:, None], labels[None, :]]
@@ -22,7 +21,7 @@ def batch_hard_triplet_loss(
     `unsure`: a labels x labels boolean matrix of label pairs never used as each other's negative."""
     distances = torch.cdist(embeddings, embeddings).clamp_min(1e-12)
     same = labels[:, None] == labels[None, :]
-    not_negative = _not_negative(labels, unsure)
+    not_negative = _not_negative(same, labels, unsure)
     eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
     positive_mask = same & ~eye
     hardest_positive = (distances * positive_mask).amax(dim=1)
@@ -50,7 +49,7 @@ def threshold_pair_loss(
     same = labels[:, None] == labels[None, :]
     upper = torch.triu(torch.ones_like(same), diagonal=1)
     positives = same & upper
-    negatives = ~_not_negative(labels, unsure) & upper
+    negatives = ~_not_negative(same, labels, unsure) & upper
     loss = embeddings.sum() * 0.0
     if positives.any():
         loss = loss + F.relu(distances[positives] - (threshold - margin)).pow(2).mean()
