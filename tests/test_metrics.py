@@ -161,6 +161,30 @@ def test_the_threshold_is_safe_on_every_set_it_serves_and_no_set_decides_alone()
     assert by_name["hopeless"].own_threshold < threshold
 
 
+def test_a_set_left_to_verification_still_bounds_the_threshold_at_the_looser_rate() -> None:
+    from catalog.offline.metrics import threshold_safe_per_set
+
+    rng = np.random.default_rng(0)
+    easy = (rng.uniform(0.1, 0.5, 200), rng.uniform(0.8, 1.6, 20_000))
+    # Look-alikes from 0.6 up, re-sightings only from 0.7: its own safe threshold (about 0.6)
+    # matches none of them, so it does not decide, but easy's threshold (about 0.8) would match a
+    # fifth of its different pairs.
+    unserved = (rng.uniform(0.7, 1.5, 200), rng.uniform(0.6, 1.5, 20_000))
+    # Look-alikes only beyond easy's threshold: left to verification and not bounding anything.
+    far = (rng.uniform(1.2, 1.6, 200), rng.uniform(1.0, 1.6, 20_000))
+    sets = {"easy": easy, "unserved": unserved, "far": far}
+    loose, _ = threshold_safe_per_set(sets, 1e-3, 0.1)
+    bounded, points = threshold_safe_per_set(sets, 1e-3, 0.1, unserved_false_match_rate=1e-2)
+    by_name = {p.name: p for p in points}
+    assert not by_name["unserved"].decides and not by_name["far"].decides
+    assert np.mean(unserved[1] < loose) > 0.1  # without the bound: a tenth and more matched
+    assert bounded < loose
+    assert by_name["unserved"].false_match_rate <= 1e-2
+    assert by_name["unserved"].false_match_rate > 1e-3  # held to the looser rate, not the strict one
+    assert by_name["easy"].true_match_rate > 0.5
+    assert by_name["far"].false_match_rate == 0.0
+
+
 def test_a_collapsed_embedding_still_gives_a_positive_threshold() -> None:
     from catalog.offline.metrics import MIN_THRESHOLD, threshold_safe_per_set
 

@@ -124,15 +124,20 @@ def threshold_safe_per_set(
     groups: dict[str, tuple[np.ndarray, np.ndarray]],
     false_match_rate: float,
     min_true_match_rate: float,
+    unserved_false_match_rate: float | None = None,
 ) -> tuple[float, list[SetOperatingPoint]]:
     """The strictest of each set's own `false_match_rate` thresholds, among the sets that the
     embedding can serve at that rate (at least `min_true_match_rate` of their same-individual pairs
-    match there); `groups` maps a set to its (positive, negative) pair distances, pairs within it.
+    match there), and no higher than where any other set's pairs match at
+    `unserved_false_match_rate`; `groups` maps a set to its (positive, negative) pair distances,
+    pairs within it.
 
     Pooling all sets' pairs lets the set with the most look-alike pairs decide for all, and the
     cross-set pairs (trivially different) dilute the rate; per set, every set is held to the rate.
     A set whose own safe threshold matches almost none of its re-sightings is left to keypoint
-    verification: letting it decide would make the catalogue recognise nothing anywhere."""
+    verification: letting it decide would make the catalogue recognise nothing anywhere. But it is
+    still held to the looser rate: without that bound a kind of animal the embedding does not tell
+    apart could see a third of its different-animal pairs matched by the embedding alone."""
     if not groups:
         raise ValueError("no validation pairs to choose a threshold from")
     own: dict[str, tuple[float, float]] = {}
@@ -144,7 +149,12 @@ def threshold_safe_per_set(
     finite = [own[name][0] for name in (deciding or set(own)) if np.isfinite(own[name][0])]
     # A collapsed embedding can put every pair at distance 0; the card needs a positive distance,
     # and the smallest one still matches nothing but identical vectors.
-    chosen = max(min(finite), MIN_THRESHOLD) if finite else 1.0
+    bounds = [
+        threshold_at_false_match_rate(negative, unserved_false_match_rate)
+        for name, (_, negative) in groups.items()
+        if unserved_false_match_rate is not None and name not in deciding and len(negative)
+    ]
+    chosen = max(min(finite + bounds), MIN_THRESHOLD) if finite or bounds else 1.0
     points = []
     for name, (positive, negative) in sorted(groups.items()):
         points.append(
