@@ -113,7 +113,8 @@ bench-accuracy *args:
     {{py}} bench/bench_accuracy.py {{args}}
 
 # Every embedding side by side on the default model's held-out individuals: shipped, others given
-# with --model NAME=PATH, untrained ImageNet backbones, and a colour histogram.
+# with --model NAME=PATH, untrained ImageNet backbones, and a colour histogram; then each one's
+# rank-1 and mAP difference from the shipped default with a 95% interval over resampled animals.
 bench-models *args:
     {{py}} bench/bench_models.py {{args}}
 

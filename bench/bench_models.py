@@ -2,6 +2,10 @@
 
 Usage: python bench/bench_models.py [--model NAME=PATH ...] [--work DIR] [--no-baselines]
 
+Then, for rank-1 and mAP, each row's difference from the shipped default with its 95% interval,
+resampling the held-out animals (a slice of 4-6 animals decides by a few queries: a difference
+whose interval holds 0 is not evidence either way).
+
 Rows: the shipped default model, each `--model` (earlier defaults, other fine-tuned backbones, a
 seed-recipe model), the ImageNet backbones with no training at all (their pooled features), and a
 colour histogram of the photo (no learning). Columns: the held-out individuals of each set that
@@ -13,18 +17,27 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from benchtable import bench_console
 from heldout import held_out_or_say, named_models
+from rich.console import Console
 from rich.table import Table
 
 from catalog.embed import Embedder
 from catalog.modelcard import InputSpec
 from catalog.offline.evaluate import embed_labelled
 from catalog.offline.labels import LabelledPhoto
-from catalog.offline.metrics import ReidMetrics, reid_metrics
+from catalog.offline.metrics import (
+    QueryScores,
+    ReidMetrics,
+    paired_bootstrap,
+    pairwise_distances,
+    query_scores,
+    reid_metrics,
+)
 from catalog.preprocess import load_image
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "catalog" / "models" / "default.onnx"
@@ -95,24 +108,51 @@ def untrained_backbone(name: str, out: Path, height: int = 224, width: int = 224
     return out
 
 
-def score_model(path: Path, held_out: dict[str, list[LabelledPhoto]]) -> dict[str, ReidMetrics]:
+@dataclass(frozen=True)
+class Scored:
+    """One embedding on one set: the figures, and each query's own for the paired intervals."""
+
+    metrics: ReidMetrics
+    queries: QueryScores
+    query_photos: tuple[Path, ...]
+    query_animals: np.ndarray
+
+
+def scored(vectors: np.ndarray, kept: list[LabelledPhoto], sides: str) -> Scored:
+    labels = [p.class_key(sides) for p in kept]
+    encounters = [p.encounter for p in kept]
+    per_query = query_scores(
+        pairwise_distances(vectors.astype(np.float64)), np.asarray(labels), np.asarray(encounters)
+    )
+    return Scored(
+        reid_metrics(vectors, labels, encounters),
+        per_query,
+        tuple(kept[row].path for row in per_query.rows),
+        np.asarray([kept[row].individual for row in per_query.rows]),
+    )
+
+
+def score_model(path: Path, held_out: dict[str, list[LabelledPhoto]]) -> dict[str, Scored]:
     embedder = Embedder(path)
-    sides = embedder.card.sides
     scores = {}
     for name, photos in held_out.items():
         vectors, kept, _, _, _ = embed_labelled(embedder, photos, 64)
-        scores[name] = reid_metrics(vectors, [p.class_key(sides) for p in kept], [p.encounter for p in kept])
+        scores[name] = scored(vectors, kept, embedder.card.sides)
     return scores
 
 
-def score_histogram(held_out: dict[str, list[LabelledPhoto]]) -> dict[str, ReidMetrics]:
-    scores = {}
-    for name, photos in held_out.items():
-        vectors, kept = colour_histogram(photos)
-        scores[name] = reid_metrics(
-            vectors, [p.class_key("split") for p in kept], [p.encounter for p in kept]
-        )
-    return scores
+def score_histogram(held_out: dict[str, list[LabelledPhoto]]) -> dict[str, Scored]:
+    return {name: scored(*colour_histogram(photos), "split") for name, photos in held_out.items()}
+
+
+def difference_cell(row: Scored, base: Scored, measure: str) -> str:
+    """`row - base` with its 95% interval over resampled animals; * when the interval excludes 0."""
+    if row.query_photos != base.query_photos:
+        return "other queries"
+    values = {"rank-1": lambda s: s.queries.rank1, "mAP": lambda s: s.queries.average_precision}[measure]
+    difference, low, high = paired_bootstrap(values(row), values(base), base.query_animals)
+    sure = "*" if low > 0 or high < 0 else " "
+    return f"{difference:+.3f} ({low:+.2f}, {high:+.2f}){sure}"
 
 
 def main() -> None:
@@ -130,7 +170,7 @@ def main() -> None:
     held_out = held_out_or_say(args.work, console)
     if not held_out:
         return
-    rows: dict[str, dict[str, ReidMetrics]] = {"shipped default": score_model(DEFAULT_MODEL, held_out)}
+    rows: dict[str, dict[str, Scored]] = {"shipped default": score_model(DEFAULT_MODEL, held_out)}
     for label, path in named_models(args.model).items():
         rows[label] = score_model(path, held_out)
     with tempfile.TemporaryDirectory() as scratch:
@@ -143,6 +183,13 @@ def main() -> None:
                     )
                     rows[f"{backbone}, ImageNet only, {height}x{width}"] = score_model(onnx_path, held_out)
     rows["colour histogram"] = score_histogram(held_out)
+    print_tables(console, rows, held_out)
+
+
+def print_tables(
+    console: Console, rows: dict[str, dict[str, Scored]], held_out: dict[str, list[LabelledPhoto]]
+) -> None:
+    """One table a measure, then each row's rank-1 and mAP difference from the shipped default."""
     sets = list(held_out)
     for measure, value in MEASURES.items():
         table = Table(title=f"{measure}, held-out individuals of the default model")
@@ -150,7 +197,20 @@ def main() -> None:
         for name in sets:
             table.add_column(f"{name} ({len({p.individual for p in held_out[name]})})", justify="right")
         for label, scores in rows.items():
-            table.add_row(label, *(f"{value(scores[name]):.3f}" for name in sets))
+            table.add_row(label, *(f"{value(scores[name].metrics):.3f}" for name in sets))
+        console.print(table)
+    base = rows["shipped default"]
+    for measure in ("rank-1", "mAP"):
+        table = Table(
+            title=f"{measure}: difference from the shipped default (95% interval, animals resampled; "
+            "* excludes 0)"
+        )
+        table.add_column("model")
+        for name in sets:
+            table.add_column(name, justify="right")
+        for label, scores in rows.items():
+            if label != "shipped default":
+                table.add_row(label, *(difference_cell(scores[name], base[name], measure) for name in sets))
         console.print(table)
 
 

@@ -190,3 +190,37 @@ def test_a_collapsed_embedding_still_gives_a_positive_threshold() -> None:
 
     threshold, _ = threshold_safe_per_set({"all": (np.zeros(10), np.zeros(100))}, 1e-4, 0.1)
     assert threshold == MIN_THRESHOLD > 0
+
+
+def test_the_paired_bootstrap_is_certain_only_when_many_animals_agree() -> None:
+    from catalog.offline.metrics import paired_bootstrap
+
+    animals = np.repeat(np.arange(40), 5)
+    worse = np.zeros(200)
+    better_everywhere = (np.arange(200) % 5 < 2).astype(float)  # 2 more of each animal's 5 right
+    difference, low, high = paired_bootstrap(better_everywhere, worse, animals)
+    assert difference == pytest.approx(0.4) and 0.0 < low <= 0.4 <= high
+    assert paired_bootstrap(worse, worse, animals) == (0.0, 0.0, 0.0)
+    # The same gain from one of four animals: some resamples leave it out, so nothing is certain.
+    few = np.repeat(np.arange(4), 50)
+    one_animal = (few == 0).astype(float)
+    difference, low, high = paired_bootstrap(one_animal, np.zeros(200), few)
+    assert difference == pytest.approx(0.25) and low == 0.0 and high > 0.25
+
+
+def test_query_scores_are_what_the_retrieval_means_average() -> None:
+    from catalog.offline.metrics import pairwise_distances, query_scores, retrieval_scores
+
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.array(list("abcdef")), 4)
+    vectors = rng.normal(size=(24, 8)) + np.repeat(rng.normal(size=(6, 8)) * 2, 4, axis=0)
+    encounters = np.array([f"{label}{i % 2}" for i, label in enumerate(labels)])
+    distances = pairwise_distances(vectors)
+    per_query = query_scores(distances, labels, encounters)
+    means = retrieval_scores(distances, labels, encounters)
+    assert len(per_query.rows) == means.queries == 24
+    assert (
+        np.mean(per_query.rank1) == means.rank1
+        and np.mean(per_query.average_precision) == means.mean_average_precision
+    )
+    assert np.all(per_query.rank5 >= per_query.rank1)
