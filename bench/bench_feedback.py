@@ -180,6 +180,7 @@ def run_arm(
             "training": "-",
             "training minutes": "-",
             "held-out mAP, current -> new": "-",
+            "  gain's 95% interval": "-",
         }
         if feedback and number < len(rounds) - 1:
             out = work / f"{name}-round{number + 1}.onnx"
@@ -194,7 +195,9 @@ def run_arm(
             else:
                 column["training minutes"] = f"{(time.perf_counter() - started) / 60:.1f}"
                 current, new = trained.current.mean_average_precision, trained.new.mean_average_precision
+                _, low, high = trained.gain
                 column["held-out mAP, current -> new"] = f"{current:.3f} -> {new:.3f}"
+                column["  gain's 95% interval"] = f"{low:+.3f} to {high:+.3f}"
                 column["training"] = "better: reindexed" if trained.better else "not better: kept"
                 if trained.better:
                     model = out

@@ -1129,7 +1129,8 @@ def train(
             help="Fine-tune the catalogue's model (--model) on the catalogue's own decisions: "
             "photos people confirmed or merged, sure automatic matches, and the pairs people "
             "rejected or split apart. DATA, if given, is replayed beside them. Exits 3 when the "
-            "new model is not better on the catalogue individuals it held out.",
+            "new model is not better on the catalogue individuals it held out, by more than "
+            "chance among that few (with three, every one of them must gain).",
         ),
     ] = None,
     model: ModelOption = None,
@@ -1227,9 +1228,11 @@ def _train_from_catalogue(
     )
     result = train_from_catalogue(config, console)
     current, new = result.current, result.new
+    gain, low, high = result.gain
     console.print(
         f"On {result.validation_individuals} catalogue individuals held out of training: mAP "
-        f"{current.mean_average_precision:.3f} -> {new.mean_average_precision:.3f}, rank-1 "
+        f"{current.mean_average_precision:.3f} -> {new.mean_average_precision:.3f} (gain {gain:+.3f}, "
+        f"95% interval {low:+.3f} to {high:+.3f} over those individuals), rank-1 "
         f"{current.rank1:.3f} -> {new.rank1:.3f} (model {config.model_path.name} -> {out.name})."
     )
     console.print(
@@ -1238,9 +1241,13 @@ def _train_from_catalogue(
         + ("carried over." if result.fusion_carried else "needs `finprint fit-verification` for it.")
     )
     if not result.better:
+        within_chance = (
+            f" (its gain is within chance on {result.validation_individuals} individuals)" if gain > 0 else ""
+        )
         error_console.print(
-            f"The new model is not better than {config.model_path.name} on the held-out individuals: "
-            "keep using the current one (more decisions, or more epochs, may help)."
+            f"The new model is not better than {config.model_path.name} on the held-out individuals"
+            f"{within_chance}: keep using the current one (more confirmed re-sightings let it be "
+            "judged on more individuals; more epochs may help)."
         )
         raise typer.Exit(EXIT_NOT_BETTER)
     console.print(f"Use it: finprint reindex --db {catalogue} --model {out}, then index as usual.")

@@ -162,3 +162,26 @@ def test_a_model_the_catalogue_was_not_indexed_with_is_refused(
     )
     assert isinstance(result.exception, FinprintError) and "--model" in str(result.exception)
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_a_new_model_is_better_only_when_the_gain_is_more_than_chance_among_few_individuals() -> None:
+    from catalog.train.from_catalogue import map_gain
+
+    rng = np.random.default_rng(5)
+    individuals = [f"FP-{i}" for i in range(3) for _ in range(6)]
+    encounters = [f"{name}/enc{j % 2}" for j, name in enumerate(individuals)]
+    centres = {name: rng.normal(size=16) for name in sorted(set(individuals))}
+
+    def vectors(spread: dict[str, float]) -> np.ndarray:
+        rows = [centres[name] + rng.normal(size=16) * spread[name] for name in individuals]
+        return np.asarray(rows) / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    current = vectors({"FP-0": 2.0, "FP-1": 2.0, "FP-2": 2.0})
+    everyone_tighter = vectors({"FP-0": 0.05, "FP-1": 0.05, "FP-2": 0.05})
+    gain, low, _ = map_gain(current, everyone_tighter, individuals, encounters, individuals)
+    assert gain > 0 and low > 0
+    # One individual's photos gathered, another's scattered: a gain on average, which a
+    # resample without the first individual does not show.
+    mixed = vectors({"FP-0": 0.05, "FP-1": 2.0, "FP-2": 4.0})
+    gain, low, _ = map_gain(current, mixed, individuals, encounters, individuals)
+    assert gain > 0 and low <= 0
