@@ -411,3 +411,41 @@ def test_the_embedding_length_is_chosen_on_the_command_line(labelled_set: Path, 
     vectors = embedder.embed(to_tensor(load_image(photo, embedder.card.input), embedder.card.input)[None])
     assert vectors.shape == (1, 24)
     assert np.isclose(np.linalg.norm(vectors[0]), 1.0, atol=1e-4)
+
+
+def test_the_training_threshold_holds_a_set_left_to_verification_to_the_unserved_rate() -> None:
+    from catalog.offline.labels import LabelledPhoto
+    from catalog.train.loop import calibrate_threshold_per_set, threshold_rule_card
+
+    rng = np.random.default_rng(2)
+    photos, vectors = [], []
+    # "served": 30 animals apart, each a tight pair of photos; "blurred": 30 look-alikes crowded
+    # together whose photos scatter as widely as they lie apart: its own 1e-4 threshold matches
+    # none of its re-sightings, and the served set's threshold would match most of its pairs.
+    crowd = rng.normal(size=8) * 4
+    for source, spread in (("served", 0.05), ("blurred", 0.4)):
+        for animal in range(30):
+            centre = rng.normal(size=8) if source == "served" else crowd + rng.normal(size=8) * 0.4
+            for shot in range(2):
+                photos.append(
+                    LabelledPhoto(
+                        Path(f"{source}{animal}{shot}.jpg"),
+                        f"{source}/{animal}",
+                        None,
+                        None,
+                        f"{source}{animal}/{shot}",
+                    )
+                )
+                vectors.append(centre + rng.normal(size=8) * spread)
+    unit = np.asarray(vectors) / np.linalg.norm(vectors, axis=1, keepdims=True)
+    labels = [p.class_key("split") for p in photos]
+    unbounded = TrainConfig(data_dirs=(), out_path=Path("m.onnx"), unserved_false_match_rate=1.0)
+    bounded = TrainConfig(data_dirs=(), out_path=Path("m.onnx"))
+    loose, _ = calibrate_threshold_per_set(unit, photos, labels, unbounded)
+    threshold, points = calibrate_threshold_per_set(unit, photos, labels, bounded)
+    blurred = next(p for p in points if p.name == "blurred")
+    assert not blurred.decides and threshold < loose
+    assert blurred.false_match_rate <= bounded.unserved_false_match_rate
+    assert (
+        threshold_rule_card(points, bounded)["unserved_false_match_rate"] == bounded.unserved_false_match_rate
+    )
