@@ -224,3 +224,24 @@ def test_query_scores_are_what_the_retrieval_means_average() -> None:
         and np.mean(per_query.average_precision) == means.mean_average_precision
     )
     assert np.all(per_query.rank5 >= per_query.rank1)
+
+
+def test_retrieval_figures_carry_an_interval_that_narrows_with_more_identities() -> None:
+    from catalog.offline.metrics import reid_metrics
+
+    def metrics_for(identities: int) -> tuple[float, tuple[float, float] | None]:
+        rng = np.random.default_rng(identities)
+        labels = [f"id{i}" for i in range(identities) for _ in range(4)]
+        centres = rng.normal(size=(identities, 16))
+        vectors = np.repeat(centres, 4, axis=0) + rng.normal(size=(identities * 4, 16)) * 0.9
+        encounters = [f"{label}/{j % 2}" for j, label in enumerate(labels)]
+        scores = reid_metrics(vectors, labels, encounters)
+        assert scores.map_interval is not None
+        assert scores.map_interval[0] <= scores.mean_average_precision <= scores.map_interval[1]
+        return scores.rank1, scores.rank1_interval
+
+    few_rank1, few = metrics_for(4)
+    many_rank1, many = metrics_for(60)
+    assert few is not None and many is not None
+    assert few[0] <= few_rank1 <= few[1] and many[0] <= many_rank1 <= many[1]
+    assert few[1] - few[0] > many[1] - many[0] > 0

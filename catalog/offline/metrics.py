@@ -46,6 +46,9 @@ class ReidMetrics:
     roc_curve: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
     # (false-accept rate, true-accept rate) at the decision threshold, when one was given.
     operating_point: tuple[float, float] | None = None
+    # 95% intervals of rank-1 and mAP over resampled identities (bootstrap_interval).
+    rank1_interval: tuple[float, float] | None = None
+    map_interval: tuple[float, float] | None = None
 
 
 def _pair_masks(labels: np.ndarray, encounters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -221,7 +224,9 @@ def reid_metrics(
         acc = (np.mean(pos_d < t) + np.mean(balanced_neg >= t)) / 2
         if acc > best_acc:
             best_acc, best_t = float(acc), float(t)
-    retrieval = retrieval_scores(distances, label_array, encounter_array)
+    per_query = query_scores(distances, label_array, encounter_array)
+    retrieval = retrieval_means(per_query)
+    queried = label_array[per_query.rows]
 
     def tar(far: float) -> float:
         if len(neg_d) == 0 or len(pos_d) == 0:
@@ -245,6 +250,8 @@ def reid_metrics(
         pair_table=PairTable(SEED_THRESHOLDS, tuple(same_acc), tuple(diff_acc), tuple(total_acc)),
         n_queries=retrieval.queries,
         n_individuals=len(set(labels)),
+        rank1_interval=bootstrap_interval(per_query.rank1, queried) if len(queried) else None,
+        map_interval=bootstrap_interval(per_query.average_precision, queried) if len(queried) else None,
     )
 
 
@@ -300,7 +307,11 @@ def retrieval_scores(
     distances: np.ndarray, labels: np.ndarray, encounters: np.ndarray, queries: np.ndarray | None = None
 ) -> RetrievalScores:
     """The means of `query_scores` (NaN when no query has a match)."""
-    scores = query_scores(distances, labels, encounters, queries)
+    return retrieval_means(query_scores(distances, labels, encounters, queries))
+
+
+def retrieval_means(scores: QueryScores) -> RetrievalScores:
+    """Rank-1, rank-5 and mAP over the queries (NaN when no query has a match)."""
     if not len(scores.rows):
         return RetrievalScores(float("nan"), float("nan"), float("nan"), 0)
     return RetrievalScores(
@@ -311,22 +322,29 @@ def retrieval_scores(
     )
 
 
-def paired_bootstrap(
-    first: np.ndarray, second: np.ndarray, groups: np.ndarray, draws: int = 2000, seed: int = 0
-) -> tuple[float, float, float]:
-    """The difference of means `first - second` (per-query values of two models on the same
-    queries) and its 95% interval, resampling whole `groups` (animals) with replacement: one
-    animal's photos are not independent queries, and a held-out slice of 4 animals must not look
-    as certain as 400 photos would."""
+def bootstrap_interval(
+    values: np.ndarray, groups: np.ndarray, draws: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """The 95% interval of the mean of per-query `values`, resampling whole `groups` (animals) with
+    replacement: one animal's photos are not independent queries, and a slice of 4 animals must
+    not look as certain as 400 photos would."""
     names, group_of = np.unique(groups, return_inverse=True)
-    difference = np.asarray(first, dtype=np.float64) - np.asarray(second, dtype=np.float64)
-    per_group = np.bincount(group_of, weights=difference, minlength=len(names))
+    per_group = np.bincount(group_of, weights=np.asarray(values, dtype=np.float64), minlength=len(names))
     queries_per_group = np.bincount(group_of, minlength=len(names)).astype(np.float64)
     rng = np.random.default_rng(seed)
     picked = rng.integers(0, len(names), size=(draws, len(names)))
     means = per_group[picked].sum(axis=1) / queries_per_group[picked].sum(axis=1)
     low, high = np.quantile(means, [0.025, 0.975])
-    return float(difference.mean()), float(low), float(high)
+    return float(low), float(high)
+
+
+def paired_bootstrap(
+    first: np.ndarray, second: np.ndarray, groups: np.ndarray, draws: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """The difference of means `first - second` (per-query values of two models on the same
+    queries) and its 95% interval over resampled `groups` (bootstrap_interval)."""
+    difference = np.asarray(first, dtype=np.float64) - np.asarray(second, dtype=np.float64)
+    return (float(difference.mean()), *bootstrap_interval(difference, groups, draws, seed))
 
 
 @dataclass(frozen=True)

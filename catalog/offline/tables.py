@@ -32,6 +32,10 @@ def reid_table(metrics: ReidMetrics, title: str) -> RenderableType:
     summary = Table(title=title, title_justify="left")
     summary.add_column("metric")
     summary.add_column("value", justify="right")
+    # A few animals' photos are not independent queries: the interval says how far one
+    # identity more or less could move the figure.
+    summary.add_column("95% interval, identities resampled", justify="right")
+    intervals = {"rank-1": metrics.rank1_interval, "mAP": metrics.map_interval}
     for label, value in (
         ("ROC AUC", metrics.roc_auc),
         ("rank-1", metrics.rank1),
@@ -42,7 +46,8 @@ def reid_table(metrics: ReidMetrics, title: str) -> RenderableType:
         ("best balanced pair accuracy", metrics.best_balanced_accuracy),
         ("  at distance", metrics.best_balanced_threshold),
     ):
-        summary.add_row(label, f"{value:.3f}")
+        interval = intervals.get(label)
+        summary.add_row(label, f"{value:.3f}", f"{interval[0]:.3f} to {interval[1]:.3f}" if interval else "")
     summary.add_row("queries / individuals", f"{metrics.n_queries} / {metrics.n_individuals}")
     seed = Table(title="Seed-study table (balanced pairs)", title_justify="left")
     for column in ("threshold", "same fish", "different fish", "total"):

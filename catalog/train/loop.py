@@ -373,8 +373,9 @@ def _calibrate(
     per_source = _validation_per_source(vectors, validation.photos, validation.labels)
     for name, metrics in per_source.items():
         console.print(
-            f"Validation on {name}: {metrics.n_individuals} identities, rank-1 {metrics.rank1:.3f}, "
-            f"mAP {metrics.mean_average_precision:.3f}, ROC AUC {metrics.roc_auc:.3f}"
+            f"Validation on {name}: {metrics.n_individuals} identities, rank-1 {metrics.rank1:.3f}"
+            f"{_interval_text(metrics.rank1_interval)}, mAP {metrics.mean_average_precision:.3f}"
+            f"{_interval_text(metrics.map_interval)}, ROC AUC {metrics.roc_auc:.3f}"
         )
     return _Calibrated(threshold, scores, per_source, extra)
 
@@ -704,6 +705,11 @@ def warmup_fraction(total_steps: int) -> float:
     """10% warm-up, but at least two steps: OneCycleLR divides by zero when the warm-up ends on
     its first step (exactly 10 steps in all at 10%: a small set split in two folds hit it)."""
     return max(0.1, 2.0 / total_steps) if total_steps >= 4 else 0.1
+
+
+def _interval_text(interval: tuple[float, float] | None) -> str:
+    """' (low to high)': how far resampling the identities moves a figure; '' without one."""
+    return f" ({interval[0]:.3f} to {interval[1]:.3f})" if interval else ""
 
 
 def _count_individuals(photos: list[LabelledPhoto]) -> int:
