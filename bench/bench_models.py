@@ -30,14 +30,7 @@ from catalog.embed import Embedder
 from catalog.modelcard import InputSpec
 from catalog.offline.evaluate import embed_labelled
 from catalog.offline.labels import LabelledPhoto
-from catalog.offline.metrics import (
-    QueryScores,
-    ReidMetrics,
-    paired_bootstrap,
-    pairwise_distances,
-    query_scores,
-    reid_metrics,
-)
+from catalog.offline.metrics import QueryScores, ReidMetrics, paired_bootstrap, reid_metrics_by_query
 from catalog.preprocess import load_image
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "catalog" / "models" / "default.onnx"
@@ -119,13 +112,11 @@ class Scored:
 
 
 def scored(vectors: np.ndarray, kept: list[LabelledPhoto], sides: str) -> Scored:
-    labels = [p.class_key(sides) for p in kept]
-    encounters = [p.encounter for p in kept]
-    per_query = query_scores(
-        pairwise_distances(vectors.astype(np.float64)), np.asarray(labels), np.asarray(encounters)
+    metrics, per_query = reid_metrics_by_query(
+        vectors, [p.class_key(sides) for p in kept], [p.encounter for p in kept]
     )
     return Scored(
-        reid_metrics(vectors, labels, encounters),
+        metrics,
         per_query,
         tuple(kept[row].path for row in per_query.rows),
         np.asarray([kept[row].individual for row in per_query.rows]),

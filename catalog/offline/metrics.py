@@ -198,6 +198,18 @@ def reid_metrics(
 ) -> ReidMetrics:
     """Leave-one-out retrieval over the given photos and pair verification, seed-study style;
     with `threshold`, the ROC's operating point at it."""
+    return reid_metrics_by_query(vectors, labels, encounters, seed, threshold)[0]
+
+
+def reid_metrics_by_query(
+    vectors: np.ndarray,
+    labels: list[str],
+    encounters: list[str],
+    seed: int = 0,
+    threshold: float | None = None,
+) -> tuple[ReidMetrics, QueryScores]:
+    """reid_metrics, and each query's own scores behind it (to compare two models on the same
+    queries, paired_bootstrap)."""
     label_array = np.asarray(labels)
     encounter_array = np.asarray(encounters)
     distances = pairwise_distances(vectors.astype(np.float64))
@@ -236,7 +248,7 @@ def reid_metrics(
     operating_point = None
     if threshold is not None and len(pos_d) and len(neg_d):
         operating_point = (float(np.mean(neg_d < threshold)), float(np.mean(pos_d < threshold)))
-    return ReidMetrics(
+    metrics = ReidMetrics(
         roc_curve=roc_points(pos_d, neg_d),
         operating_point=operating_point,
         roc_auc=roc_auc(pos_d, neg_d),
@@ -253,6 +265,7 @@ def reid_metrics(
         rank1_interval=bootstrap_interval(per_query.rank1, queried) if len(queried) else None,
         map_interval=bootstrap_interval(per_query.average_precision, queried) if len(queried) else None,
     )
+    return metrics, per_query
 
 
 @dataclass(frozen=True)

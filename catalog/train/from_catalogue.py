@@ -20,11 +20,11 @@ from catalog.lookalikes import nearest_by_individual
 from catalog.modelcard import ModelCard, read_card
 from catalog.offline.labels import LabelledPhoto, read_sources
 from catalog.offline.metrics import (
+    QueryScores,
     ReidMetrics,
     paired_bootstrap,
     pairwise_distances,
-    query_scores,
-    reid_metrics,
+    reid_metrics_by_query,
 )
 from catalog.offline.training_set import MIN_MATCH_PROBABILITY, TrainingSet, training_set
 from catalog.store import Store
@@ -108,21 +108,10 @@ class CatalogueTrainResult:
         return bool(self.gain[1] > 0)
 
 
-def map_gain(
-    current_vectors: np.ndarray,
-    new_vectors: np.ndarray,
-    keys: list[str],
-    encounters: list[str],
-    individuals: list[str],
-) -> tuple[float, float, float]:
-    """New minus current mean average precision on the same photos, with a 95% interval from
-    resampling whole individuals (with three or fewer, its low end is the worst individual's
-    gain); NaN when no photo has a match to find."""
-    label_array, encounter_array = np.asarray(keys), np.asarray(encounters)
-    current, new = (
-        query_scores(pairwise_distances(v.astype(np.float64)), label_array, encounter_array)
-        for v in (current_vectors, new_vectors)
-    )
+def map_gain(current: QueryScores, new: QueryScores, individuals: list[str]) -> tuple[float, float, float]:
+    """New minus current mean average precision on the same queries (`individuals`: each photo's),
+    with a 95% interval from resampling whole individuals (with three or fewer, its low end is the
+    worst individual's gain); NaN when no photo has a match to find."""
     if not len(current.rows):
         return (float("nan"),) * 3
     animals = np.asarray(individuals)[current.rows]
@@ -354,14 +343,18 @@ def train_from_catalogue(
     )
     threshold_keys = [keys[i] for i in catalogue_rows] + validation_keys
     current_vectors = embed_all(model, threshold_tensors)
-    current = reid_metrics(current_vectors[len(catalogue_rows) :], validation_keys, validation_encounters)
+    current, current_queries = reid_metrics_by_query(
+        current_vectors[len(catalogue_rows) :], validation_keys, validation_encounters
+    )
     unsure, unsure_entry = _unsure_entries(
         current_vectors[: len(catalogue_rows)], fine_tuning, catalogue_rows, console
     )
     _fine_tune(model, config, fine_tuning, card, console, unsure=unsure)
 
     new_vectors = embed_all(model, threshold_tensors)
-    new = reid_metrics(new_vectors[len(catalogue_rows) :], validation_keys, validation_encounters)
+    new, new_queries = reid_metrics_by_query(
+        new_vectors[len(catalogue_rows) :], validation_keys, validation_encounters
+    )
     threshold = matched_threshold(
         _different_pair_distances(current_vectors, threshold_keys, config.seed),
         _different_pair_distances(new_vectors, threshold_keys, config.seed),
@@ -377,13 +370,7 @@ def train_from_catalogue(
     calibration = calibrate_probability(new_vectors[len(catalogue_rows) :], validation_keys)
     extra["calibration"] = calibration.to_card()
     version = weights_version(model)
-    gain = map_gain(
-        current_vectors[len(catalogue_rows) :],
-        new_vectors[len(catalogue_rows) :],
-        validation_keys,
-        validation_encounters,
-        [p.individual for p in validation_cache.photos],
-    )
+    gain = map_gain(current_queries, new_queries, [p.individual for p in validation_cache.photos])
     validated = {
         "individuals": len(held_out),
         "current": card_metrics(current),

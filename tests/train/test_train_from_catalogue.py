@@ -165,6 +165,7 @@ def test_a_model_the_catalogue_was_not_indexed_with_is_refused(
 
 
 def test_a_new_model_is_better_only_when_the_gain_is_more_than_chance_among_few_individuals() -> None:
+    from catalog.offline.metrics import reid_metrics_by_query
     from catalog.train.from_catalogue import map_gain
 
     rng = np.random.default_rng(5)
@@ -176,12 +177,16 @@ def test_a_new_model_is_better_only_when_the_gain_is_more_than_chance_among_few_
         rows = [centres[name] + rng.normal(size=16) * spread[name] for name in individuals]
         return np.asarray(rows) / np.linalg.norm(rows, axis=1, keepdims=True)
 
+    def gain_of(current: np.ndarray, new: np.ndarray) -> tuple[float, float, float]:
+        queries = (reid_metrics_by_query(v, individuals, encounters)[1] for v in (current, new))
+        return map_gain(*queries, individuals)
+
     current = vectors({"FP-0": 2.0, "FP-1": 2.0, "FP-2": 2.0})
     everyone_tighter = vectors({"FP-0": 0.05, "FP-1": 0.05, "FP-2": 0.05})
-    gain, low, _ = map_gain(current, everyone_tighter, individuals, encounters, individuals)
+    gain, low, _ = gain_of(current, everyone_tighter)
     assert gain > 0 and low > 0
     # One individual's photos gathered, another's scattered: a gain on average, which a
     # resample without the first individual does not show.
     mixed = vectors({"FP-0": 0.05, "FP-1": 2.0, "FP-2": 4.0})
-    gain, low, _ = map_gain(current, mixed, individuals, encounters, individuals)
+    gain, low, _ = gain_of(current, mixed)
     assert gain > 0 and low <= 0
