@@ -24,6 +24,14 @@ MAX_KEYPOINTS = 300
 RATIO = 0.8
 # RANSAC's reprojection tolerance as a share of the long side: bodies bend, poses differ a little.
 RANSAC_TOLERANCE_FRACTION = 0.03
+# Two photos' agreeing keypoints are "the same pixels" (one photograph seen twice: a resized or
+# re-encoded copy, two crops of one frame) when, under the least-squares similarity of all the
+# inliers, a keypoint lands within this many pixels of its match and their descriptors are this
+# alike. Measured at the described size (320 px): copies and crops of one frame (drawn fish, zebra,
+# fs48) put their inliers 0.01-0.19 px from it (median); two photos of one animal 0.3-1.8 px
+# (drawn fish, whose pattern is painted rigidly) and 1.2-3.6 px (zebra frames 3 apart).
+SAME_PIXELS_RESIDUAL_PX = 0.35
+SAME_PIXELS_DESCRIPTOR_DISTANCE = 0.15
 # Which detector and settings produced cached features; a change invalidates the cache.
 DETECTOR = f"sift-{FEATURE_LONG_SIDE_PX}-{MAX_KEYPOINTS}"
 
@@ -54,6 +62,14 @@ class LocalFeatures:
 
     def __len__(self) -> int:
         return len(self.points)
+
+    def unit_descriptors(self) -> np.ndarray:
+        """Descriptors as unit-length float32 rows, whichever detector made them (RootSIFT for
+        SIFT's bytes, XFeat's own unit vectors otherwise)."""
+        if self.descriptors.dtype == np.uint8:
+            return self.root_sift()
+        values = self.descriptors.astype(np.float32)
+        return np.asarray(values / np.maximum(np.linalg.norm(values, axis=1, keepdims=True), 1e-6))
 
     def root_sift(self) -> np.ndarray:
         """The descriptors as RootSIFT, computed once per photo (a catalogued photo is matched
@@ -95,6 +111,23 @@ class PairMatch:
     lines: np.ndarray
     # Which of the first photo's keypoints the inliers are (indices into its points).
     query_keypoints: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # Per inlier: True where both photos show the very same pixels there (see `same_pixels`).
+    identical: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    @property
+    def identical_count(self) -> int:
+        return int(np.count_nonzero(self.identical))
+
+    def one_photograph(self, size: tuple[int, int]) -> bool:
+        """Most of the agreement is the same pixels, spread over a good part of the first photo
+        (`size`: its described width, height): the two files are one photograph (a copy, two crops
+        of one frame), whatever animals they show. Identical pixels in one small patch are a stamp
+        (a logo, a date imprint) on two different photographs, not one photograph."""
+        if self.inliers < MIN_SAME_PHOTOGRAPH_INLIERS or 2 * self.identical_count < self.inliers:
+            return False
+        points = self.lines[self.identical, :2]
+        spread = np.ptp(points[:, 0]) * np.ptp(points[:, 1])
+        return bool(spread >= ONE_PHOTOGRAPH_AREA_FRACTION * size[0] * size[1])
 
 
 def describe(image: Image.Image) -> LocalFeatures:
@@ -186,6 +219,43 @@ def _ratio_matches(a: LocalFeatures, b: LocalFeatures, similarity: np.ndarray) -
 
 
 EMPTY_MATCH = PairMatch(0, 0, np.zeros((0, 4), np.float32))
+# Fewer agreeing keypoints than this say too little to call two files one photograph.
+MIN_SAME_PHOTOGRAPH_INLIERS = 8
+# Identical pixels whose bounding box covers at least this share of a photo's area make it one
+# photograph with the other; in a smaller patch they are a stamp. Measured on drawn fish: two
+# crops of one frame 0.07-0.29 of the crop, a 60x30 px label stamped on two photos 0.00-0.01.
+ONE_PHOTOGRAPH_AREA_FRACTION = 0.05
+
+
+def same_pixels(
+    a: LocalFeatures, b: LocalFeatures, rows: np.ndarray, cols: np.ndarray, scale_to_a: float
+) -> np.ndarray:
+    """Per inlier pair (`rows` of `a`, `cols` of `b`): True where the two photos hold the very same
+    pixels. A least-squares similarity over all the inliers maps `a` onto `b`; keypoints that land
+    within SAME_PIXELS_RESIDUAL_PX (in `a`'s described pixels) with near-equal descriptors were
+    found twice in one image, not on an animal seen twice: a body that moved, turned or bent, or
+    another photograph's light and noise, moves its keypoints further and changes their
+    descriptors."""
+    import cv2
+
+    if len(rows) < 3:
+        return np.zeros(len(rows), dtype=bool)
+    source = np.ascontiguousarray(a.points[rows], dtype=np.float32)
+    target = np.ascontiguousarray(b.points[cols], dtype=np.float32)
+    try:
+        # LMEDS fits the majority exactly and ignores the rest: a partly identical pair (a frame's
+        # static background beside a moving animal) keeps its identical part.
+        transform, _ = cv2.estimateAffinePartial2D(source, target, method=cv2.LMEDS)
+    except cv2.error:
+        return np.zeros(len(rows), dtype=bool)
+    if transform is None:
+        return np.zeros(len(rows), dtype=bool)
+    landed = source @ transform[:, :2].T + transform[:, 2]
+    residual_px = np.linalg.norm(landed - target, axis=1) * scale_to_a
+    descriptor_distance = np.linalg.norm(a.unit_descriptors()[rows] - b.unit_descriptors()[cols], axis=1)
+    return np.asarray(
+        (residual_px < SAME_PIXELS_RESIDUAL_PX) & (descriptor_distance < SAME_PIXELS_DESCRIPTOR_DISTANCE)
+    )
 
 
 def geometric_check(a: LocalFeatures, b: LocalFeatures, kept_rows: np.ndarray, best: np.ndarray) -> PairMatch:
@@ -214,7 +284,10 @@ def geometric_check(a: LocalFeatures, b: LocalFeatures, kept_rows: np.ndarray, b
         return PairMatch(0, tentative, EMPTY_MATCH.lines)
     inlier = mask.ravel().astype(bool)
     lines = np.hstack([source[inlier], target[inlier]]).astype(np.float32)
-    return PairMatch(int(inlier.sum()), tentative, lines, kept_rows[inlier])
+    # The residual is measured in `a`'s pixels: b's are scaled back by the transform's scale.
+    scale = float(np.hypot(transform[0, 0], transform[1, 0]))
+    identical = same_pixels(a, b, kept_rows[inlier], kept_cols[inlier], 1.0 / max(scale, 1e-6))
+    return PairMatch(int(inlier.sum()), tentative, lines, kept_rows[inlier], identical)
 
 
 def distinctive_inliers(matches: list[PairMatch], owners: list[str]) -> list[int]:
