@@ -1,7 +1,8 @@
 """One calibrated P(same individual) from an embedding distance and a keypoint inlier count.
 
 A logistic model on (distance, log(1 + inliers)), fitted on labelled shortlist pairs and kept in
-a JSON file beside the ONNX model (`<model>.verify.json`); plain numpy at run time.
+a JSON file beside the ONNX model (`<model>.verify.json`); plain numpy at run time. Beside it, the
+embedding's reach: the distance past which keypoints may send a pair to review but never join it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from catalog.vocabulary import KeypointDetector
 SIDECAR_SUFFIX = ".verify.json"
 # Candidates per new photo that are verified: the embedding's k nearest catalogued photos.
 DEFAULT_SHORTLIST_K = 20
+# The share of a set's same-animal shortlist pairs that lie within the keypoints' reach.
+REACH_QUANTILE = 0.99
+# A set with fewer same-animal pairs than this gives no reach of its own (its 99th percentile
+# would be its one or two nearest pairs); it still counts in the pooled reach when no set has enough.
+MIN_REACH_PAIRS = 20
 # The narrowest review band around the fused decision point, in log-odds, at the default 10%
 # review band: odds within a factor of 1.65 of the decision point are for a person to check.
 MIN_REVIEW_LOG_ODDS = 0.5
@@ -51,11 +57,34 @@ class Fusion:
     score_threshold: float
     shortlist_k: int = DEFAULT_SHORTLIST_K
     fitted_on: dict[str, Any] = field(default_factory=dict)
+    # The farthest embedding distance at which keypoints may join a pair automatically (see
+    # `fit`). None in files fitted before it existed: `reach` then allows no further than the
+    # card's threshold, so keypoints confirm what the embedding accepts and never extend it.
+    keypoint_reach: float | None = None
+
+    def reach(self, distance_threshold: float) -> float:
+        """The distance past which a pair can go to review at most, whatever its keypoints say."""
+        return (
+            distance_threshold
+            if self.keypoint_reach is None
+            else max(self.keypoint_reach, distance_threshold)
+        )
 
     def score(self, distance: np.ndarray | float, inliers: np.ndarray | float) -> np.ndarray:
         """The log-odds of "same individual" for each (distance, inliers) pair."""
         distances, evidence = _inputs(distance, inliers)
         return np.asarray(self.bias + self.distance_weight * distances + self.inlier_weight * evidence)
+
+    def accepts(
+        self, distance: np.ndarray | float, inliers: np.ndarray | float, distance_threshold: float
+    ) -> np.ndarray:
+        """Whether each pair would be joined automatically: a score over the decision point,
+        within the keypoints' reach."""
+        distances = np.asarray(distance, dtype=np.float64)
+        return np.asarray(
+            (self.score(distances, inliers) > self.score_threshold)
+            & (distances < self.reach(distance_threshold))
+        )
 
     def probability(self, distance: np.ndarray | float, inliers: np.ndarray | float) -> np.ndarray:
         """P(same individual), with the classes weighted equally in the fit (a balanced prior)."""
@@ -140,7 +169,14 @@ def fit(
     l2_penalty: float = 1e-3,
     slack_rate: float = 2e-3,
 ) -> Fusion:
-    """Fit the logistic model on shortlist pairs and choose its decision score.
+    """Fit the logistic model on shortlist pairs, the keypoints' reach, and the decision score.
+
+    The reach is an explicit gate, not a weight: within shortlists the distance carries too little
+    signal for a logistic weight (it came out positive and was dropped), so a dozen inliers on a
+    second animal, a board or a logo decided alone, at any distance. Per group, REACH_QUANTILE of
+    the same-animal pairs lie within some distance; the reach is the smallest of those, so that no
+    set's look-alikes can be joined where any set's own re-sightings do not reach (a set where the
+    embedding is weak, whose re-sightings lie far apart, would otherwise open it for all).
 
     The decision score is the lowest at which, in every group of pairs (a data set, an archive),
     no more different-individual pairs are accepted than the embedding alone accepts there at
@@ -173,6 +209,10 @@ def fit(
         # more alike. P(same) never rises with distance: fit without it instead.
         beta = np.insert(_logistic(features[:, [0, 2]], same, weights, l2_penalty), 1, 0.0)
     scores = features @ beta
+    reach = max(keypoint_reach(distances, same, group_of), distance_threshold)
+    # The decision score is chosen on every pair, the far ones included, as before the reach: the
+    # reach only ever takes matches away. (Chosen on the pairs within it, the score fell from 17
+    # agreeing keypoints to 5, since the far look-alikes that set it no longer counted.)
     score_threshold = -np.inf
     allowed = 0
     for group in np.unique(group_of):
@@ -186,23 +226,65 @@ def fit(
         # Accept scores strictly above the (allowed+1)-th highest negative score of the group.
         if allowed_here < len(negative_scores):
             score_threshold = max(score_threshold, float(negative_scores[allowed_here]))
+    if not np.isfinite(score_threshold):
+        # No group has a different pair to keep out: accept every pair within the reach.
+        score_threshold = float(np.nextafter(scores.min(), -np.inf))
+    accepted = (scores > score_threshold) & (distances < reach)
     return Fusion(
         model_version=model_version,
         detector=detector,
         distance_weight=float(beta[1]),
         inlier_weight=float(beta[2]),
         bias=float(beta[0]),
-        # No group has a different pair to keep out: accept every pair.
-        score_threshold=float(score_threshold)
-        if np.isfinite(score_threshold)
-        else float(np.nextafter(scores.min(), -np.inf)),
+        score_threshold=score_threshold,
         shortlist_k=shortlist_k,
         fitted_on={
             "same_pairs": int(same.sum()),
             "different_pairs": int((~same).sum()),
             "different_pairs_accepted_by_embedding": allowed,
-            "different_pairs_accepted_fused": int(np.sum(scores[~same] > score_threshold)),
+            "different_pairs_accepted_fused": int(np.sum(accepted & ~same)),
             "same_pairs_accepted_by_embedding": int(np.sum(distances[same] < distance_threshold)),
-            "same_pairs_accepted_fused": int(np.sum(scores[same] > score_threshold)),
+            "same_pairs_accepted_fused": int(np.sum(accepted & same)),
+            "per_set": per_group_figures(
+                pairs, distances < distance_threshold, accepted, scores > score_threshold
+            ),
         },
+        keypoint_reach=float(reach),
     )
+
+
+def keypoint_reach(distances: np.ndarray, same: np.ndarray, group_of: np.ndarray) -> float:
+    """The smallest, over groups with MIN_REACH_PAIRS same-animal pairs, of the distance within
+    which REACH_QUANTILE of them lie (all same-animal pairs pooled when no group has that many)."""
+    reaches = [
+        float(np.quantile(distances[same & (group_of == group)], REACH_QUANTILE))
+        for group in np.unique(group_of)
+        if np.count_nonzero(same & (group_of == group)) >= MIN_REACH_PAIRS
+    ]
+    return min(reaches) if reaches else float(np.quantile(distances[same], REACH_QUANTILE))
+
+
+def per_group_figures(
+    pairs: LabelledPairs, by_embedding: np.ndarray, fused: np.ndarray, fused_ungated: np.ndarray
+) -> dict[str, dict[str, int | float]]:
+    """Per group, what the fit does to its pairs: how many same and different pairs the embedding
+    alone, the fused score without the reach, and the fused score within it accept; and the
+    distance REACH_QUANTILE of its same-animal pairs lie within."""
+    same = np.asarray(pairs.same, dtype=bool)
+    groups = (
+        np.zeros(len(same), dtype=object) if pairs.groups is None else np.asarray(pairs.groups, dtype=object)
+    )
+    distances = np.asarray(pairs.distances, dtype=np.float64)
+    figures: dict[str, dict[str, int | float]] = {}
+    for group in sorted({str(g) for g in groups}):
+        here = np.asarray([str(g) == group for g in groups])
+        row: dict[str, int | float] = {}
+        for kind, members in (("same", here & same), ("different", here & ~same)):
+            row[f"{kind}_pairs"] = int(members.sum())
+            row[f"{kind}_accepted_by_embedding"] = int(np.sum(members & by_embedding))
+            row[f"{kind}_accepted_fused_without_reach"] = int(np.sum(members & fused_ungated))
+            row[f"{kind}_accepted_fused"] = int(np.sum(members & fused))
+        if np.any(here & same):
+            row["same_pairs_reach_q99"] = round(float(np.quantile(distances[here & same], REACH_QUANTILE)), 4)
+        figures[group] = row
+    return figures

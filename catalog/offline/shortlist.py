@@ -141,7 +141,7 @@ def compare_methods(
         if name == "embedding":
             accepted = pairs.distance < distance_threshold
         elif name == "fused" and fusion is not None:
-            accepted = key > fusion.score_threshold
+            accepted = fusion.accepts(pairs.distance, pairs.inliers, distance_threshold)
         precision = None
         if accepted is not None and accepted.any():
             precision = float(np.mean(pairs.same[accepted]))
