@@ -15,7 +15,8 @@ import numpy as np
 
 from catalog.digest import file_sha256
 from catalog.fusion import Fusion
-from catalog.verify import SIFT, DecisiveLines, Detector, LocalFeatures, distinctive_masks
+from catalog.verify import SIFT, DecisiveLines, Detector, LocalFeatures, PairMatch, distinctive_masks
+from catalog.vocabulary import Caution
 
 # HNSW parameters, measured with `just bench-scale --sizes 10000,100000,1000000` (dim 128, a night
 # of 10,000 photos, half re-sightings): M=16 and ef_construction=200. On embeddings shaped like the
@@ -36,6 +37,13 @@ def query_ef(photos_in_graph: int) -> int:
 
 
 _INITIAL_CAPACITY = 1024
+# With verification, besides its shortlist a new photo is matched against the nearest photo of up
+# to this many other individuals from the next nearest: a keypoint that agrees with two animals is
+# on what their photos share (a board, a colour card, a logo, one beach), not on either animal,
+# and a shortlist of one individual's photos cannot show that.
+REFERENCE_INDIVIDUALS = 8
+# How far past the shortlist the graph is searched for them, in shortlists.
+_REFERENCE_WINDOW = 2
 # How many of an individual's nearest photos the chaining guard averages over.
 _LINKAGE_PHOTOS = 3
 
@@ -58,6 +66,8 @@ class Assignment:
     decision_distance: float | None = None
     # The keypoint correspondences with the matched photo that were counted (DecisiveLines bytes).
     keypoint_lines: bytes | None = None
+    # Why keypoints were held back (a vocabulary.Caution), for the reports; None when they were not.
+    caution: str | None = None
 
 
 @dataclass(frozen=True)
@@ -318,10 +328,15 @@ class Identifier:
             missing[key] = [p for p in missing[key] if p not in present]
         return missing
 
-    def _wanted_k(self, verifying: bool) -> int:
+    def _shortlist_k(self, verifying: bool) -> int:
         return max(
             self.neighbours_k, self.verification.fusion.shortlist_k if verifying and self.verification else 0
         )
+
+    def _wanted_k(self, verifying: bool) -> int:
+        """Neighbours to search: the shortlist, and with verification the window references come from."""
+        shortlist = self._shortlist_k(verifying)
+        return shortlist * (1 + _REFERENCE_WINDOW) if verifying and self.verification else shortlist
 
     def prefetch(self, partition: str, vectors: np.ndarray) -> list[Prefetched | None]:
         """Query the graph for a whole batch at once (hnswlib spreads it over the cores); photos the
@@ -391,6 +406,11 @@ class Identifier:
         verification = self.verification if features is not None else None
         k = min(self._wanted_k(verification is not None), len(graph.photo_ids))
         labels, squared = self._nearest(graph, vector, k, prefetched)
+        shortlist = self._shortlist_k(verification is not None)
+        references = _references(
+            graph, labels[shortlist:], {graph.individual_ids[int(x)] for x in labels[:shortlist]}
+        )
+        labels, squared = labels[:shortlist], squared[:shortlist]
         best: dict[str, tuple[float, str]] = {}
         distances_to: dict[str, list[float]] = {}
         neighbours: list[tuple[str, str, float]] = []
@@ -411,7 +431,7 @@ class Identifier:
         for individual in best.keys() & self._tonight:
             best[individual] = (float(np.mean(distances_to[individual])), best[individual][1])
         if verification is not None and features is not None:
-            return self._decide_fused(verification, features, neighbours, best)
+            return self._decide_fused(verification, features, neighbours, best, references)
         ranked = sorted(best.items(), key=lambda item: item[1][0])
         first_id, (first_distance, first_photo) = ranked[0]
         second_id, second_distance = (ranked[1][0], ranked[1][1][0]) if len(ranked) > 1 else (None, None)
@@ -436,45 +456,75 @@ class Identifier:
         features: LocalFeatures,
         neighbours: list[tuple[str, str, float]],
         best: dict[str, tuple[float, str]],
+        references: list[tuple[str, str]],
     ) -> Assignment:
         """The decision on fused scores: the same rules as on distances (threshold, review band,
-        a second individual above the threshold, the chaining guard), on evidence from both."""
+        a second individual above the threshold, the chaining guard), on evidence from both.
+
+        Keypoints count only where they are the animal's: not on what another individual's photo
+        also shows (shortlist and `references`), not on the very same pixels (one photograph seen
+        twice). And they never join past the embedding: an individual beyond the fusion's reach
+        is at most review."""
         fusion = verification.fusion
-        cached = verification.features_of([photo_id for _, photo_id, _ in neighbours])
+        owner_of = {photo_id: individual for individual, photo_id, _ in neighbours}
+        owner_of.update({photo_id: individual for individual, photo_id in references})
+        cached = verification.features_of(list(owner_of))
         # A catalogued photo without keypoints (indexed before verification) counts as 0 inliers:
         # it can then only split a fish, never merge two.
-        owner_of = {photo_id: individual for individual, photo_id, _ in neighbours}
-        described = [photo_id for _, photo_id, _ in neighbours if photo_id in cached]
+        described = [photo_id for photo_id in owner_of if photo_id in cached]
         agreements = verification.detector.match_many(features, [cached[photo_id] for photo_id in described])
-        masks = distinctive_masks(agreements, [owner_of[photo_id] for photo_id in described])
+        masks = [
+            mask & ~agreement.identical
+            for mask, agreement in zip(
+                distinctive_masks(agreements, [owner_of[photo_id] for photo_id in described]),
+                agreements,
+                strict=True,
+            )
+        ]
+        agreement_of = dict(zip(described, agreements, strict=True))
         photo_inliers = {photo_id: 0 for _, photo_id, _ in neighbours}
-        counts = [int(mask.sum()) for mask in masks]
-        photo_inliers.update(dict(zip(described, counts, strict=True)))
+        photo_inliers.update(
+            {
+                photo_id: int(mask.sum())
+                for photo_id, mask in zip(described, masks, strict=True)
+                if photo_id in photo_inliers
+            }
+        )
+        limits = self._score_limits(fusion, best)
         photo_scores: dict[str, list[float]] = {}
         inliers_of: dict[str, tuple[int, str]] = {}
         for individual, photo_id, distance in neighbours:
             inliers = photo_inliers[photo_id]
-            photo_scores.setdefault(individual, []).append(float(fusion.score(distance, inliers)))
+            photo_scores.setdefault(individual, []).append(
+                min(float(fusion.score(distance, inliers)), limits.get(individual, np.inf))
+            )
             if individual not in inliers_of or inliers > inliers_of[individual][0]:
                 inliers_of[individual] = (inliers, photo_id)
-        scored = {
+        unlimited = {
             individual: float(fusion.score(distance, inliers_of[individual][0]))
             for individual, (distance, _) in best.items()
         }
+        scored = {
+            individual: min(score, limits.get(individual, np.inf)) for individual, score in unlimited.items()
+        }
         ranked = sorted(scored, key=lambda individual: -scored[individual])
         first_id = ranked[0]
-        first_score = scored[first_id]
         first_distance = best[first_id][0]
         first_inliers, verified_photo = inliers_of[first_id]
         # The photo shown to a reviewer: the one with the most keypoint agreement, else the nearest.
         first_photo = verified_photo if first_inliers > 0 else best[first_id][1]
+        caution = None
+        if scored[first_id] < unlimited[first_id] and unlimited[first_id] > fusion.score_threshold:
+            caution = Caution.BEYOND_REACH
+        copy_of = _one_photograph(features, neighbours, agreement_of)
+        if copy_of is not None:
+            caution, first_photo = Caution.ONE_PHOTOGRAPH, copy_of
         lines = None
-        if first_inliers > 0:
+        if first_photo in agreement_of and photo_inliers[first_photo] > 0:
             row = described.index(first_photo)
             lines = DecisiveLines(
                 agreements[row].lines[masks[row]], features.size, cached[first_photo].size
             ).to_bytes()
-        probability = float(fusion.probability(first_distance, first_inliers))
         second_id = ranked[1] if len(ranked) > 1 else None
         to_photo = {photo_id: distance for _, photo_id, distance in neighbours}
         proposal = Assignment(
@@ -484,16 +534,60 @@ class Identifier:
             first_photo,
             second_id,
             None if second_id is None else best[second_id][0],
-            inliers=first_inliers,
-            probability=probability,
+            inliers=photo_inliers[first_photo],
+            probability=float(
+                fusion.probability(first_distance, min(first_inliers, photo_inliers[first_photo]))
+            ),
             decision_distance=first_distance,
             keypoint_lines=lines,
+            caution=caution,
         )
-        return _verdict(
+        verdict = _verdict(
             proposal,
-            first_score,
+            scored[first_id],
             None if second_id is None else scored[second_id],
             float(np.mean(sorted(photo_scores[first_id], reverse=True)[:_LINKAGE_PHOTOS])),
             accept_above=fusion.score_threshold,
             band=fusion.review_margin(self.distance_threshold, self.review_band_fraction),
         )
+        # One photograph seen twice is never decided alone, either way: a person says what it is.
+        return replace(verdict, status="review") if caution == Caution.ONE_PHOTOGRAPH else verdict
+
+    def _score_limits(self, fusion: Fusion, best: dict[str, tuple[float, str]]) -> dict[str, float]:
+        """The highest fused score each candidate individual may reach: the decision point itself
+        (review at most) where the embedding puts it beyond the keypoints' reach.
+
+        (Also capping individuals past the threshold when fewer than two others were there to
+        weigh keypoints against was measured and dropped: on a drawn archive with a shared board,
+        stamps and twice-cut pair photos it prevented no wrong merge the reach did not, and it cost
+        a clean drawn archive 11 points of pairwise recall, the first photos of each view split.)"""
+        reach = fusion.reach(self.distance_threshold)
+        return {
+            individual: fusion.score_threshold
+            for individual, (distance, _) in best.items()
+            if distance >= reach
+        }
+
+
+def _references(graph: _Graph, labels: np.ndarray, shortlisted: set[str]) -> list[tuple[str, str]]:
+    """(individual, photo) for the nearest photo of up to REFERENCE_INDIVIDUALS individuals beyond
+    the shortlist's, nearest first."""
+    chosen: dict[str, str] = {}
+    for label in labels.tolist():
+        if len(chosen) >= REFERENCE_INDIVIDUALS:
+            break
+        individual = graph.individual_ids[int(label)]
+        if individual not in shortlisted and individual not in chosen:
+            chosen[individual] = graph.photo_ids[int(label)]
+    return list(chosen.items())
+
+
+def _one_photograph(
+    features: LocalFeatures, neighbours: list[tuple[str, str, float]], agreement_of: dict[str, PairMatch]
+) -> str | None:
+    """The nearest shortlisted photo that is one photograph with the new one (same pixels), if any."""
+    for _, photo_id, _ in neighbours:
+        agreement = agreement_of.get(photo_id)
+        if agreement is not None and agreement.one_photograph(features.size):
+            return photo_id
+    return None

@@ -325,7 +325,7 @@ class _RunIdentification:
                 decision.second_individual_id, decision.second_distance,
                 decision.probability if decision.probability is not None
                 else self.card.match_probability(decision.decision_distance),
-                decision.inliers, decision.decision_distance, decision.keypoint_lines,
+                decision.inliers, decision.decision_distance, decision.keypoint_lines, decision.caution,
             )
         )  # fmt: skip
 

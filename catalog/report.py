@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from catalog.store import QueryResult
-from catalog.vocabulary import DecisionAction
+from catalog.vocabulary import CAUTION_WORDS, Caution, DecisionAction
 
 MAX_LISTED = 12
 
@@ -119,6 +119,9 @@ def decided_by(row: dict[str, Any]) -> str:
         return "tonight's group"
     if action:
         return f"a person ({action})"
+    caution = row.get("caution")
+    if caution in CAUTION_WORDS:
+        return CAUTION_WORDS[Caution(caution)]
     return "distance + keypoints" if row.get("inliers") is not None else "distance"
 
 

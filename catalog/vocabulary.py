@@ -80,3 +80,22 @@ class KeypointDetector(StrEnum):
 
     SIFT = "sift"
     XFEAT = "xfeat"
+
+
+class Caution(StrEnum):
+    """Why keypoints that agree were not allowed to join a photo to an individual (kept with its
+    sighting; the reports say it in words)."""
+
+    # The embedding puts the two farther apart than same-animal pairs reach: review at most.
+    BEYOND_REACH = "beyond_reach"
+    # The agreeing keypoints are the same pixels: one photograph seen twice (a copy, two crops of
+    # one frame), not a re-sighting.
+    ONE_PHOTOGRAPH = "one_photograph"
+
+
+CAUTION_WORDS = {
+    Caution.BEYOND_REACH: "keypoints agree, but the embedding puts the two farther apart than the same "
+    "animal's photos reach: for a person to check",
+    Caution.ONE_PHOTOGRAPH: "one photograph seen twice (the same pixels as the earlier photo: a copy or "
+    "two crops of one frame), not a re-sighting: for a person to check",
+}

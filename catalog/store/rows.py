@@ -49,6 +49,8 @@ class SightingRow:
     decision_distance: float | None = None
     # The keypoint correspondences the match was decided on (verify.DecisiveLines bytes).
     keypoint_lines: bytes | None = None
+    # Why agreeing keypoints were held back (vocabulary.Caution), if they were.
+    caution: str | None = None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,10 @@ SELECT
         WHEN m.individual_id IS NULL THEN 'new individual, nothing near enough'
         WHEN m.individual_id = s.individual_id THEN 'joined ' || m.individual_id || ': is it?'
         ELSE 'kept apart from ' || m.individual_id || ': same fish?'
+    END || CASE s.caution
+        WHEN 'one_photograph' THEN ' (one photograph seen twice: the same pixels as its earlier photo)'
+        WHEN 'beyond_reach' THEN ' (keypoints agree, the embedding does not)'
+        ELSE ''
     END AS question,
     s.distance,
     s.probability,

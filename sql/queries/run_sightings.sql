@@ -13,6 +13,7 @@ SELECT
     s.photo_id,
     s.matched_photo_id,
     s.keypoint_lines,
+    s.caution,
     -- The latest decision still standing that moved this photo (a person's, or tonight's group).
     (SELECT d.action FROM decisions d
      WHERE list_contains(d.photo_ids, s.photo_id) AND d.undone_at IS NULL
