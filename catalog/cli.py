@@ -1352,18 +1352,32 @@ def synthesize(
     ] = 4,
     surveys: Annotated[int, typer.Option(help="archive: survey visits.", min=1)] = 6,
     seed: Annotated[int, typer.Option(help="Different seeds give different fish.")] = 0,
+    traps: Annotated[
+        bool,
+        typer.Option(
+            "--traps",
+            help="archive: what real archives add besides the animal, to test keypoint verification "
+            "against: every fish on one measuring board with a ruler and a colour card, a logo and "
+            "date stamped on every photo, and a quarter of each survey's fish also photographed in "
+            "pairs, each pair photo cut twice.",
+        ),
+    ] = False,
 ) -> None:
     """Draw synthetic fish photos: a labelled training set, or a survey archive with ground truth.
 
     Fish are drawn procedurally (body, fins, an individual pattern of blotches, lines and spots
     per flank) and photographed with random pose, light, colour cast, blur, noise and occlusion.
     """
-    from catalog.synthetic import generate_archive, generate_labelled
+    from catalog.synthetic import NO_TRAPS, Traps, generate_archive, generate_labelled
 
     if kind is SynthKind.LABELLED:
+        if traps:
+            raise typer.BadParameter("--traps draws survey archives: add --kind archive.")
         count = generate_labelled(out, individuals, photos_per_view, seed)
     else:
-        count = len(generate_archive(out, individuals, surveys, seed))
+        count = len(
+            generate_archive(out, individuals, surveys, seed, traps=Traps.every() if traps else NO_TRAPS)
+        )
     console.print(f"Wrote {count} photos to {out}")
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+import functools
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 SIDES = ("left", "right")
 CROPS = ("body", "head")
@@ -33,6 +34,34 @@ DEMO_SITES = (
     Site("Flodevigen", 58.4254, 8.7519),
     Site("Hillesoy", 60.2962, 5.0167),
 )
+
+
+@dataclass(frozen=True)
+class Traps:
+    """What real archives put in a photo besides the animal, drawn so that benches and the demo
+    measure what it does to keypoint verification: every fish laid on one measuring board with a
+    ruler and a colour card, a logo and date imprint stamped on every photo, and some photos of
+    two fish side by side cut twice (a crop for each, each crop holding part of the other fish)."""
+
+    board: bool = False
+    stamp: bool = False
+    # The share of each survey's fish photographed beside another fish, that photo cut twice.
+    two_fish_share: float = 0.0
+
+    @classmethod
+    def every(cls) -> Traps:
+        """All of them at once, as `finprint synthesize --traps` draws them."""
+        return cls(board=True, stamp=True, two_fish_share=0.25)
+
+    @property
+    def any(self) -> bool:
+        return self.board or self.stamp or self.two_fish_share > 0
+
+
+NO_TRAPS = Traps()
+# The one board every trapped photo is taken on: the same ruler and card under every fish.
+_BOARD_SEED = 424242
+_BOARD_SIZE = (900, 480)
 
 
 @dataclass(frozen=True)
@@ -199,13 +228,19 @@ def _background(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
     return image.filter(ImageFilter.GaussianBlur(6))
 
 
-def photograph(fish: Fish, side: str, crop: str, rng: np.random.Generator) -> Image.Image:
-    """One photo of a fish: pose, scale, rotation, light, colour cast, blur, noise, occlusion."""
-    subject = crop_subject(render_flank(fish, side), side, crop)
-    # Pose: a fish turned slightly towards or away from the camera looks shorter.
-    squash = rng.uniform(0.82, 1.0)
-    subject = subject.resize((max(8, int(subject.width * squash)), subject.height), Image.Resampling.BILINEAR)
-    subject = subject.rotate(rng.uniform(-14, 14), resample=Image.Resampling.BICUBIC, expand=True)
+def photograph(
+    fish: Fish,
+    side: str,
+    crop: str,
+    rng: np.random.Generator,
+    *,
+    traps: Traps = NO_TRAPS,
+    stamp_text: str = "",
+) -> Image.Image:
+    """One photo of a fish: pose, scale, rotation, light, colour cast, blur, noise, occlusion; with
+    `traps`, on the shared board and stamped with `stamp_text` (the traps draw from their own
+    generator, so the same seed draws the same fish with or without them)."""
+    subject = _posed_subject(fish, side, crop, rng)
     frame_width = int(rng.integers(440, 560)) if crop == "body" else int(rng.integers(280, 340))
     frame_height = int(frame_width * (rng.uniform(0.5, 0.62) if crop == "body" else rng.uniform(0.8, 1.0)))
     fill = rng.uniform(0.78, 0.95)
@@ -215,13 +250,134 @@ def photograph(fish: Fish, side: str, crop: str, rng: np.random.Generator) -> Im
         Image.Resampling.BILINEAR,
     )
     photo = _background(rng, (frame_width, frame_height))
+    if traps.board:
+        photo = _on_board(photo.size, _trap_rng(rng))
     offset_x = int((frame_width - subject.width) / 2 + rng.uniform(-0.05, 0.05) * frame_width)
     offset_y = int((frame_height - subject.height) / 2 + rng.uniform(-0.05, 0.05) * frame_height)
     photo.paste(subject, (offset_x, offset_y), subject)
     if rng.random() < 0.3:
         _occlude(photo, rng)
     photo = _light_and_water(photo, rng)
+    if traps.stamp:
+        _stamp(photo, stamp_text)
     return photo
+
+
+def _posed_subject(fish: Fish, side: str, crop: str, rng: np.random.Generator) -> Image.Image:
+    """The fish's crop, turned a little and squashed as a fish turned towards or away looks shorter."""
+    subject = crop_subject(render_flank(fish, side), side, crop)
+    squash = rng.uniform(0.82, 1.0)
+    subject = subject.resize((max(8, int(subject.width * squash)), subject.height), Image.Resampling.BILINEAR)
+    return subject.rotate(rng.uniform(-14, 14), resample=Image.Resampling.BICUBIC, expand=True)
+
+
+def _trap_rng(rng: np.random.Generator) -> np.random.Generator:
+    """A generator for one photo's traps, seeded from the photo's own without advancing it."""
+    return np.random.default_rng(rng.bit_generator.state["state"]["state"] % (2**63))
+
+
+def _board_image() -> Image.Image:
+    """The measuring board: a pale plate with a ruler along its lower edge and a colour card."""
+    board_rng = np.random.default_rng(_BOARD_SEED)
+    width, height = _BOARD_SIZE
+    board = Image.new("RGB", _BOARD_SIZE, (205, 210, 200))
+    draw = ImageDraw.Draw(board)
+    for _ in range(40):
+        # Scuffs and scratches: the same on every photo, as on a real board.
+        x, y = board_rng.uniform(0, width), board_rng.uniform(0, height)
+        draw.line(
+            [(x, y), (x + board_rng.uniform(-60, 60), y + board_rng.uniform(-8, 8))], fill=(170, 175, 165)
+        )
+    font = ImageFont.load_default()
+    ruler_top = int(height * 0.86)
+    draw.rectangle([0, ruler_top, width, height], fill=(235, 225, 120))
+    for tick in range(0, width, 9):
+        length = 22 if tick % 90 == 0 else (14 if tick % 45 == 0 else 8)
+        draw.line([(tick, ruler_top), (tick, ruler_top + length)], fill=(20, 20, 20), width=2)
+        if tick % 90 == 0:
+            draw.text((tick + 3, ruler_top + 22), str(tick // 9), fill=(20, 20, 20), font=font)
+    card_left, card_top, patch = int(width * 0.76), int(height * 0.04), 34
+    draw.rectangle(
+        [card_left - 6, card_top - 6, card_left + 4 * patch + 6, card_top + 3 * patch + 24],
+        fill=(250, 250, 250),
+    )
+    for row in range(3):
+        for column in range(4):
+            colour = tuple(int(v) for v in board_rng.integers(20, 236, 3))
+            x, y = card_left + column * patch, card_top + row * patch
+            draw.rectangle([x + 2, y + 2, x + patch - 2, y + patch - 2], fill=colour)
+    draw.text((card_left, card_top + 3 * patch + 4), "IMR COLOUR REF 24", fill=(10, 10, 10), font=font)
+    return board
+
+
+@functools.cache
+def _cached_board() -> Image.Image:
+    return _board_image()
+
+
+def _on_board(size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
+    """The board as one photo sees it: the whole plate, a little turned and shifted, at the frame's size."""
+    board = _cached_board().rotate(
+        rng.uniform(-5, 5), resample=Image.Resampling.BICUBIC, fillcolor=(90, 100, 90)
+    )
+    margin_x, margin_y = rng.uniform(0, 0.06) * board.width, rng.uniform(0, 0.06) * board.height
+    board = board.crop(
+        (
+            margin_x,
+            margin_y,
+            board.width - rng.uniform(0, 0.06) * board.width,
+            board.height - rng.uniform(0, 0.06) * board.height,
+        )
+    )
+    return board.resize(size, Image.Resampling.BILINEAR)
+
+
+def _stamp(photo: Image.Image, text: str) -> None:
+    """The institute's 60x30 px logo in the lower right corner and the camera's date imprint in the
+    lower left: the very same pixels on every photo of a day."""
+    draw = ImageDraw.Draw(photo)
+    font = ImageFont.load_default()
+    width, height = photo.size
+    draw.rectangle(
+        [width - 66, height - 36, width - 6, height - 6], fill=(245, 245, 245), outline=(200, 30, 30), width=2
+    )
+    draw.text((width - 60, height - 33), "IMR", fill=(200, 30, 30), font=font)
+    draw.text((width - 60, height - 21), "FISH", fill=(30, 30, 160), font=font)
+    if text:
+        draw.text((8, height - 20), text, fill=(255, 150, 20), font=font)
+
+
+def photograph_two(
+    first: Fish,
+    second: Fish,
+    side: str,
+    rng: np.random.Generator,
+    *,
+    traps: Traps = NO_TRAPS,
+    stamp_text: str = "",
+) -> tuple[Image.Image, Image.Image]:
+    """Two fish side by side in one frame, and that frame cut twice: a crop around each fish,
+    each holding a good part of the other (as crops cut from one video frame or one wide shot)."""
+    subjects = [_posed_subject(fish, side, "body", rng) for fish in (first, second)]
+    height = int(rng.integers(240, 300))
+    scaled = [
+        s.resize(
+            (max(8, int(s.width * height * 0.8 / s.height)), max(8, int(height * 0.8))),
+            Image.Resampling.BILINEAR,
+        )
+        for s in subjects
+    ]
+    width = int((scaled[0].width + scaled[1].width) * 0.92)
+    frame = _background(rng, (width, height))
+    if traps.board:
+        frame = _on_board(frame.size, _trap_rng(rng))
+    frame.paste(scaled[0], (0, int(height * 0.1)), scaled[0])
+    frame.paste(scaled[1], (width - scaled[1].width, int(height * 0.1)), scaled[1])
+    frame = _light_and_water(frame, rng)
+    if traps.stamp:
+        _stamp(frame, stamp_text)
+    cut = int(width * 0.62)
+    return frame.crop((0, 0, cut, height)), frame.crop((width - cut, 0, width, height))
 
 
 def _occlude(photo: Image.Image, rng: np.random.Generator) -> None:
@@ -305,9 +461,14 @@ def generate_archive(
     n_surveys: int = 6,
     seed: int = 0,
     first_survey: date = date(2024, 6, 3),
+    *,
+    traps: Traps = NO_TRAPS,
 ) -> list[GroundTruth]:
-    """Write a survey archive (`YYYY-MM-DD_<site>/*.jpg` with EXIF) and its ground truth."""
+    """Write a survey archive (`YYYY-MM-DD_<site>/*.jpg` with EXIF) and its ground truth; with
+    `traps`, the same fish on the shared board, stamped, and some of each survey's fish also
+    photographed in pairs (two more files each: `IMG_<n>_pair<a|b>_<side>_body.jpg`)."""
     rng = np.random.default_rng([seed, 7])
+    pair_rng = np.random.default_rng([seed, 13])
     fishes = [make_fish(f"wrasse{i:03d}", seed * 100_003 + i) for i in range(n_individuals)]
     home_sites = [DEMO_SITES[i % len(DEMO_SITES)] for i in range(n_individuals)]
     truth: list[GroundTruth] = []
@@ -319,6 +480,7 @@ def generate_archive(
         folder = out_dir / f"{day.isoformat()}_{site.name}"
         folder.mkdir(parents=True, exist_ok=True)
         clock = datetime(day.year, day.month, day.day, 9, 0, 0)
+        seen_here: list[Fish] = []
         for fish, home in zip(fishes, home_sites, strict=True):
             # Mostly seen at home; now and then a fish turns up at another site.
             at_home = home == site and rng.random() < 0.75
@@ -328,6 +490,7 @@ def generate_archive(
             if not (at_home or visiting or catch_up):
                 continue
             seen[fish.fish_id] += 1
+            seen_here.append(fish)
             for side in SIDES:
                 if rng.random() < 0.25:
                     continue
@@ -337,7 +500,7 @@ def generate_archive(
                         counter += 1
                         clock += timedelta(seconds=int(rng.integers(20, 200)))
                         name = f"IMG_{counter:04d}_{side}_{crop}.jpg"
-                        photo = photograph(fish, side, crop, rng)
+                        photo = photograph(fish, side, crop, rng, traps=traps, stamp_text=day.isoformat())
                         lat = site.latitude + rng.normal(0, 0.0005)
                         lon = site.longitude + rng.normal(0, 0.0005)
                         photo.save(
@@ -349,6 +512,21 @@ def generate_archive(
                         truth.append(
                             GroundTruth(relative, fish.fish_id, side, crop, site.name, day.isoformat())
                         )
+        pairs = round(traps.two_fish_share * len(seen_here))
+        for number in range(pairs if len(seen_here) >= 2 else 0):
+            counter += 1
+            clock += timedelta(seconds=int(pair_rng.integers(20, 200)))
+            first, second = (seen_here[int(i)] for i in pair_rng.choice(len(seen_here), 2, replace=False))
+            side = SIDES[number % 2]
+            cuts = photograph_two(first, second, side, pair_rng, traps=traps, stamp_text=day.isoformat())
+            for letter, fish, cut in zip("ab", (first, second), cuts, strict=True):
+                name = f"IMG_{counter:04d}_pair{letter}_{side}_body.jpg"
+                cut.save(folder / name, quality=90, exif=exif_bytes(clock, site.latitude, site.longitude))
+                truth.append(
+                    GroundTruth(
+                        f"{folder.name}/{name}", fish.fish_id, side, "body", site.name, day.isoformat()
+                    )
+                )
     write_ground_truth(out_dir / GROUND_TRUTH_FILE, truth)
     return truth
 
