@@ -45,7 +45,7 @@ def _catalogue_rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
                 "FROM decisions ORDER BY 1, 2, 3, 4"
             ).rows,
             "sightings": store.read_only_sql(
-                "SELECT photo_id, individual_id, status FROM sightings ORDER BY photo_id"
+                "SELECT photo_id, individual_id, status, caution FROM sightings ORDER BY photo_id"
             ).rows,
         }
 
@@ -126,11 +126,13 @@ def test_second_writer_is_refused_at_once_naming_the_holder(tmp_path: Path, surv
 
 @pytest.fixture(scope="module")
 def larger_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """About 500 photos: long enough to be killed at ten different moments."""
-    from catalog.synthetic import generate_archive
+    """About 500 photos: long enough to be killed at ten different moments; with every trap (a
+    shared board, stamps, pair photos cut twice), so that the decisions keypoints are held back
+    from (reach, references, one photograph) are the same after kills too."""
+    from catalog.synthetic import Traps, generate_archive
 
     root = tmp_path_factory.mktemp("larger")
-    generate_archive(root, n_individuals=60, n_surveys=8, seed=21)
+    generate_archive(root, n_individuals=60, n_surveys=8, seed=21, traps=Traps.every())
     return root
 
 
@@ -145,6 +147,9 @@ def test_ten_kills_then_a_rerun_give_the_uninterrupted_catalogue(
     assert sum(1 for _ in larger_archive.rglob("*.jpg")) >= 400
     reference = tmp_path / "reference.duckdb"
     subprocess.run(command(reference), check=True, timeout=600, capture_output=True)
+    with Store.open(reference, read_only=True) as store:
+        held_back = store.read_only_sql("SELECT count(*) FROM sightings WHERE caution IS NOT NULL").rows
+    assert held_back[0][0] > 0  # the traps made the night hold keypoints back somewhere
     db = tmp_path / "killed.duckdb"
     wal = db.with_name(db.name + ".wal")
     rng = np.random.default_rng(5)

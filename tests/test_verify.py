@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from catalog import fusion as fusion_module
 from catalog import verify
 from catalog.fusion import Fusion
 from catalog.identify import Identifier, Verification
+from catalog.vocabulary import Caution
 
 pytestmark = pytest.mark.skipif(not verify.available(), reason="OpenCV is not installed")
 
@@ -75,13 +78,51 @@ def test_fused_decision_never_accepts_more_different_pairs_than_the_embedding() 
     fitted = fusion_module.fit(
         fusion_module.LabelledPairs(distances, inliers, same), 0.5, "m1", verify.DETECTOR
     )
-    accepted = fitted.score(distances, inliers) > fitted.score_threshold
+    accepted = fitted.accepts(distances, inliers, 0.5)
     assert (accepted & ~same).sum() <= (distances[~same] < 0.5).sum()
     # The inliers carry evidence, so the fused rule finds more of the same-fish pairs.
     assert (accepted & same).sum() > (distances[same] < 0.5).sum()
     # More inliers raise P(same); more distance lowers it.
     assert fitted.probability(0.6, 20) > fitted.probability(0.6, 0)
     assert fitted.probability(0.4, 5) > fitted.probability(0.8, 5)
+
+
+def test_keypoints_never_join_a_pair_farther_apart_than_same_animal_pairs_reach() -> None:
+    distances, inliers, same = _pairs(np.random.default_rng(2))
+    # Two sets: in "tight" the same-animal pairs lie close; in "loose" (a weak embedding) far.
+    groups = np.where(np.arange(len(same)) % 2 == 0, "tight", "loose")
+    distances = np.where((groups == "loose") & same, distances + 0.3, distances)
+    fitted = fusion_module.fit(
+        fusion_module.LabelledPairs(distances, inliers, same, groups=groups), 0.5, "m1", verify.DETECTOR
+    )
+    tight_reach = np.quantile(distances[same & (groups == "tight")], fusion_module.REACH_QUANTILE)
+    # The set whose re-sightings lie closest decides: the loose set cannot open the gate for all.
+    assert fitted.keypoint_reach == pytest.approx(tight_reach)
+    assert fitted.reach(0.5) < np.quantile(
+        distances[same & (groups == "loose")], fusion_module.REACH_QUANTILE
+    )
+    # A far pair with many inliers scores high, yet is not joined: review at most.
+    assert fitted.score(1.2, 200) > fitted.score_threshold
+    assert not fitted.accepts(1.2, 200, 0.5)
+    assert fitted.accepts(fitted.reach(0.5) - 0.01, 200, 0.5)
+    # The fit reports, per set, what the reach did to its pairs.
+    loose = fitted.fitted_on["per_set"]["loose"]
+    assert loose["same_accepted_fused"] <= loose["same_accepted_fused_without_reach"]
+
+
+def test_a_verification_file_without_a_reach_lets_keypoints_only_confirm(tmp_path: Path) -> None:
+    distances, inliers, same = _pairs(np.random.default_rng(3))
+    fitted = fusion_module.fit(
+        fusion_module.LabelledPairs(distances, inliers, same), 0.5, "v", verify.DETECTOR
+    )
+    path = tmp_path / "old.verify.json"
+    raw = json.loads(json.dumps(dataclasses.asdict(fitted)))
+    del raw["keypoint_reach"]  # as files fitted before the reach existed
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    old = fusion_module.Fusion.load(path)
+    assert old.keypoint_reach is None
+    assert old.reach(0.5) == 0.5
+    assert not old.accepts(0.55, 200, 0.5)
 
 
 def test_fitting_needs_both_kinds_of_pair() -> None:
@@ -106,12 +147,23 @@ def test_sidecar_is_used_only_for_its_own_model_and_detector(tmp_path: Path) -> 
 
 
 def _hand_fusion() -> Fusion:
-    # Weights of the order a fit on synthetic fish gives: score = -2.4 - 6.5 d + 2.5 log(1 + inliers).
-    return Fusion("m", verify.DETECTOR, -6.5, 2.5, -2.4, 1.4, shortlist_k=5)
+    # Weights of the order a fit on synthetic fish gives: score = -2.4 - 6.5 d + 2.5 log(1 + inliers);
+    # keypoints may join up to a distance of 0.7.
+    return Fusion("m", verify.DETECTOR, -6.5, 2.5, -2.4, 1.4, shortlist_k=5, keypoint_reach=0.7)
 
 
-def _identifier(features: dict[str, verify.LocalFeatures]) -> Identifier:
-    verification = Verification(_hand_fusion(), lambda ids: {i: features[i] for i in ids if i in features})
+def _add_strangers(identifier: Identifier, *patterns: int) -> None:
+    """Other individuals, far from every query, to weigh keypoints against."""
+    for number, seed in enumerate(patterns, start=2):
+        vector = np.zeros((1, 4), np.float32)
+        vector[0, number % 4] = -1.0
+        identifier.add("*/*", [f"stranger-{seed}"], [f"FP-{number:06d}"], vector)
+
+
+def _identifier(features: dict[str, verify.LocalFeatures], fusion: Fusion | None = None) -> Identifier:
+    verification = Verification(
+        fusion or _hand_fusion(), lambda ids: {i: features[i] for i in ids if i in features}
+    )
     return Identifier(dim=4, distance_threshold=0.4, review_band_fraction=0.1, neighbours_k=5,
                       verification=verification)  # fmt: skip
 
@@ -119,8 +171,10 @@ def _identifier(features: dict[str, verify.LocalFeatures]) -> Identifier:
 def test_keypoints_rescue_a_resighting_the_embedding_alone_would_call_new() -> None:
     fish = _pattern(5)
     catalogued = verify.describe(fish)
-    identifier = _identifier({"photo-a": catalogued})
+    strangers = {f"stranger-{seed}": verify.describe(_pattern(seed)) for seed in (11, 12)}
+    identifier = _identifier({"photo-a": catalogued, **strangers})
     identifier.add("*/*", ["photo-a"], ["FP-000001"], np.array([[1.0, 0.0, 0.0, 0.0]], np.float32))
+    _add_strangers(identifier, 11, 12)
     # Distance 0.55: beyond the 0.4 threshold, so embeddings alone would make a new fish.
     query = np.array([1.0 - 0.55, 0.0, 0.0, 0.0], np.float32)
     without = Identifier(dim=4, distance_threshold=0.4, review_band_fraction=0.1, neighbours_k=5)
@@ -130,6 +184,81 @@ def test_keypoints_rescue_a_resighting_the_embedding_alone_would_call_new() -> N
     assert decision.individual_id == "FP-000001"
     assert decision.inliers is not None and decision.inliers >= 25
     assert decision.probability is not None and decision.probability > 0.8
+
+
+def test_a_pair_far_apart_in_the_embedding_with_many_inliers_goes_to_review_not_to_a_match() -> None:
+    fish = _pattern(5)
+    strangers = {f"stranger-{seed}": verify.describe(_pattern(seed)) for seed in (11, 12)}
+    # As the shipped fit came out: no weight on the distance, so inliers alone would decide.
+    inliers_alone = Fusion("m", verify.DETECTOR, 0.0, 1.35, -1.34, 2.48, shortlist_k=5, keypoint_reach=0.7)
+    identifier = _identifier({"photo-a": verify.describe(fish), **strangers}, inliers_alone)
+    identifier.add("*/*", ["photo-a"], ["FP-000001"], np.array([[1.0, 0.0, 0.0, 0.0]], np.float32))
+    _add_strangers(identifier, 11, 12)
+    assert inliers_alone.score(0.9, 25) > inliers_alone.score_threshold
+    # Distance 0.9, past the reach of 0.7: the same keypoints that rescue at 0.55 join nothing here.
+    query = np.array([0.1, 0.0, 0.0, 0.0], np.float32)
+    decision = identifier.assign("*/*", query, verify.describe(_photographed_again(fish, 8, 0.9)))
+    assert decision.inliers is not None and decision.inliers >= 25
+    assert (decision.individual_id, decision.status) == (None, "review")
+    assert decision.caution == Caution.BEYOND_REACH
+    assert decision.matched_photo_id == "photo-a"
+
+
+def _on_card(fish_seed: int, card: Image.Image) -> Image.Image:
+    """A pattern photographed with the same colour card beside it (the card is the larger part),
+    the card turned, lit and grained differently each time, as a real card never lands on the
+    same pixels twice."""
+    rng = np.random.default_rng(fish_seed)
+    photo = Image.new("L", (520, 240), 120)
+    photo.paste(_pattern(fish_seed).resize((220, 150)), (10, 45))
+    # Seen from a slightly different angle each time: a shear no rotation and scale undo.
+    shear = rng.uniform(0.02, 0.04) * rng.choice([-1, 1])
+    tilted = card.transform(card.size, Image.Transform.AFFINE, (1, shear, 0, 0, 1, 0), fillcolor=128)
+    turned = _photographed_again(tilted, rng.uniform(-10, 10), rng.uniform(0.85, 1.0))
+    photo.paste(turned, (250 + int(rng.integers(0, 10)), 20 + int(rng.integers(0, 10))))
+    pixels = np.asarray(photo, np.float32) * rng.uniform(0.8, 1.2) + rng.normal(0, 6, (240, 520))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.8))
+
+
+def test_keypoints_on_a_card_other_individuals_were_photographed_with_count_for_nothing() -> None:
+    card = _pattern(40).resize((260, 200))
+    shortlisted = {f"a-{n}": verify.describe(_on_card(21, card)) for n in range(5)}
+    beyond = {"b-0": verify.describe(_on_card(22, card)), "c-0": verify.describe(_on_card(23, card))}
+    identifier = _identifier({**shortlisted, **beyond})
+    near = np.array([[1.0, 0.0, 0.0, 0.0]], np.float32)
+    for photo in shortlisted:
+        identifier.add("*/*", [photo], ["FP-000001"], near)
+    # Two other animals on the same card, beyond the shortlist of five: only references.
+    identifier.add("*/*", ["b-0"], ["FP-000002"], np.array([[0.0, 1.0, 0.0, 0.0]], np.float32))
+    identifier.add("*/*", ["c-0"], ["FP-000003"], np.array([[0.0, 0.0, 1.0, 0.0]], np.float32))
+    query = np.array([1.0 - 0.55, 0.0, 0.0, 0.0], np.float32)
+    new_animal = verify.describe(_on_card(24, card))
+    raw = verify.match(new_animal, shortlisted["a-0"])
+    assert raw.inliers >= 25  # the card alone agrees well
+    decision = identifier.assign("*/*", query, new_animal)
+    assert decision.inliers is not None and decision.inliers < raw.inliers // 3
+    assert decision.individual_id is None
+
+
+def test_a_photo_and_its_resized_re_encoded_copy_are_one_photograph() -> None:
+    import io
+
+    fish = _pattern(5)
+    buffer = io.BytesIO()
+    fish.resize((int(fish.width * 0.7), int(fish.height * 0.7))).save(buffer, "JPEG", quality=75)
+    copy = Image.open(buffer).convert("RGB")
+    agreement = verify.match(verify.describe(copy), verify.describe(fish))
+    assert agreement.one_photograph(verify.describe(copy).size)
+    # Photographed again (moved, turned, re-lit) it is a re-sighting, not one photograph.
+    again = verify.match(verify.describe(_photographed_again(fish, 8, 0.9)), verify.describe(fish))
+    assert again.inliers >= 25 and not again.one_photograph(verify.describe(fish).size)
+    strangers = {f"stranger-{seed}": verify.describe(_pattern(seed)) for seed in (11, 12)}
+    identifier = _identifier({"photo-a": verify.describe(fish), **strangers})
+    identifier.add("*/*", ["photo-a"], ["FP-000001"], np.array([[1.0, 0.0, 0.0, 0.0]], np.float32))
+    _add_strangers(identifier, 11, 12)
+    decision = identifier.assign("*/*", np.array([0.98, 0.0, 0.0, 0.0], np.float32), verify.describe(copy))
+    assert decision.caution == Caution.ONE_PHOTOGRAPH and decision.status == "review"
+    assert decision.matched_photo_id == "photo-a"
 
 
 def test_a_close_embedding_without_keypoint_agreement_is_not_merged() -> None:
