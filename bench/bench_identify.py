@@ -1,7 +1,8 @@
 """Identification quality: index each shared set as if it were an archive, score against its labels.
 
-Usage: python bench/bench_identify.py [--model MODEL.onnx] [--sets nyala,...] [--all-individuals]
+Usage: python bench/bench_identify.py [--model MODEL.onnx] [--sets nyala,...,trap] [--all-individuals]
                                      [--detectors sift,xfeat] [--decisions FILE.json]
+                                     [--rules guarded,previous]
 Recall is judged against what the catalogue should join: the individual's flank and body part where
 the set's labels.csv gives them (separate catalogue entries until linked). Precision and wrong
 merges are judged by animal: one lion's ear and face crops found together are not a wrong merge.
@@ -10,6 +11,10 @@ confirms it) and with every review accepted as proposed. The default model was
 trained on 80% of each set's individuals, so by default only the other 20% are indexed (see
 bench/heldout.py); --all-individuals indexes everything (fair only for a model trained elsewhere).
 Each set is indexed on the embedding alone and verified with each keypoint detector, side by side.
+`trap` is drawn fish on one measuring board with a ruler and a colour card, stamped, some photographed
+in pairs and cut twice (bench/trust.py), all indexed (no model trained on them). `--rules
+guarded,previous` verifies with today's rule beside the rule before keypoints were held to the
+animal, in one run.
 `--decisions FILE.json` also writes every photo's decision (individual, status, distance) per set and
 method: two code versions that must decide alike are compared by diffing their files.
 """
@@ -29,6 +34,7 @@ from pathlib import Path
 from benchtable import bench_console, measures_table
 from heldout import SHARED, held_out_by_set
 from rich.console import Console
+from trust import RULES, rule, trap_dataset
 
 from catalog.errors import FinprintError
 from catalog.identify import partition_key
@@ -84,16 +90,17 @@ def score_set(
     keep: set[Path] | None,
     *,
     detector: str | None,
+    label: str,
     mixed: list[Mixed],
     decisions: dict[str, dict[str, list[object]]] | None = None,
 ) -> dict[str, str]:
-    """Index the set (verified with `detector`, or on the embedding alone) and score its catalogue;
-    with `decisions`, every photo's decision is added to it under the set and method."""
+    """Index the set (verified with `detector`, or on the embedding alone) and score its catalogue
+    as the column `label`; with `decisions`, every photo's decision is added to it under the set
+    and method."""
     truth = truth_of(dataset)
     if keep is not None:
         truth = {relative: keys for relative, keys in truth.items() if (dataset / relative).resolve() in keep}
-    label = f"fused {detector}" if detector else "embedding"
-    archive = workdir / f"{dataset.name}-{label.replace(' ', '-')}"
+    archive = workdir / f"{dataset.name}-{label.replace(' ', '-').replace(',', '')}"
     for relative in truth:
         target = archive / relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -266,14 +273,17 @@ def catalogue_scores(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
-    parser.add_argument("--sets", default="nyala,zebra_rapid,lions,fs48_train,att_faces")
+    parser.add_argument("--sets", default="nyala,zebra_rapid,lions,fs48_train,att_faces,trap")
     parser.add_argument("--all-individuals", action="store_true")
     parser.add_argument("--work", type=Path, default=Path("/tmp/finprint-train-default"))
     parser.add_argument("--detectors", default="sift,xfeat", help="verified runs beside the embedding's")
     parser.add_argument("--decisions", type=Path, help="also write every photo's decision to this JSON file")
+    parser.add_argument(
+        "--rules", default="guarded", help=f"verification rules side by side: {','.join(RULES)}"
+    )
     args = parser.parse_args()
     console = bench_console()
-    names = [n for n in args.sets.split(",") if (SHARED / n / "labels.csv").is_file()]
+    names = [n for n in args.sets.split(",") if n == "trap" or (SHARED / n / "labels.csv").is_file()]
     if not names:
         console.print(f"No shared data sets under {SHARED}: nothing to measure.")
         return
@@ -285,21 +295,24 @@ def main() -> None:
     tables: dict[str, dict[str, dict[str, str]]] = {}
     mixed: list[Mixed] = []
     decisions: dict[str, dict[str, list[object]]] | None = {} if args.decisions else None
+    rules = [r for r in args.rules.split(",") if r in RULES]
     with tempfile.TemporaryDirectory() as scratch:
         for name in names:
-            keep = None if held_out is None else {p.path.resolve() for p in held_out.get(name, [])}
-            for detector in (None, *args.detectors.split(",")):
-                label = f"fused {detector}" if detector else "embedding"
+            dataset = trap_dataset(Path(scratch) / "trap-set") if name == "trap" else SHARED / name
+            keep = None
+            if held_out is not None and name != "trap":
+                keep = {p.path.resolve() for p in held_out.get(name, [])}
+            methods = [(None, "guarded")] + [(d, r) for d in args.detectors.split(",") for r in rules]
+            for detector, rule_name in methods:
+                label = (f"fused {detector}" if detector else "embedding") + (
+                    "" if rule_name == "guarded" else f", {rule_name} rule"
+                )
                 try:
-                    tables.setdefault(name, {})[label] = score_set(
-                        SHARED / name,
-                        args.model,
-                        Path(scratch),
-                        keep,
-                        detector=detector,
-                        mixed=mixed,
-                        decisions=decisions,
-                    )
+                    with rule(rule_name):
+                        tables.setdefault(name, {})[label] = score_set(
+                            dataset, args.model, Path(scratch), keep,
+                            detector=detector, label=label, mixed=mixed, decisions=decisions,
+                        )  # fmt: skip
                 except FinprintError as exc:
                     console.print(f"{name} {label}: not measured ({exc})", markup=False)
     which = "all individuals" if held_out is None else "individuals held out of training"

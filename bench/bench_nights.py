@@ -1,13 +1,17 @@
 """Night after night: each set's held-out animals as an anonymised survey archive, one folder a
 night, indexed into one catalogue the way a field station runs finprint, then scored by animal.
 
-Usage: python bench/bench_nights.py [--model MODEL.onnx] [--sets fs48_train,nyala,zebra_rapid,drawn]
-                                    [--decide photo,encounter] [--no-verify]
+Usage: python bench/bench_nights.py [--model MODEL.onnx] [--sets fs48_train,nyala,zebra_rapid,drawn,trap]
+                                    [--decide photo,encounter] [--no-verify] [--rules guarded,previous]
 
 Nights: fs48_train by video sequence (every fish in the tank that sequence, all cameras); nyala by
 sighting (a photo-number prefix: its left and right photo), zebra_rapid by runs of consecutive
 frames, each sighting given to one of the nights at random (seeded), so that an animal comes back
-on later nights; drawn fish by survey (`finprint demo`'s generator, fish no model trained on).
+on later nights; drawn fish by survey (`finprint demo`'s generator, fish no model trained on);
+trap: the same drawn fish on one measuring board with a ruler and a colour card, a logo and date
+stamped on every photo, a quarter of each survey's fish also photographed in pairs and each pair
+photo cut twice (`finprint synthesize --kind archive --traps`). `--rules guarded,previous` runs
+today's verification beside the rule before keypoints were held to the animal, in one run.
 File names say nothing about the animal (a hash; the flank is kept where the set has one, as a
 field photographer's file names would say it); the truth stays outside the archive. Only the
 individuals the default model held out of training count (bench/heldout.py). Each way of deciding
@@ -34,6 +38,7 @@ from pathlib import Path
 from bench_identify import LookalikeTally, Mixed, catalogue_scores, label_errors, print_results
 from benchtable import bench_console
 from heldout import SHARED, held_out_by_set
+from trust import RULES, rule, trap_archive
 
 from catalog.errors import FinprintError
 from catalog.modelcard import read_card
@@ -143,6 +148,21 @@ def drawn_archive(archive: Path) -> tuple[list[Path], dict[str, tuple[str, str]]
     return folders, truth
 
 
+def trapped_archive(archive: Path) -> tuple[list[Path], dict[str, tuple[str, str]]]:
+    """The drawn archive's fish with every trap (see trust.trap_archive)."""
+    folders = trap_archive(archive)
+    truth = {
+        row.path: (row.fish_id, row.identity_key) for row in read_ground_truth(archive / GROUND_TRUTH_FILE)
+    }
+    return folders, truth
+
+
+DRAWN: dict[str, Callable[[Path], tuple[list[Path], dict[str, tuple[str, str]]]]] = {
+    "drawn": drawn_archive,
+    "trap": trapped_archive,
+}
+
+
 def run_nights(
     folders: list[Path], settings: Settings, lookalikes: LookalikeTally | None = None
 ) -> tuple[dict[str, str], float]:
@@ -167,28 +187,31 @@ def run_nights(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
-    parser.add_argument("--sets", default="fs48_train,nyala,zebra_rapid,drawn")
+    parser.add_argument("--sets", default="fs48_train,nyala,zebra_rapid,drawn,trap")
     parser.add_argument("--decide", default="photo,encounter", help="photo, encounter or both")
     parser.add_argument("--no-verify", action="store_true")
+    parser.add_argument(
+        "--rules", default="guarded", help=f"verification rules side by side: {','.join(RULES)}"
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/finprint-train-default"))
     args = parser.parse_args()
     console = bench_console()
     card = read_card(args.model)
     held_out = held_out_by_set(args.work)
-    names = [n for n in args.sets.split(",") if n == "drawn" or n in SHARED_NIGHTS]
-    if not held_out and any(n != "drawn" for n in names):
+    names = [n for n in args.sets.split(",") if n in DRAWN or n in SHARED_NIGHTS]
+    if not held_out and any(n not in DRAWN for n in names):
         console.print(f"The shared sets are not all under {SHARED}: only drawn fish are measured.")
-        names = [n for n in names if n == "drawn"]
-    ways = [w for w in args.decide.split(",") if w]
+        names = [n for n in names if n in DRAWN]
+    ways = [(w, r) for w in args.decide.split(",") if w for r in args.rules.split(",") if r in RULES]
     tables: dict[str, dict[str, dict[str, str]]] = {}
     mixed: list[Mixed] = []
     base = Settings(model_path=args.model, verify=not args.no_verify)
     with tempfile.TemporaryDirectory() as scratch:
         for name in names:
-            for way in ways:
-                archive = Path(scratch) / f"{name}-{way}"
-                if name == "drawn":
-                    folders, truth = drawn_archive(archive)
+            for way, rule_name in ways:
+                archive = Path(scratch) / f"{name}-{way}-{rule_name}"
+                if name in DRAWN:
+                    folders, truth = DRAWN[name](archive)
                     twins: dict[str, str] = {}
                 else:
                     dataset = SHARED / name
@@ -199,14 +222,16 @@ def main() -> None:
                     base, db_path=archive.with_suffix(".duckdb"), group_encounters=way == "encounter"
                 )
                 tally = LookalikeTally(archive, truth, card)
+                column = f"by {way}" + ("" if rule_name == "guarded" else f", {rule_name} rule")
                 try:
-                    totals, seconds = run_nights(folders, settings, tally)
+                    with rule(rule_name):
+                        totals, seconds = run_nights(folders, settings, tally)
                 except FinprintError as exc:
-                    console.print(f"{name} {way}: not measured ({exc})", markup=False)
+                    console.print(f"{name} {column}: not measured ({exc})", markup=False)
                     continue
-                run = f"{name} by {way}"
+                run = f"{name} {column}"
                 scores = catalogue_scores(settings.db_path, archive, truth, twins, run=run, mixed=mixed)
-                tables.setdefault(name, {})[f"by {way}"] = {
+                tables.setdefault(name, {})[column] = {
                     **totals,
                     **scores,
                     **tally.rows(),
