@@ -1329,6 +1329,9 @@ def fit_verification_command(
         markup=False,
         highlight=False,
     )
+    from catalog import report
+
+    console.print(report.fit_figures_table(fitted, result.fusion.keypoint_reach))
 
 
 class SynthKind(StrEnum):

@@ -205,3 +205,25 @@ def history_report(individual: QueryResult, history: QueryResult) -> RenderableT
             record["status"],
         )
     return Group(header, timeline)
+
+
+def fit_figures_table(fitted_on: dict[str, Any], keypoint_reach: float | None) -> Table:
+    """What a fitted verification does to each fitting set's shortlist pairs: same-animal and
+    different-animal pairs accepted by the embedding alone, by the fused score without the reach,
+    and as identification decides (within the reach)."""
+    reach = "-" if keypoint_reach is None else f"{keypoint_reach:.3f}"
+    table = Table(title=f"Per fitting set; the keypoints' reach {reach}", title_justify="left")
+    table.add_column("set", no_wrap=True)
+    table.add_column("same-animal pairs joined: embedding / fused, no reach / fused", justify="right")
+    table.add_column("99% within", justify="right")
+    table.add_column("different pairs joined", justify="right")
+    for name, row in fitted_on.get("per_set", {}).items():
+        table.add_row(
+            Text(name),
+            f"{row['same_accepted_by_embedding']} / {row['same_accepted_fused_without_reach']} / "
+            f"{row['same_accepted_fused']} of {row['same_pairs']}",
+            format_value(row.get("same_pairs_reach_q99")),
+            f"{row['different_accepted_by_embedding']} / {row['different_accepted_fused_without_reach']} / "
+            f"{row['different_accepted_fused']} of {row['different_pairs']}",
+        )
+    return table

@@ -105,9 +105,18 @@ def test_keypoints_never_join_a_pair_farther_apart_than_same_animal_pairs_reach(
     assert fitted.score(1.2, 200) > fitted.score_threshold
     assert not fitted.accepts(1.2, 200, 0.5)
     assert fitted.accepts(fitted.reach(0.5) - 0.01, 200, 0.5)
-    # The fit reports, per set, what the reach did to its pairs.
+    # The fit reports, per set, what the reach did to its pairs, and fit-verification prints it.
     loose = fitted.fitted_on["per_set"]["loose"]
-    assert loose["same_accepted_fused"] <= loose["same_accepted_fused_without_reach"]
+    assert loose["same_accepted_fused"] < loose["same_accepted_fused_without_reach"]
+    from rich.console import Console
+
+    from catalog.report import fit_figures_table
+
+    console = Console(width=200, record=True)
+    console.print(fit_figures_table(fitted.fitted_on, fitted.keypoint_reach))
+    printed = console.export_text()
+    assert f"reach {fitted.keypoint_reach:.3f}" in printed
+    assert "loose" in printed and "tight" in printed and str(loose["same_accepted_fused"]) in printed
 
 
 def test_a_verification_file_without_a_reach_lets_keypoints_only_confirm(tmp_path: Path) -> None:
