@@ -28,7 +28,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.text import Text
-from typer._click.exceptions import UsageError
 
 from catalog import __version__
 from catalog.errors import FinprintError, UnknownIndividual
@@ -45,7 +44,10 @@ EXIT_INTERRUPTED = 130
 # A command line finprint could not parse (sysexits' EX_USAGE). Typer, like click, would exit 2,
 # which is finprint's "finished, but some photos could not be read": cron must tell them apart.
 EXIT_USAGE = 64
-UsageError.exit_code = EXIT_USAGE
+# click's UsageError, reached through typer's public BadParameter: typer 0.26+ carries click inside
+# itself (typer._click), earlier versions (which pyproject allows) use the click package.
+UsageError = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError")
+UsageError.exit_code = EXIT_USAGE  # type: ignore[attr-defined]
 
 app = typer.Typer(
     name="finprint",

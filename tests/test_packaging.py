@@ -28,3 +28,27 @@ def test_wheel_contains_sql_and_the_shipped_models(tmp_path: Path) -> None:
     assert "catalog/models/xfeat.onnx" in names
     assert "exporters/tabular.py" in names
     assert not any(name.startswith("tests/") for name in names)
+
+
+@pytest.mark.slow
+def test_the_command_line_starts_with_the_oldest_typer_pyproject_allows(tmp_path: Path) -> None:
+    """pyproject allows typer 0.12 and later; before 0.26 typer has no `typer._click` of its own."""
+    old = tmp_path / "old-typer"
+    fetched = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(old), "typer==0.12.5", "click==8.1.7"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    if fetched.returncode != 0:
+        pytest.skip(f"typer 0.12.5 could not be fetched from the package registry: {fetched.stderr[-300:]}")
+    env = {"PYTHONPATH": f"{old}:{REPO}", "PATH": "/usr/bin:/bin"}
+    started = subprocess.run(
+        [sys.executable, "-c", "import typer; from catalog.cli import main; print(typer.__version__); main()", "--help"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr[-2000:]
+    assert started.stdout.startswith("0.12.5") and "index" in started.stdout
+    bad = subprocess.run(
+        [sys.executable, "-c", "from catalog.cli import main; main()", "index", "--no-such-option"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert bad.returncode == 64, bad.stderr[-2000:]
