@@ -35,14 +35,16 @@ def test_the_command_line_starts_with_the_oldest_typer_pyproject_allows(tmp_path
     """pyproject allows typer 0.12 and later; before 0.26 typer has no `typer._click` of its own."""
     old = tmp_path / "old-typer"
     fetched = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(old), "typer==0.12.5", "click==8.1.7"],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(old),
+         "typer==0.12.5", "click==8.1.7"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     if fetched.returncode != 0:
         pytest.skip(f"typer 0.12.5 could not be fetched from the package registry: {fetched.stderr[-300:]}")
     env = {"PYTHONPATH": f"{old}:{REPO}", "PATH": "/usr/bin:/bin"}
     started = subprocess.run(
-        [sys.executable, "-c", "import typer; from catalog.cli import main; print(typer.__version__); main()", "--help"],
+        [sys.executable, "-c", "import typer; from catalog.cli import main; print(typer.__version__); main()",
+         "--help"],
         capture_output=True, text=True, timeout=120, env=env,
     )  # fmt: skip
     assert started.returncode == 0, started.stderr[-2000:]
