@@ -37,6 +37,7 @@ from catalog.train.loop import (
     pick_device,
     seed_everything,
     trunk_and_head_groups,
+    warmup_fraction,
 )
 from catalog.train.losses import batch_hard_triplet_loss, threshold_pair_loss
 from catalog.train.nets import BACKBONES, build_backbone
@@ -480,7 +481,8 @@ def _fine_tune(
         optimizer,
         max_lr=[group["lr"] for group in optimizer.param_groups],
         total_steps=max(steps, 4),
-        pct_start=0.1,
+        # The same guard as the main loop's: a 10% warm-up ending on the first step divides by zero.
+        pct_start=warmup_fraction(max(steps, 4)),
         anneal_strategy="cos",
     )
     augment = Augmenter(spec, rng, horizontal_flip=sides == "merged")

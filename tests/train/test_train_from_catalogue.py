@@ -190,3 +190,21 @@ def test_a_new_model_is_better_only_when_the_gain_is_more_than_chance_among_few_
     mixed = vectors({"FP-0": 0.05, "FP-1": 2.0, "FP-2": 4.0})
     gain, low, _ = gain_of(current, mixed)
     assert gain > 0 and low <= 0
+
+
+def test_a_small_catalogue_without_rejects_or_splits_fine_tunes_for_one_epoch(tmp_path: Path) -> None:
+    """A few steps in all: the warm-up must not end on the first one (OneCycleLR divided by zero)."""
+    from catalog.synthetic import generate_archive
+
+    generate_archive(tmp_path / "archive", n_individuals=6, n_surveys=2, seed=4)
+    db = tmp_path / "small.duckdb"
+    index(Settings(db_path=db), [tmp_path / "archive"])
+    with Store.open(db, read_only=True) as store:
+        decided = store.read_only_sql("SELECT count(*) FROM decisions WHERE action IN ('reject', 'split')")
+    assert decided.rows == [(0,)]
+    result = runner.invoke(
+        app, ["train", "--from-catalogue", str(db), "--out", str(tmp_path / "m.onnx"), "--epochs", "1"],
+        env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.exit_code in (0, EXIT_NOT_BETTER), result.output + repr(result.exception)
+    assert (tmp_path / "m.onnx").is_file()
