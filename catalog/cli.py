@@ -572,7 +572,8 @@ def confirm(
     reason: ReasonOption = "",
     db: DbOption = None,
 ) -> None:
-    """Confirm that these photos show the individual finprint matched them to."""
+    """finprint's proposal for these photos is right: a match is confirmed; a photo kept apart
+    from a proposed individual ("kept apart from X: same fish?" in `finprint review`) joins X."""
     from catalog import decisions
 
     _decide(db, lambda store: decisions.confirm(store, photos, reason))
@@ -584,7 +585,8 @@ def reject(
     reason: ReasonOption = "",
     db: DbOption = None,
 ) -> None:
-    """These photos do not show the individual they were matched to: each becomes a new individual."""
+    """finprint's proposal for these photos is wrong: a matched photo becomes a new individual; a
+    photo kept apart from a proposed individual stays apart, where it is."""
     from catalog import decisions
 
     _decide(db, lambda store: decisions.reject(store, photos, reason))

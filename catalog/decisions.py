@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from catalog.errors import FinprintError, UnknownIndividual
 from catalog.store import DecisionRow, IndividualRow, Replaced, Store, individual_label
 from catalog.vocabulary import DecisionAction, SightingStatus
 
 # Who the night's own decisions (grouping, encounter links) are recorded as made by.
 FINPRINT = "finprint"
+# What a catalogue id looks like (store.individual_label), in any case.
+ID_LIKE = re.compile(r"fp-\d+", re.IGNORECASE)
 # A status no automatic run sets or changes: a person looked at this sighting.
 CONFIRMED = SightingStatus.CONFIRMED.value
 
@@ -34,7 +38,7 @@ def _record(
     )
 
 
-def _photo_ids(store: Store, photos: list[str]) -> list[str]:
+def _resolved_photos(store: Store, photos: list[str]) -> list[str]:
     ids = []
     for token in photos:
         photo_id = store.resolve_photo(token)
@@ -63,20 +67,70 @@ def _new_individual(store: Store, like: str, first_photo: str, offset: int = 0) 
     return IndividualRow(individual_label(number), number, side, crop, first_photo)
 
 
+def _photo_ids(store: Store, photos: list[str]) -> list[str]:
+    """Each photo once, in the order given, by path or id prefix."""
+    return list(dict.fromkeys(_resolved_photos(store, photos)))
+
+
+def _kept_apart(store: Store, ids: list[str]) -> dict[str, str]:
+    """photo -> the individual identification proposed, for the photos it kept apart from that
+    individual ("kept apart from X: same fish?" in the review queue)."""
+    states = store.sighting_states(ids)
+    proposed = store.proposed_individuals(ids)
+    return {
+        p: proposal
+        for p, proposal in proposed.items()
+        if proposal is not None and states[p][1] == SightingStatus.REVIEW and proposal != states[p][0]
+    }
+
+
+def _emptied(store: Store, moving: dict[str, str]) -> dict[str, dict[str, str | None]]:
+    """Individuals every photo of which moves (photo -> new individual): each then points where
+    its photos went, as a merge leaves it, so that no entry is left empty."""
+    states = store.sighting_states(list(moving))
+    folded: dict[str, dict[str, str | None]] = {}
+    for individual in {states[p][0] for p in moving}:
+        photos = store.photos_of(individual)
+        targets = {moving.get(p) for p in photos}
+        if len(targets) == 1 and None not in targets:
+            folded[individual] = {"merged_into": targets.pop()}
+    return folded
+
+
 def confirm(store: Store, photos: list[str], reason: str) -> int:
-    """The matches of these photos are right."""
+    """finprint's proposal for these photos is right: a match is confirmed where it stands, and a
+    photo kept apart from a proposed individual ("same fish?") joins it (its entry, if left with
+    no photo, then points there)."""
     ids = _photo_ids(store, photos)
     states = store.sighting_states(ids)
-    changes = {p: (states[p][0], CONFIRMED) for p in ids}
-    return _record(store, DecisionAction.CONFIRM, reason, changes, {})
+    apart = _kept_apart(store, ids)
+    changes = {p: (apart.get(p, states[p][0]), CONFIRMED) for p in ids}
+    unchanged = [p for p in ids if changes[p] == states[p]]
+    if unchanged:
+        photo = unchanged[0]
+        raise FinprintError(
+            f"photo {photo[:12]} is already confirmed as {states[photo][0]}; nothing was changed."
+        )
+    return _record(store, DecisionAction.CONFIRM, reason, changes, _emptied(store, apart))
 
 
 def reject(store: Store, photos: list[str], reason: str) -> int:
-    """These photos are not the individual they were matched to: each starts a new individual."""
+    """finprint's proposal for these photos is wrong: a matched photo starts a new individual; a
+    photo kept apart from a proposed individual ("same fish?") stays apart, where it is."""
     ids = _photo_ids(store, photos)
     states = store.sighting_states(ids)
-    created = [_new_individual(store, states[p][0], p, offset) for offset, p in enumerate(ids)]
-    changes = {p: (new.individual_id, CONFIRMED) for p, new in zip(ids, created, strict=True)}
+    apart = _kept_apart(store, ids)
+    # A photo alone in its entry is already apart: a new entry would leave an empty one behind.
+    alone = {p for p in ids if p not in apart and store.photos_of(states[p][0]) == [p]}
+    done = [p for p in alone if states[p][1] == CONFIRMED]
+    if done:
+        raise FinprintError(
+            f"photo {done[0][:12]} is already its own individual, {states[done[0]][0]}; nothing was changed."
+        )
+    moving = [p for p in ids if p not in apart and p not in alone]
+    created = [_new_individual(store, states[p][0], p, offset) for offset, p in enumerate(moving)]
+    changes = {p: (states[p][0], CONFIRMED) for p in ids}
+    changes.update({p: (new.individual_id, CONFIRMED) for p, new in zip(moving, created, strict=True)})
     return _record(store, DecisionAction.REJECT, reason, changes, {}, created=tuple(created))
 
 
@@ -150,8 +204,21 @@ def split(store: Store, individual_id: str, photos: list[str], reason: str) -> i
 
 
 def rename(store: Store, individual_id: str, name: str, reason: str) -> int:
-    """Give an individual a name, such as its physical tag number."""
+    """Give an individual a name, such as its physical tag number. A name must not look like an
+    FP- id (it would hide that individual from every command) nor name another individual."""
     individual_id = _resolved(store, individual_id)
+    if ID_LIKE.fullmatch(name.strip()):
+        raise FinprintError(
+            f"{name!r} looks like a catalogue id: as a name it would stand for another individual in "
+            "every command. Choose a name that does not look like FP-000123 (a tag number, a nickname)."
+        )
+    holder = store.resolve_individual(name)
+    if holder is not None and holder != individual_id:
+        raise FinprintError(
+            f"{name!r} already names {holder}: one name for two individuals would make every command "
+            f"that takes it ambiguous. Choose another name, or `finprint merge {holder} {individual_id}` "
+            "if they are one fish."
+        )
     fields: dict[str, str | None] = {"name": name}
     return _record(
         store,

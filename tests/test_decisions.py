@@ -170,3 +170,69 @@ def test_undo_is_refused_when_later_photos_were_matched_to_the_fish_it_created(s
     with pytest.raises(FinprintError, match=r"1 later photo.*merge.*split"):
         decisions.undo(store, decision)
     assert _owner(store, "a3")[0] == "FP-000004" and _owner(store, "d1")[0] == "FP-000004"
+
+
+@pytest.fixture
+def kept_apart(store: Store) -> Store:
+    """The three-individual store, plus d1: a photo identification kept apart from A (its nearest
+    photo a1) in a new entry FP-000004, waiting in review ("kept apart from FP-000001: same fish?")."""
+    run_id = store.start_run("abcdef123456", 0.9, "test", ["archive"])
+    batch = Batch()
+    batch.photos.append(
+        PhotoRow("d1" * 8, "s/d1.jpg", 1, 1, 8, 8, None, None, None, None, None, None, "left", "body")
+    )
+    batch.vectors.append(np.zeros(2, dtype=np.float32))
+    batch.sightings.append(SightingRow("d1" * 8, "FP-000004", "review", 0.42, "a1" * 8, None, None))
+    batch.individuals.append(IndividualRow("FP-000004", 4, "left", "body", "d1" * 8))
+    store.write_batch(run_id, "abcdef123456", batch)
+    return store
+
+
+def _live_individuals(store: Store) -> int:
+    return int(store.read_only_sql("SELECT count(*) FROM individuals WHERE merged_into IS NULL").rows[0][0])
+
+
+def test_confirming_a_photo_kept_apart_joins_it_to_the_proposed_individual(kept_apart: Store) -> None:
+    question = next(r for r in kept_apart.query("review_queue").records() if r["path"] == "s/d1.jpg")
+    assert question["question"].startswith("kept apart from FP-000001")
+    decision = decisions.confirm(kept_apart, ["s/d1.jpg"], "same fish")
+    assert _owner(kept_apart, "d1") == ("FP-000001", "confirmed")
+    # Its entry, left with no photo, points to where the photo went: no empty entry.
+    assert kept_apart.resolve_individual("FP-000004") == "FP-000001"
+    assert not kept_apart.integrity_problems()
+    with pytest.raises(FinprintError, match="already confirmed"):
+        decisions.confirm(kept_apart, ["s/d1.jpg"], "again")
+    decisions.undo(kept_apart, decision)
+    assert _owner(kept_apart, "d1") == ("FP-000004", "review")
+    assert kept_apart.resolve_individual("FP-000004") == "FP-000004"
+
+
+def test_rejecting_a_photo_kept_apart_keeps_it_apart_without_a_new_entry(kept_apart: Store) -> None:
+    before = _live_individuals(kept_apart)
+    decisions.reject(kept_apart, ["s/d1.jpg", "s/d1.jpg"], "spots differ")  # named twice: one answer
+    assert _owner(kept_apart, "d1") == ("FP-000004", "confirmed")
+    assert _live_individuals(kept_apart) == before
+    assert not kept_apart.integrity_problems()
+    with pytest.raises(FinprintError, match="already its own individual"):
+        decisions.reject(kept_apart, ["s/d1.jpg"], "again")
+
+
+def test_check_finds_an_entry_left_with_no_photo(store: Store) -> None:
+    store.write_batch(
+        store.start_run("abcdef123456", 0.9, "test", ["archive"]),
+        "abcdef123456",
+        Batch(individuals=[IndividualRow("FP-000009", 9, "left", "body", "a1" * 8)]),
+    )
+    assert any("holding no photo" in problem for problem in store.integrity_problems())
+
+
+def test_a_name_that_looks_like_an_id_or_names_another_individual_is_refused(store: Store) -> None:
+    with pytest.raises(FinprintError, match="looks like a catalogue id"):
+        decisions.rename(store, "FP-000001", "FP-000003", "typo")
+    decisions.rename(store, "FP-000001", "PIT 900228000123", "tag read")
+    with pytest.raises(FinprintError, match="already names FP-000001"):
+        decisions.rename(store, "FP-000002", "PIT 900228000123", "same tag?")
+    # An id always means its own individual: merging by ids never follows a name.
+    decisions.merge(store, "FP-000003", "FP-000002", "one fish")
+    assert _owner(store, "b1")[0] == "FP-000003"
+    assert not store.integrity_problems()

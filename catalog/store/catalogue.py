@@ -561,6 +561,20 @@ class Store:
         ).fetchall()
         return {photo_id: (individual, status) for photo_id, individual, status in rows}
 
+    def proposed_individuals(self, photo_ids: list[str]) -> dict[str, str | None]:
+        """photo_id -> the individual its sighting's matched photo belongs to now (after merges):
+        what identification proposed; None where it matched no photo."""
+        rows = self._con.execute(
+            "SELECT s.photo_id, m.individual_id FROM sightings s "
+            "LEFT JOIN sightings m ON m.photo_id = s.matched_photo_id "
+            "WHERE s.photo_id IN (SELECT unnest($ids))",
+            {"ids": photo_ids},
+        ).fetchall()
+        return {
+            photo_id: None if proposed is None else self._followed(str(proposed))
+            for photo_id, proposed in rows
+        }
+
     def photos_of(self, individual_id: str) -> list[str]:
         rows = self._con.execute(
             "SELECT photo_id FROM sightings WHERE individual_id = $i ORDER BY photo_id", {"i": individual_id}
@@ -696,13 +710,25 @@ class Store:
         """The catalogue id for an FP- id or a name given by `finprint rename`; a merged
         individual resolves to the one it was merged into."""
         row = self._con.execute(
-            "SELECT individual_id FROM individuals WHERE individual_id = $t OR name = $t "
-            "ORDER BY individual_id",
-            {"t": token},
+            "SELECT individual_id FROM individuals WHERE individual_id = $t", {"t": token}
         ).fetchone()
-        if row is None:
-            return None
-        current = str(row[0])
+        if row is not None:
+            # An id is always the individual it names, whatever names were given since.
+            return self._followed(str(row[0]))
+        named_ids = self._con.execute(
+            "SELECT individual_id FROM individuals WHERE name = $t ORDER BY individual_id", {"t": token}
+        ).fetchall()
+        holders = sorted({self._followed(str(r[0])) for r in named_ids})
+        if len(holders) > 1:
+            raise FinprintError(
+                f"{token!r} names {len(holders)} individuals ({', '.join(holders)}): give the FP- id, and "
+                f"`finprint rename` one of them so that the name is unique."
+            )
+        return holders[0] if holders else None
+
+    def _followed(self, individual_id: str) -> str:
+        """The individual an id ends at after following merges."""
+        current = individual_id
         for _ in range(100):  # a chain of merges, never a cycle, but stay bounded
             merged = self.merged_into(current)
             if merged is None:
@@ -734,6 +760,13 @@ class Store:
             "photo(s) with no path": "SELECT count(*) FROM photos p "
             "WHERE NOT EXISTS (SELECT 1 FROM photo_paths pp WHERE pp.photo_id = p.photo_id)",
             "individual number(s) given twice": "SELECT count(*) - count(DISTINCT number) FROM individuals",
+            "individual(s) holding no photo and merged into none (an empty entry)": "SELECT count(*) "
+            "FROM individuals i WHERE i.merged_into IS NULL AND NOT EXISTS "
+            "(SELECT 1 FROM sightings s WHERE s.individual_id = i.individual_id)",
+            "name(s) given to more than one individual": "SELECT count(*) FROM (SELECT name FROM individuals "
+            "WHERE name IS NOT NULL AND merged_into IS NULL GROUP BY name HAVING count(*) > 1)",
+            "name(s) that look like a catalogue id (they could hide that individual)": "SELECT count(*) "
+            "FROM individuals WHERE regexp_full_match(name, 'FP-[0-9]+')",
         }
         for what, query in checks.items():
             row = self._con.execute(query).fetchone()

@@ -1,7 +1,8 @@
 -- Sightings waiting for a person: near the threshold, or close to two individuals, with what was proposed.
 -- `now_in` is where the photo is catalogued now; `proposed` is the individual of its nearest
--- catalogued photo (`matched_path`). When they differ the photo was kept apart (a near miss):
--- `finprint merge PROPOSED NOW_IN` joins it; `finprint confirm` keeps it as it is.
+-- catalogued photo (`matched_path`). Each question has one answer per command: `finprint confirm`
+-- says the proposal is right (a match stays, confirmed; a photo kept apart joins PROPOSED) and
+-- `finprint reject` says it is wrong (a match becomes a new individual; a photo kept apart stays).
 SELECT
     left(s.photo_id, 8) AS photo,
     (SELECT min(pp.path) FROM photo_paths pp WHERE pp.photo_id = s.photo_id) AS path,
