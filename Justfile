@@ -104,6 +104,11 @@ bench-feedback *args:
 bench-scale *args:
     {{py}} bench/bench_scale.py {{args}}
 
+# Keypoints on the whole photo, a central ellipse or GrabCut's foreground: which region keeps the
+# animals' keypoint pairs and drops the others' (default model's fitting pairs).
+bench-subject *args:
+    {{py}} bench/bench_subject.py {{args}}
+
 # Keypoint verification beside the embedding on the individuals the default model never saw.
 bench-verify *args:
     {{py}} bench/bench_verify.py {{args}}
