@@ -34,6 +34,7 @@ from catalog.photos import (
 from catalog.settings import Settings, to_remember, with_catalogue_settings
 from catalog.store import (
     Batch,
+    DamagedCopy,
     IndividualRow,
     KnownPath,
     PathRow,
@@ -42,6 +43,7 @@ from catalog.store import (
     SightingRow,
     Store,
     individual_label,
+    nightly_backup_path,
     write_nightly_backup,
 )
 from catalog.vocabulary import KeypointDetector
@@ -568,6 +570,14 @@ def _new_content(
 def _keep_nightly_copy(db_path: Path, result: RunResult) -> None:
     try:
         write_nightly_backup(db_path)
+    except DamagedCopy as exc:
+        kept = nightly_backup_path(db_path)
+        result.warnings.append(
+            f"the catalogue {db_path} cannot be read whole ({exc}), so it was not copied"
+            + (f" over the last good nightly copy, {kept}" if kept.is_file() else "")
+            + f". Run `finprint check --db {db_path}`"
+            + (", and restore that copy if check finds the damage." if kept.is_file() else ".")
+        )
     except OSError as exc:
         result.warnings.append(
             f"the nightly copy of the catalogue could not be written ({exc}); the catalogue itself is "

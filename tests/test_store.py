@@ -182,3 +182,88 @@ def test_a_damaged_keypoints_file_is_put_aside_and_the_night_goes_on(tmp_path: P
         assert store.local_features(["b" * 64], "sift-x") == {"b" * 64: b"new"}
         assert store.integrity_problems() == []
     assert (tmp_path / "c.duckdb.keypoints.damaged").read_bytes().startswith(b"not a database")
+
+
+def _damage_table(db: Path, table: str) -> None:
+    """Overwrite bytes in a storage block that holds `table` and no other table, as a bad sector
+    would: DuckDB's block checksum then fails when, and only when, that table is read."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        block_size = int(con.execute("SELECT block_size FROM pragma_database_size()").fetchone()[0])
+        names = [row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+        blocks = {
+            name: {int(b) for (b,) in con.execute(
+                f"SELECT block_id FROM pragma_storage_info('{name}') WHERE block_id >= 0").fetchall()}
+            for name in names
+        }  # fmt: skip
+    own = sorted(blocks[table] - set().union(*(b for name, b in blocks.items() if name != table)))
+    assert own, f"{table} shares all its blocks"
+    with db.open("r+b") as handle:
+        # Three 4 KiB headers, then the blocks, each starting with its 8-byte checksum.
+        handle.seek(3 * 4096 + own[0] * block_size + 8 + 16)
+        handle.write(b"\xff" * 64)
+
+
+@pytest.mark.slow
+def test_a_damaged_table_never_replaces_the_last_good_copy(survey_archive: Path, tmp_path: Path) -> None:
+    from catalog import decisions
+    from catalog.pipeline import index
+    from catalog.settings import Settings
+
+    db = tmp_path / "wrasse.duckdb"
+    folders = sorted(p for p in survey_archive.iterdir() if p.is_dir())
+    index(Settings(db_path=db), [folders[0]])
+    with Store.open(db) as store:
+        decisions.rename(store, "FP-000001", "PIT 1", "tag read")
+    index(Settings(db_path=db), [folders[0]])  # nothing new; the copy now holds the decision
+    copy = tmp_path / "wrasse.duckdb.last-night.bak"
+    good = copy.read_bytes()
+    _damage_table(db, "decisions")  # a table the night never reads
+    result = index(Settings(db_path=db), folders[:2])
+    assert result.photos_new > 0
+    assert any("cannot be read whole" in w and "table decisions" in w for w in result.warnings)
+    assert copy.read_bytes() == good
+    assert not list(tmp_path.glob("*.partial"))
+    with Store.open(copy, read_only=True) as restored:
+        assert restored.resolve_individual("PIT 1") == "FP-000001"
+
+
+@pytest.mark.slow
+def test_the_nightly_copy_keeps_the_night_before_too(survey_archive: Path, tmp_path: Path) -> None:
+    from catalog.pipeline import index
+    from catalog.settings import Settings
+
+    db = tmp_path / "wrasse.duckdb"
+    folders = sorted(p for p in survey_archive.iterdir() if p.is_dir())
+    index(Settings(db_path=db), [folders[0]])
+    first = (tmp_path / "wrasse.duckdb.last-night.bak").read_bytes()
+    index(Settings(db_path=db), folders[:2])
+    assert (tmp_path / "wrasse.duckdb.night-before.bak").read_bytes() == first
+    assert (tmp_path / "wrasse.duckdb.last-night.bak").read_bytes() != first
+
+
+@pytest.mark.slow
+def test_a_nightly_copy_cut_short_by_a_full_disk_leaves_no_partial_file(tmp_path: Path) -> None:
+    """The write limit of a process (RLIMIT_FSIZE) stands in for a full disk."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "c.duckdb"
+    with Store.open(db) as store:
+        store.start_run("abcdef123456", 0.9, "test", ["archive"])
+    copy = tmp_path / "c.duckdb.last-night.bak"
+    copy.write_bytes(b"last night's good copy")
+    script = (
+        "import resource, signal, sys\n"
+        "from pathlib import Path\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "from catalog.store import write_nightly_backup\n"
+        "try:\n"
+        f"    write_nightly_backup(Path({str(db)!r}))\n"
+        "except OSError:\n"
+        "    sys.exit(7)\n"
+    )
+    full = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert full.returncode == 7, full.stderr
+    assert copy.read_bytes() == b"last night's good copy"
+    assert not list(tmp_path.glob("*.partial"))

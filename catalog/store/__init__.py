@@ -8,7 +8,9 @@ SQLite keypoint cache). Callers import the names below from `catalog.store`.
 
 from catalog.store.backups import (
     NIGHTLY_BACKUP_SUFFIX,
+    DamagedCopy,
     nightly_backup_path,
+    previous_backup_path,
     restore_hint,
     write_nightly_backup,
 )
@@ -36,6 +38,7 @@ __all__ = [
     "NIGHTLY_BACKUP_SUFFIX",
     "Batch",
     "CataloguedPhoto",
+    "DamagedCopy",
     "DecisionRow",
     "IndividualRow",
     "KnownPath",
@@ -51,6 +54,7 @@ __all__ = [
     "TonightPhoto",
     "individual_label",
     "nightly_backup_path",
+    "previous_backup_path",
     "restore_hint",
     "sql_dir",
     "write_nightly_backup",

@@ -5,7 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import duckdb
+
 NIGHTLY_BACKUP_SUFFIX = ".last-night.bak"
+PREVIOUS_BACKUP_SUFFIX = ".night-before.bak"
 
 
 def nightly_backup_path(db_path: Path) -> Path:
@@ -13,12 +16,54 @@ def nightly_backup_path(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + NIGHTLY_BACKUP_SUFFIX)
 
 
+def previous_backup_path(db_path: Path) -> Path:
+    """Where the nightly copy before the last one is kept: a second generation, in case the last
+    night itself went wrong in a way no check could see."""
+    return db_path.with_name(db_path.name + PREVIOUS_BACKUP_SUFFIX)
+
+
+class DamagedCopy(Exception):
+    """The copy just written cannot be read whole: the catalogue it was copied from is damaged."""
+
+
+def unreadable_tables(db_path: Path) -> list[str]:
+    """Each table of a DuckDB file that cannot be read whole, with why (DuckDB checks every block
+    it reads against its checksum); empty when every table reads."""
+    problems: list[str] = []
+    try:
+        con = duckdb.connect(str(db_path), read_only=True)
+    except duckdb.Error as exc:
+        return [f"the file does not open ({exc})"]
+    try:
+        tables = [str(row[0]) for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+        for table in tables:
+            try:
+                con.execute(f'SELECT * FROM "{table}"').fetchall()
+            except duckdb.Error as exc:
+                problems.append(f"table {table} ({exc})")
+    finally:
+        con.close()
+    return problems
+
+
 def write_nightly_backup(db_path: Path) -> Path:
-    """Copy the closed catalogue beside itself, replacing the previous night's copy only once the
-    new one is whole (a kill mid-copy leaves last night's intact)."""
+    """Copy the closed catalogue beside itself, read the copy whole, and only then let it replace
+    last night's copy (which becomes the night before's). A copy that does not read whole is
+    deleted and DamagedCopy raised: a damaged catalogue never replaces a good copy. A kill or a
+    full disk mid-copy leaves both earlier copies as they were, and no partial file behind."""
     target = nightly_backup_path(db_path)
     partial = target.with_name(target.name + ".partial")
-    shutil.copyfile(db_path, partial)
+    try:
+        shutil.copyfile(db_path, partial)
+        problems = unreadable_tables(partial)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    if problems:
+        partial.unlink(missing_ok=True)
+        raise DamagedCopy("; ".join(problems))
+    if target.is_file():
+        target.replace(previous_backup_path(db_path))
     partial.replace(target)
     return target
 
@@ -27,11 +72,14 @@ def restore_hint(db_path: Path) -> str:
     """What to do with a catalogue DuckDB cannot read: restore a copy (the one finprint keeps of
     the last finished night, and the ones made before a schema upgrade, are named here)."""
     nightly = nightly_backup_path(db_path)
+    if not nightly.is_file():
+        nightly = previous_backup_path(db_path)
     if nightly.is_file():
         return (
-            f" If the file was damaged, copy {nightly} (the catalogue as the last finished night left "
-            "it: decisions made since are lost, photos catalogued since are catalogued again by the "
-            f"next index run) over {db_path.name}; the photos themselves are untouched."
+            f" If the file was damaged, copy {nightly} (the catalogue as a finished night left it, read "
+            "whole when it was copied: decisions made since are lost, photos catalogued since are "
+            f"catalogued again by the next index run) over {db_path.name}; the photos themselves are "
+            "untouched."
         )
     copies = sorted(db_path.parent.glob(f"{db_path.name}.schema*.bak")) if db_path.parent.is_dir() else []
     if not copies:
