@@ -267,3 +267,64 @@ def test_a_nightly_copy_cut_short_by_a_full_disk_leaves_no_partial_file(tmp_path
     assert full.returncode == 7, full.stderr
     assert copy.read_bytes() == b"last night's good copy"
     assert not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["moved without it", "given another catalogue's"])
+def test_a_catalogue_without_its_own_keypoints_file_says_so_and_names_reindex(
+    survey_archive: Path, tmp_path: Path, how: str
+) -> None:
+    from catalog.pipeline import index
+    from catalog.settings import Settings
+
+    folders = sorted(p for p in survey_archive.iterdir() if p.is_dir())
+    db, other = tmp_path / "a" / "wrasse.duckdb", tmp_path / "b" / "other.duckdb"
+    db.parent.mkdir()
+    other.parent.mkdir()
+    index(Settings(db_path=db), [folders[0]])
+    keypoints = tmp_path / "a" / "wrasse.duckdb.keypoints"
+    keypoints.unlink()
+    if how == "given another catalogue's":
+        index(Settings(db_path=other), [folders[1]])
+        keypoints.write_bytes((tmp_path / "b" / "other.duckdb.keypoints").read_bytes())
+    with Store.open(db, read_only=True) as store:
+        problems = store.integrity_problems()
+    assert any("reindex" in p and ("missing" in p or "another catalogue" in p) for p in problems), problems
+    result = index(Settings(db_path=db), folders[:2])
+    said = [w for w in result.warnings if "keypoints" in w and "reindex" in w]
+    assert len(said) == 1 and ("missing" in said[0] or "another catalogue" in said[0])
+    # Said once: from then on the file is this catalogue's own.
+    assert not [w for w in index(Settings(db_path=db), folders[:2]).warnings if "keypoints" in w]
+
+
+@pytest.mark.slow
+def test_a_full_disk_never_moves_a_good_keypoints_file_aside(survey_archive: Path, tmp_path: Path) -> None:
+    """The write limit of a process (RLIMIT_FSIZE) stands in for a full disk."""
+    import subprocess
+    import sys
+
+    from catalog.pipeline import index
+    from catalog.settings import Settings
+
+    db = tmp_path / "wrasse.duckdb"
+    folders = sorted(p for p in survey_archive.iterdir() if p.is_dir())
+    index(Settings(db_path=db), [folders[0]])
+    keypoints = tmp_path / "wrasse.duckdb.keypoints"
+    with Store.open(db, read_only=True) as store:
+        described = store.keypoint_count()
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1, 1))\n"
+        f"sys.argv = ['finprint', 'index', {str(folders[1])!r}, '--db', {str(db)!r}, '--quiet']\n"
+        "from catalog.cli import main\n"
+        "main()\n"
+    )
+    full = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert full.returncode == 1, full.stderr
+    assert "Free disk space" in full.stderr
+    assert not list(tmp_path.glob("*.damaged"))
+    with Store.open(db, read_only=True) as store:
+        assert store.keypoint_count() == described
+        assert not store.integrity_problems()
+    assert keypoints.is_file()

@@ -114,8 +114,25 @@ class Store:
     def _keypoints(self) -> KeypointStore:
         # Opened on first use: most commands never read keypoints.
         if self._keypoint_store is None:
-            self._keypoint_store = KeypointStore.open(keypoints_path(self.db_path), self.read_only)
+            identity = self._identity()
+            self._keypoint_store = KeypointStore.open(
+                keypoints_path(self.db_path),
+                self.read_only,
+                catalogue_id=None if identity is None else identity[0],
+                expected=identity is not None and identity[1],
+            )
         return self._keypoint_store
+
+    def _identity(self) -> tuple[str, bool] | None:
+        """The catalogue's id and whether it has kept keypoints before; None before schema 14 (while
+        migrating)."""
+        try:
+            row = self._con.execute(
+                "SELECT catalogue_id, keypoints_since IS NOT NULL FROM catalogue_identity"
+            ).fetchone()
+        except duckdb.CatalogException:
+            return None
+        return None if row is None else (str(row[0]), bool(row[1]))
 
     def keypoint_notes(self) -> list[str]:
         """What happened to the keypoints file at open (put aside when damaged), for the report."""
@@ -159,12 +176,17 @@ class Store:
                 self._con.execute(path.read_text(encoding="utf-8"))
                 self._con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, _now()])
             applied.append(version)
+        if applied and self._keypoint_store is not None:
+            # Opened mid-upgrade (to move keypoints out), before the catalogue had an id to bind.
+            self._keypoint_store.close()
+            self._keypoint_store = None
         return applied
 
     def _move_keypoints_out(self) -> None:
         """Copy the keypoints DuckDB kept into the keypoints file, before the migration that
         drops them; a kill in between copies them again on the next open."""
-        cursor = self._con.execute("SELECT photo_id, detector, features FROM local_features")
+        # Its own cursor: writing the keypoints queries the catalogue too, which would end this one.
+        cursor = self._con.cursor().execute("SELECT photo_id, detector, features FROM local_features")
         while rows := cursor.fetchmany(_KEYPOINTS_PER_COPY):
             by_detector: dict[str, list[tuple[str, bytes]]] = {}
             for photo_id, detector, blob in rows:
@@ -346,6 +368,10 @@ class Store:
             keypoints.put(detector, features)
         except sqlite3.Error as exc:
             raise CatalogueWriteError(keypoints.path, str(exc)) from exc
+        identity = self._identity()
+        if features and identity is not None and not identity[1] and not self.read_only:
+            # From now on a missing keypoints file is missing, not merely not made yet.
+            self._con.execute("UPDATE catalogue_identity SET keypoints_since = $t", {"t": _now()})
 
     def local_features(self, photo_ids: list[str], detector: str) -> dict[str, bytes]:
         """Cached keypoints of these photos made by `detector`; photos without any are left out."""
