@@ -381,9 +381,10 @@ def index_command(
         detector=detector,
         group_encounters=group,
     )
-    if not settings.db_path.exists() and not (quiet or as_json):
-        # A mistyped --db would otherwise start a second, empty catalogue without a word.
-        console.print(
+    if not settings.db_path.exists():
+        # A mistyped or forgotten --db would otherwise start a second, empty catalogue without a
+        # word: said even under --quiet and --json (on stderr there), so that cron mails it.
+        (error_console if quiet or as_json else console).print(
             f"Creating a new catalogue at {settings.db_path}", markup=False, highlight=False, soft_wrap=True
         )
     with _progress(quiet or as_json) as progress, _log_file(log):
@@ -821,9 +822,10 @@ def _render(result: Any, output: OutputFormat) -> None:
         _print_table(report.query_table(result))
     elif output is OutputFormat.CSV:
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        # Unix line ends on stdout: `... --format csv | xargs finprint history` must not see a \r.
+        writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(result.columns)
-        writer.writerows([[_plain(v) for v in row] for row in result.rows])
+        writer.writerows([[_csv_cell(v) for v in row] for row in result.rows])
         sys.stdout.write(buffer.getvalue())
     else:
         rows = [{c: _plain(v) for c, v in zip(result.columns, row, strict=True)} for row in result.rows]
@@ -832,6 +834,13 @@ def _render(result: Any, output: OutputFormat) -> None:
 
 def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime | date) else value
+
+
+def _csv_cell(value: Any) -> Any:
+    """A CSV cell: a list (sites, photos) as its items joined by "; ", not Python's repr."""
+    if isinstance(value, list | tuple):
+        return "; ".join(str(_plain(item)) for item in value)
+    return _plain(value)
 
 
 @app.command("export")

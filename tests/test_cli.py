@@ -319,6 +319,13 @@ def test_writing_into_a_folder_that_does_not_exist_is_one_line_for_every_output(
 ) -> None:
     db = tmp_path / "c.duckdb"
     first = sorted(p for p in survey_archive.iterdir() if p.is_dir())[0]
+    created = _run("index", str(first), "--db", str(db), "--quiet", "--no-verify")
+    # Starting a catalogue is said, even under --quiet: a forgotten --db must not go unnoticed.
+    assert (created.returncode, created.stdout, created.stderr) == (
+        0,
+        "",
+        f"Creating a new catalogue at {db}\n",
+    )
     quiet = _run("index", str(first), "--db", str(db), "--quiet", "--no-verify")
     # Cron mails any output at all: a night where all is well prints not even a newline.
     assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
@@ -365,3 +372,28 @@ def test_evaluate_refuses_a_plot_it_cannot_write_before_evaluating(tmp_path: Pat
     assert result.returncode == 1
     assert "could not write the plot" in result.stderr and str(plot.parent) in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_csv_on_stdout_pipes_into_xargs_and_writes_lists_as_items(indexed_survey: Path) -> None:
+    listed = run_finprint("individuals", "--db", str(indexed_survey), "--format", "csv")
+    assert listed.returncode == 0, listed.stderr
+    assert "\r" not in listed.stdout
+    header, *rows = listed.stdout.splitlines()
+    columns = header.split(",")
+    assert "['" not in listed.stdout  # sites are "a; b", not a Python list
+    first = rows[0].split(",")[columns.index("individual_id")]
+    piped = subprocess.run(
+        f"{sys.executable} -m catalog individuals --db {indexed_survey} --format csv | cut -d, -f1 | "
+        f"tail -n +2 | head -1 | xargs {sys.executable} -m catalog history --db {indexed_survey}",
+        shell=True, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    assert first in piped.stdout
+
+
+def test_a_new_catalogue_is_said_even_under_quiet(tmp_path: Path) -> None:
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    db = tmp_path / "forgotten.duckdb"
+    quiet = run_finprint("index", str(folder), "--db", str(db), "--quiet")
+    assert f"Creating a new catalogue at {db}" in quiet.stderr
