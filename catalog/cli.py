@@ -551,8 +551,8 @@ def review(db: DbOption = None, output: FormatOption = OutputFormat.TABLE) -> No
     shown = ["photo", "path", "question", "distance", "probability", "inliers", "site", "survey_date"]
     _print_table(report.query_table(queue.select(shown), f"{len(queue.rows)} sighting(s) to review"))
     console.print(
-        "Same fish: `finprint merge PROPOSED NOW_IN` (or `confirm PHOTO` when it already joined); "
-        "not: `finprint reject PHOTO`. `--format csv` lists every column.",
+        "Answer each question with one command: yes, `finprint confirm PHOTO` (a photo kept apart then "
+        "joins the proposed individual); no, `finprint reject PHOTO`. `--format csv` lists every column.",
         markup=False,
         highlight=False,
     )

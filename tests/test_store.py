@@ -328,3 +328,24 @@ def test_a_full_disk_never_moves_a_good_keypoints_file_aside(survey_archive: Pat
         assert store.keypoint_count() == described
         assert not store.integrity_problems()
     assert keypoints.is_file()
+
+
+@pytest.mark.slow
+def test_commands_on_a_damaged_table_say_which_copy_to_restore_without_a_traceback(
+    survey_archive: Path, tmp_path: Path
+) -> None:
+    from catalog import decisions
+    from catalog.pipeline import index
+    from catalog.settings import Settings
+    from tests.conftest import run_finprint
+
+    db = tmp_path / "wrasse.duckdb"
+    index(Settings(db_path=db), [sorted(p for p in survey_archive.iterdir() if p.is_dir())[0]])
+    with Store.open(db) as store:
+        decisions.rename(store, "FP-000001", "PIT 1", "tag read")
+    _damage_table(db, "decisions")
+    for command in ("decisions", "report"):
+        result = run_finprint(command, "--db", str(db))
+        assert result.returncode == 1, (command, result.stdout)
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert "finprint check" in result.stderr and "wrasse.duckdb.last-night.bak" in result.stderr

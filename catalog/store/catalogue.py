@@ -548,8 +548,18 @@ class Store:
     # -- reads ------------------------------------------------------------------------------
 
     def query(self, name: str, **params: Any) -> QueryResult:
-        """Run the named query sql/queries/<name>.sql with DuckDB $name parameters."""
-        return named.run_named(self._con, name, params)
+        """Run the named query sql/queries/<name>.sql with DuckDB $name parameters. A table DuckDB
+        cannot read (a block whose checksum fails) is an error that names the copy to restore."""
+        try:
+            return named.run_named(self._con, name, params)
+        except duckdb.Error as exc:
+            detail = str(exc).splitlines()[0]
+            if "Corrupt database file" not in detail and not isinstance(exc, duckdb.IOException):
+                raise
+            raise FinprintError(
+                f"{self.db_path}: the catalogue cannot be read ({detail}). `finprint check --db "
+                f"{self.db_path}` says which table.{restore_hint(self.db_path)}"
+            ) from exc
 
     @staticmethod
     def named_queries() -> dict[str, tuple[str, list[str]]]:
