@@ -235,6 +235,14 @@ def demo(
         int, typer.Option(help="Seed of the generator: the same seed gives the same archive.")
     ] = 0,
     model: ModelOption = None,
+    traps: Annotated[
+        bool,
+        typer.Option(
+            "--traps",
+            help="Photograph the fish as real archives do: on one measuring board with a ruler and a "
+            "colour card, a logo and date stamped, some in pairs cut twice (see `finprint synthesize`).",
+        ),
+    ] = False,
 ) -> None:
     """Invent a survey archive of fish photos, catalogue it, and show what finprint found.
 
@@ -246,6 +254,7 @@ def demo(
     from catalog.demo import run_demo
     from catalog.offline import tables
     from catalog.store import Store
+    from catalog.synthetic import NO_TRAPS, Traps
 
     settings = _settings(model_path=model)
     console.print(f"Generating {individuals} fish over {surveys} surveys in {directory} ...")
@@ -257,6 +266,7 @@ def demo(
             n_individuals=individuals,
             n_surveys=surveys,
             seed=seed,
+            traps=Traps.every() if traps else NO_TRAPS,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     with Store.open(result.db_path, read_only=True) as store:

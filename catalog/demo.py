@@ -11,7 +11,7 @@ from catalog.offline.metrics import ClusteringScores, clustering_scores
 from catalog.pipeline import ProgressCallback, RunResult, graph_directory, index
 from catalog.settings import Settings
 from catalog.store import QueryResult, Store
-from catalog.synthetic import GROUND_TRUTH_FILE, generate_archive, read_ground_truth
+from catalog.synthetic import GROUND_TRUTH_FILE, NO_TRAPS, Traps, generate_archive, read_ground_truth
 from exporters.selection import ExportFilter, photo_rows
 
 ARCHIVE_FOLDER = "archive"
@@ -54,13 +54,14 @@ def run_demo(
     n_individuals: int = 24,
     n_surveys: int = 6,
     seed: int = 0,
+    traps: Traps = NO_TRAPS,
     on_progress: ProgressCallback | None = None,
 ) -> DemoResult:
     # Photos are catalogued by absolute path: the scoring compares those with the archive's.
     demo_dir = demo_dir.resolve()
     prepare_demo_dir(demo_dir)
     archive = demo_dir / ARCHIVE_FOLDER
-    generate_archive(archive, n_individuals=n_individuals, n_surveys=n_surveys, seed=seed)
+    generate_archive(archive, n_individuals=n_individuals, n_surveys=n_surveys, seed=seed, traps=traps)
     db_path = demo_dir / DEMO_DB
     run = index(replace(settings, db_path=db_path), [archive], on_progress)
     with Store.open(db_path, read_only=True) as store:
