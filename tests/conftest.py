@@ -158,3 +158,25 @@ def run_finprint(*args: str, cwd: Path | None = None) -> subprocess.CompletedPro
             sys.argv = argv
     returncode = code if isinstance(code, int) else (0 if code is None else 1)
     return subprocess.CompletedProcess(["finprint", *args], returncode, out.getvalue(), err.getvalue())
+
+
+def python_with_full_disk(
+    code: str, limit_bytes: int, timeout_s: int = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a new interpreter that may grow no file past `limit_bytes` (RLIMIT_FSIZE, its
+    signal ignored so that writes fail with an error): a full disk, as far as that process sees."""
+    prelude = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit_bytes}, {limit_bytes}))\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=timeout_s
+    )
+
+
+def finprint_with_full_disk(args: list[str], limit_bytes: int) -> subprocess.CompletedProcess[str]:
+    """`finprint ARGS` in a new process with a full disk (see python_with_full_disk)."""
+    return python_with_full_disk(
+        f"sys.argv = ['finprint', *{args!r}]\nfrom catalog.cli import main\nmain()\n", limit_bytes
+    )

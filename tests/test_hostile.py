@@ -18,7 +18,7 @@ from catalog.pipeline import index
 from catalog.settings import Settings
 from catalog.store import Store
 from catalog.synthetic import make_fish, photograph
-from tests.conftest import run_finprint
+from tests.conftest import finprint_with_full_disk, run_finprint
 
 BAD = {
     "zero-bytes.jpg",
@@ -221,15 +221,7 @@ def test_disk_full_stops_cleanly_and_the_rerun_completes(survey_archive: Path, t
     db = tmp_path / "c.duckdb"
     first_folder = sorted(p for p in survey_archive.iterdir() if p.is_dir())[0]
     index(Settings(db_path=db), [first_folder])
-    script = (
-        "import resource, signal, sys\n"
-        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))\n"
-        f"sys.argv = ['finprint', 'index', {str(survey_archive)!r}, '--db', {str(db)!r}, '--quiet']\n"
-        "from catalog.cli import main\n"
-        "main()\n"
-    )
-    full = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    full = finprint_with_full_disk(["index", str(survey_archive), "--db", str(db), "--quiet"], 60_000)
     assert full.returncode == 1, full.stderr
     assert "could not write the catalogue" in full.stderr and "Free disk space" in full.stderr
     counts = (

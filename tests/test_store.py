@@ -9,6 +9,7 @@ import pytest
 
 from catalog.errors import CatalogueBusy, CatalogueNotFound, FinprintError
 from catalog.store import Store, sql_dir
+from tests.conftest import finprint_with_full_disk, python_with_full_disk
 
 
 def _old_catalogue(db: Path, version: int) -> None:
@@ -244,26 +245,20 @@ def test_the_nightly_copy_keeps_the_night_before_too(survey_archive: Path, tmp_p
 @pytest.mark.slow
 def test_a_nightly_copy_cut_short_by_a_full_disk_leaves_no_partial_file(tmp_path: Path) -> None:
     """The write limit of a process (RLIMIT_FSIZE) stands in for a full disk."""
-    import subprocess
-    import sys
-
     db = tmp_path / "c.duckdb"
     with Store.open(db) as store:
         store.start_run("abcdef123456", 0.9, "test", ["archive"])
     copy = tmp_path / "c.duckdb.last-night.bak"
     copy.write_bytes(b"last night's good copy")
-    script = (
-        "import resource, signal, sys\n"
+    code = (
         "from pathlib import Path\n"
-        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
         "from catalog.store import write_nightly_backup\n"
         "try:\n"
         f"    write_nightly_backup(Path({str(db)!r}))\n"
         "except OSError:\n"
         "    sys.exit(7)\n"
     )
-    full = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    full = python_with_full_disk(code, 4096, timeout_s=120)
     assert full.returncode == 7, full.stderr
     assert copy.read_bytes() == b"last night's good copy"
     assert not list(tmp_path.glob("*.partial"))
@@ -300,9 +295,6 @@ def test_a_catalogue_without_its_own_keypoints_file_says_so_and_names_reindex(
 @pytest.mark.slow
 def test_a_full_disk_never_moves_a_good_keypoints_file_aside(survey_archive: Path, tmp_path: Path) -> None:
     """The write limit of a process (RLIMIT_FSIZE) stands in for a full disk."""
-    import subprocess
-    import sys
-
     from catalog.pipeline import index
     from catalog.settings import Settings
 
@@ -312,15 +304,7 @@ def test_a_full_disk_never_moves_a_good_keypoints_file_aside(survey_archive: Pat
     keypoints = tmp_path / "wrasse.duckdb.keypoints"
     with Store.open(db, read_only=True) as store:
         described = store.keypoint_count()
-    script = (
-        "import resource, signal, sys\n"
-        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (1, 1))\n"
-        f"sys.argv = ['finprint', 'index', {str(folders[1])!r}, '--db', {str(db)!r}, '--quiet']\n"
-        "from catalog.cli import main\n"
-        "main()\n"
-    )
-    full = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    full = finprint_with_full_disk(["index", str(folders[1]), "--db", str(db), "--quiet"], 1)
     assert full.returncode == 1, full.stderr
     assert "Free disk space" in full.stderr
     assert not list(tmp_path.glob("*.damaged"))
