@@ -120,7 +120,7 @@ DetectorOption = Annotated[
     typer.Option(
         help="What verification finds and matches keypoints with: sift (OpenCV, the default) or "
         "xfeat (a learned network shipped with finprint; experimental: on the shared test sets its "
-        "fused decisions merged different animals, see the README; needs the model's "
+        "fused decisions merged different animals, see docs/identification.md; needs the model's "
         ".verify-xfeat.json from fit-verification --detector xfeat). A catalogue keeps one: set it "
         "in finprint.toml or FINPRINT_DETECTOR, and after a change run `finprint reindex "
         "--detector NAME` once to describe its photos.",

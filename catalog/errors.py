@@ -39,7 +39,7 @@ class ModelCardError(FinprintError):
     def __init__(self, path: Path | str, reason: str) -> None:
         super().__init__(
             f"{path}: {reason}. Use a model exported by `finprint train`, or add a 'finprint' "
-            "model card to its metadata (see the README, 'The model card')."
+            "model card to its metadata (see docs/identification.md, 'The model card')."
         )
 
 

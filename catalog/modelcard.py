@@ -44,7 +44,7 @@ class EmbeddingSpec:
 
 @dataclass(frozen=True)
 class ModelCard:
-    """Everything needed to use an embedding network correctly (the README's "The model card")."""
+    """Everything needed to use an embedding network correctly (docs/identification.md, "The model card")."""
 
     input: InputSpec
     embedding: EmbeddingSpec

@@ -162,7 +162,7 @@ def _sift() -> Any:
 
     # finprint describes photos in its own decode threads, one photo per thread; OpenCV's own
     # pool on top of that only oversubscribes the cores (measured: 56 ms per nyala photo with
-    # it, see the README).
+    # it, see bench/README.md).
     cv2.setNumThreads(1)
     return cv2.SIFT_create(nfeatures=MAX_KEYPOINTS)  # type: ignore[attr-defined]
 

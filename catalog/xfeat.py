@@ -23,7 +23,7 @@ XFEAT_MODEL_PATH = Path(__file__).parent / "models" / "xfeat.onnx"
 # The photo's long side as the network sees it (rounded to its multiple of 32).
 LONG_SIDE_PX = 320
 # As many as SIFT keeps: matching cost grows with the square of this (600 cost 3-4x as much
-# and was no better on the shared sets, see bench-verify in the README).
+# and was no better on the shared sets, see bench-verify in bench/README.md).
 MAX_KEYPOINTS = 300
 # Below this heat a local maximum is not a keypoint (XFeat's published detection threshold).
 MIN_HEAT = 0.05

@@ -98,7 +98,7 @@ def counted_describe(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
 @pytest.fixture(scope="module")
 def xfeat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default model with an XFeat fusion fitted beside it on drawn fish (finprint ships none:
-    see the README on what XFeat did to catalogues)."""
+    see docs/identification.md on what XFeat did to catalogues)."""
     import shutil
 
     from catalog.offline.verify_fit import fit_verification
