@@ -21,7 +21,6 @@ from catalog.verify import (
     DecisiveLines,
     Detector,
     LocalFeatures,
-    PairMatch,
     distinctive_masks,
 )
 from catalog.vocabulary import Caution
@@ -492,25 +491,24 @@ class Identifier:
         # keypoints must to join a pair at the threshold's distance (a board, a card, one rock
         # face), not on the few chance agreements any two photos of one species have (an eye, a
         # fin's tip): counting those cost drawn fish 6% of their automatic re-sightings.
+        agreement_of = dict(zip(described, agreements, strict=True))
         weak = {
             photo_id
             for _, photo_id, _ in references
-            if photo_id in cached
-            and fusion.score(self.distance_threshold, agreements[described.index(photo_id)].inliers)
+            if photo_id in agreement_of
+            and fusion.score(self.distance_threshold, agreement_of[photo_id].inliers)
             <= fusion.score_threshold
         }
-        sharing = [
-            EMPTY_MATCH if photo_id in weak else a for photo_id, a in zip(described, agreements, strict=True)
-        ]
+        sharing = [EMPTY_MATCH if photo_id in weak else agreement_of[photo_id] for photo_id in described]
+        copies = {photo_id for photo_id, a in agreement_of.items() if a.one_photograph(features.size)}
         masks = [
-            mask & (not agreement.one_photograph(features.size))
-            for mask, agreement in zip(
+            mask & (photo_id not in copies)
+            for photo_id, mask in zip(
+                described,
                 distinctive_masks(sharing, [owner_of[photo_id] for photo_id in described]),
-                agreements,
                 strict=True,
             )
         ]
-        agreement_of = dict(zip(described, agreements, strict=True))
         photo_inliers = {photo_id: 0 for _, photo_id, _ in neighbours}
         photo_inliers.update(
             {
@@ -545,7 +543,17 @@ class Identifier:
         caution = None
         if scored[first_id] < unlimited[first_id] and unlimited[first_id] > fusion.score_threshold:
             caution = Caution.BEYOND_REACH
-        copy_of = _one_photograph(features, neighbours, agreement_of)
+        # The best candidate's photo that is one photograph with the new one: the match would
+        # rest on a copy (or on two crops of one frame), so a person says what it is. A copy among
+        # another individual's photos only gives no evidence (its keypoints count for nothing).
+        copy_of = next(
+            (
+                photo_id
+                for individual, photo_id, _ in neighbours
+                if individual == first_id and photo_id in copies
+            ),
+            None,
+        )
         if copy_of is not None:
             caution, first_photo = Caution.ONE_PHOTOGRAPH, copy_of
         lines = None
@@ -611,14 +619,3 @@ def _references(
         if individual not in shortlisted and individual not in chosen:
             chosen[individual] = (graph.photo_ids[int(label)], float(np.sqrt(max(sq, 0.0))))
     return [(individual, photo, distance) for individual, (photo, distance) in chosen.items()]
-
-
-def _one_photograph(
-    features: LocalFeatures, neighbours: list[tuple[str, str, float]], agreement_of: dict[str, PairMatch]
-) -> str | None:
-    """The nearest shortlisted photo that is one photograph with the new one (same pixels), if any."""
-    for _, photo_id, _ in neighbours:
-        agreement = agreement_of.get(photo_id)
-        if agreement is not None and agreement.one_photograph(features.size):
-            return photo_id
-    return None
