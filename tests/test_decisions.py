@@ -236,3 +236,10 @@ def test_a_name_that_looks_like_an_id_or_names_another_individual_is_refused(sto
     decisions.merge(store, "FP-000003", "FP-000002", "one fish")
     assert _owner(store, "b1")[0] == "FP-000003"
     assert not store.integrity_problems()
+
+
+def test_the_decisions_listing_names_who_decided_and_photos_by_short_ids(store: Store) -> None:
+    decisions.reject(store, ["s/a3.jpg"], "spots differ")
+    (row,) = store.query("decisions").records()
+    assert row["decided_by"] not in (None, "", "-")
+    assert row["photos"] == ["a3" * 6]  # 12 characters: enough for every command, short to read
