@@ -196,7 +196,8 @@ def history_report(individual: QueryResult, history: QueryResult) -> RenderableT
         timeline.add_column(column, overflow="fold", justify="right" if column == "distance" else "left")
     for record in history.records():
         timeline.add_row(
-            format_value(record["taken_at"]),
+            # The camera's time, or the survey's date where the photo has none.
+            format_value(record["taken_at"] if record["taken_at"] is not None else record["survey_date"]),
             Text(format_value(record["site"])),
             Text(format_value(record["camera"])),
             format_value(record["side"]),

@@ -397,3 +397,20 @@ def test_a_new_catalogue_is_said_even_under_quiet(tmp_path: Path) -> None:
     db = tmp_path / "forgotten.duckdb"
     quiet = run_finprint("index", str(folder), "--db", str(db), "--quiet")
     assert f"Creating a new catalogue at {db}" in quiet.stderr
+
+
+def test_history_gives_no_time_for_a_photo_whose_camera_gave_none(tmp_path: Path) -> None:
+    import numpy as np
+
+    from catalog.synthetic import make_fish, photograph
+
+    folder = tmp_path / "archive" / "2024-06-03_Skarholmen"
+    folder.mkdir(parents=True)
+    photograph(make_fish("a", 1), "left", "body", np.random.default_rng(0)).save(
+        folder / "IMG_1_left_body.jpg"
+    )
+    db = tmp_path / "c.duckdb"
+    assert run_finprint("index", str(tmp_path / "archive"), "--db", str(db), "--quiet").returncode == 0
+    history = run_finprint("history", "FP-000001", "--db", str(db), "--format", "json")
+    (row,) = json.loads(history.stdout)
+    assert row["taken_at"] is None and row["survey_date"] == "2024-06-03"

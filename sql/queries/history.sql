@@ -1,6 +1,8 @@
--- Life history of one individual, following flank links: every sighting, oldest first.
+-- Life history of one individual, following flank links: every sighting, oldest first. taken_at
+-- is the camera's time, NULL where the photo has none (its survey_date is then all that is known:
+-- no midnight is invented for it).
 SELECT
-    coalesce(p.taken_at, CAST(p.survey_date AS TIMESTAMP)) AS taken_at,
+    p.taken_at,
     p.survey_date,
     p.site,
     p.camera,
@@ -18,4 +20,4 @@ WHERE s.individual_id IN (
     WHERE coalesce(fish_id, individual_id) =
         (SELECT coalesce(fish_id, individual_id) FROM individuals WHERE individual_id = $individual_id)
 )
-ORDER BY taken_at NULLS LAST, path;
+ORDER BY coalesce(p.taken_at, CAST(p.survey_date AS TIMESTAMP)) NULLS LAST, path;
