@@ -284,9 +284,13 @@ def geometric_check(a: LocalFeatures, b: LocalFeatures, kept_rows: np.ndarray, b
         return PairMatch(0, tentative, EMPTY_MATCH.lines)
     inlier = mask.ravel().astype(bool)
     lines = np.hstack([source[inlier], target[inlier]]).astype(np.float32)
-    # The residual is measured in `a`'s pixels: b's are scaled back by the transform's scale.
-    scale = float(np.hypot(transform[0, 0], transform[1, 0]))
-    identical = same_pixels(a, b, kept_rows[inlier], kept_cols[inlier], 1.0 / max(scale, 1e-6))
+    identical = np.zeros(int(inlier.sum()), dtype=bool)
+    # Only a match with enough inliers can be one photograph: the test is skipped for the rest
+    # (most candidates), which saves most of its 2-3 ms a 28-photo shortlist.
+    if inlier.sum() >= MIN_SAME_PHOTOGRAPH_INLIERS:
+        # The residual is measured in `a`'s pixels: b's are scaled back by the transform's scale.
+        scale = float(np.hypot(transform[0, 0], transform[1, 0]))
+        identical = same_pixels(a, b, kept_rows[inlier], kept_cols[inlier], 1.0 / max(scale, 1e-6))
     return PairMatch(int(inlier.sum()), tentative, lines, kept_rows[inlier], identical)
 
 
