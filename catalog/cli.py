@@ -956,7 +956,8 @@ def export_command(
             group_by_site=group_by_site,
             spreadsheet_safe=spreadsheet_safe,
         )
-    console.print(message, markup=False, highlight=False)
+    # One line whatever the terminal's width: a script reads the count and the path from it.
+    console.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 MetadataOption = Annotated[

@@ -26,6 +26,8 @@ class CaptureHistories:
     # animal, or MARK would count a fish photographed on both sides twice.
     histories: dict[str, str]
     groups: dict[str, str]  # animal -> group (site of first sighting), when grouped
+    # Sightings left out for want of a survey date (no dated folder, no {date} in the pattern).
+    undated_sightings: int = 0
 
 
 def build_histories(
@@ -49,7 +51,7 @@ def build_histories(
         individual: "".join("1" if i in slots else "0" for i in range(len(occasions)))
         for individual, slots in sorted(seen.items())
     }
-    return CaptureHistories(occasions, histories, groups)
+    return CaptureHistories(occasions, histories, groups, len(rows) - len(dated))
 
 
 def mark_inp(histories: CaptureHistories) -> str:
@@ -91,8 +93,8 @@ def export_capture_history(
     occasion_starts: list[date] | None = None,
     group_by_site: bool = False,
     spreadsheet_safe: bool = False,
-) -> int:
-    """Write MARK (.inp) or RMark CSV (.csv), chosen by the file name; returns individuals written."""
+) -> CaptureHistories:
+    """Write MARK (.inp) or RMark CSV (.csv), chosen by the file name; returns what was written."""
     suffix = out_path.suffix.lower()
     if suffix not in (".inp", ".csv"):
         raise FinprintError(f"{out_path}: name the file .inp (MARK) or .csv (RMark).")
@@ -101,4 +103,4 @@ def export_capture_history(
     )
     text = mark_inp(histories) if suffix == ".inp" else rmark_csv(histories, spreadsheet_safe)
     write_atomically(out_path, text)
-    return len(histories.histories)
+    return histories

@@ -78,7 +78,7 @@ def _write(
         count = export_darwin_core(store, out_path, dataset, selection, spreadsheet_safe)
         return count, f"Wrote {count} occurrences to {out_path}"
     if export_format is ExportFormat.CAPTURE_HISTORY:
-        count = export_capture_history(
+        histories = export_capture_history(
             store,
             out_path,
             selection,
@@ -86,7 +86,15 @@ def _write(
             group_by_site=group_by_site,
             spreadsheet_safe=spreadsheet_safe,
         )
-        return count, f"Wrote capture histories of {count} individuals to {out_path}"
+        count = len(histories.histories)
+        undated = histories.undated_sightings
+        left_out = (
+            f" ({undated} sighting(s) without a survey date left out: give their folders a date, or "
+            "path_pattern a {date} field, and export again)"
+            if undated
+            else ""
+        )
+        return count, f"Wrote capture histories of {count} individuals to {out_path}{left_out}"
     written, without_gps = export_geojson(store, out_path, selection)
     left_out = f" ({without_gps} sightings without GPS left out)" if without_gps else ""
     return written, f"Wrote {written} points to {out_path}{left_out}"

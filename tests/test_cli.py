@@ -414,3 +414,21 @@ def test_history_gives_no_time_for_a_photo_whose_camera_gave_none(tmp_path: Path
     history = run_finprint("history", "FP-000001", "--db", str(db), "--format", "json")
     (row,) = json.loads(history.stdout)
     assert row["taken_at"] is None and row["survey_date"] == "2024-06-03"
+
+
+def test_capture_histories_say_how_many_sightings_had_no_date_to_place(tmp_path: Path) -> None:
+    import numpy as np
+
+    from catalog.synthetic import make_fish, photograph
+
+    rng = np.random.default_rng(0)
+    for folder, fish in (("2024-06-03_Skarholmen", 1), ("no-date", 2)):
+        (tmp_path / "archive" / folder).mkdir(parents=True)
+        photograph(make_fish("f", fish), "left", "body", rng).save(
+            tmp_path / "archive" / folder / "IMG_left_body.jpg"
+        )
+    db = tmp_path / "c.duckdb"
+    assert run_finprint("index", str(tmp_path / "archive"), "--db", str(db), "--quiet").returncode == 0
+    exported = run_finprint("export", "capture-history", "--db", str(db), "--out", str(tmp_path / "h.inp"))
+    assert exported.returncode == 0, exported.stderr
+    assert "1 sighting(s) without a survey date left out" in exported.stdout

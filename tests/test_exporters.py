@@ -202,7 +202,7 @@ def test_darwin_core_archive_parses_back(store: Store, tmp_path: Path) -> None:
 
 
 def test_capture_history_mark_and_rmark(store: Store, tmp_path: Path) -> None:
-    assert export_capture_history(store, tmp_path / "h.inp") == 3
+    assert len(export_capture_history(store, tmp_path / "h.inp").histories) == 3
     _golden("capture.inp", (tmp_path / "h.inp").read_text(encoding="utf-8"))
     export_capture_history(store, tmp_path / "h.csv", group_by_site=True)
     _golden("capture_rmark.csv", (tmp_path / "h.csv").read_text(encoding="utf-8"))
@@ -308,11 +308,11 @@ def test_a_filter_that_matches_nothing_says_which(store: Store, tmp_path: Path) 
 def test_linked_flanks_are_one_animal_in_what_leaves_the_catalogue(store: Store, tmp_path: Path) -> None:
     from catalog import decisions
 
-    assert export_capture_history(store, tmp_path / "before.inp") == 3
+    assert len(export_capture_history(store, tmp_path / "before.inp").histories) == 3
     # FP-000001 is a left flank, FP-000003 a right one: the two sides of one fish.
     decisions.link(store, "FP-000001", "FP-000003", "both flanks of the tagged fish")
     # MARK would otherwise count a fish photographed on both sides twice.
-    assert export_capture_history(store, tmp_path / "after.inp") == 2
+    assert len(export_capture_history(store, tmp_path / "after.inp").histories) == 2
     export_darwin_core(store, tmp_path / "a.zip", DatasetMetadata())
     lines = zipfile.ZipFile(tmp_path / "a.zip").read("occurrence.txt").decode().strip().split("\n")
     header = lines[0].split("\t")
@@ -321,8 +321,10 @@ def test_linked_flanks_are_one_animal_in_what_leaves_the_catalogue(store: Store,
     assert rows["finprint:p4"]["organismID"] == "FP-000001"
     assert "catalogue entry FP-000003" in rows["finprint:p4"]["occurrenceRemarks"]
     # Per side: the left flanks are two animals, the right flank is the linked fish.
-    assert export_capture_history(store, tmp_path / "left.inp", ExportFilter(side="left")) == 2
-    assert export_capture_history(store, tmp_path / "right.inp", ExportFilter(side="right")) == 1
+    assert len(export_capture_history(store, tmp_path / "left.inp", ExportFilter(side="left")).histories) == 2
+    assert (
+        len(export_capture_history(store, tmp_path / "right.inp", ExportFilter(side="right")).histories) == 1
+    )
     assert "FP-000001" in (tmp_path / "right.inp").read_text(encoding="utf-8")
 
 
