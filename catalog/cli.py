@@ -31,7 +31,7 @@ from rich.text import Text
 
 from catalog import __version__
 from catalog.errors import FinprintError, UnknownIndividual
-from catalog.settings import Settings, load_settings, with_catalogue_settings
+from catalog.settings import CATALOGUE_SETTINGS, Settings, load_settings, with_catalogue_settings
 from catalog.vocabulary import Backbone, KeypointDetector, PretrainedBackbone, Recipe, Sides, Split
 from exporters.formats import ExportFormat
 
@@ -917,7 +917,7 @@ def export_command(
     **geojson**: sightings with GPS as points, with individual and date.
     """
     from catalog.store import Store
-    from exporters.darwin_core import DatasetMetadata
+    from exporters.darwin_core import DatasetMetadata, unset_metadata
     from exporters.formats import export
     from exporters.selection import ExportFilter
 
@@ -937,7 +937,8 @@ def export_command(
     settings = _settings(db_path=db)
     with Store.open(settings.db_path, read_only=True) as store:
         # Species and dataset metadata as the archive was indexed, unless given here.
-        settings, _ = with_catalogue_settings(settings, store.stored_settings())
+        stored = store.stored_settings()
+        settings, _ = with_catalogue_settings(settings, stored)
         dataset = DatasetMetadata(
             settings.scientific_name,
             settings.dataset_publisher,
@@ -958,6 +959,11 @@ def export_command(
         )
     # One line whatever the terminal's width: a script reads the count and the path from it.
     console.print(message, markup=False, highlight=False, soft_wrap=True)
+    if export_format is ExportFormat.DWC:
+        given = {name for name in stored if name in CATALOGUE_SETTINGS} | {n for n, _ in settings.given}
+        warning = unset_metadata(dataset, given)
+        if warning:
+            error_console.print(f"Warning: {warning}", markup=False, highlight=False, soft_wrap=True)
 
 
 MetadataOption = Annotated[

@@ -46,6 +46,32 @@ class DatasetMetadata:
     recorded_by: str | None = None
 
 
+# What a published archive must not take from finprint's defaults without saying so: the setting
+# and the words for it.
+_PUBLISHED_SETTINGS = {
+    "scientific_name": "the species",
+    "dataset_licence": "the licence",
+    "dataset_contact_email": "a contact",
+}
+
+
+def unset_metadata(dataset: DatasetMetadata, given: set[str]) -> str | None:
+    """What the archive would publish that nobody set (`given`: the settings a flag, variable, file
+    or the catalogue gave), as a warning naming the settings to give; None when all were given."""
+    missing = [name for name in _PUBLISHED_SETTINGS if name not in given]
+    if not missing:
+        return None
+    taken = {
+        "scientific_name": f"the species {dataset.scientific_name!r}",
+        "dataset_licence": f"the licence {dataset.licence}",
+        "dataset_contact_email": "no contact",
+    }
+    return (
+        f"this archive publishes finprint's defaults: {', '.join(taken[name] for name in missing)}. "
+        f"Set {', '.join(missing)} in finprint.toml (or FINPRINT_* variables) before giving it to GBIF."
+    )
+
+
 # The occurrence columns, in file order; each is a Darwin Core term.
 OCCURRENCE_TERMS = (
     "occurrenceID",

@@ -432,3 +432,17 @@ def test_capture_histories_say_how_many_sightings_had_no_date_to_place(tmp_path:
     exported = run_finprint("export", "capture-history", "--db", str(db), "--out", str(tmp_path / "h.inp"))
     assert exported.returncode == 0, exported.stderr
     assert "1 sighting(s) without a survey date left out" in exported.stdout
+
+
+def test_a_darwin_core_archive_of_defaults_says_what_nobody_set(indexed_survey: Path, tmp_path: Path) -> None:
+    out = tmp_path / "dwca.zip"
+    plain = run_finprint("export", "dwc", "--db", str(indexed_survey), "--out", str(out), cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    assert "finprint's defaults" in plain.stderr and "scientific_name" in plain.stderr
+    assert "dataset_contact_email" in plain.stderr
+    (tmp_path / "finprint.toml").write_text(
+        'scientific_name = "Symphodus melops"\ndataset_licence = "CC-BY-4.0"\n'
+        'dataset_contact_email = "data@example.org"\n'
+    )
+    told = run_finprint("export", "dwc", "--db", str(indexed_survey), "--out", str(out), cwd=tmp_path)
+    assert told.returncode == 0 and "Warning" not in told.stderr, told.stderr
