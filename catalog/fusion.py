@@ -192,7 +192,7 @@ def fit(
         )
     distances, evidence = _inputs(pairs.distances, pairs.inliers)
     features = np.column_stack([np.ones_like(distances), distances, evidence])
-    group_of = np.zeros(len(same), dtype=int) if groups is None else np.unique(groups, return_inverse=True)[1]
+    names, group_of = _group_codes(groups, len(same))
     # Balanced classes within each group and groups weighted equally: P(same) must depend neither
     # on how many pairs of each kind the data holds nor on which set brought the most photos.
     weights = np.zeros(len(same))
@@ -209,7 +209,8 @@ def fit(
         # more alike. P(same) never rises with distance: fit without it instead.
         beta = np.insert(_logistic(features[:, [0, 2]], same, weights, l2_penalty), 1, 0.0)
     scores = features @ beta
-    reach = max(keypoint_reach(distances, same, group_of), distance_threshold)
+    same_reach = _same_pair_reaches(distances, same, group_of)
+    reach = max(keypoint_reach(same_reach, distances[same]), distance_threshold)
     # The decision score is chosen on every pair, the far ones included, as before the reach: the
     # reach only ever takes matches away. (Chosen on the pairs within it, the score fell from 17
     # agreeing keypoints to 5, since the far look-alikes that set it no longer counted.)
@@ -246,45 +247,67 @@ def fit(
             "same_pairs_accepted_by_embedding": int(np.sum(distances[same] < distance_threshold)),
             "same_pairs_accepted_fused": int(np.sum(accepted & same)),
             "per_set": per_group_figures(
-                pairs, distances < distance_threshold, accepted, scores > score_threshold
+                same,
+                group_of,
+                names,
+                same_reach,
+                {
+                    "by_embedding": distances < distance_threshold,
+                    "fused_without_reach": scores > score_threshold,
+                    "fused": accepted,
+                },
             ),
         },
         keypoint_reach=float(reach),
     )
 
 
-def keypoint_reach(distances: np.ndarray, same: np.ndarray, group_of: np.ndarray) -> float:
-    """The smallest, over groups with MIN_REACH_PAIRS same-animal pairs, of the distance within
-    which REACH_QUANTILE of them lie (all same-animal pairs pooled when no group has that many)."""
-    reaches = [
-        float(np.quantile(distances[same & (group_of == group)], REACH_QUANTILE))
+def _group_codes(groups: np.ndarray | None, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The groups' names and each pair's group as an index into them (one group "0" when none)."""
+    if groups is None:
+        return np.asarray(["0"]), np.zeros(count, dtype=int)
+    names, codes = np.unique(groups, return_inverse=True)
+    return names, codes
+
+
+def _same_pair_reaches(
+    distances: np.ndarray, same: np.ndarray, group_of: np.ndarray
+) -> dict[int, tuple[int, float]]:
+    """Per group (by index): how many same-animal pairs it has, and the distance REACH_QUANTILE of
+    them lie within."""
+    return {
+        int(group): (int(members.sum()), float(np.quantile(distances[members], REACH_QUANTILE)))
         for group in np.unique(group_of)
-        if np.count_nonzero(same & (group_of == group)) >= MIN_REACH_PAIRS
-    ]
-    return min(reaches) if reaches else float(np.quantile(distances[same], REACH_QUANTILE))
+        if (members := same & (group_of == group)).any()
+    }
+
+
+def keypoint_reach(same_reach: dict[int, tuple[int, float]], same_distances: np.ndarray) -> float:
+    """The smallest reach of the groups with MIN_REACH_PAIRS same-animal pairs (all same-animal
+    pairs pooled when no group has that many)."""
+    reaches = [reach for count, reach in same_reach.values() if count >= MIN_REACH_PAIRS]
+    return min(reaches) if reaches else float(np.quantile(same_distances, REACH_QUANTILE))
 
 
 def per_group_figures(
-    pairs: LabelledPairs, by_embedding: np.ndarray, fused: np.ndarray, fused_ungated: np.ndarray
+    same: np.ndarray,
+    group_of: np.ndarray,
+    names: np.ndarray,
+    same_reach: dict[int, tuple[int, float]],
+    accepted_by: dict[str, np.ndarray],
 ) -> dict[str, dict[str, int | float]]:
-    """Per group, what the fit does to its pairs: how many same and different pairs the embedding
-    alone, the fused score without the reach, and the fused score within it accept; and the
-    distance REACH_QUANTILE of its same-animal pairs lie within."""
-    same = np.asarray(pairs.same, dtype=bool)
-    groups = (
-        np.zeros(len(same), dtype=object) if pairs.groups is None else np.asarray(pairs.groups, dtype=object)
-    )
-    distances = np.asarray(pairs.distances, dtype=np.float64)
+    """Per group, what the fit does to its pairs: how many same and different pairs each rule in
+    `accepted_by` (the embedding alone, the fused score without the reach, within it) accepts;
+    and the distance REACH_QUANTILE of its same-animal pairs lie within."""
     figures: dict[str, dict[str, int | float]] = {}
-    for group in sorted({str(g) for g in groups}):
-        here = np.asarray([str(g) == group for g in groups])
+    for group, name in enumerate(names):
+        here = group_of == group
         row: dict[str, int | float] = {}
         for kind, members in (("same", here & same), ("different", here & ~same)):
             row[f"{kind}_pairs"] = int(members.sum())
-            row[f"{kind}_accepted_by_embedding"] = int(np.sum(members & by_embedding))
-            row[f"{kind}_accepted_fused_without_reach"] = int(np.sum(members & fused_ungated))
-            row[f"{kind}_accepted_fused"] = int(np.sum(members & fused))
-        if np.any(here & same):
-            row["same_pairs_reach_q99"] = round(float(np.quantile(distances[here & same], REACH_QUANTILE)), 4)
-        figures[group] = row
-    return figures
+            for rule, accepted in accepted_by.items():
+                row[f"{kind}_accepted_{rule}"] = int(np.sum(members & accepted))
+        if group in same_reach:
+            row["same_pairs_reach_q99"] = round(same_reach[group][1], 4)
+        figures[str(name)] = row
+    return dict(sorted(figures.items()))

@@ -416,10 +416,7 @@ class Identifier:
         labels, squared = self._nearest(graph, vector, k, prefetched)
         shortlist = self._shortlist_k(verification is not None)
         references = _references(
-            graph,
-            labels[shortlist:],
-            squared[shortlist:],
-            {graph.individual_ids[int(x)] for x in labels[:shortlist]},
+            graph, labels[shortlist:], {graph.individual_ids[int(x)] for x in labels[:shortlist]}
         )
         labels, squared = labels[:shortlist], squared[:shortlist]
         best: dict[str, tuple[float, str]] = {}
@@ -467,7 +464,7 @@ class Identifier:
         features: LocalFeatures,
         neighbours: list[tuple[str, str, float]],
         best: dict[str, tuple[float, str]],
-        references: list[tuple[str, str, float]],
+        references: list[tuple[str, str]],
     ) -> Assignment:
         """The decision on fused scores: the same rules as on distances (threshold, review band,
         a second individual above the threshold, the chaining guard), on evidence from both.
@@ -478,12 +475,12 @@ class Identifier:
         is at most review."""
         fusion = verification.fusion
         owner_of = {photo_id: individual for individual, photo_id, _ in neighbours}
-        owner_of.update({photo_id: individual for individual, photo_id, _ in references})
+        owner_of.update({photo_id: individual for individual, photo_id in references})
         cached = verification.features_of(list(owner_of))
         # A catalogued photo without keypoints (indexed before verification) counts as 0 inliers:
         # it can then only split a fish, never merge two.
         shortlisted = [photo_id for _, photo_id, _ in neighbours if photo_id in cached]
-        referenced = [photo_id for _, photo_id, _ in references if photo_id in cached]
+        referenced = [photo_id for _, photo_id in references if photo_id in cached]
         agreements = verification.detector.match_many(
             features, [cached[photo_id] for photo_id in shortlisted]
         )
@@ -491,40 +488,30 @@ class Identifier:
             verification.detector, features, agreements, [cached[p] for p in referenced]
         )
         described = shortlisted + referenced
-        # A photo that is one photograph with the new one gives no evidence at all. Identical
-        # pixels in a smaller share of a match count as any (a rigidly drawn fish shows many;
-        # stamps are left to the references and the reach): discounting them too cost drawn fish
-        # 11% of their automatic re-sightings in bench-nights and kept out no wrong merge.
+        agreement_of = dict(zip(described, agreements, strict=True))
         # A reference takes keypoints away only where it agrees on a whole structure, as much as
         # keypoints must to join a pair at the threshold's distance (a board, a card, one rock
         # face), not on the few chance agreements any two photos of one species have (an eye, a
         # fin's tip): counting those cost drawn fish 6% of their automatic re-sightings.
-        agreement_of = dict(zip(described, agreements, strict=True))
         weak = {
             photo_id
-            for _, photo_id, _ in references
-            if photo_id in agreement_of
-            and fusion.score(self.distance_threshold, agreement_of[photo_id].inliers)
-            <= fusion.score_threshold
+            for photo_id in referenced
+            if fusion.score(self.distance_threshold, agreement_of[photo_id].inliers) <= fusion.score_threshold
         }
         sharing = [EMPTY_MATCH if photo_id in weak else agreement_of[photo_id] for photo_id in described]
-        copies = {photo_id for photo_id, a in agreement_of.items() if a.one_photograph(features.size)}
-        masks = [
-            mask & (photo_id not in copies)
-            for photo_id, mask in zip(
-                described,
-                distinctive_masks(sharing, [owner_of[photo_id] for photo_id in described]),
-                strict=True,
-            )
-        ]
+        # A photo that is one photograph with the new one gives no evidence at all. Identical
+        # pixels in a smaller share of a match count as any (a rigidly drawn fish shows many;
+        # stamps are left to the references and the reach): discounting them too cost drawn fish
+        # 11% of their automatic re-sightings in bench-nights and kept out no wrong merge.
+        copies = {p for p in shortlisted if agreement_of[p].one_photograph(features.size)}
+        # Counted keypoints, per shortlisted photo (a reference's matches only take keypoints away).
+        masks = distinctive_masks(sharing, [owner_of[p] for p in described])[: len(shortlisted)]
+        counted = {
+            photo_id: mask & (photo_id not in copies)
+            for photo_id, mask in zip(shortlisted, masks, strict=True)
+        }
         photo_inliers = {photo_id: 0 for _, photo_id, _ in neighbours}
-        photo_inliers.update(
-            {
-                photo_id: int(mask.sum())
-                for photo_id, mask in zip(described, masks, strict=True)
-                if photo_id in photo_inliers
-            }
-        )
+        photo_inliers.update({photo_id: int(mask.sum()) for photo_id, mask in counted.items()})
         limits = self._score_limits(fusion, best)
         photo_scores: dict[str, list[float]] = {}
         inliers_of: dict[str, tuple[int, str]] = {}
@@ -565,10 +552,9 @@ class Identifier:
         if copy_of is not None:
             caution, first_photo = Caution.ONE_PHOTOGRAPH, copy_of
         lines = None
-        if first_photo in agreement_of and photo_inliers[first_photo] > 0:
-            row = described.index(first_photo)
+        if photo_inliers[first_photo] > 0:
             lines = DecisiveLines(
-                agreements[row].lines[masks[row]], features.size, cached[first_photo].size
+                agreement_of[first_photo].lines[counted[first_photo]], features.size, cached[first_photo].size
             ).to_bytes()
         second_id = ranked[1] if len(ranked) > 1 else None
         to_photo = {photo_id: distance for _, photo_id, distance in neighbours}
@@ -631,16 +617,14 @@ def _reference_matches(
     ]
 
 
-def _references(
-    graph: _Graph, labels: np.ndarray, squared: np.ndarray, shortlisted: set[str]
-) -> list[tuple[str, str, float]]:
-    """(individual, photo, distance) for the nearest photo of up to REFERENCE_INDIVIDUALS
-    individuals beyond the shortlist's, nearest first."""
-    chosen: dict[str, tuple[str, float]] = {}
-    for label, sq in zip(labels.tolist(), squared.tolist(), strict=True):
+def _references(graph: _Graph, labels: np.ndarray, shortlisted: set[str]) -> list[tuple[str, str]]:
+    """(individual, photo) for the nearest photo of up to REFERENCE_INDIVIDUALS individuals beyond
+    the shortlist's, nearest first."""
+    chosen: dict[str, str] = {}
+    for label in labels.tolist():
         if len(chosen) >= REFERENCE_INDIVIDUALS:
             break
         individual = graph.individual_ids[int(label)]
         if individual not in shortlisted and individual not in chosen:
-            chosen[individual] = (graph.photo_ids[int(label)], float(np.sqrt(max(sq, 0.0))))
-    return [(individual, photo, distance) for individual, (photo, distance) in chosen.items()]
+            chosen[individual] = graph.photo_ids[int(label)]
+    return list(chosen.items())

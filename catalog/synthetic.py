@@ -249,14 +249,24 @@ def photograph(
         (max(8, int(subject.width * scale)), max(8, int(subject.height * scale))),
         Image.Resampling.BILINEAR,
     )
-    photo = _background(rng, (frame_width, frame_height))
-    if traps.board:
-        photo = _on_board(photo.size, _trap_rng(rng))
+    photo = _ground(rng, (frame_width, frame_height), traps)
     offset_x = int((frame_width - subject.width) / 2 + rng.uniform(-0.05, 0.05) * frame_width)
     offset_y = int((frame_height - subject.height) / 2 + rng.uniform(-0.05, 0.05) * frame_height)
     photo.paste(subject, (offset_x, offset_y), subject)
     if rng.random() < 0.3:
         _occlude(photo, rng)
+    return _developed(photo, rng, traps, stamp_text)
+
+
+def _ground(rng: np.random.Generator, size: tuple[int, int], traps: Traps) -> Image.Image:
+    """What the fish lies on: water, rocks and weed, or the shared board. The water is drawn either
+    way, so that the photo's generator moves on exactly as without traps."""
+    ground = _background(rng, size)
+    return _on_board(size, _trap_rng(rng)) if traps.board else ground
+
+
+def _developed(photo: Image.Image, rng: np.random.Generator, traps: Traps, stamp_text: str) -> Image.Image:
+    """The photo as the camera leaves it: light, water, blur and noise, then any stamp."""
     photo = _light_and_water(photo, rng)
     if traps.stamp:
         _stamp(photo, stamp_text)
@@ -368,14 +378,10 @@ def photograph_two(
         for s in subjects
     ]
     width = int((scaled[0].width + scaled[1].width) * 0.92)
-    frame = _background(rng, (width, height))
-    if traps.board:
-        frame = _on_board(frame.size, _trap_rng(rng))
+    frame = _ground(rng, (width, height), traps)
     frame.paste(scaled[0], (0, int(height * 0.1)), scaled[0])
     frame.paste(scaled[1], (width - scaled[1].width, int(height * 0.1)), scaled[1])
-    frame = _light_and_water(frame, rng)
-    if traps.stamp:
-        _stamp(frame, stamp_text)
+    frame = _developed(frame, rng, traps, stamp_text)
     cut = int(width * 0.62)
     return frame.crop((0, 0, cut, height)), frame.crop((width - cut, 0, width, height))
 

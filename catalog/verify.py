@@ -25,7 +25,7 @@ RATIO = 0.8
 # RANSAC's reprojection tolerance as a share of the long side: bodies bend, poses differ a little.
 RANSAC_TOLERANCE_FRACTION = 0.03
 # Two photos' agreeing keypoints are "the same pixels" (one photograph seen twice: a resized or
-# re-encoded copy, two crops of one frame) when, under the least-squares similarity of all the
+# re-encoded copy, two crops of one frame) when, under a least-median similarity fitted to the
 # inliers, a keypoint lands within this many pixels of its match and their descriptors are this
 # alike. Measured at the described size (320 px): copies and crops of one frame (drawn fish, zebra,
 # fs48) put their inliers 0.01-0.19 px from it (median); two photos of one animal 0.3-1.8 px
@@ -231,7 +231,7 @@ def same_pixels(
     a: LocalFeatures, b: LocalFeatures, rows: np.ndarray, cols: np.ndarray, scale_to_a: float
 ) -> np.ndarray:
     """Per inlier pair (`rows` of `a`, `cols` of `b`): True where the two photos hold the very same
-    pixels. A least-squares similarity over all the inliers maps `a` onto `b`; keypoints that land
+    pixels. A least-median similarity fitted to the inliers maps `a` onto `b`; keypoints that land
     within SAME_PIXELS_RESIDUAL_PX (in `a`'s described pixels) with near-equal descriptors were
     found twice in one image, not on an animal seen twice: a body that moved, turned or bent, or
     another photograph's light and noise, moves its keypoints further and changes their

@@ -46,13 +46,8 @@ class DatasetMetadata:
     recorded_by: str | None = None
 
 
-# What a published archive must not take from finprint's defaults without saying so: the setting
-# and the words for it.
-_PUBLISHED_SETTINGS = {
-    "scientific_name": "the species",
-    "dataset_licence": "the licence",
-    "dataset_contact_email": "a contact",
-}
+# What a published archive must not take from finprint's defaults without saying so.
+_PUBLISHED_SETTINGS = ("scientific_name", "dataset_licence", "dataset_contact_email")
 
 
 def unset_metadata(dataset: DatasetMetadata, given: set[str]) -> str | None:

@@ -14,27 +14,40 @@ from catalog.settings import Settings
 from catalog.store import Batch, IndividualRow, PhotoRow, SightingRow, Store
 
 
+def _catalogue(store: Store, sightings: list[tuple[str, str, str, str | None]]) -> Store:
+    """Write (photo, individual, status, matched photo) as one night's batch; photo ids are the
+    name eight times (long enough to be found by prefix), paths s/<name>.jpg, every photo a left
+    body; an individual not yet catalogued is created with its first photo."""
+    batch = Batch()
+    for photo, individual, status, matched in sightings:
+        photo_id = photo * 8
+        batch.photos.append(
+            PhotoRow(
+                photo_id, f"s/{photo}.jpg", 1, 1, 8, 8, None, None, None, None, None, None, "left", "body"
+            )
+        )
+        batch.vectors.append(np.zeros(2, dtype=np.float32))
+        batch.sightings.append(
+            SightingRow(
+                photo_id, individual, status, 0.5, None if matched is None else matched * 8, None, None
+            )
+        )
+        known = {row.individual_id for row in batch.individuals}
+        if individual not in known and store.resolve_individual(individual) is None:
+            batch.individuals.append(IndividualRow(individual, int(individual[3:]), "left", "body", photo_id))
+    store.write_batch(store.start_run("abcdef123456", 0.9, "test", ["archive"]), "abcdef123456", batch)
+    return store
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     """Three individuals: A with photos a1 a2 a3 (a3 in review), B with b1, C with c1."""
-    opened = Store.open(tmp_path / "d.duckdb")
-    run_id = opened.start_run("abcdef123456", 0.9, "test", ["archive"])
-    batch = Batch()
-    for photo, individual, status in [("a1", "FP-000001", "new"), ("a2", "FP-000001", "matched"),
-                                      ("a3", "FP-000001", "review"), ("b1", "FP-000002", "new"),
-                                      ("c1", "FP-000003", "new")]:  # fmt: skip
-        photo_id = photo * 8  # long enough to be found by prefix
-        path = f"s/{photo}.jpg"
-        batch.photos.append(
-            PhotoRow(photo_id, path, 1, 1, 8, 8, None, None, None, None, None, None, "left", "body")
-        )
-        batch.vectors.append(np.zeros(2, dtype=np.float32))
-        batch.sightings.append(SightingRow(photo_id, individual, status, 0.5, None, None, None))
-        if status == "new":
-            number = int(individual[3:])
-            batch.individuals.append(IndividualRow(individual, number, "left", "body", photo_id))
-    opened.write_batch(run_id, "abcdef123456", batch)
-    return opened
+    return _catalogue(
+        Store.open(tmp_path / "d.duckdb"),
+        [("a1", "FP-000001", "new", None), ("a2", "FP-000001", "matched", None),
+         ("a3", "FP-000001", "review", None), ("b1", "FP-000002", "new", None),
+         ("c1", "FP-000003", "new", None)],
+    )  # fmt: skip
 
 
 def _owner(store: Store, photo: str) -> tuple[str, str]:
@@ -176,16 +189,7 @@ def test_undo_is_refused_when_later_photos_were_matched_to_the_fish_it_created(s
 def kept_apart(store: Store) -> Store:
     """The three-individual store, plus d1: a photo identification kept apart from A (its nearest
     photo a1) in a new entry FP-000004, waiting in review ("kept apart from FP-000001: same fish?")."""
-    run_id = store.start_run("abcdef123456", 0.9, "test", ["archive"])
-    batch = Batch()
-    batch.photos.append(
-        PhotoRow("d1" * 8, "s/d1.jpg", 1, 1, 8, 8, None, None, None, None, None, None, "left", "body")
-    )
-    batch.vectors.append(np.zeros(2, dtype=np.float32))
-    batch.sightings.append(SightingRow("d1" * 8, "FP-000004", "review", 0.42, "a1" * 8, None, None))
-    batch.individuals.append(IndividualRow("FP-000004", 4, "left", "body", "d1" * 8))
-    store.write_batch(run_id, "abcdef123456", batch)
-    return store
+    return _catalogue(store, [("d1", "FP-000004", "review", "a1")])
 
 
 def _live_individuals(store: Store) -> int:

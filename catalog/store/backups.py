@@ -26,24 +26,28 @@ class DamagedCopy(Exception):
     """The copy just written cannot be read whole: the catalogue it was copied from is damaged."""
 
 
-def unreadable_tables(db_path: Path) -> list[str]:
-    """Each table of a DuckDB file that cannot be read whole, with why (DuckDB checks every block
-    it reads against its checksum); empty when every table reads."""
-    problems: list[str] = []
+def unreadable_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """(table, why) for each table of the open catalogue that cannot be read whole (DuckDB checks
+    every block it reads against its checksum); empty when every table reads."""
+    problems: list[tuple[str, str]] = []
+    for (table,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall():
+        try:
+            con.execute(f'SELECT * FROM "{table}"').fetchall()
+        except duckdb.Error as exc:
+            problems.append((str(table), str(exc)))
+    return problems
+
+
+def _unreadable_copy(copy: Path) -> list[str]:
+    """What in a copy of the catalogue cannot be read, as phrases; empty when it reads whole."""
     try:
-        con = duckdb.connect(str(db_path), read_only=True)
+        con = duckdb.connect(str(copy), read_only=True)
     except duckdb.Error as exc:
         return [f"the file does not open ({exc})"]
     try:
-        tables = [str(row[0]) for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
-        for table in tables:
-            try:
-                con.execute(f'SELECT * FROM "{table}"').fetchall()
-            except duckdb.Error as exc:
-                problems.append(f"table {table} ({exc})")
+        return [f"table {table} ({why})" for table, why in unreadable_tables(con)]
     finally:
         con.close()
-    return problems
 
 
 def write_nightly_backup(db_path: Path) -> Path:
@@ -55,7 +59,7 @@ def write_nightly_backup(db_path: Path) -> Path:
     partial = target.with_name(target.name + ".partial")
     try:
         shutil.copyfile(db_path, partial)
-        problems = unreadable_tables(partial)
+        problems = _unreadable_copy(partial)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

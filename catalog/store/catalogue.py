@@ -18,7 +18,7 @@ import numpy as np
 
 from catalog.errors import CatalogueBusy, CatalogueNotFound, CatalogueWriteError, FinprintError
 from catalog.store import named, schema
-from catalog.store.backups import restore_hint
+from catalog.store.backups import restore_hint, unreadable_tables
 from catalog.store.keypoints import KeypointStore, keypoints_path
 from catalog.store.rows import (
     Batch,
@@ -55,6 +55,7 @@ class Store:
         self.read_only = read_only
         self.schema_backup: Path | None = None
         self._keypoint_store: KeypointStore | None = None
+        self._identity_row: tuple[str, bool] | None = None
 
     @classmethod
     def open(cls, db_path: Path, read_only: bool = False, sandboxed: bool = False) -> Store:
@@ -125,14 +126,17 @@ class Store:
 
     def _identity(self) -> tuple[str, bool] | None:
         """The catalogue's id and whether it has kept keypoints before; None before schema 14 (while
-        migrating)."""
+        migrating). Read once: every batch that keeps keypoints asks."""
+        if self._identity_row is not None:
+            return self._identity_row
         try:
             row = self._con.execute(
                 "SELECT catalogue_id, keypoints_since IS NOT NULL FROM catalogue_identity"
             ).fetchone()
         except duckdb.CatalogException:
             return None
-        return None if row is None else (str(row[0]), bool(row[1]))
+        self._identity_row = None if row is None else (str(row[0]), bool(row[1]))
+        return self._identity_row
 
     def keypoint_notes(self) -> list[str]:
         """What happened to the keypoints file at open (put aside when damaged), for the report."""
@@ -372,6 +376,7 @@ class Store:
         if features and identity is not None and not identity[1] and not self.read_only:
             # From now on a missing keypoints file is missing, not merely not made yet.
             self._con.execute("UPDATE catalogue_identity SET keypoints_since = $t", {"t": _now()})
+            self._identity_row = (identity[0], True)
 
     def local_features(self, photo_ids: list[str], detector: str) -> dict[str, bytes]:
         """Cached keypoints of these photos made by `detector`; photos without any are left out."""
@@ -775,12 +780,7 @@ class Store:
     def integrity_problems(self) -> list[str]:
         """What is wrong inside the catalogue, each as a sentence; empty when all is well. Reads
         every table whole, so damage DuckDB can detect surfaces here rather than mid-night."""
-        problems = []
-        for table in ("runs", "photos", "photo_paths", "embeddings", "individuals", "sightings", "decisions"):
-            try:
-                self._con.execute(f"SELECT * FROM {table}").fetchall()
-            except duckdb.Error as exc:
-                problems.append(f"table {table} cannot be read ({exc})")
+        problems = [f"table {table} cannot be read ({why})" for table, why in unreadable_tables(self._con)]
         if problems:
             return problems
         checks = {
