@@ -109,6 +109,14 @@ bench-scale *args:
 bench-subject *args:
     {{py}} bench/bench_subject.py {{args}}
 
+# What the verification guards cost a night: one folder, the rules alternated.
+bench-rule-cost *args:
+    {{py}} bench/bench_rule_cost.py {{args}}
+
+# How verify's same-pixels test sees copies, crops of one frame, stamps and real re-sightings.
+bench-same-photo *args:
+    {{py}} bench/bench_same_photo.py {{args}}
+
 # Keypoint verification beside the embedding on the individuals the default model never saw.
 bench-verify *args:
     {{py}} bench/bench_verify.py {{args}}

@@ -3,6 +3,7 @@ before keypoints were held to the animal (for a side-by-side run)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 from collections.abc import Iterator
@@ -13,25 +14,36 @@ from unittest import mock
 from catalog import fusion, identify, verify
 from catalog.synthetic import GROUND_TRUTH_FILE, Traps, generate_archive, read_ground_truth
 
-# The rules a bench can run side by side: today's, and the one before the guards.
-RULES = ("guarded", "previous")
+# The rules a bench can run side by side: today's, today's without one of its guards, and the one
+# before the guards.
+RULES = ("guarded", "without-one-photograph", "reach-only", "previous")
 # The drawn fish of the trap set: the same generator, fish and seed as bench-nights' drawn set.
 TRAP_FISH, TRAP_SURVEYS, TRAP_SEED = 24, 6, 5
 
 
 @contextmanager
 def rule(name: str) -> Iterator[None]:
-    """Verification as `name` decides: "guarded" (today's), or "previous": every inlier counted
-    wherever it lies, at any embedding distance (no reach, no references beyond the shortlist,
-    identical pixels counted), as finprint decided before the guards."""
-    if name == "guarded":
-        yield
-        return
-    with (
-        mock.patch.object(fusion.Fusion, "reach", lambda self, threshold: math.inf),
-        mock.patch.object(identify, "REFERENCE_INDIVIDUALS", 0),
-        mock.patch.object(verify, "SAME_PIXELS_RESIDUAL_PX", -1.0),
-    ):
+    """Verification as `name` decides: "guarded" (today's); "without-one-photograph" and
+    "reach-only" (today's with guards taken off, to see what each does); or "previous": every
+    inlier counted wherever it lies, at any embedding distance (no reach, no references beyond
+    the shortlist, identical pixels counted), as finprint decided before the guards."""
+    patches = {
+        "guarded": [],
+        # No pixel is ever the same: no two files are one photograph.
+        "without-one-photograph": [mock.patch.object(verify, "SAME_PIXELS_RESIDUAL_PX", -1.0)],
+        "reach-only": [
+            mock.patch.object(verify, "SAME_PIXELS_RESIDUAL_PX", -1.0),
+            mock.patch.object(identify, "REFERENCE_INDIVIDUALS", 0),
+        ],
+        "previous": [
+            mock.patch.object(fusion.Fusion, "reach", lambda self, threshold: math.inf),
+            mock.patch.object(identify, "REFERENCE_INDIVIDUALS", 0),
+            mock.patch.object(verify, "SAME_PIXELS_RESIDUAL_PX", -1.0),
+        ],
+    }[name]
+    with contextlib.ExitStack() as stack:
+        for patch in patches:
+            stack.enter_context(patch)
         yield
 
 
