@@ -277,3 +277,19 @@ def undo(store: Store, decision_id: int) -> str:
             )
     store.undo_decision(decision_id, replaced)
     return action
+
+
+def different(store: Store, first: str, second: str, reason: str) -> int:
+    """Two catalogue entries are different fish: nothing moves, but the pair is recorded, so that
+    look-alike lists and the browser review stop offering it (undo offers it again)."""
+    first_token, second_token = first, second
+    first, second = _resolved(store, first), _resolved(store, second)
+    if first == second:
+        raise FinprintError(
+            f"{first_token} and {second_token} are one entry ({first}): `finprint split` it instead."
+        )
+    if frozenset((first, second)) in store.ruled_different():
+        raise FinprintError(f"{first} and {second} are already recorded as different fish.")
+    return _record(
+        store, DecisionAction.DIFFERENT, reason, {}, {}, individual_id=first, other_individual_id=second
+    )

@@ -78,6 +78,11 @@ def _ranked(
         partitions.setdefault(partition_key(photo.side, photo.crop, sides_split), []).append(row)
     owners = [photo.individual_id for photo in catalogued]
     asked = set(individual_ids)
+    ruled_different: dict[str, set[str]] = {}
+    for pair in store.ruled_different():
+        first, second = sorted(pair)
+        ruled_different.setdefault(first, set()).add(second)
+        ruled_different.setdefault(second, set()).add(first)
     found: dict[str, list[Lookalike]] = {}
     for rows in partitions.values():
         if not asked & {owners[row] for row in rows}:
@@ -90,6 +95,7 @@ def _ranked(
         gallery_owners = [owners[row] for row in rows]
         starts = [i for i, owner in enumerate(gallery_owners) if i == 0 or owner != gallery_owners[i - 1]]
         names = [gallery_owners[i] for i in starts]
+        position = {name: i for i, name in enumerate(names)}
         sizes = np.diff([*starts, len(rows)])
         squared_norms = (vectors**2).sum(axis=1)
         for index, name in enumerate(names):
@@ -98,6 +104,10 @@ def _ranked(
             own = slice(starts[index], starts[index] + int(sizes[index]))
             nearest = nearest_by_individual(vectors[own], vectors, squared_norms, starts)
             nearest[index] = np.inf
+            # A look-alike a person ruled a different fish is not offered again.
+            for candidate in ruled_different.get(name, ()):
+                if candidate in position:
+                    nearest[position[candidate]] = np.inf
             order = [int(i) for i in np.argsort(nearest, kind="stable")[:top] if np.isfinite(nearest[i])]
             found[name] = [
                 Lookalike(name, int(sizes[index]), rank, names[i], float(nearest[i]), int(sizes[i]))
@@ -117,3 +127,18 @@ def nearest_by_individual(
         squared = (block**2).sum(axis=1)[:, None] + squared_norms[None, :] - 2 * block @ gallery.T
         best = np.minimum(best, squared.min(axis=0))
     return np.sqrt(np.maximum(np.minimum.reduceat(best, starts), 0.0))
+
+
+def nearest_photos(store: Store, card: ModelCard, first: str, second: str) -> tuple[str, str, float] | None:
+    """The photo of `first` and the photo of `second` nearest each other, with their distance:
+    the pair a person compares; None when either entry holds no photo embedded by `card`."""
+    photos = [store.photos_of(first), store.photos_of(second)]
+    if not photos[0] or not photos[1]:
+        return None
+    try:
+        mine, theirs = (store.vectors_for(ids, card.model_version).astype(np.float64) for ids in photos)
+    except KeyError:  # a photo embedded by another model only (a reindex in progress)
+        return None
+    squared = (mine**2).sum(axis=1)[:, None] + (theirs**2).sum(axis=1)[None, :] - 2 * mine @ theirs.T
+    row, column = np.unravel_index(int(np.argmin(squared)), squared.shape)
+    return photos[0][row], photos[1][column], float(np.sqrt(max(float(squared[row, column]), 0.0)))

@@ -29,6 +29,9 @@ class DecisionAction(StrEnum):
     LINK = "link"
     # The night's grouping (catalog.encounters) moved photos of one animal to one individual.
     GROUP = "group"
+    # A person ruled two entries different fish (a look-alike that is not the same animal):
+    # nothing moves; look-alike lists and the browser review stop offering the pair.
+    DIFFERENT = "different"
 
 
 class Side(StrEnum):

@@ -74,6 +74,19 @@ def test_merge_moves_sightings_and_keeps_the_old_id_pointing_to_the_survivor(sto
     assert store.merged_into("FP-000002") == "FP-000001"
 
 
+def test_different_records_two_entries_apart_changes_nothing_and_undoes(store: Store) -> None:
+    before = store.read_only_sql("SELECT * FROM sightings ORDER BY photo_id").rows
+    decision = decisions.different(store, "FP-000001", "FP-000002", "different fin rays")
+    assert store.ruled_different() == {frozenset(("FP-000001", "FP-000002"))}
+    assert store.read_only_sql("SELECT * FROM sightings ORDER BY photo_id").rows == before
+    with pytest.raises(FinprintError, match="already recorded as different"):
+        decisions.different(store, "FP-000002", "FP-000001", "again")
+    with pytest.raises(FinprintError, match="one entry"):
+        decisions.different(store, "FP-000001", "FP-000001", "")
+    decisions.undo(store, decision)
+    assert store.ruled_different() == set()
+
+
 def test_split_gives_the_photos_one_new_individual(store: Store) -> None:
     decisions.split(store, "FP-000001", ["s/a2.jpg", "s/a3.jpg"], "two fish")
     assert _owner(store, "a2")[0] == _owner(store, "a3")[0] == "FP-000004"

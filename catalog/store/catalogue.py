@@ -810,6 +810,35 @@ class Store:
                 problems.append(f"{row[0]} {what}")
         return problems + self._keypoints().problems()
 
+    # -- the browser review ---------------------------------------------------------------
+
+    def photo_paths(self, photo_id: str) -> list[str]:
+        """Every path the photo was catalogued at, in order."""
+        rows = self._con.execute(
+            "SELECT path FROM photo_paths WHERE photo_id = $p ORDER BY path", {"p": photo_id}
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def archive_roots(self) -> list[str]:
+        """Every folder a run of this catalogue walked (as given, made absolute)."""
+        rows = self._con.execute("SELECT DISTINCT unnest(roots) FROM runs ORDER BY 1").fetchall()
+        return [row[0] for row in rows]
+
+    def decisive_lines(self, photo_id: str) -> tuple[str | None, bytes | None]:
+        """(matched photo, the keypoint lines its sighting was decided on) of a photo's sighting."""
+        row = self._con.execute(
+            "SELECT matched_photo_id, keypoint_lines FROM sightings WHERE photo_id = $p", {"p": photo_id}
+        ).fetchone()
+        return (None, None) if row is None else (row[0], None if row[1] is None else bytes(row[1]))
+
+    def ruled_different(self) -> set[frozenset[str]]:
+        """Pairs of entries a person said are different fish (decisions not undone)."""
+        rows = self._con.execute(
+            "SELECT individual_id, other_individual_id FROM decisions "
+            "WHERE action = 'different' AND undone_at IS NULL"
+        ).fetchall()
+        return {frozenset((a, b)) for a, b in rows}
+
     def individual_exists(self, individual_id: str) -> bool:
         return self.resolve_individual(individual_id) is not None
 
