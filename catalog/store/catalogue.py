@@ -503,16 +503,22 @@ class Store:
         return int(row[0]) if row else 0
 
     def vectors_for(self, photo_ids: list[str], model_version: str) -> np.ndarray:
-        """The embeddings of these photos, in the order given."""
-        rows = self._con.execute(
+        """The embeddings of these photos, in the order given (KeyError naming a photo without one)."""
+        if not photo_ids:
+            return np.asarray([], dtype=np.float32)
+        found = self._con.execute(
             # A join on the unnested ids: list_contains per row would compare every row with every
-            # id, which at a million photos never ends.
-            "SELECT e.photo_id, e.vector FROM embeddings e "
-            "JOIN (SELECT unnest($ids) AS photo_id) wanted USING (photo_id) WHERE e.model_version = $m",
+            # id, which at a million photos never ends. Fetched as numpy, not as Python lists: 0.3 s
+            # for 100,000 vectors where fetchall takes 2.
+            "SELECT wanted.position, e.vector FROM embeddings e "
+            "JOIN (SELECT unnest($ids) AS photo_id, generate_subscripts($ids, 1) AS position) wanted "
+            "USING (photo_id) WHERE e.model_version = $m ORDER BY wanted.position",
             {"m": model_version, "ids": photo_ids},
-        ).fetchall()
-        by_id = {photo_id: vector for photo_id, vector in rows}
-        return np.asarray([by_id[p] for p in photo_ids], dtype=np.float32)
+        ).fetchnumpy()
+        if len(found["position"]) != len(photo_ids):
+            held = {int(position) - 1 for position in found["position"]}
+            raise KeyError(next(p for i, p in enumerate(photo_ids) if i not in held))
+        return np.stack(list(found["vector"])).astype(np.float32, copy=False)
 
     # -- writes -----------------------------------------------------------------------------
 
