@@ -286,7 +286,8 @@ def demo(
     # soft_wrap: a command to copy must not be broken across lines.
     console.print(
         f"\nArchive: {result.archive}\nCatalogue: {result.db_path}\n"
-        f'Try: finprint sql "SELECT * FROM individuals LIMIT 5" --db {result.db_path}',
+        f'Try: finprint sql "SELECT * FROM individuals LIMIT 5" --db {result.db_path}\n'
+        f"Settle the doubtful matches in your browser: finprint review --web --db {result.db_path}",
         markup=False,
         highlight=False,
         soft_wrap=True,
@@ -541,10 +542,32 @@ ReasonOption = Annotated[
 
 
 @app.command()
-def review(db: DbOption = None, output: FormatOption = OutputFormat.TABLE) -> None:
+def review(
+    db: DbOption = None,
+    output: FormatOption = OutputFormat.TABLE,
+    web: Annotated[
+        bool,
+        typer.Option(
+            "--web",
+            help="Review in a browser instead: both photos of each pair side by side, one key per "
+            "decision (y same, n different, s skip, u undo). Needs `pip install 'finprint[web]'`.",
+        ),
+    ] = False,
+    host: Annotated[
+        str, typer.Option(help="With --web: the address to listen on. Keep 127.0.0.1 unless you must.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="With --web: the port (0: any free one).")
+    ] = 8765,
+    model: ModelOption = None,
+) -> None:
     """List the sightings waiting for a person: matches near the threshold, and photos close to
     two individuals, each with the question it asks. Settle each with `finprint confirm`,
-    `reject`, `merge` or `split`."""
+    `reject`, `merge` or `split`, or all of them in a browser with `--web`, which also asks about
+    the last night's new entries and their look-alikes."""
+    if web:
+        _review_in_browser(db, model, host, port)
+        return
     from catalog import report
     from catalog.store import Store
 
@@ -566,6 +589,32 @@ def review(db: DbOption = None, output: FormatOption = OutputFormat.TABLE) -> No
         markup=False,
         highlight=False,
     )
+
+
+def _review_in_browser(db: Path | None, model: Path | None, host: str, port: int) -> None:
+    from catalog.modelcard import read_card
+
+    try:
+        from catalog.web.app import ReviewServer
+    except ModuleNotFoundError as missing:
+        raise FinprintError(
+            f"the browser review needs the web extra ({missing.name} is not installed): "
+            "pip install 'finprint[web]'"
+        ) from missing
+    settings = _settings(db_path=db, model_path=model)
+    server = ReviewServer(settings.db_path, read_card(settings.model_path), host, port)
+    console.print(f"Review {settings.db_path} in your browser at:", markup=False, highlight=False)
+    console.print(server.url, markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        "The address carries this sitting's key; keep it to yourself. Ctrl-C stops the page "
+        "(every decision is already saved).",
+        markup=False,
+        highlight=False,
+    )
+    try:
+        server.serve_forever()
+    finally:
+        server.shutdown()
 
 
 def _decide(db: Path | None, decide: Any) -> None:
@@ -661,6 +710,20 @@ def link(
     from catalog import decisions
 
     _decide(db, lambda store: decisions.link(store, first, second, reason))
+
+
+@app.command()
+def different(
+    first: Annotated[str, typer.Argument(help="One catalogue entry, e.g. FP-000012.")],
+    second: Annotated[str, typer.Argument(help="A look-alike that is another fish, e.g. FP-000034.")],
+    reason: ReasonOption = "",
+    db: DbOption = None,
+) -> None:
+    """Two catalogue entries are different fish (a look-alike ruled out): nothing moves, and
+    `finprint lookalikes` and the browser review stop offering the pair."""
+    from catalog import decisions
+
+    _decide(db, lambda store: decisions.different(store, first, second, reason))
 
 
 @app.command()

@@ -6,7 +6,7 @@ import base64
 import html
 import io
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from PIL import Image, ImageDraw, ImageOps
 
@@ -39,9 +39,10 @@ def _text(value: Any) -> str:
     return html.escape(format_value(value), quote=True)
 
 
-def _open_upright(path: str, draft_size: tuple[int, int]) -> Image.Image:
-    """The photo decoded at no less than `draft_size` (JPEG draft mode), EXIF-upright, RGB."""
-    with Image.open(path) as image:
+def open_upright(source: str | IO[bytes], draft_size: tuple[int, int]) -> Image.Image:
+    """The photo (a path or its bytes) decoded at no less than `draft_size` (JPEG draft mode),
+    EXIF-upright, RGB."""
+    with Image.open(source) as image:
         image.draft("RGB", draft_size)
         return ImageOps.exif_transpose(image).convert("RGB")
 
@@ -58,7 +59,7 @@ def thumbnail(path: str | None) -> str:
     if path is None:
         return '<div class="missing">no photo</div>'
     try:
-        small = _open_upright(path, (THUMBNAIL_PIXELS * 2, THUMBNAIL_PIXELS * 2))
+        small = open_upright(path, (THUMBNAIL_PIXELS * 2, THUMBNAIL_PIXELS * 2))
         small.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
     except (OSError, SyntaxError, ValueError):
         return '<div class="missing">photo not readable here</div>'
@@ -89,15 +90,25 @@ def decisive_pair(path: str, matched_path: str, decisive: verify.DecisiveLines, 
     reader sees which marks made the two photos the same animal; "" when there are none."""
     if len(decisive.lines) == 0:
         return ""
-    height = THUMBNAIL_PIXELS
-    size, matched_size = decisive.size, decisive.matched_size
-    # Keypoints are in pixels of the image they were found in: one scale each.
-    left_scale, right_scale = height / size[1], height / matched_size[1]
     try:
-        left = _open_upright(path, size)
-        right = _open_upright(matched_path, matched_size)
+        left = open_upright(path, decisive.size)
+        right = open_upright(matched_path, decisive.matched_size)
     except (OSError, SyntaxError, ValueError):
         return ""
+    canvas = draw_decisive(left, right, decisive, THUMBNAIL_PIXELS)
+    return (
+        f"<figure class='keypoints'><img alt='matching keypoints' src='{_jpeg_source(canvas, 85)}'>"
+        f"<figcaption>{len(decisive.lines)} {_text(what)} (lines join them)</figcaption></figure>"
+    )
+
+
+def draw_decisive(
+    left: Image.Image, right: Image.Image, decisive: verify.DecisiveLines, height: int
+) -> Image.Image:
+    """The two photos side by side, `height` pixels high, with a line between each pair of
+    keypoints in `decisive` (keypoints are in pixels of the image they were found in)."""
+    size, matched_size = decisive.size, decisive.matched_size
+    left_scale, right_scale = height / size[1], height / matched_size[1]
     left = left.resize((max(1, round(size[0] * left_scale)), height), Image.Resampling.BILINEAR)
     right = right.resize((max(1, round(matched_size[0] * right_scale)), height), Image.Resampling.BILINEAR)
     gap = 12
@@ -112,10 +123,7 @@ def decisive_pair(path: str, matched_path: str, decisive: verify.DecisiveLines, 
         draw.line((start, end), fill=colour, width=1)
         for x, y in (start, end):
             draw.ellipse((x - 2, y - 2, x + 2, y + 2), outline=colour)
-    return (
-        f"<figure class='keypoints'><img alt='matching keypoints' src='{_jpeg_source(canvas, 85)}'>"
-        f"<figcaption>{len(decisive.lines)} {_text(what)} (lines join them)</figcaption></figure>"
-    )
+    return canvas
 
 
 def _figure(path: str | None, caption: str) -> str:

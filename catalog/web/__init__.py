@@ -1,0 +1,1 @@
+"""The browser review (`finprint review --web`): a person settles the night's doubts, one key per decision."""
