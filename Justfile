@@ -155,3 +155,9 @@ bench-night-memory *args:
 # One verified night indexed into catalogues of 1,000 and 100,000 photos (about 10 GB of scratch).
 bench-verified-night *args:
     {{py}} bench/bench_verified_night.py {{args}}
+
+# The browser review on a catalogue of 100,000 photos: the answer to the next page, its pictures,
+# a 12 MP photo scaled; with --browser, keys pressed in headless Chromium (about 4 minutes).
+# --screenshot docs/review-web.png redraws the guide's picture.
+bench-review-web *args:
+    {{py}} bench/bench_review_web.py {{args}}

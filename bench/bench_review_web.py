@@ -1,6 +1,6 @@
 """The browser review's speed on a large catalogue: how long a person waits for the next pair.
 
-Usage: python bench/bench_review_web.py [--photos 100000] [--decisions 20] [--browser]
+Usage: python bench/bench_review_web.py [--photos 100000] [--decisions 20] [--think-ms 500] [--browser]
        [--screenshot docs/review-web.png]
 
 The catalogue: `--photos` catalogued photos in all. A drawn survey archive (real photos, real
@@ -124,7 +124,7 @@ def milliseconds(samples: list[float]) -> str:
     return f"{statistics.median(ordered) * 1000:.0f} / {p90 * 1000:.0f} / {ordered[-1] * 1000:.0f}"
 
 
-def measure_http(server: ReviewServer, db: Path, decisions: int) -> dict[str, str]:
+def measure_http(server: ReviewServer, db: Path, decisions: int, think_s: float) -> dict[str, str]:
     cache = cache_folder(db)
     shutil.rmtree(cache, ignore_errors=True)
     started = time.perf_counter()
@@ -136,6 +136,7 @@ def measure_http(server: ReviewServer, db: Path, decisions: int) -> dict[str, st
         key = person.field("key")
         if not key:
             break
+        time.sleep(think_s)  # a person looking at the pair
         started = time.perf_counter()
         person.post("/answer", csrf=person.field("csrf"), key=key, answer=("same", "different")[n % 2])
         pages.append(time.perf_counter() - started)
@@ -197,7 +198,7 @@ def chromium(profile: Path, width: int = 1400, height: int = 1000) -> Any:
     return webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
 
 
-def measure_browser(server: ReviewServer, decisions: int, profile: Path) -> dict[str, str]:
+def measure_browser(server: ReviewServer, decisions: int, think_s: float, profile: Path) -> dict[str, str]:
     """Key pressed in Chromium until the next pair's page and pictures are loaded: the browser's
     own navigation timing (the form's submission to the load event, redirect included), and the
     wall time seen from here (WebDriver's round trips included)."""
@@ -218,6 +219,7 @@ def measure_browser(server: ReviewServer, decisions: int, profile: Path) -> dict
             before = browser.execute_script(ready)
             if before is None:
                 break
+            time.sleep(think_s)
             started = time.perf_counter()
             browser.find_element(By.TAG_NAME, "body").send_keys("yn"[n % 2])
             while browser.execute_script(ready) in (None, before):
@@ -233,12 +235,17 @@ def measure_browser(server: ReviewServer, decisions: int, profile: Path) -> dict
 
 
 def screenshot(server: ReviewServer, out: Path, profile: Path) -> None:
-    browser = chromium(profile, 1280, 900)
+    browser = chromium(profile, 1280, 1000)
     try:
         browser.get(server.url)
-        browser.save_screenshot(str(out))
+        shot = out.with_suffix(".full.png")
+        browser.save_screenshot(str(shot))
     finally:
         browser.quit()
+    # 128 colours: a quarter of the bytes, and the photos still read (the repository keeps it).
+    with Image.open(shot) as image:
+        image.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
+    shot.unlink()
 
 
 def main() -> None:
@@ -246,6 +253,12 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=100_000)
     parser.add_argument("--decisions", type=int, default=20)
     parser.add_argument("--browser", action="store_true", help="also time keys in headless Chromium")
+    parser.add_argument(
+        "--think-ms",
+        type=float,
+        default=500,
+        help="a person's look at each pair before the key (a quick one)",
+    )
     parser.add_argument("--screenshot", type=Path, help="save the first page as PNG (docs/review-web.png)")
     args = parser.parse_args()
     card = read_card(DEFAULT_MODEL_PATH)
@@ -254,18 +267,22 @@ def main() -> None:
         started = time.perf_counter()
         db = build(work, args.photos)
         built = time.perf_counter() - started
+        if args.screenshot:  # the first page, from a server of its own: the one timed starts cold
+            shown = ReviewServer(db, card)
+            threading.Thread(target=shown.serve_forever, daemon=True).start()
+            screenshot(shown, args.screenshot, work / "shot-profile")
+            shown.shutdown()
         server = ReviewServer(db, card)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
-            if args.screenshot:
-                screenshot(server, args.screenshot, work / "shot-profile")
             with Store.open(db, read_only=True) as store:
                 catalogued = store.read_only_sql("SELECT count(*) FROM photos").rows[0][0]
             figures = {"catalogued photos": f"{catalogued:,}", "catalogue built in, s": f"{built:.0f}"}
-            figures |= measure_http(server, db, args.decisions)
+            figures["a person's look at each pair, ms"] = f"{args.think_ms:.0f}"
+            figures |= measure_http(server, db, args.decisions, args.think_ms / 1000)
             figures |= measure_large_photo(work)
             if args.browser:
-                figures |= measure_browser(server, args.decisions, work / "profile")
+                figures |= measure_browser(server, args.decisions, args.think_ms / 1000, work / "profile")
         finally:
             server.shutdown()
     bench_console().print(measures_table("The browser review: waiting for the next pair", {"": figures}))

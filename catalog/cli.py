@@ -603,7 +603,8 @@ def _review_in_browser(db: Path | None, model: Path | None, host: str, port: int
         ) from missing
     settings = _settings(db_path=db, model_path=model)
     server = ReviewServer(settings.db_path, read_card(settings.model_path), host, port)
-    console.print(f"Review {settings.db_path} in your browser at:", markup=False, highlight=False)
+    # soft_wrap: an address to copy, and a path, must not be broken across lines.
+    console.print(f"Review {settings.db_path} in your browser at:", markup=False, highlight=False, soft_wrap=True)
     console.print(server.url, markup=False, highlight=False, soft_wrap=True)
     console.print(
         "The address carries this sitting's key; keep it to yourself. Ctrl-C stops the page "
@@ -611,10 +612,9 @@ def _review_in_browser(db: Path | None, model: Path | None, host: str, port: int
         markup=False,
         highlight=False,
     )
-    try:
-        server.serve_forever()
-    finally:
-        server.shutdown()
+    # Ctrl-C is how a page is closed, not a failure: Werkzeug ends serve_forever on it.
+    server.serve_forever()
+    console.print("Stopped. Every decision was saved as it was made.", markup=False, highlight=False)
 
 
 def _decide(db: Path | None, decide: Any) -> None:

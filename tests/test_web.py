@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -373,3 +374,23 @@ def test_keys_in_a_real_browser_decide_skip_and_undo(
         assert len(_state(reviewed)["decisions"]) == 2, "JavaScript really is off: keys do nothing"
     finally:
         reader.quit()
+
+
+@pytest.mark.slow
+def test_review_web_prints_an_address_that_opens_and_stops_on_ctrl_c(reviewed: Path) -> None:
+    command = [sys.executable, "-m", "catalog", "review", "--web", "--port", "0", "--db", str(reviewed)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        lines = [server.stdout.readline() for _ in range(2)]
+        assert lines[0].startswith("Review ") and "browser" in lines[0]
+        url = lines[1].strip()
+        assert url.startswith("http://127.0.0.1:") and "?token=" in url
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        assert b"pair(s) left" in browser.open(url, timeout=30).read()
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(url.split("?")[0], timeout=30)
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, err = server.communicate(timeout=30)
+    assert server.returncode == 0 and "Stopped" in out, err

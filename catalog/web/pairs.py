@@ -129,7 +129,9 @@ class Queue:
 
     def find(self, store: Store, key: str) -> Pair:
         """The open pair a page posted back; PairDecided when it is no longer open."""
-        for pair in self.open_pairs(store):
+        kind = key.split(":", 1)[0]
+        candidates = review_pairs(store) if kind == PairKind.REVIEW else self._open_lookalikes(store)
+        for pair in candidates:
             if pair.key == key:
                 return with_photos(store, self.card, pair)
         raise PairDecided()

@@ -233,7 +233,8 @@ def _entries(store: Store, pair: Pair) -> dict[str, dict[str, Any]]:
     for entry in (pair.individual_id, pair.other_individual_id):
         if entry:
             history = store.query("entry_photos", individual_id=entry).records()
-            entries[entry] = {"photos": len(store.photos_of(entry)), "history": history}
+            own = sum(1 for row in history if row["individual_id"] == entry)
+            entries[entry] = {"photos": own, "history": history}
     return entries
 
 
