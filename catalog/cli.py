@@ -604,7 +604,9 @@ def _review_in_browser(db: Path | None, model: Path | None, host: str, port: int
     settings = _settings(db_path=db, model_path=model)
     server = ReviewServer(settings.db_path, read_card(settings.model_path), host, port)
     # soft_wrap: an address to copy, and a path, must not be broken across lines.
-    console.print(f"Review {settings.db_path} in your browser at:", markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        f"Review {settings.db_path} in your browser at:", markup=False, highlight=False, soft_wrap=True
+    )
     console.print(server.url, markup=False, highlight=False, soft_wrap=True)
     console.print(
         "The address carries this sitting's key; keep it to yourself. Ctrl-C stops the page "
