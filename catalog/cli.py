@@ -134,7 +134,11 @@ LABELLED_DATA_HELP = "Labelled photos: `DATA/<individual>/*.jpg` or `<id>_<side>
 
 FormatOption = Annotated[
     OutputFormat,
-    typer.Option("--format", help="table (for people), csv or json (for scripts and spreadsheets)."),
+    typer.Option(
+        "--format",
+        help="table (for people), csv or json (for scripts and spreadsheets; in csv, text a "
+        "spreadsheet would run as a formula starts with ').",
+    ),
 ]
 
 
@@ -912,10 +916,13 @@ def _plain(value: Any) -> Any:
 
 
 def _csv_cell(value: Any) -> Any:
-    """A CSV cell: a list (sites, photos) as its items joined by "; ", not Python's repr."""
+    """A CSV cell: a list (sites, photos) as its items joined by "; ", not Python's repr; text a
+    spreadsheet would run as a formula (a site named =HYPERLINK(...)) starts with ' and stays text."""
+    from exporters.cells import inert
+
     if isinstance(value, list | tuple):
-        return "; ".join(str(_plain(item)) for item in value)
-    return _plain(value)
+        return inert("; ".join(str(_plain(item)) for item in value))
+    return inert(_plain(value))
 
 
 @app.command("export")
@@ -957,11 +964,12 @@ def export_command(
     spreadsheet_safe: Annotated[
         bool,
         typer.Option(
-            "--spreadsheet-safe",
+            "--spreadsheet-safe/--as-recorded",
             help="csv, dwc, capture-history .csv: text starting with = + - @ (a formula to Excel or "
-            "LibreOffice, e.g. a site named =HYPERLINK(...)) gets a leading ' so it stays text.",
+            "LibreOffice, e.g. a site named =HYPERLINK(...)) gets a leading ' so it stays text; "
+            "--as-recorded writes it as it is.",
         ),
-    ] = False,
+    ] = True,
 ) -> None:
     """Write the catalogue out for other tools: spreadsheets, GBIF, mark-recapture programs, GIS.
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -389,6 +391,36 @@ def test_csv_on_stdout_pipes_into_xargs_and_writes_lists_as_items(indexed_survey
     )  # fmt: skip
     assert piped.returncode == 0, piped.stderr
     assert first in piped.stdout
+
+
+def test_csv_from_every_command_keeps_formulas_as_text_unless_asked(
+    indexed_copy: Path, tmp_path: Path
+) -> None:
+    formula = '=HYPERLINK("http://x")'
+    assert run_finprint("rename", "FP-000001", formula, "--db", str(indexed_copy)).returncode == 0
+    for args in (["individuals"], ["history", "FP-000001"], ["sql", "SELECT name FROM individuals"]):
+        listed = run_finprint(*args, "--db", str(indexed_copy), "--format", "csv").stdout
+        assert "'=HYPERLINK" in listed or args[0] == "history", args
+        assert "\n=HYPERLINK" not in listed and ",=HYPERLINK" not in listed, args
+    sql = ["sql", "SELECT '+SUM(1)' AS site", "--db", str(indexed_copy), "--format", "csv"]
+    assert run_finprint(*sql).stdout.splitlines()[1] == "'+SUM(1)"
+
+
+def test_export_keeps_formulas_as_text_by_default(survey_archive: Path, tmp_path: Path) -> None:
+    survey = tmp_path / "archive" / "2024-06-03_=SUM(1)"
+    survey.mkdir(parents=True)
+    shutil.copy2(next(survey_archive.rglob("*.jpg")), survey / "IMG_1_left_body.jpg")
+    db = tmp_path / "c.duckdb"
+    assert run_finprint("index", str(tmp_path / "archive"), "--db", str(db), "--quiet").returncode == 0
+
+    def sites(*switch: str) -> list[str]:
+        out = tmp_path / f"export{len(switch)}.csv"
+        assert run_finprint("export", "csv", "--db", str(db), "--out", str(out), *switch).returncode == 0
+        with out.open(newline="", encoding="utf-8") as handle:
+            return [row["site"] for row in csv.DictReader(handle)]
+
+    assert sites() == ["'=SUM(1)"]
+    assert sites("--as-recorded") == ["=SUM(1)"]
 
 
 def test_a_new_catalogue_is_said_even_under_quiet(tmp_path: Path) -> None:
