@@ -1487,6 +1487,76 @@ def synthesize(
     console.print(f"Wrote {count} photos to {out}")
 
 
+settings_app = typer.Typer(
+    help="Show the settings a catalogue keeps (what every run on it is decided with: layout, "
+    "species, threshold, verification...), their history, and change one for good.",
+    no_args_is_help=False,
+)
+app.add_typer(settings_app, name="settings")
+
+
+@settings_app.callback(invoke_without_command=True)
+def settings_command(
+    context: typer.Context,
+    db: DbOption = None,
+    history: Annotated[bool, typer.Option("--history", help="Every change instead, oldest first.")] = False,
+    output: FormatOption = OutputFormat.TABLE,
+) -> None:
+    """Show each setting the catalogue keeps, where its value came from and since which run;
+    the others are finprint's defaults. `finprint settings set NAME VALUE` changes one."""
+    if context.invoked_subcommand is not None:
+        return
+    from catalog.settings import settings_listing
+    from catalog.store import Store
+
+    settings = _settings(db_path=db)
+    with Store.open(settings.db_path, read_only=True) as store:
+        result = store.query("settings_history") if history else settings_listing(store.query("settings"))
+    _listing(result, output, f"Settings kept by {settings.db_path}" + (": history" if history else ""))
+
+
+@settings_app.command("set")
+def settings_set(
+    name: Annotated[str, typer.Argument(help="The setting, e.g. path_pattern or scientific_name.")],
+    value: Annotated[str, typer.Argument(help="Its new value, e.g. '{site}/{date}/*'.")],
+    db: DbOption = None,
+) -> None:
+    """Change a setting the catalogue keeps, for every later run (kept in its history)."""
+    from catalog.settings import parse_setting
+    from catalog.store import Store
+
+    parsed = parse_setting(name, value)
+    settings = _settings(db_path=db)
+    with Store.open(settings.db_path) as store:
+        store.remember_settings({name: parsed}, {name: "finprint settings set"}, store.latest_run_id() or 0)
+    console.print(
+        f"{name} is {parsed!r} for every later run on {settings.db_path}.", markup=False, highlight=False
+    )
+
+
+@settings_app.command("reset")
+def settings_reset(
+    name: Annotated[str, typer.Argument(help="The setting to stop keeping.")],
+    db: DbOption = None,
+) -> None:
+    """Stop keeping a setting: finprint's default (or a settings file) applies again."""
+    from catalog.settings import default_of, known_setting
+    from catalog.store import Store
+
+    known_setting(name)
+    settings = _settings(db_path=db)
+    with Store.open(settings.db_path) as store:
+        forgotten = store.forget_setting(name, "finprint settings reset")
+    if not forgotten:
+        console.print(
+            f"{settings.db_path} does not keep {name}: nothing to reset.", markup=False, highlight=False
+        )
+        return
+    console.print(
+        f"{name} is finprint's default again ({default_of(name)!r}).", markup=False, highlight=False
+    )
+
+
 @app.command()
 def migrate(db: DbOption = None) -> None:
     """Upgrade a catalogue made by an older finprint to this version's schema (index does this too).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tomllib
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.errors import FinprintError
+from catalog.store.rows import QueryResult
 from catalog.vocabulary import KeypointDetector
 
 DEFAULT_MODEL_PATH = Path(__file__).parent / "models" / "default.onnx"
@@ -80,6 +82,9 @@ CATALOGUE_SETTINGS = (
     "recorded_by",
 )
 CONFIG_ENVIRONMENT_VARIABLE = "FINPRINT_CONFIG"
+# How a value read from finprint.toml in the working folder (not named by --config or
+# FINPRINT_CONFIG) says where it came from: such a file may belong to another catalogue.
+FOUND_HERE = "(found in the working folder)"
 DETECTORS = tuple(kind.value for kind in KeypointDetector)
 
 
@@ -126,9 +131,12 @@ def _coerce(name: str, raw: Any) -> Any:
     return str(raw)
 
 
-def _settings_file(config: Path | None, settings_file: Path | None, environ: dict[str, str]) -> Path:
-    """The settings file to read: --config, else FINPRINT_CONFIG (both must exist), else
-    `settings_file` or finprint.toml in this folder (read only if it exists)."""
+def _settings_file(
+    config: Path | None, settings_file: Path | None, environ: dict[str, str]
+) -> tuple[Path, str]:
+    """The settings file to read, and how its values say where they came from: --config, else
+    FINPRINT_CONFIG (both must exist), else `settings_file` or finprint.toml in this folder (read
+    only if it exists, and said to be found there)."""
     if config is None and environ.get(CONFIG_ENVIRONMENT_VARIABLE):
         config = Path(environ[CONFIG_ENVIRONMENT_VARIABLE]).expanduser()
     if config is not None:
@@ -136,8 +144,9 @@ def _settings_file(config: Path | None, settings_file: Path | None, environ: dic
             raise FinprintError(
                 f"{config}: settings file not found. Check --config or {CONFIG_ENVIRONMENT_VARIABLE}."
             )
-        return config
-    return settings_file or Path(SETTINGS_FILE_NAME)
+        return config, str(config)
+    found = settings_file or Path(SETTINGS_FILE_NAME)
+    return found, f"{found} {FOUND_HERE}"
 
 
 def _from_file(settings_file: Path, names: set[str]) -> dict[str, Any]:
@@ -168,10 +177,10 @@ def load_settings(
     (--config), else FINPRINT_CONFIG, both of which must exist; else `settings_file` (default
     finprint.toml in this folder) when it exists."""
     environ = dict(os.environ) if environ is None else environ
-    settings_file = _settings_file(config, settings_file, environ)
+    settings_file, file_origin = _settings_file(config, settings_file, environ)
     names = {f.name for f in fields(Settings)} - {"given"}
     values = _from_file(settings_file, names)
-    origin = dict.fromkeys(values, str(settings_file))
+    origin = dict.fromkeys(values, file_origin)
     for name in names:
         env_value = environ.get(f"FINPRINT_{name.upper()}")
         if env_value is not None:
@@ -193,23 +202,38 @@ def load_settings(
 
 def with_catalogue_settings(settings: Settings, stored: dict[str, Any]) -> tuple[Settings, list[str]]:
     """Fill in what the catalogue keeps (`stored`, as `to_remember` made it) wherever no flag,
-    variable or file gave a value; where one gave another value, say so."""
+    variable or named settings file gave a value, and say where one gave another value. A
+    finprint.toml merely found in the working folder never overrules the catalogue: it may be
+    another archive's (`finprint settings set` changes a catalogue's setting for good)."""
     filled: dict[str, Any] = {}
+    overruled: set[str] = set()
     notes = []
     for name, value in stored.items():
         if name not in CATALOGUE_SETTINGS:
             continue
         kept = _coerce(name, value)
         source = settings.source_of(name)
+        given = getattr(settings, name)
         if source is None:
             filled[name] = kept
-        elif getattr(settings, name) != kept:
+        elif given == kept:
+            continue
+        elif source.endswith(FOUND_HERE):
+            filled[name] = kept
+            overruled.add(name)
+            notes.append(
+                f"{name} is {_shown(given)} in {source}, where this catalogue keeps {_shown(kept)}: the "
+                f"catalogue's value is used. To change it for good: finprint settings set {name} "
+                f"{_shown(given)}; or name the file with --config."
+            )
+        else:
             lasting = "for this run only" if _is_flag(source) else "kept from now on"
             notes.append(
-                f"{name} is {_shown(getattr(settings, name))} (from {source}) where this catalogue was "
+                f"{name} is {_shown(given)} (from {source}) where this catalogue was "
                 f"indexed with {_shown(kept)}: {lasting}"
             )
-    return replace(settings, **filled), notes
+    given_now = tuple((name, source) for name, source in settings.given if name not in overruled)
+    return replace(settings, **filled, given=given_now), notes
 
 
 def to_remember(settings: Settings) -> dict[str, Any]:
@@ -229,6 +253,30 @@ def _is_flag(source: str) -> bool:
 
 def _shown(value: Any) -> str:
     return "unset" if value is None else repr(value)
+
+
+def known_setting(name: str) -> None:
+    """Refuse a name that is not a setting a catalogue keeps, listing those that are."""
+    if name not in CATALOGUE_SETTINGS:
+        raise FinprintError(
+            f"{name}: not a setting a catalogue keeps. These are: {', '.join(CATALOGUE_SETTINGS)}."
+        )
+
+
+def parse_setting(name: str, raw: str) -> Any:
+    """A catalogue setting's value from its text (as `finprint settings set` is given it)."""
+    known_setting(name)
+    try:
+        value = _coerce(name, raw)
+        _check_range(name, value)
+    except ValueError as exc:
+        raise FinprintError(f"{name}: {exc}") from exc
+    return value
+
+
+def default_of(name: str) -> Any:
+    """What a setting is when nothing gives it."""
+    return getattr(Settings(), name)
 
 
 GBIF_LICENCES = ("CC0-1.0", "CC-BY-4.0", "CC-BY-NC-4.0")
@@ -251,3 +299,19 @@ def _check_range(name: str, value: Any) -> None:
         low, high = _INT_RANGES[name]
         if not low <= value <= high:
             raise ValueError(f"must be from {low} to {high}, not {value!r}")
+
+
+def settings_listing(kept: QueryResult) -> QueryResult:
+    """Every catalogue setting with the value a run uses: the kept one (from the `settings`
+    query), else finprint's default, saying which."""
+    by_name = {row["name"]: row for row in kept.records()}
+    rows = []
+    for name in CATALOGUE_SETTINGS:
+        row = by_name.get(name)
+        if row is None:
+            rows.append((name, _shown(default_of(name)), "finprint's default", None, None))
+        else:
+            rows.append(
+                (name, _shown(json.loads(row["value"])), row["source"], row["run_id"], row["changed_at"])
+            )
+    return QueryResult(["name", "value", "source", "since_run", "changed_at"], rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ def test_bad_value_is_a_user_error(tmp_path: Path) -> None:
 def test_out_of_range_settings_name_the_setting_and_its_source(tmp_path: Path, name: str, value: str) -> None:
     toml = tmp_path / "finprint.toml"
     toml.write_text(f'{name} = "{value}"\n', encoding="utf-8")
-    with pytest.raises(FinprintError, match=rf"{name} from .*finprint\.toml: must be"):
+    with pytest.raises(FinprintError, match=rf"{name} from .*finprint\.toml .*: must be"):
         load_settings({}, toml, environ={})
     with pytest.raises(FinprintError, match=rf"{name} from FINPRINT_{name.upper()}: must be"):
         load_settings({}, tmp_path / "absent.toml", environ={f"FINPRINT_{name.upper()}": value})
@@ -128,12 +129,28 @@ def test_a_run_given_other_settings_says_so_and_a_flag_lasts_one_run(
     assert "indexed with 0.1" in notes[0] and "for this run only" in notes[0]
     with Store.open(db, read_only=True) as store:
         assert store.stored_settings() == {"path_pattern": "{site}/{date}/*", "review_band_fraction": 0.1}
-    toml.write_text('path_pattern = "{site}/{date}/*"\nreview_band_fraction = 0.05\n')
-    changed = index(load_settings({"db_path": db}, toml, environ={}), [archive])
+    # A finprint.toml merely found in the working folder may be another archive's: not used.
+    toml.write_text('path_pattern = "{date}_{site}/*"\nreview_band_fraction = 0.05\n')
+    stray = index(load_settings({"db_path": db}, toml, environ={}), [archive])
+    notes = [w for w in stray.warnings if "found in the working folder" in w]
+    assert len(notes) == 2 and all("the catalogue's value is used" in n for n in notes)
+    assert any("finprint settings set review_band_fraction 0.05" in n for n in notes)
+    with Store.open(db, read_only=True) as store:
+        assert store.stored_settings() == {"path_pattern": "{site}/{date}/*", "review_band_fraction": 0.1}
+        assert store.read_only_sql("SELECT count(DISTINCT site) FROM photos WHERE site LIKE '20%'").rows == [
+            (0,)
+        ]
+    # Named with --config (or FINPRINT_CONFIG), the file changes the catalogue for good.
+    changed = index(load_settings({"db_path": db}, environ={}, config=toml), [archive])
     [note] = [w for w in changed.warnings if "review_band_fraction" in w]
     assert "kept from now on" in note
     with Store.open(db, read_only=True) as store:
         assert store.stored_settings()["review_band_fraction"] == 0.05
+        history = store.query("settings_history").records()
+    assert [(r["name"], r["value"]) for r in history if r["name"] == "review_band_fraction"] == [
+        ("review_band_fraction", "0.1"),
+        ("review_band_fraction", "0.05"),
+    ]
 
 
 def test_config_names_the_settings_file_and_a_missing_one_is_an_error(tmp_path: Path) -> None:
@@ -148,3 +165,35 @@ def test_config_names_the_settings_file_and_a_missing_one_is_an_error(tmp_path: 
     assert from_env.source_of("scientific_name") == str(elsewhere)
     with pytest.raises(FinprintError, match=r"absent\.toml: settings file not found.*--config"):
         load_settings({}, here, environ={}, config=tmp_path / "absent.toml")
+
+
+def test_settings_shows_sets_and_resets_what_the_catalogue_keeps_with_history(tmp_path: Path) -> None:
+    from tests.conftest import run_finprint
+
+    from catalog.store import Store
+
+    db = tmp_path / "c.duckdb"
+    Store.open(db).close()
+    shown = run_finprint("settings", "--db", str(db), "--format", "csv").stdout
+    assert "path_pattern,unset,finprint's default" in shown
+    assert run_finprint("settings", "set", "path_pattern", "{site}/{date}/*", "--db", str(db)).returncode == 0
+    assert (
+        run_finprint("settings", "set", "scientific_name", "Labrus bergylta", "--db", str(db)).returncode == 0
+    )
+    refused = run_finprint("settings", "set", "review_band_fraction", "2", "--db", str(db))
+    assert refused.returncode == 1 and "from 0 up to" in refused.stderr
+    unknown = run_finprint("settings", "set", "threshold", "0.5", "--db", str(db))
+    assert unknown.returncode == 1 and "distance_threshold" in unknown.stderr
+    kept = run_finprint("settings", "--db", str(db), "--format", "json").stdout
+    rows = {row["name"]: row for row in json.loads(kept)}
+    assert rows["path_pattern"]["value"] == "'{site}/{date}/*'"
+    assert rows["path_pattern"]["source"] == "finprint settings set"
+    assert run_finprint("settings", "reset", "path_pattern", "--db", str(db)).returncode == 0
+    history = json.loads(run_finprint("settings", "--history", "--db", str(db), "--format", "json").stdout)
+    assert [(h["name"], h["value"]) for h in history] == [
+        ("path_pattern", '"{site}/{date}/*"'),
+        ("scientific_name", '"Labrus bergylta"'),
+        ("path_pattern", None),
+    ]
+    with Store.open(db, read_only=True) as store:
+        assert store.stored_settings() == {"scientific_name": "Labrus bergylta"}

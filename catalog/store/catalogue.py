@@ -249,26 +249,38 @@ class Store:
         return {name: json.loads(value) for name, value in rows}
 
     def remember_settings(self, values: dict[str, Any], sources: dict[str, str], run_id: int) -> None:
-        """Keep these settings in the catalogue; a value that did not change keeps its first run."""
+        """Keep these settings in the catalogue, each change in its history too; a value that did
+        not change keeps its first run."""
         stored = self.stored_settings()
         changed = {name: value for name, value in values.items() if stored.get(name, object()) != value}
         if not changed:
             return
+        rows: dict[str, list[Any]] = {
+            "name": list(changed),
+            "value": [json.dumps(value) for value in changed.values()],
+            "source": [sources[name] for name in changed],
+            "run_id": [run_id] * len(changed),
+            "changed_at": [_now()] * len(changed),
+        }
         with self._transaction():
             self._con.execute(
                 "DELETE FROM catalogue_settings WHERE name IN (SELECT unnest($names))",
                 {"names": list(changed)},
             )
-            self._insert(
-                "catalogue_settings",
-                {
-                    "name": list(changed),
-                    "value": [json.dumps(value) for value in changed.values()],
-                    "source": [sources[name] for name in changed],
-                    "run_id": [run_id] * len(changed),
-                    "changed_at": [_now()] * len(changed),
-                },
+            self._insert("catalogue_settings", rows)
+            self._insert("settings_history", rows)
+
+    def forget_setting(self, name: str, source: str) -> bool:
+        """Stop keeping a setting (finprint's default applies again); False when it was not kept."""
+        if name not in self.stored_settings():
+            return False
+        with self._transaction():
+            self._con.execute("DELETE FROM catalogue_settings WHERE name = $n", {"n": name})
+            self._con.execute(
+                "INSERT INTO settings_history VALUES ($n, NULL, $s, $r, $at)",
+                {"n": name, "s": source, "r": self.latest_run_id() or 0, "at": _now()},
             )
+        return True
 
     def latest_run_id(self) -> int | None:
         row = self._con.execute("SELECT max(run_id) FROM runs").fetchone()
