@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,7 +64,10 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 
-console = Console()
+# Piped (what cron mails), Rich would lay tables out in 80 columns and cut ids to "FP-0000…": 100
+# columns keep every id whole. A terminal, or COLUMNS, sets its own width.
+PIPED_WIDTH = 100
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH)
 error_console = Console(stderr=True)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -421,6 +422,15 @@ def test_export_keeps_formulas_as_text_by_default(survey_archive: Path, tmp_path
 
     assert sites() == ["'=SUM(1)"]
     assert sites("--as-recorded") == ["=SUM(1)"]
+
+
+def test_a_piped_run_report_keeps_every_id_whole(
+    indexed_survey: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    mailed = run_finprint("report", "--db", str(indexed_survey)).stdout
+    assert "FP-0000" in mailed and not re.search(r"FP-\d*…", mailed)
+    assert max(len(line) for line in mailed.splitlines()) <= 100
 
 
 def test_a_new_catalogue_is_said_even_under_quiet(tmp_path: Path) -> None:
