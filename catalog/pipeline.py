@@ -70,8 +70,10 @@ class RunResult:
     duplicate_paths: int = 0
     paths_missing: int = 0
     individuals_new: int = 0
+    # Photos filed as re-sightings and for review, and the earlier individuals re-sighted.
     matched: int = 0
     review: int = 0
+    individuals_resighted: int = 0
     errors: list[PhotoError] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -523,13 +525,23 @@ class _Night:
 
 
 def _finish_run(store: Store, result: RunResult, seconds: dict[str, float]) -> None:
-    """Mark the run finished with its counts and times."""
+    """Mark the run finished with its counts and times. The counts of individuals and sightings
+    are read from the catalogue once the night is done, so that its log line, its --json and its
+    report (which shows the run's row) give the same numbers."""
     result.seconds = seconds
+    counted = store.query("run_counts", run_id=result.run_id).records()[0]
+    result.individuals_new = int(counted["individuals_new"])
+    result.matched = int(counted["photos_matched"])
+    result.review = int(counted["photos_review"])
+    result.individuals_resighted = int(counted["individuals_resighted"])
     counts = {
         "files_seen": result.files_seen,
         "photos_new": result.photos_new,
         "photos_failed": len(result.errors),
         "individuals_new": result.individuals_new,
+        "photos_matched": result.matched,
+        "photos_review": result.review,
+        "individuals_resighted": result.individuals_resighted,
     }
     store.finish_run(result.run_id, counts, seconds)
 
@@ -588,10 +600,11 @@ def _keep_nightly_copy(db_path: Path, result: RunResult) -> None:
 def _log_run(result: RunResult) -> None:
     """The run for the operator's log: its counts, what it warned of, each photo it skipped."""
     _log.info(
-        "run %d: %d files, %d new photos, %d new individuals, %d re-sightings, %d to review, "
-        "%d unreadable, %d missing, %d regrouped",
+        "run %d: %d files, %d new photos, %d new individuals, %d re-sightings of %d individuals, "
+        "%d to review, %d unreadable, %d missing, %d regrouped",
         result.run_id, result.files_seen, result.photos_new, result.individuals_new, result.matched,
-        result.review, len(result.errors), result.paths_missing, result.photos_regrouped,
+        result.individuals_resighted, result.review, len(result.errors), result.paths_missing,
+        result.photos_regrouped,
     )  # fmt: skip
     for warning in result.warnings:
         _log.warning("run %d: %s", result.run_id, warning)

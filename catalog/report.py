@@ -38,6 +38,7 @@ def short_path(path: str | None) -> str:
 
 
 # Columns holding ids a person copies into the next command: never broken across lines.
+_Rows = list[dict[str, Any]]
 _ID_COLUMNS = {"photo", "now_in", "proposed", "individual"}
 
 
@@ -73,11 +74,7 @@ def run_report(summary: QueryResult, sightings: QueryResult, errors: QueryResult
         f"{format_value(run['files_seen'])} seen, {format_value(run['photos_new'])} new photos catalogued, "
         f"{format_value(run['photos_failed'])} unreadable",
     )
-    overview.add_row(
-        "Individuals",
-        f"{len({r['individual_id'] for r in new})} new, "
-        f"{len({r['individual_id'] for r in matched})} re-sighted, {len(review)} photo(s) to review",
-    )
+    overview.add_row("Individuals", _counts_text(run, new, matched, review))
     if new:
         # A new individual is where an animal the model was unsure of gets split off.
         overview.add_row("", "finprint lookalikes: the catalogued individuals each new one looks most like")
@@ -140,6 +137,21 @@ def linkage_distance(row: dict[str, Any]) -> float | None:
     if decided is None or row["distance"] is None or abs(decided - row["distance"]) <= 5e-4:
         return None
     return float(decided)
+
+
+def _counts_text(run: dict[str, Any], new: _Rows, matched: _Rows, review: _Rows) -> str:
+    """The run's counts as its log line and --json gave them (kept with the run); a run finished
+    before they were kept is counted from its sightings as they are now."""
+    if run.get("photos_matched") is not None:
+        individuals_new, photos_matched = run["individuals_new"], run["photos_matched"]
+        individuals_resighted, photos_review = run["individuals_resighted"], run["photos_review"]
+    else:
+        individuals_new, photos_matched = len({r["individual_id"] for r in new}), len(matched)
+        individuals_resighted, photos_review = len({r["individual_id"] for r in matched}), len(review)
+    return (
+        f"{individuals_new} new, {photos_matched} re-sighting(s) of {individuals_resighted} individual(s), "
+        f"{photos_review} photo(s) to review"
+    )
 
 
 def _distance_text(row: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -342,3 +343,35 @@ def test_reindex_can_leave_out_a_photo_whose_file_is_gone(survey_archive: Path, 
         embedded = store.read_only_sql("SELECT count(*) FROM embeddings").rows[0][0]
     assert embedded == len(before["photos"]) - 1
     assert index(replace(settings, model_path=other), [archive]).photos_new == 0
+
+
+@pytest.mark.slow
+def test_the_log_the_json_and_the_report_give_one_run_the_same_counts(
+    survey_archive: Path, tmp_path: Path
+) -> None:
+    db, log = tmp_path / "c.duckdb", tmp_path / "finprint.log"
+    ran = run_finprint("index", str(survey_archive), "--db", str(db), "--json", "--log", str(log))
+    summary = json.loads(ran.stdout)
+    assert summary["matched"] > 0 and summary["individuals_new"] > 0, "a night with re-sightings"
+    logged = re.search(
+        r"(\d+) new individuals, (\d+) re-sightings of (\d+) individuals, (\d+) to review",
+        log.read_text(encoding="utf-8"),
+    )
+    reported = re.search(
+        r"(\d+) new, (\d+) re-sighting\(s\) of (\d+) individual\(s\), (\d+) photo\(s\) to review",
+        run_finprint("report", "--db", str(db)).stdout,
+    )
+    assert logged and reported
+    counts = (
+        summary["individuals_new"],
+        summary["matched"],
+        summary["individuals_resighted"],
+        summary["review"],
+    )
+    assert tuple(map(int, logged.groups())) == tuple(map(int, reported.groups())) == counts
+    with Store.open(db, read_only=True) as store:
+        live = store.read_only_sql(
+            "SELECT count(*) FROM individuals i WHERE merged_into IS NULL AND EXISTS "
+            "(SELECT 1 FROM sightings s WHERE s.individual_id = i.individual_id)"
+        ).rows[0][0]
+    assert summary["individuals_new"] == live, "one night: every live individual is new"

@@ -227,7 +227,8 @@ class Store:
     def finish_run(self, run_id: int, counts: dict[str, int], seconds: dict[str, float]) -> None:
         self._con.execute(
             "UPDATE runs SET finished_at = ?, status = 'finished', files_seen = ?, photos_new = ?, "
-            "photos_failed = ?, individuals_new = ?, seconds_decode = ?, seconds_embed = ?, "
+            "photos_failed = ?, individuals_new = ?, photos_matched = ?, photos_review = ?, "
+            "individuals_resighted = ?, seconds_decode = ?, seconds_embed = ?, "
             "seconds_identify = ?, seconds_write = ? WHERE run_id = ?",
             [
                 _now(),
@@ -235,6 +236,9 @@ class Store:
                 counts["photos_new"],
                 counts["photos_failed"],
                 counts["individuals_new"],
+                counts["photos_matched"],
+                counts["photos_review"],
+                counts["individuals_resighted"],
                 seconds.get("decode", 0.0),
                 seconds.get("embed", 0.0),
                 seconds.get("identify", 0.0),
