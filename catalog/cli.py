@@ -400,6 +400,9 @@ def index_command(
         detector=detector,
         group_encounters=group,
     )
+    from catalog.store.catalogue import require_text_path
+
+    require_text_path(settings.db_path)
     if not settings.db_path.exists():
         # A mistyped or forgotten --db would otherwise start a second, empty catalogue without a
         # word: said even under --quiet and --json (on stderr there), so that cron mails it.

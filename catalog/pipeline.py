@@ -341,6 +341,13 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
     # person finds the same paths (a relative root once doubled every path and export row).
     # abspath, not resolve: a symlinked archive keeps the path people know it by.
     roots = [Path(os.path.abspath(root)) for root in roots]
+    for root in roots:
+        if printable_path(root) != str(root):
+            raise FinprintError(
+                f"{printable_path(root)}: the folder's name is not UTF-8 text, and the catalogue keeps "
+                "every path as text. Rename it (for a Latin-1 name: convmv -f latin1 -t utf8 -r --notest "
+                "FOLDER) and run again."
+            )
     unreadable_folders: list[str] = []
     found = find_files(roots, unreadable_folders)
     embedder = Embedder(settings.model_path)

@@ -433,6 +433,23 @@ def test_a_piped_run_report_keeps_every_id_whole(
     assert max(len(line) for line in mailed.splitlines()) <= 100
 
 
+def test_a_non_utf8_archive_or_catalogue_path_is_one_line_naming_the_fix(
+    survey_archive: Path, tmp_path: Path
+) -> None:
+    latin1 = Path(os.fsdecode(bytes(tmp_path) + b"/Hiller\xf8y"))  # a Latin-1 folder name
+    shutil.copytree(sorted(p for p in survey_archive.iterdir() if p.is_dir())[0], latin1)
+    for args in (
+        ["index", str(latin1), "--db", str(tmp_path / "c.duckdb")],
+        ["index", str(survey_archive), "--db", str(latin1 / "c.duckdb")],
+        ["individuals", "--db", str(latin1 / "c.duckdb")],
+    ):
+        result = run_finprint(*args)
+        assert result.returncode == 1, args
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, args
+        assert "not UTF-8 text" in result.stderr and "Hiller\\xf8y" in result.stderr, args
+    assert not (tmp_path / "c.duckdb").exists() and not list(latin1.glob("*.duckdb"))
+
+
 def test_a_new_catalogue_is_said_even_under_quiet(tmp_path: Path) -> None:
     folder = tmp_path / "archive"
     folder.mkdir()

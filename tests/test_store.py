@@ -333,3 +333,11 @@ def test_commands_on_a_damaged_table_say_which_copy_to_restore_without_a_traceba
         assert result.returncode == 1, (command, result.stdout)
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
         assert "finprint check" in result.stderr and "wrasse.duckdb.last-night.bak" in result.stderr
+    # Reads outside the named queries too (resolving an id, the night's own reads).
+    _damage_table(db, "sightings")
+    archive = str(sorted(p for p in survey_archive.iterdir() if p.is_dir())[1])
+    for command in (["individuals"], ["history", "FP-000001"], ["index", archive, "--quiet"]):
+        result = run_finprint(*command, "--db", str(db))
+        assert result.returncode == 1, (command, result.stdout)
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, command
+        assert "finprint check" in result.stderr and "wrasse.duckdb.last-night.bak" in result.stderr

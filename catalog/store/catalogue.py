@@ -64,6 +64,7 @@ class Store:
         `sandboxed` (read-only) is for a person's own SQL: DuckDB then reaches no file but the
         catalogue (no COPY TO, ATTACH, read_csv, extensions), and the SQL cannot turn that off."""
         read_only = read_only or sandboxed
+        require_text_path(db_path)
         if read_only and not db_path.is_file():
             raise CatalogueNotFound(db_path)
         if not read_only and not db_path.parent.is_dir():
@@ -154,12 +155,24 @@ class Store:
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, error: BaseException | None, *rest: object
+    ) -> None:
         if exc_type is KeyboardInterrupt and not self.read_only:
             # Ctrl-C leaves the run it stopped marked interrupted at once, not "running" in every
             # report until the next night; only one writer holds the file, so it is that run.
             self._con.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
         self.close()
+        if isinstance(error, duckdb.Error) and "Corrupt database file" in str(error):
+            # Whichever read met the damaged block (a night, a listing, a decision): one line
+            # naming the check and the copy to restore, not a traceback.
+            raise self._damaged(error) from error
+
+    def _damaged(self, error: duckdb.Error) -> FinprintError:
+        return FinprintError(
+            f"{self.db_path}: the catalogue cannot be read ({str(error).splitlines()[0]}). `finprint check "
+            f"--db {self.db_path}` says which table.{restore_hint(self.db_path)}"
+        )
 
     # -- schema -----------------------------------------------------------------------------
 
@@ -580,13 +593,9 @@ class Store:
         try:
             return named.run_named(self._con, name, params)
         except duckdb.Error as exc:
-            detail = str(exc).splitlines()[0]
-            if "Corrupt database file" not in detail and not isinstance(exc, duckdb.IOException):
+            if "Corrupt database file" not in str(exc) and not isinstance(exc, duckdb.IOException):
                 raise
-            raise FinprintError(
-                f"{self.db_path}: the catalogue cannot be read ({detail}). `finprint check --db "
-                f"{self.db_path}` says which table.{restore_hint(self.db_path)}"
-            ) from exc
+            raise self._damaged(exc) from exc
 
     @staticmethod
     def named_queries() -> dict[str, tuple[str, list[str]]]:
@@ -868,6 +877,18 @@ class Store:
         """Run a statement on a read-only connection (for a person's SQL, open it `sandboxed`);
         writes are refused by DuckDB itself."""
         return named.run_read_only(self._con, statement)
+
+
+def require_text_path(db_path: Path) -> None:
+    """Refuse a catalogue path that is not UTF-8 text (a Latin-1 folder name): DuckDB cannot open it."""
+    try:
+        str(db_path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(db_path).decode("utf-8", errors="backslashreplace")
+        raise FinprintError(
+            f"{shown}: the catalogue's path is not UTF-8 text, which DuckDB cannot open. "
+            "Give a --db path of plain UTF-8 text (rename the folder or file)."
+        ) from None
 
 
 def _login() -> str:
