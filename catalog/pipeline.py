@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -82,6 +83,8 @@ class RunResult:
     # individuals first seen tonight it left with no photo (merged into another).
     photos_regrouped: int = 0
     individuals_folded: int = 0
+    # Catalogued photos found under a new path only (a renamed folder, a moved file).
+    photos_moved: int = 0
 
 
 def graph_directory(db_path: Path) -> Path:
@@ -341,13 +344,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
     # person finds the same paths (a relative root once doubled every path and export row).
     # abspath, not resolve: a symlinked archive keeps the path people know it by.
     roots = [Path(os.path.abspath(root)) for root in roots]
-    for root in roots:
-        if printable_path(root) != str(root):
-            raise FinprintError(
-                f"{printable_path(root)}: the folder's name is not UTF-8 text, and the catalogue keeps "
-                "every path as text. Rename it (for a Latin-1 name: convmv -f latin1 -t utf8 -r --notest "
-                "FOLDER) and run again."
-            )
+    _refuse_non_text_roots(roots)
     unreadable_folders: list[str] = []
     found = find_files(roots, unreadable_folders)
     embedder = Embedder(settings.model_path)
@@ -391,12 +388,17 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
                 result.warnings.extend(store.keypoint_notes())
             night = _Night(store, embedder, tonight, known_paths, result, seconds)
             night.run(todo, card, settings, verifying.detector if verifying else None, on_progress)
-        prefixes = [str(root) if root.is_file() else os.path.join(str(root), "") for root in roots]
-        result.paths_missing = store.mark_missing(
-            prefixes,
-            {str(f.path) for _, f in found},
-            known_paths,
-            tuple(os.path.join(folder, "") for folder in unreadable_folders),
+            relocated = night.relocated
+        else:
+            relocated = {}
+        _after_the_walk(
+            store,
+            roots,
+            found=found,
+            known_paths=known_paths,
+            unreadable_folders=unreadable_folders,
+            relocated=relocated,
+            result=result,
         )
         seconds["total"] = time.perf_counter() - started
         _finish_run(store, result, seconds)
@@ -431,6 +433,8 @@ class _Night:
     known_paths: dict[str, KnownPath]
     result: RunResult
     seconds: dict[str, float] = field(default_factory=_stage_seconds)
+    # photo id -> (each new path a known photo was found at tonight, that path's fields).
+    relocated: dict[str, list[tuple[str, PathFields]]] = field(default_factory=dict)
 
     def run(
         self,
@@ -481,6 +485,14 @@ class _Night:
         # A file changed since it was catalogued: its old sighting stays, the path moves on.
         batch.stale_paths = [str(d.found.path) for d in decoded if str(d.found.path) in self.known_paths]
         fresh = _new_content(decoded, self.tonight.known_ids, batch, self.result)
+        # Known photos at a new path: what that path says (site, date, camera...), should the old
+        # path turn out gone once the walk is done (a corrected folder name, a moved file).
+        pattern = self.tonight.path_pattern
+        new_ids = {f.photo_id for f in fresh}
+        for item in decoded:
+            if item.photo_id not in new_ids:
+                fields = parse_path_fields(item.found.path, item.root, pattern)
+                self.relocated.setdefault(item.photo_id, []).append((str(item.found.path), fields))
         return _Pending(batch, fresh, len(decoded) + len(failures))
 
     def _embed(self, fresh: list[DecodedPhoto]) -> np.ndarray:
@@ -584,6 +596,69 @@ def _new_content(
             known_ids.add(item.photo_id)
             fresh.append(item)
     return fresh
+
+
+def _refuse_non_text_roots(roots: list[Path]) -> None:
+    for root in roots:
+        if printable_path(root) != str(root):
+            raise FinprintError(
+                f"{printable_path(root)}: the folder's name is not UTF-8 text, and the catalogue keeps "
+                "every path as text. Rename it (for a Latin-1 name: convmv -f latin1 -t utf8 -r --notest "
+                "FOLDER) and run again."
+            )
+
+
+def _after_the_walk(
+    store: Store,
+    roots: list[Path],
+    *,
+    found: list[tuple[Path, FoundFile]],
+    known_paths: dict[str, KnownPath],
+    unreadable_folders: list[str],
+    relocated: dict[str, list[tuple[str, PathFields]]],
+    result: RunResult,
+) -> None:
+    """Catalogued paths the walk did not find are marked missing; photos found only under a new
+    path take that path's survey fields."""
+    prefixes = [str(root) if root.is_file() else os.path.join(str(root), "") for root in roots]
+    result.paths_missing = store.mark_missing(
+        prefixes,
+        {str(f.path) for _, f in found},
+        known_paths,
+        tuple(os.path.join(folder, "") for folder in unreadable_folders),
+    )
+    result.photos_moved = _follow_moves(store, relocated)
+    if result.photos_moved:
+        result.warnings.append(
+            f"{result.photos_moved} catalogued photo(s) were found under a new path and no longer "
+            "under their old one (a renamed folder, a moved file): their site, date and camera now "
+            "come from the new path, and exports list each once, there"
+        )
+
+
+def _follow_moves(store: Store, relocated: dict[str, list[tuple[str, PathFields]]]) -> int:
+    """Photos found tonight under new paths only (every path they had before is gone) take their
+    survey date, site and camera from a new path: the latest path wins (a typo in a folder name
+    corrected, a photo moved to its right site). Copies, whose old path is still there, keep
+    theirs. Of several new paths, the one whose fields differ least from the photo's wins (the
+    renamed folder over a copy elsewhere). Returns how many photos moved."""
+    if not relocated:
+        return 0
+    present = store.present_paths(sorted(relocated))
+    current = store.survey_fields(sorted(relocated))
+    moved: dict[str, dict[str, Any]] = {}
+    for photo_id, arrivals in relocated.items():
+        if sorted(present.get(photo_id, [])) != sorted(path for path, _ in arrivals):
+            continue
+        # Not the flank or crop: the photo's individual is of one flank and crop.
+        candidates = [
+            {"survey_date": fields.survey_date, "site": fields.site, "camera": fields.camera}
+            for _, fields in sorted(arrivals, key=lambda arrival: arrival[0])
+        ]
+        before = current.get(photo_id, {})
+        moved[photo_id] = min(candidates, key=lambda c: sum(c[k] != before.get(k) for k in c))
+    store.set_survey_fields(moved)
+    return len(moved)
 
 
 def _keep_nightly_copy(db_path: Path, result: RunResult) -> None:

@@ -74,6 +74,8 @@ def test_moved_file_keeps_its_sightings(survey_archive: Path, tmp_path: Path) ->
     settings = Settings(db_path=tmp_path / "c.duckdb")
     index(settings, [archive])
     photo = sorted(folder.glob("*.jpg"))[0]
+    with Store.open(settings.db_path, read_only=True) as store:
+        before = {row["path"]: row["individual_id"] for row in photo_rows(store, ExportFilter()).records()}
     moved = archive / "sorted-later" / photo.name
     moved.parent.mkdir()
     photo.rename(moved)
@@ -81,7 +83,9 @@ def test_moved_file_keeps_its_sightings(survey_archive: Path, tmp_path: Path) ->
     assert result.photos_new == 0 and result.duplicate_paths == 1 and result.paths_missing == 1
     with Store.open(settings.db_path, read_only=True) as store:
         rows = {row["path"]: row["individual_id"] for row in photo_rows(store, ExportFilter()).records()}
-    assert rows[str(moved)] == rows[str(photo)]
+    # One photo, listed once, where it is now, as the same fish.
+    assert rows[str(moved)] == before[str(photo)] and str(photo) not in rows
+    assert len(rows) == len(before)
 
 
 @pytest.mark.slow
@@ -375,3 +379,44 @@ def test_the_log_the_json_and_the_report_give_one_run_the_same_counts(
             "(SELECT 1 FROM sightings s WHERE s.individual_id = i.individual_id)"
         ).rows[0][0]
     assert summary["individuals_new"] == live, "one night: every live individual is new"
+
+
+def test_a_corrected_folder_name_corrects_the_catalogue_and_exports_each_photo_once(
+    survey_archive: Path, tmp_path: Path
+) -> None:
+    first = sorted(p for p in survey_archive.iterdir() if p.is_dir())[0]
+    archive = tmp_path / "archive"
+    typo = archive / first.name.replace("_", "_Typo", 1)
+    shutil.copytree(first, typo)
+    db = tmp_path / "c.duckdb"
+    index(Settings(db_path=db), [archive])
+    before = _catalogue_rows(db)
+    corrected = archive / first.name
+    typo.rename(corrected)
+    copied = archive / "2024-07-01_Elsewhere"
+    copied.mkdir()
+    kept = sorted(corrected.glob("*.jpg"))[0]
+    shutil.copy2(kept, copied / kept.name)  # a copy: the photo stays where it was too
+    shutil.move(str(sorted(corrected.glob("*.jpg"))[1]), copied)  # a move: it is only there now
+    result = index(Settings(db_path=db), [archive])
+    assert result.photos_new == 0 and result.photos_moved == len(list(first.glob("*.jpg")))
+    assert any("found under a new path" in w for w in result.warnings)
+    with Store.open(db, read_only=True) as store:
+        sites = dict(store.read_only_sql("SELECT photo_id, site FROM photos").rows)
+        assert store.integrity_problems() == []
+        rows = photo_rows(store, ExportFilter()).records()
+    site = first.name.split("_", 1)[1]
+    moved_photo = [r for r in rows if r["path"].startswith(str(copied)) and r["photo_id"] != _id(kept)]
+    assert {sites[r["photo_id"]] for r in moved_photo} == {"Elsewhere"}
+    assert sites[_id(kept)] == site, "a copy keeps the site of the photo it copies"
+    assert sorted(set(sites.values())) == sorted({site, "Elsewhere"}), "no photo keeps the typo"
+    paths = [r["path"] for r in rows]
+    assert len(paths) == len(set(paths)) == len(sites) + 1, "each photo once, the copy twice"
+    assert not any("Typo" in p for p in paths)
+    assert _catalogue_rows(db)["sightings"] == before["sightings"], "who each photo shows is unchanged"
+
+
+def _id(photo: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(photo.read_bytes()).hexdigest()

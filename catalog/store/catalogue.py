@@ -357,6 +357,35 @@ class Store:
                 )
         return len(gone)
 
+    def present_paths(self, photo_ids: list[str]) -> dict[str, list[str]]:
+        """photo_id -> its paths not marked missing."""
+        rows = self._con.execute(
+            "SELECT photo_id, list(path ORDER BY path) FROM photo_paths "
+            "WHERE photo_id IN (SELECT unnest($ids)) AND missing_since IS NULL GROUP BY photo_id",
+            {"ids": photo_ids},
+        ).fetchall()
+        return {photo_id: list(paths) for photo_id, paths in rows}
+
+    def survey_fields(self, photo_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """photo_id -> its survey date, site and camera as catalogued."""
+        rows = self._con.execute(
+            "SELECT photo_id, survey_date, site, camera FROM photos WHERE photo_id IN (SELECT unnest($ids))",
+            {"ids": photo_ids},
+        ).fetchall()
+        return {row[0]: {"survey_date": row[1], "site": row[2], "camera": row[3]} for row in rows}
+
+    def set_survey_fields(self, fields_by_photo: dict[str, dict[str, Any]]) -> None:
+        """Give photos the survey date, site and camera their path now says, in one transaction."""
+        if not fields_by_photo:
+            return
+        with self._transaction():
+            for photo_id, fields in fields_by_photo.items():
+                self._con.execute(
+                    "UPDATE photos SET survey_date = $survey_date, site = $site, camera = $camera "
+                    "WHERE photo_id = $photo_id",
+                    {"photo_id": photo_id, **fields},
+                )
+
     def catalogued_paths(self, model_version: str) -> list[tuple[str, str | None, bool]]:
         """(photo_id, a present path or None, whether it has an embedding from `model_version`)
         of every catalogued photo."""

@@ -1,4 +1,6 @@
 -- One row per photo path, with its identification: the columns of `finprint export csv|json|parquet`.
+-- A path whose file is gone is left out where the photo has a path still there (a renamed folder or
+-- a moved file is one photo, listed once, where it is now); a photo with no path left keeps its rows.
 -- Filters are NULL when not given: $since/$until (dates, inclusive), $site, $individual, $side.
 SELECT
     pp.path,
@@ -30,4 +32,6 @@ WHERE ($since IS NULL OR coalesce(p.survey_date, CAST(p.taken_at AS DATE)) >= CA
   AND ($site IS NULL OR p.site = $site)
   AND ($individual IS NULL OR s.individual_id = $individual)
   AND ($side IS NULL OR p.side = $side)
+  AND (pp.missing_since IS NULL OR NOT EXISTS (
+      SELECT 1 FROM photo_paths here WHERE here.photo_id = pp.photo_id AND here.missing_since IS NULL))
 ORDER BY pp.path;
