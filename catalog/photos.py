@@ -56,17 +56,6 @@ class PathFields:
     encounter: str | None = None
 
 
-@dataclass(frozen=True)
-class PhotoMeta:
-    """What finprint records about a photo besides its pixels."""
-
-    photo_id: str
-    taken_at: datetime | None
-    latitude: float | None
-    longitude: float | None
-    fields: PathFields
-
-
 def _list_once(directory: Path, seen_dirs: set[tuple[int, int]]) -> list[os.DirEntry[str]]:
     """The entries of a folder not listed before in this walk (none if it was: a symlink loop
     would revisit it, so folders are remembered by device and inode)."""

@@ -899,9 +899,6 @@ class Store:
         ).fetchall()
         return {frozenset((a, b)) for a, b in rows}
 
-    def individual_exists(self, individual_id: str) -> bool:
-        return self.resolve_individual(individual_id) is not None
-
     def read_only_sql(self, statement: str) -> QueryResult:
         """Run a statement on a read-only connection (for a person's SQL, open it `sandboxed`);
         writes are refused by DuckDB itself."""

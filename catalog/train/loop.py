@@ -101,7 +101,6 @@ class TrainConfig:
     checkpoint_dir: Path | None = None
     resume: bool = False
     init_weights: Path | None = None
-    dataset_name: str = ""
     # A WildlifeDatasets-style table instead of (or besides) folders, and its paths' root.
     metadata: Path | None = None
     metadata_root: Path | None = None
@@ -643,8 +642,7 @@ def _card(
         sides=config.sides,
         model_version=weights_version(recipe.model),
         trained_on={
-            "dataset": config.dataset_name
-            or ", ".join(
+            "dataset": ", ".join(
                 [d.name for d in config.data_dirs] + ([config.metadata.name] if config.metadata else [])
             ),
             "individuals": len({p.individual for p in photos}),
