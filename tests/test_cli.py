@@ -505,3 +505,12 @@ def test_a_darwin_core_archive_of_defaults_says_what_nobody_set(indexed_survey: 
     )
     told = run_finprint("export", "dwc", "--db", str(indexed_survey), "--out", str(out), cwd=tmp_path)
     assert told.returncode == 0 and "Warning" not in told.stderr, told.stderr
+
+
+def test_the_help_reference_in_docs_is_what_finprint_prints() -> None:
+    from catalog.helpdocs import render, renderers
+
+    written = (Path(__file__).parent.parent / "docs" / "cli.md").read_text(encoding="utf-8")
+    if f"Laid out by {renderers()}." not in written:
+        pytest.skip(f"docs/cli.md was laid out by other versions than {renderers()}")
+    assert render(app) == written, "docs/cli.md is stale: run `just docs`"
