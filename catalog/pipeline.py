@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -353,6 +354,10 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
     # run or a new empty catalogue), and again once the catalogue's own settings are filled in.
     _run_rules(settings, card)
     with Store.open(settings.db_path) as store:
+        roots, root_notes = _as_catalogued(roots, store.archive_roots())
+        if root_notes:  # walked again under the paths the catalogue knows
+            unreadable_folders = []
+            found = find_files(roots, unreadable_folders)
         # What the catalogue was indexed with, wherever tonight's run gave nothing else.
         settings, setting_notes = with_catalogue_settings(settings, store.stored_settings())
         path_pattern, threshold = _run_rules(settings, card)
@@ -368,13 +373,8 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         run_id = store.start_run(card.model_version, threshold, __version__, [str(r) for r in roots], rule)
         result = RunResult(run_id, card.model_version, threshold, embedder.providers, files_seen=len(found))
         store.remember_settings(to_remember(settings), dict(settings.given), run_id)
-        result.warnings.extend(setting_notes + pattern_notes)
-        # A folder that cannot be listed is an error of the night (exit code 2), and its
-        # catalogued photos are not marked missing: they are unreadable, not gone.
-        folder_errors = [PhotoError(folder, _listing_failure(folder)) for folder in unreadable_folders]
-        if folder_errors:
-            result.errors.extend(folder_errors)
-            store.write_batch(run_id, card.model_version, Batch(errors=folder_errors))
+        result.warnings.extend(root_notes + setting_notes + pattern_notes)
+        _record_unlistable(store, card.model_version, unreadable_folders, result)
         result.warnings.extend(_model_warnings(card, why_not))
         result.files_unchanged = len(found) - len(todo)
         seconds = _stage_seconds()
@@ -596,6 +596,50 @@ def _new_content(
             known_ids.add(item.photo_id)
             fresh.append(item)
     return fresh
+
+
+def _record_unlistable(store: Store, model_version: str, folders: list[str], result: RunResult) -> None:
+    """A folder that cannot be listed is an error of the night (exit code 2), and its catalogued
+    photos are not marked missing: they are unreadable, not gone."""
+    folder_errors = [PhotoError(folder, _listing_failure(folder)) for folder in folders]
+    if folder_errors:
+        result.errors.extend(folder_errors)
+        store.write_batch(result.run_id, model_version, Batch(errors=folder_errors))
+
+
+def _as_catalogued(roots: list[Path], walked: list[str]) -> tuple[list[Path], list[str]]:
+    """Each root as the catalogue already knows its folder: one reached through a symlink (or
+    by another spelling) that an earlier run walked by its own path is walked by that path, so
+    that every photo keeps one path and exports list it once. Returns the roots and what was
+    said about them."""
+    known = []
+    for text in walked:
+        with contextlib.suppress(OSError):
+            known.append((Path(text), Path(text).resolve(strict=True)))
+    mapped, notes = [], []
+    for root in roots:
+        try:
+            real = root.resolve(strict=True)
+        except OSError:
+            mapped.append(root)
+            continue
+        same = next(
+            (
+                path / real.relative_to(resolved)
+                for path, resolved in known
+                if real.is_relative_to(resolved) and not root.is_relative_to(path)
+            ),
+            None,
+        )
+        if same is None or same == root:
+            mapped.append(root)
+            continue
+        mapped.append(same)
+        notes.append(
+            f"{root} is {same} (a symlink or another spelling of a folder this catalogue walked): "
+            f"walked as {same}, so that its photos keep the paths they were catalogued under"
+        )
+    return mapped, notes
 
 
 def _refuse_non_text_roots(roots: list[Path]) -> None:

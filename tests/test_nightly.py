@@ -420,3 +420,20 @@ def _id(photo: Path) -> str:
     import hashlib
 
     return hashlib.sha256(photo.read_bytes()).hexdigest()
+
+
+def test_an_archive_reached_through_a_symlink_keeps_the_paths_it_was_catalogued_under(
+    survey_archive: Path, tmp_path: Path
+) -> None:
+    archive = tmp_path / "archive"
+    _copy_surveys(survey_archive, archive, 2)
+    link = tmp_path / "mounted"
+    link.symlink_to(archive)
+    db = tmp_path / "c.duckdb"
+    index(Settings(db_path=db), [archive])
+    before = _catalogue_rows(db)
+    for root in (link, link / sorted(p.name for p in archive.iterdir())[0]):
+        result = index(Settings(db_path=db), [root])
+        assert result.photos_new == 0 and result.duplicate_paths == 0 and result.paths_missing == 0
+        assert any("walked as" in w and str(archive) in w for w in result.warnings), root
+    assert _catalogue_rows(db)["paths"] == before["paths"], "no path recorded twice"
