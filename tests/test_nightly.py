@@ -437,3 +437,42 @@ def test_an_archive_reached_through_a_symlink_keeps_the_paths_it_was_catalogued_
         assert result.photos_new == 0 and result.duplicate_paths == 0 and result.paths_missing == 0
         assert any("walked as" in w and str(archive) in w for w in result.warnings), root
     assert _catalogue_rows(db)["paths"] == before["paths"], "no path recorded twice"
+
+
+def test_a_photo_rewritten_in_place_keeps_its_sighting_and_the_catalogue_stays_whole(
+    survey_archive: Path, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from catalog import decisions
+
+    archive = tmp_path / "archive"
+    (folder,) = _copy_surveys(survey_archive, archive, 1)
+    db = tmp_path / "c.duckdb"
+    index(Settings(db_path=db), [archive])
+    edited, overwritten = sorted(folder.glob("*.jpg"))[:2]
+    with Store.open(db) as store:
+        old_id = _id(edited)
+        individual = store.sighting_states([old_id])[old_id][0]
+        decisions.confirm(store, [old_id], "seen on the boat")
+        sightings_before = store.read_only_sql("SELECT count(*) FROM sightings").rows[0][0]
+    # EXIF written into one photo (a re-encode, as tagging tools do), another replaced by a
+    # different picture (the next card's file of the same name).
+    with Image.open(edited) as image:
+        exif = image.getexif()
+        exif[0x010E] = "tagged in the field office"  # ImageDescription
+        image.save(edited, quality=90, exif=exif)
+    shutil.copy2(sorted(survey_archive.rglob("*.jpg"))[-1], overwritten)
+    result = index(Settings(db_path=db), [archive])
+    assert result.photos_edited == 1
+    assert any("rewritten in place with the same picture" in w for w in result.warnings)
+    with Store.open(db, read_only=True) as store:
+        assert store.integrity_problems() == [], "an edited photo is not damage"
+        new_id = _id(edited)
+        assert store.sighting_states([new_id])[new_id] == (individual, "confirmed"), "kept, decision too"
+        assert store.sighting_states([old_id]) == {}
+        sightings_after = store.read_only_sql("SELECT count(*) FROM sightings").rows[0][0]
+        exported = photo_rows(store, ExportFilter()).records()
+    assert sightings_after == sightings_before + 1, "the edit is no new sighting; the other picture is"
+    assert [r["sha256"] for r in exported if r["path"] == str(edited)] == [new_id]
+    assert len({r["path"] for r in exported}) == len(exported)

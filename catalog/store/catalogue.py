@@ -599,10 +599,36 @@ class Store:
                 self._insert_individuals(batch.individuals, run_id)
             if batch.sightings:
                 self._insert("sightings", insert_columns(batch.sightings, run_id=run_id))
+            for old, new in batch.superseded:
+                self._supersede(old, new)
+            for old, new in batch.displaced:
+                self._con.execute(
+                    "UPDATE photos SET replaced_by = $new WHERE photo_id = $old", {"old": old, "new": new}
+                )
             if batch.features:
                 self._insert_features(batch.detector, batch.features)
             if batch.errors:
                 self._insert("errors", insert_columns(batch.errors, run_id=run_id, recorded_at=_now()))
+
+    def _supersede(self, old: str, new: str) -> None:
+        """`new` is `old` with new bytes: it takes over the sighting (and every reference to the
+        photo as an individual's first or a sighting's match); `old` stays, marked replaced."""
+        moves = {"old": old, "new": new}
+        self._con.execute(
+            "INSERT INTO sightings SELECT * REPLACE ($new AS photo_id) FROM sightings WHERE photo_id = $old",
+            moves,
+        )
+        self._con.execute("DELETE FROM sightings WHERE photo_id = $old", {"old": old})
+        self._con.execute("UPDATE sightings SET matched_photo_id = $new WHERE matched_photo_id = $old", moves)
+        self._con.execute("UPDATE individuals SET first_photo_id = $new WHERE first_photo_id = $old", moves)
+        self._con.execute("UPDATE photos SET replaced_by = $new WHERE photo_id = $old", moves)
+
+    def photo_ids_at(self, paths: list[str]) -> dict[str, str]:
+        """path -> the photo catalogued there."""
+        rows = self._con.execute(
+            "SELECT path, photo_id FROM photo_paths WHERE path IN (SELECT unnest($paths))", {"paths": paths}
+        ).fetchall()
+        return {path: photo_id for path, photo_id in rows}
 
     def _insert_individuals(self, rows: list[IndividualRow], run_id: int) -> None:
         self._insert("individuals", insert_columns(rows, name=None, created_run=run_id))
@@ -851,10 +877,12 @@ class Store:
             "individual(s) merged into one that does not exist": "SELECT count(*) FROM individuals i "
             "WHERE i.merged_into IS NOT NULL AND NOT EXISTS "
             "(SELECT 1 FROM individuals o WHERE o.individual_id = i.merged_into)",
-            "photo(s) with no sighting": "SELECT count(*) FROM photos p "
-            "WHERE NOT EXISTS (SELECT 1 FROM sightings s WHERE s.photo_id = p.photo_id)",
-            "photo(s) with no path": "SELECT count(*) FROM photos p "
-            "WHERE NOT EXISTS (SELECT 1 FROM photo_paths pp WHERE pp.photo_id = p.photo_id)",
+            # A photo rewritten in place is kept as replaced, with neither (one overwritten by
+            # another picture keeps its sighting, but not its path).
+            "photo(s) with no sighting": "SELECT count(*) FROM photos p WHERE p.replaced_by IS NULL "
+            "AND NOT EXISTS (SELECT 1 FROM sightings s WHERE s.photo_id = p.photo_id)",
+            "photo(s) with no path": "SELECT count(*) FROM photos p WHERE p.replaced_by IS NULL "
+            "AND NOT EXISTS (SELECT 1 FROM photo_paths pp WHERE pp.photo_id = p.photo_id)",
             "individual number(s) given twice": "SELECT count(*) - count(DISTINCT number) FROM individuals",
             "individual(s) holding no photo and merged into none (an empty entry)": "SELECT count(*) "
             "FROM individuals i WHERE i.merged_into IS NULL AND NOT EXISTS "

@@ -99,6 +99,12 @@ class Batch:
     errors: list[PhotoError] = field(default_factory=list)
     # Paths whose file changed since they were catalogued; their path rows are replaced.
     stale_paths: list[str] = field(default_factory=list)
+    # (old photo id, new photo id) of files rewritten in place with the same picture: the new
+    # photo takes over the old one's sighting, and the old one is kept as replaced.
+    superseded: list[tuple[str, str]] = field(default_factory=list)
+    # (old photo id, new photo id) of files overwritten with another picture: the old photo keeps
+    # its sighting (it happened) and is marked replaced, since its path is the new one's now.
+    displaced: list[tuple[str, str]] = field(default_factory=list)
     # (photo_id, serialised keypoints) of photos described for verification.
     features: list[tuple[str, bytes]] = field(default_factory=list)
     detector: str = ""
