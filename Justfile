@@ -76,91 +76,15 @@ xfeat-onnx:
 pretrained:
     {{venv}}/bin/finprint fetch-weights
 
-# Indexing speed on nyala's camera JPEGs and on generated photos, beside decode/inference ceilings.
-bench-index *args:
-    {{py}} bench/bench_index.py {{args}}
-
-# Identification quality on each shared set indexed as an archive (pairwise and B-cubed scores).
-bench-identify *args:
-    {{py}} bench/bench_identify.py {{args}}
-
-# Each set's held-out animals indexed night by night into one catalogue, per-photo decisions
-# beside the night's group decisions, scored by animal.
-bench-nights *args:
-    {{py}} bench/bench_nights.py {{args}}
-
-# The best B-cubed F1 any threshold could give each set's held-out photos at pairwise precision
-# 0.99 (told the truth): when a model's ceiling is under a bench-nights target, no decision rule
-# reaches it with that model. Add models with --model NAME=PATH.
-bench-ceiling *args:
-    {{py}} bench/bench_ceiling.py {{args}}
-
-# The catalogue teaches the model: rounds of nights, an oracle settling reviews and spot checks,
-# train --from-catalogue and reindex between rounds, beside the same rounds without retraining.
-bench-feedback *args:
-    {{py}} bench/bench_feedback.py {{args}}
-
-# HNSW build time, memory, recall@10 and assignment time on synthetic catalogues of growing size.
-bench-scale *args:
-    {{py}} bench/bench_scale.py {{args}}
-
-# Keypoints on the whole photo, a central ellipse or GrabCut's foreground: which region keeps the
-# animals' keypoint pairs and drops the others' (default model's fitting pairs).
-bench-subject *args:
-    {{py}} bench/bench_subject.py {{args}}
-
-# What the verification guards cost a night: one folder, the rules alternated.
-bench-rule-cost *args:
-    {{py}} bench/bench_rule_cost.py {{args}}
-
-# How verify's same-pixels test sees copies, crops of one frame, stamps and real re-sightings.
-bench-same-photo *args:
-    {{py}} bench/bench_same_photo.py {{args}}
-
-# Keypoint verification beside the embedding on the individuals the default model never saw.
-bench-verify *args:
-    {{py}} bench/bench_verify.py {{args}}
-
-# The seed study's recipe beside finprint's on each shared set, scored on held-out individuals.
-bench-accuracy *args:
-    {{py}} bench/bench_accuracy.py {{args}}
-
-# Every embedding side by side on the default model's held-out individuals: shipped, others given
-# with --model NAME=PATH, untrained ImageNet backbones, and a colour histogram; then each one's
-# rank-1 and mAP difference from the shipped default with a 95% interval over resampled animals.
-bench-models *args:
-    {{py}} bench/bench_models.py {{args}}
+# Every benchmark (bench/bench_NAME.py: a table of measures, never a test): `just bench` lists
+# them with what each measures, `just bench NAME [ARGS]` runs one, e.g. `just bench nights`,
+# `just bench review-web --browser`. Figures and their commands: bench/README.md.
+bench name="" *args:
+    if [ -z "{{name}}" ]; then {{py}} bench/listing.py; else {{py}} bench/bench_{{replace(name, "-", "_")}}.py {{args}}; fi
 
 # Check that the pretrained backbones load the ImageNet weights (classifier hits, retrieval vs random).
 check-pretrained:
     {{py}} bench/check_pretrained.py
-
-# ONNX inference photos/s of each backbone at a few input sizes, side by side.
-bench-backbones *args:
-    {{py}} bench/bench_backbones.py {{args}}
-
-# Reading a shortlist's keypoints back at three catalogue sizes: the keypoints file, and DuckDB as before.
-bench-feature-lookup *args:
-    {{py}} bench/bench_feature_lookup.py {{args}}
-
-# For a lent GPU machine (with onnxruntime-gpu): decode, inference and end-to-end rates, peak memory.
-bench-gpu *args:
-    {{py}} bench/bench_gpu.py {{args}}
-
-# One night of 20,000 new photos (2,000 drawn, the rest changed copies), verified and not: its
-# peak resident memory, target under 2 GB (about 25 minutes on 2 cores).
-bench-night-memory *args:
-    {{py}} bench/bench_night_memory.py {{args}}
-
-# One verified night indexed into catalogues of 1,000 and 100,000 photos (about 10 GB of scratch).
-bench-verified-night *args:
-    {{py}} bench/bench_verified_night.py {{args}}
-
-# The browser review on a catalogue of 100,000 photos: the answer to the next page, its pictures,
-# a 12 MP photo scaled; with --browser, keys pressed in headless Chromium (about 4 minutes).
-# --screenshot docs/review-web.png redraws the guide's picture.
-bench-review-web *args:
-    {{py}} bench/bench_review_web.py {{args}}
 
 # Regenerate docs/cli.md, every command's --help (a test fails when it is stale).
 docs:

@@ -5,7 +5,7 @@ Usage: python bench/bench_ceiling.py [--model NAME=PATH ...] [--work DIR] [--pre
 
 No decision rule working on distances alone (a threshold, a review band, the night's groups) can
 beat this: it is told the truth to choose its threshold, per set. So when a model's ceiling on a
-set is under a target of `just bench-nights`, no tuning of the catalogue reaches it with that
+set is under a target of `just bench nights`, no tuning of the catalogue reaches it with that
 model, and the work is in the model. Two linkages: single (a photo joins the individual of its
 nearest photo under the threshold: what per-photo identification does at best) and average (the
 night's groups: parts join while their mean distance stays under it, catalog.encounters).

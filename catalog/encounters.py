@@ -21,7 +21,7 @@ An individual of tonight left with no photo is merged into the one its photos we
 
 Likeness is the embedding distance, with the catalogue's threshold, also when each photo was
 verified by keypoints: grouped on the fused score, crops of two fish cut from one video frame
-(their pixels overlap, so their keypoints agree) were joined (`just bench-nights`, fs48). A group
+(their pixels overlap, so their keypoints agree) were joined (`just bench nights`, fs48). A group
 is an average-linkage cluster: two parts join only while the mean distance between their photos
 stays under the threshold a single match must pass, so a chain of look-alikes (A~B, B~C, A far
 from C) does not become one group.

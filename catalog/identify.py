@@ -26,7 +26,7 @@ from catalog.verify import (
 )
 from catalog.vocabulary import Caution
 
-# HNSW parameters, measured with `just bench-scale --sizes 10000,100000,1000000` (dim 128, a night
+# HNSW parameters, measured with `just bench scale --sizes 10000,100000,1000000` (dim 128, a night
 # of 10,000 photos, half re-sightings): M=16 and ef_construction=200. On embeddings shaped like the
 # default model's (few effective dimensions), this query ef schedule gives recall@10 1.000 at 10k
 # and 100k and 0.9999 at 1M, 10,000 photos assigned against 1M in 13-15 s, graph 0.88 GB. On the

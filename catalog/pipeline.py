@@ -837,7 +837,7 @@ def _regroup_night(
     threshold = identifier.distance_threshold
     # On the embedding alone, also when photos were verified one by one: grouped on the fused
     # score, crops of two fish cut from one video frame (their pixels overlap, so their keypoints
-    # agree) were joined, 4 wrong merges on fs48 in `just bench-nights`; on distances, none.
+    # agree) were joined, 4 wrong merges on fs48 in `just bench nights`; on distances, none.
     decisions = group_tonight(
         store,
         card.model_version,

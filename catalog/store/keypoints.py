@@ -2,7 +2,7 @@
 
 Verification reads back the keypoints of a 20-photo shortlist for every new photo. DuckDB is a
 column store: fetching a few 100 KB blobs reads the whole blob column, so that lookup grew with
-the catalogue (130 ms at 1,000 photos, 480 ms at 30,000, `just bench-feature-lookup`). A SQLite
+the catalogue (130 ms at 1,000 photos, 480 ms at 30,000, `just bench feature-lookup`). A SQLite
 B-tree keyed by photo finds them in about 10 ms at any size.
 
 The keypoints are a cache, not a record: they are keyed by the photo's content hash and the
