@@ -76,9 +76,9 @@ xfeat-onnx:
 pretrained:
     {{venv}}/bin/finprint fetch-weights
 
-# Every benchmark (bench/bench_NAME.py: a table of measures, never a test): `just bench` lists
-# them with what each measures, `just bench NAME [ARGS]` runs one, e.g. `just bench nights`,
-# `just bench review-web --browser`. Figures and their commands: bench/README.md.
+# Benchmarks are scripts that print a table of measures, never tests; figures and their commands
+# are in bench/README.md. E.g. `just bench nights`, `just bench review-web --browser`.
+# Benchmarks: `just bench` lists them, `just bench NAME [ARGS]` runs bench/bench_NAME.py.
 bench name="" *args:
     if [ -z "{{name}}" ]; then {{py}} bench/listing.py; else {{py}} bench/bench_{{replace(name, "-", "_")}}.py {{args}}; fi
 
