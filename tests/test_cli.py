@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from catalog.cli import app
 from catalog.errors import FinprintError
-from tests.conftest import run_finprint
+from tests.helpers import run_finprint
 
 runner = CliRunner()
 

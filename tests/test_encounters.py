@@ -15,7 +15,7 @@ from catalog.settings import Settings
 from catalog.store import Store, TonightPhoto
 from catalog.synthetic import make_fish, photograph
 from exporters.selection import ExportFilter, photo_rows
-from tests.conftest import die_after_batches
+from tests.helpers import die_after_batches
 from tests.test_nightly import _catalogue_rows
 
 

@@ -18,7 +18,7 @@ from catalog.pipeline import index
 from catalog.settings import Settings
 from catalog.store import Store
 from catalog.synthetic import make_fish, photograph
-from tests.conftest import finprint_with_full_disk, run_finprint
+from tests.helpers import finprint_with_full_disk, run_finprint
 
 BAD = {
     "zero-bytes.jpg",

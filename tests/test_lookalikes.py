@@ -15,7 +15,7 @@ from catalog.modelcard import read_card
 from catalog.pipeline import index
 from catalog.settings import DEFAULT_MODEL_PATH, Settings
 from catalog.store import Store
-from tests.conftest import retag_model, run_finprint
+from tests.helpers import retag_model, run_finprint
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from catalog.pipeline import index, reindex
 from catalog.settings import Settings
 from catalog.store import Store
 from exporters.selection import ExportFilter, photo_rows
-from tests.conftest import die_after_batches, retag_model, run_finprint
+from tests.helpers import die_after_batches, retag_model, run_finprint
 
 
 def _copy_surveys(source: Path, target: Path, count: int) -> list[Path]:

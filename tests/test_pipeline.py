@@ -15,7 +15,7 @@ from catalog.pipeline import index
 from catalog.settings import Settings
 from catalog.store import Store
 from exporters.selection import ExportFilter, photo_rows
-from tests.conftest import edit_card, retag_model
+from tests.helpers import edit_card, retag_model
 
 
 @pytest.fixture

@@ -169,7 +169,7 @@ def test_config_names_the_settings_file_and_a_missing_one_is_an_error(tmp_path: 
 
 def test_settings_shows_sets_and_resets_what_the_catalogue_keeps_with_history(tmp_path: Path) -> None:
     from catalog.store import Store
-    from tests.conftest import run_finprint
+    from tests.helpers import run_finprint
 
     db = tmp_path / "c.duckdb"
     Store.open(db).close()

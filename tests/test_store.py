@@ -9,7 +9,7 @@ import pytest
 
 from catalog.errors import CatalogueBusy, CatalogueNotFound, FinprintError
 from catalog.store import Store, sql_dir
-from tests.conftest import finprint_with_full_disk, python_with_full_disk
+from tests.helpers import finprint_with_full_disk, python_with_full_disk
 
 
 def _old_catalogue(db: Path, version: int) -> None:
@@ -321,7 +321,7 @@ def test_commands_on_a_damaged_table_say_which_copy_to_restore_without_a_traceba
     from catalog import decisions
     from catalog.pipeline import index
     from catalog.settings import Settings
-    from tests.conftest import run_finprint
+    from tests.helpers import run_finprint
 
     db = tmp_path / "wrasse.duckdb"
     index(Settings(db_path=db), [sorted(p for p in survey_archive.iterdir() if p.is_dir())[0]])

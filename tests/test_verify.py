@@ -464,7 +464,7 @@ def test_a_reindex_describes_only_the_photos_whose_keypoints_are_not_kept(
     from catalog.pipeline import index, reindex
     from catalog.settings import DEFAULT_MODEL_PATH, Settings
     from catalog.store import Store
-    from tests.conftest import retag_model
+    from tests.helpers import retag_model
 
     settings = Settings(db_path=tmp_path / "c.duckdb")
     index(settings, sorted(p for p in survey_archive.iterdir() if p.is_dir())[:1])

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_finprint
+from tests.helpers import copy_catalogue, run_finprint
 
 flask = pytest.importorskip("flask", reason="the browser review needs the web extra (flask)")
 
@@ -65,14 +65,6 @@ def _state(db: Path) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
-def _copy(db: Path, to: Path) -> Path:
-    to.mkdir()
-    for source in db.parent.iterdir():
-        if source.name.startswith(db.name):
-            (shutil.copytree if source.is_dir() else shutil.copy2)(source, to / source.name)
-    return to / db.name
-
-
 @pytest.fixture
 def reviewed(indexed_copy: Path) -> Path:
     reviews, alikes = _open_keys(indexed_copy)
@@ -115,7 +107,7 @@ def test_a_server_bound_beyond_localhost_refuses_requests_without_the_key(review
 def test_same_different_skip_and_undo_land_exactly_as_the_command_line_s(
     reviewed: Path, tmp_path: Path
 ) -> None:
-    by_cli = _copy(reviewed, tmp_path / "cli")
+    by_cli = copy_catalogue(reviewed, tmp_path / "cli")
     reviews, alikes = _open_keys(reviewed)
     client, session = _client(reviewed)
     first, second, third = (key.split(":")[1] for key in reviews[:3])

@@ -174,7 +174,7 @@ def test_evaluate_scores_embedding_sift_and_xfeat_side_by_side(tmp_path: Path, x
     import json
 
     from catalog.synthetic import generate_labelled
-    from tests.conftest import run_finprint
+    from tests.helpers import run_finprint
 
     generate_labelled(tmp_path / "fish", n_individuals=4, photos_per_view=2, seed=9)
     model = ("--model", str(xfeat_model))
