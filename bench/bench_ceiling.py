@@ -31,6 +31,7 @@ from catalog.encounters import average_linkage_groups
 from catalog.offline.evaluate import embed_labelled
 from catalog.offline.labels import LabelledPhoto
 from catalog.offline.metrics import ClusteringScores, clustering_scores, pairwise_distances
+from catalog.vocabulary import Sides
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "catalog" / "models" / "default.onnx"
 # Thresholds tried, in distance units of unit-length embeddings (0 to 2).
@@ -142,7 +143,7 @@ def main() -> None:
             table.add_row(f"{label}, {linkage}", *cells)
     alone = [
         clustering_scores(
-            [p.class_key("split") for p in held_out[name]], [str(i) for i in range(len(held_out[name]))]
+            [p.class_key(Sides.SPLIT) for p in held_out[name]], [str(i) for i in range(len(held_out[name]))]
         )
         for name in sets
     ]

@@ -43,6 +43,7 @@ from catalog.offline.metrics import ClusteringScores, clustering_scores
 from catalog.pipeline import index
 from catalog.settings import DEFAULT_MODEL_PATH, Settings
 from catalog.store import Store
+from catalog.vocabulary import Sides
 from exporters.selection import ExportFilter, photo_rows
 
 TRUTH_EXTRA_COLUMNS = ("side", "body_part_from_filename")
@@ -194,7 +195,7 @@ class LookalikeTally:
             returning = sorted(i for i in tonight if animal.get(i) in earlier)
             found = lookalikes(store, self.card, returning, self.top) if returning else []
             partition = {
-                photo.individual_id: partition_key(photo.side, photo.crop, self.card.sides == "split")
+                photo.individual_id: partition_key(photo.side, photo.crop, self.card.sides == Sides.SPLIT)
                 for photo in store.catalogued_photos(self.card.model_version)
             }
         entries = Counter(animal.values())

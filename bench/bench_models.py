@@ -32,6 +32,7 @@ from catalog.offline.evaluate import embed_labelled
 from catalog.offline.labels import LabelledPhoto
 from catalog.offline.metrics import QueryScores, ReidMetrics, paired_bootstrap, reid_metrics_by_query
 from catalog.preprocess import load_image
+from catalog.vocabulary import Sides
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "catalog" / "models" / "default.onnx"
 MEASURES = {
@@ -93,7 +94,7 @@ def untrained_backbone(name: str, out: Path, height: int = 224, width: int = 224
         input=InputSpec(height, width, 3, mean, std),
         embedding=EmbeddingSpec(dim=1280),
         threshold=1.0,
-        sides="split",
+        sides=Sides.SPLIT,
         model_version=weights_version(model),
         trained_on={"dataset": "ImageNet-1k only", "backbone": name},
     )
@@ -133,7 +134,7 @@ def score_model(path: Path, held_out: dict[str, list[LabelledPhoto]]) -> dict[st
 
 
 def score_histogram(held_out: dict[str, list[LabelledPhoto]]) -> dict[str, Scored]:
-    return {name: scored(*colour_histogram(photos), "split") for name, photos in held_out.items()}
+    return {name: scored(*colour_histogram(photos), Sides.SPLIT) for name, photos in held_out.items()}
 
 
 def difference_cell(row: Scored, base: Scored, measure: str) -> str:

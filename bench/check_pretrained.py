@@ -19,6 +19,7 @@ from catalog.offline.metrics import reid_metrics
 from catalog.train import pretrained
 from catalog.train.loop import IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE_STD
 from catalog.train.nets import EfficientNetLite0, MobileNetV2Embedder
+from catalog.vocabulary import Sides
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 # ImageNet-1k classes the shared sets' animals belong to (or, for nyala, resemble).
@@ -79,7 +80,7 @@ def main() -> None:
             with torch.no_grad():
                 vectors = torch.nn.functional.normalize(model.trunk(batch).mean(dim=(2, 3)), dim=1).numpy()
             metrics = reid_metrics(
-                vectors, [p.class_key("split") for p in photos], [p.encounter for p in photos]
+                vectors, [p.class_key(Sides.SPLIT) for p in photos], [p.encounter for p in photos]
             )
             scores.append(f"{metrics.rank1:.3f}")
         retrieval.add_row(name, *scores)

@@ -1323,7 +1323,7 @@ def train(
         input_height=height,
         input_width=width,
         embedding_dim=embedding_dim,
-        sides=sides.value,
+        sides=sides,
         crop=crop,
         epochs=epochs or 30,
         seed=seed,

@@ -19,6 +19,7 @@ from catalog.errors import FinprintError
 from catalog.identify import partition_key
 from catalog.modelcard import ModelCard
 from catalog.store import CataloguedPhoto, Store
+from catalog.vocabulary import Sides
 
 # Query photos compared at a time: 64 of them against 100,000 catalogued photos is 51 MB of
 # float64 distances.
@@ -72,7 +73,7 @@ def _ranked(
     store: Store, card: ModelCard, catalogued: list[CataloguedPhoto], individual_ids: list[str], top: int
 ) -> list[Lookalike]:
     """The look-alikes of individuals known to hold photos among `catalogued`."""
-    sides_split = card.sides == "split"
+    sides_split = card.sides == Sides.SPLIT
     partitions: dict[str, list[int]] = {}
     for row, photo in enumerate(catalogued):
         partitions.setdefault(partition_key(photo.side, photo.crop, sides_split), []).append(row)

@@ -10,6 +10,7 @@ from typing import Any
 
 from catalog.calibration import Calibration
 from catalog.errors import ModelCardError
+from catalog.vocabulary import Sides
 
 CARD_KEY = "finprint"
 CARD_FORMAT = 1
@@ -49,7 +50,7 @@ class ModelCard:
     input: InputSpec
     embedding: EmbeddingSpec
     threshold: float
-    sides: str
+    sides: Sides
     model_version: str
     trained_on: dict[str, Any] = field(default_factory=dict)
     # Extra keys written by newer finprints are kept, so reading and writing a card loses nothing.
@@ -70,7 +71,7 @@ class ModelCard:
         body["input"]["std"] = list(self.input.std)
         body["embedding"] = asdict(self.embedding)
         body["threshold"] = self.threshold
-        body["sides"] = self.sides
+        body["sides"] = self.sides.value
         body["model_version"] = self.model_version
         body["trained_on"] = self.trained_on
         body.update(self.extra)
@@ -101,8 +102,8 @@ def _check_input(spec: InputSpec, source: Path | str) -> None:
         raise ModelCardError(source, "input height and width must be at least 8 pixels")
 
 
-def _check_decision(embedding: EmbeddingSpec, threshold: float, sides: str, source: Path | str) -> None:
-    """The threshold and the sides rule must be able to decide anything at all."""
+def _check_decision(embedding: EmbeddingSpec, threshold: float, source: Path | str) -> None:
+    """The threshold must be able to decide anything at all."""
     if embedding.metric != "euclidean":
         raise ModelCardError(source, f"metric {embedding.metric!r} unsupported (use euclidean)")
     if not (math.isfinite(threshold) and threshold > 0):
@@ -111,8 +112,6 @@ def _check_decision(embedding: EmbeddingSpec, threshold: float, sides: str, sour
         raise ModelCardError(
             source, f"threshold {threshold} would match every photo (unit vectors are at most 2 apart)"
         )
-    if sides not in ("split", "merged"):
-        raise ModelCardError(source, f"sides must be 'split' or 'merged', not {sides!r}")
 
 
 def card_from_dict(body: dict[str, Any], source: Path | str) -> ModelCard:
@@ -136,19 +135,21 @@ def card_from_dict(body: dict[str, Any], source: Path | str) -> ModelCard:
             l2_normalized=bool(raw_embedding.get("l2_normalized", True)),
         )
         threshold = float(body["threshold"])
-        sides = str(body.get("sides", "split"))
+        raw_sides = str(body.get("sides", Sides.SPLIT.value))
         model_version = str(body["model_version"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelCardError(source, f"model card is missing or has a bad field ({exc})") from exc
     _check_input(spec, source)
-    _check_decision(embedding, threshold, sides, source)
+    _check_decision(embedding, threshold, source)
+    if raw_sides not in {s.value for s in Sides}:
+        raise ModelCardError(source, f"sides must be 'split' or 'merged', not {raw_sides!r}")
     known = {"format", "input", "embedding", "threshold", "sides", "model_version", "trained_on"}
     extra = {k: v for k, v in body.items() if k not in known}
     return ModelCard(
         input=spec,
         embedding=embedding,
         threshold=threshold,
-        sides=sides,
+        sides=Sides(raw_sides),
         model_version=model_version,
         trained_on=dict(body.get("trained_on") or {}),
         extra=extra,

@@ -13,6 +13,7 @@ from pathlib import Path
 from PIL import Image
 
 from catalog.errors import FinprintError
+from catalog.vocabulary import Crop, Side
 
 # Camera and phone formats, and what scanners and older lab software write (BMP, PGM/PPM).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".pgm", ".ppm"})
@@ -28,8 +29,8 @@ _SYSTEM_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx"})
 # The date, then one separator: " - ", underscores (spaces around them allowed), spaces, or one
 # "-". A site may itself start with "-" or "+" ("2024-06-06_-2+3" is site "-2+3").
 _SURVEY_FOLDER = re.compile(r"^(?P<date>\d{4}-\d{2}-\d{2})(?:(?: +- +| *_+ *| +|-)(?P<site>.+))?$")
-_SIDE_TOKENS = {"left": "left", "l": "left", "right": "right", "r": "right"}
-_CROP_TOKENS = {"head": "head", "body": "body"}
+_SIDE_TOKENS = {"left": Side.LEFT, "l": Side.LEFT, "right": Side.RIGHT, "r": Side.RIGHT}
+_CROP_TOKENS = {"head": Crop.HEAD, "body": Crop.BODY}
 _TOKEN_SPLIT = re.compile(r"[^a-z0-9]+")
 
 
@@ -267,8 +268,8 @@ def parse_path_fields(path: Path, root: Path, pattern: PathPattern | None = None
 def side_from_tokens(tokens: list[str]) -> str | None:
     """ "left"/"right", or a word starting with one ("leftphoto", "rightflank"), names the flank."""
     for token in tokens:
-        if token.startswith(("left", "right")) and token.isalpha():
-            return "left" if token.startswith("left") else "right"
+        if token.startswith((Side.LEFT, Side.RIGHT)) and token.isalpha():
+            return Side.LEFT if token.startswith(Side.LEFT) else Side.RIGHT
     return None
 
 

@@ -48,7 +48,7 @@ from catalog.store import (
     nightly_backup_path,
     write_nightly_backup,
 )
-from catalog.vocabulary import KeypointDetector
+from catalog.vocabulary import KeypointDetector, Sides
 
 ProgressCallback = Callable[[int, int], None]
 _log = logging.getLogger("finprint")
@@ -205,7 +205,7 @@ class _RunIdentification:
         *,
         verifying: Verifying | None = None,
     ) -> None:
-        self.sides_split = card.sides == "split"
+        self.sides_split = card.sides == Sides.SPLIT
         self.store = store
         # Keypoints of recently described or read photos, most recently used last. Bounded: a
         # photo's keypoints with their RootSIFT take about 200 KB, so a season's backlog kept

@@ -15,6 +15,7 @@ from catalog.modelcard import read_card
 from catalog.pipeline import index
 from catalog.settings import DEFAULT_MODEL_PATH, Settings
 from catalog.store import Store
+from catalog.vocabulary import Sides
 from tests.helpers import retag_model, run_finprint
 
 
@@ -39,7 +40,7 @@ def test_each_look_alike_is_the_nearest_photo_pair_of_another_individual_of_the_
         found = lookalikes(store, card, asked, top=3)
     members: dict[str, list[tuple[str, np.ndarray]]] = {}
     for photo, vector in zip(photos, vectors, strict=True):
-        key = partition_key(photo.side, photo.crop, card.sides == "split")
+        key = partition_key(photo.side, photo.crop, card.sides == Sides.SPLIT)
         members.setdefault(photo.individual_id, []).append((key, vector))
     assert {f.individual_id for f in found} == set(asked)
     for name in asked:

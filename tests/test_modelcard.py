@@ -10,12 +10,13 @@ import pytest
 from catalog.errors import ModelCardError
 from catalog.modelcard import EmbeddingSpec, InputSpec, ModelCard, read_card
 from catalog.settings import DEFAULT_MODEL_PATH
+from catalog.vocabulary import Sides
 
 CARD = ModelCard(
     input=InputSpec(224, 224, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     embedding=EmbeddingSpec(128),
     threshold=0.9,
-    sides="split",
+    sides=Sides.SPLIT,
     model_version="0123456789ab",
     trained_on={"dataset": "x", "individuals": 3, "images": 12},
 )

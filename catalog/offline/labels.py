@@ -11,6 +11,7 @@ from pathlib import Path
 
 from catalog.errors import TrainingDataError
 from catalog.photos import IMAGE_SUFFIXES, side_from_tokens, walk
+from catalog.vocabulary import Sides
 
 _TOKEN_SPLIT = re.compile(r"[^a-z0-9]+")
 _CROPS = {"head", "body"}
@@ -32,9 +33,9 @@ class LabelledPhoto:
     bbox: tuple[float, float, float, float] | None = None
     taken_on: date | None = None
 
-    def class_key(self, sides: str) -> str:
+    def class_key(self, sides: Sides) -> str:
         """The identity a network must learn: flanks are separate unless sides are merged."""
-        side = self.side if sides == "split" and self.side else "*"
+        side = self.side if sides == Sides.SPLIT and self.side else "*"
         return f"{self.individual}|{side}|{self.crop or '*'}"
 
 

@@ -12,6 +12,7 @@ from catalog.identify import partition_key
 from catalog.offline.labels import LabelledPhoto
 from catalog.offline.metrics import pairwise_distances, retrieval_scores, roc_auc, roc_points
 from catalog.verify import SIFT, Detector, LocalFeatures, distinctive_inliers
+from catalog.vocabulary import Sides
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ def verify_shortlists(
     vectors: np.ndarray,
     photos: list[LabelledPhoto],
     features: list[LocalFeatures],
-    sides: str,
+    sides: Sides,
     shortlist_k: int,
     *,
     detector: Detector = SIFT,
@@ -46,7 +47,7 @@ def verify_shortlists(
     encounters = [p.encounter for p in photos]
     distances = pairwise_distances(vectors.astype(np.float64))
     label_array, encounter_array = np.asarray(labels), np.asarray(encounters)
-    partition_array = np.asarray([partition_key(p.side, p.crop, sides == "split") for p in photos])
+    partition_array = np.asarray([partition_key(p.side, p.crop, sides == Sides.SPLIT) for p in photos])
     queries: list[int] = []
     candidates: list[int] = []
     inliers: list[int] = []

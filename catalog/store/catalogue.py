@@ -34,6 +34,7 @@ from catalog.store.rows import (
     TonightPhoto,
     insert_columns,
 )
+from catalog.vocabulary import RunStatus
 
 # The migration that drops DuckDB's keypoints table, and how many rows are copied out at a time
 # (about 100 KB each).
@@ -43,7 +44,9 @@ _KEYPOINTS_PER_COPY = 200
 _PATH_FIELDS = ("path", "size_bytes", "mtime_ns")
 # The newest finished run: photos and individuals after it belong to the night in progress,
 # however many times it was interrupted.
-_LAST_FINISHED_RUN = "(SELECT coalesce(max(run_id), 0) FROM runs WHERE status = 'finished')"
+_LAST_FINISHED_RUN = f"(SELECT coalesce(max(run_id), 0) FROM runs WHERE status = '{RunStatus.FINISHED}')"
+# Only one writer holds the file, so a run still marked running when a writer opens it has died.
+_MARK_DEAD_RUNS = f"UPDATE runs SET status = '{RunStatus.INTERRUPTED}' WHERE status = '{RunStatus.RUNNING}'"
 
 
 class Store:
@@ -161,7 +164,7 @@ class Store:
         if exc_type is KeyboardInterrupt and not self.read_only:
             # Ctrl-C leaves the run it stopped marked interrupted at once, not "running" in every
             # report until the next night; only one writer holds the file, so it is that run.
-            self._con.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
+            self._con.execute(_MARK_DEAD_RUNS)
         self.close()
         if isinstance(error, duckdb.Error) and "Corrupt database file" in str(error):
             # Whichever read met the damaged block (a night, a listing, a decision): one line
@@ -227,19 +230,29 @@ class Store:
         decision_rule: str | None = None,
     ) -> int:
         # Only one writer can hold the file, so any run still marked running has died.
-        self._con.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
+        self._con.execute(_MARK_DEAD_RUNS)
         row = self._con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM runs").fetchone()
         run_id = int(row[0]) if row else 1
         self._con.execute(
             "INSERT INTO runs (run_id, started_at, status, model_version, distance_threshold, "
-            "finprint_version, roots, decision_rule) VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
-            [run_id, _now(), model_version, distance_threshold, finprint_version, roots, decision_rule],
+            "finprint_version, roots, decision_rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                run_id,
+                _now(),
+                RunStatus.RUNNING.value,
+                model_version,
+                distance_threshold,
+                finprint_version,
+                roots,
+                decision_rule,
+            ],
         )
         return run_id
 
     def finish_run(self, run_id: int, counts: dict[str, int], seconds: dict[str, float]) -> None:
         self._con.execute(
-            "UPDATE runs SET finished_at = ?, status = 'finished', files_seen = ?, photos_new = ?, "
+            f"UPDATE runs SET finished_at = ?, status = '{RunStatus.FINISHED}', files_seen = ?, "
+            "photos_new = ?, "
             "photos_failed = ?, individuals_new = ?, photos_matched = ?, photos_review = ?, "
             "individuals_resighted = ?, seconds_decode = ?, seconds_embed = ?, "
             "seconds_identify = ?, seconds_write = ? WHERE run_id = ?",
@@ -468,7 +481,8 @@ class Store:
         hold a photo."""
         rows = self._con.execute(
             f"SELECT individual_id FROM individuals i WHERE created_run <= {_LAST_FINISHED_RUN} "
-            "AND created_run > (SELECT coalesce(max(run_id), 0) FROM runs WHERE status = 'finished' "
+            "AND created_run > (SELECT coalesce(max(run_id), 0) FROM runs "
+            f"WHERE status = '{RunStatus.FINISHED}' "
             f"AND run_id < {_LAST_FINISHED_RUN}) "
             "AND EXISTS (SELECT 1 FROM sightings s WHERE s.individual_id = i.individual_id) ORDER BY 1"
         ).fetchall()

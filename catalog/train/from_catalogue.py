@@ -42,6 +42,7 @@ from catalog.train.loop import (
 from catalog.train.losses import batch_hard_triplet_loss, threshold_pair_loss
 from catalog.train.nets import BACKBONES, build_backbone
 from catalog.train.onnx_weights import freeze_batchnorm, load_exported_weights
+from catalog.vocabulary import Sides
 
 # Different-individual pairs below the current threshold needed to carry its false-match rate to
 # the new model by rank; with fewer, a wider tail is matched and the threshold scaled with it.
@@ -441,7 +442,7 @@ class _FineTuningSet:
     pairs: list[tuple[int, int]]
 
     @classmethod
-    def of(cls, examples: TrainingSet, cache: PhotoCache, sides: str) -> _FineTuningSet:
+    def of(cls, examples: TrainingSet, cache: PhotoCache, sides: Sides) -> _FineTuningSet:
         # Replayed photos are batched apart from the catalogue's and never set its threshold.
         groups = [REPLAY if p.individual.startswith(f"{REPLAY}/") else "" for p in cache.photos]
         keys = [p.class_key(sides) for p in cache.photos]
@@ -485,7 +486,7 @@ def _fine_tune(
         pct_start=warmup_fraction(max(steps, 4)),
         anneal_strategy="cos",
     )
-    augment = Augmenter(spec, rng, horizontal_flip=sides == "merged")
+    augment = Augmenter(spec, rng, horizontal_flip=sides == Sides.MERGED)
     device = next(model.parameters()).device
     unsure_labels = torch.from_numpy(unsure).to(device)
     columns = (

@@ -33,6 +33,7 @@ from catalog.train.data import Augmenter, PhotoCache, PKSampler, plain_tensors
 from catalog.train.export import export_onnx, weights_version
 from catalog.train.losses import CosFaceHead, batch_hard_triplet_loss, contrastive_loss
 from catalog.train.nets import SeedSiamese, build_backbone
+from catalog.vocabulary import Sides
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -63,7 +64,7 @@ class TrainConfig:
     # The trunk learns at this fraction of the head's rate, so that a few epochs on a few hundred
     # animals adjust the ImageNet features instead of overwriting them.
     trunk_lr_scale: float = 0.1
-    sides: str = "split"
+    sides: Sides = Sides.SPLIT
     crop: str | None = None
     epochs: int = 30
     individuals_per_batch: int = 16
@@ -124,7 +125,7 @@ class TrainConfig:
 
 def _check_choices(config: TrainConfig) -> None:
     """Every named choice must be one finprint knows: an unknown recipe used to train as finprint."""
-    from catalog.vocabulary import Backbone, Recipe, Sides, Split
+    from catalog.vocabulary import Backbone, Recipe, Split
 
     for field_name, kind in (("recipe", Recipe), ("backbone", Backbone), ("sides", Sides), ("split", Split)):
         value = getattr(config, field_name)
@@ -309,7 +310,7 @@ class _Validation:
     encounters: list[str]
 
     @classmethod
-    def of(cls, cache: PhotoCache, spec: InputSpec, sides: str) -> _Validation:
+    def of(cls, cache: PhotoCache, spec: InputSpec, sides: Sides) -> _Validation:
         return cls(
             cache.photos,
             plain_tensors(cache.images, spec),
@@ -446,7 +447,7 @@ class _Recipe:
         )
         rng = np.random.default_rng(config.seed)
         # A mirrored flank is the other flank only when sides are merged.
-        augment = Augmenter(spec, rng, horizontal_flip=config.sides == "merged")
+        augment = Augmenter(spec, rng, horizontal_flip=config.sides == Sides.MERGED)
         checkpoint = (
             config.checkpoint_dir or config.out_path.parent / f"{config.out_path.stem}.checkpoints"
         ) / "last.pt"

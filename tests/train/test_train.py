@@ -17,6 +17,7 @@ from catalog.offline.labels import read_labelled, split_by_individual  # noqa: E
 from catalog.train.data import negative_pair_batches  # noqa: E402
 from catalog.train.loop import TrainConfig, train  # noqa: E402
 from catalog.train.losses import batch_hard_triplet_loss, contrastive_loss, threshold_pair_loss  # noqa: E402
+from catalog.vocabulary import Sides  # noqa: E402
 
 
 def _tiny(data: Path, out: Path, **overrides: Any) -> TrainConfig:
@@ -438,7 +439,7 @@ def test_the_training_threshold_holds_a_set_left_to_verification_to_the_unserved
                 )
                 vectors.append(centre + rng.normal(size=8) * spread)
     unit = np.asarray(vectors) / np.linalg.norm(vectors, axis=1, keepdims=True)
-    labels = [p.class_key("split") for p in photos]
+    labels = [p.class_key(Sides.SPLIT) for p in photos]
     unbounded = TrainConfig(data_dirs=(), out_path=Path("m.onnx"), unserved_false_match_rate=1.0)
     bounded = TrainConfig(data_dirs=(), out_path=Path("m.onnx"))
     loose, _ = calibrate_threshold_per_set(unit, photos, labels, unbounded)
