@@ -386,3 +386,14 @@ def test_review_web_prints_an_address_that_opens_and_stops_on_ctrl_c(reviewed: P
         server.send_signal(signal.SIGINT)
         out, err = server.communicate(timeout=30)
     assert server.returncode == 0 and "Stopped" in out, err
+
+
+def test_without_the_web_extra_review_web_says_what_to_install(
+    reviewed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [m for m in sys.modules if m == "flask" or m.startswith(("flask.", "catalog.web"))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "flask", None)  # what `import flask` meets without the extra
+    result = run_finprint("review", "--web", "--db", str(reviewed))
+    assert result.returncode == 1 and "pip install 'finprint[web]'" in result.stderr
+    assert "Traceback" not in result.stderr
