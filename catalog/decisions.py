@@ -255,17 +255,23 @@ def link(store: Store, first: str, second: str, reason: str, decided_by: str | N
 
 
 def undo(store: Store, decision_id: int) -> str:
-    """Put back what a decision replaced; returns its action. Decisions are undone newest first,
-    and never one that created an individual later photos were matched to."""
+    """Put back what a decision replaced; returns its action. A decision is undone once every
+    later decision that changed the same photos or entries is (so one made before a night need
+    not wait for the night's thousands of group decisions), and never one that created an
+    individual later photos were matched to."""
     recorded = store.decision(decision_id)
     if recorded is None:
         raise FinprintError(f"no decision {decision_id}. List them with: finprint decisions")
     action, replaced, undone = recorded
     if undone:
         raise FinprintError(f"decision {decision_id} was already undone.")
-    later = store.live_decision_after(decision_id)
+    later = _first_overlapping(replaced, store.live_decisions_after(decision_id))
     if later is not None:
-        raise FinprintError(f"decision {later} came after {decision_id}; undo it first.")
+        raise FinprintError(
+            f"decision {later} came after {decision_id} and changed the same photos or entries; "
+            "undo it first."
+        )
+    _refuse_taken_name(store, decision_id, replaced)
     if replaced.created:
         matched_since = store.sighting_counts(replaced.created, leaving_out=list(replaced.sightings))
         if matched_since:
@@ -293,3 +299,31 @@ def different(store: Store, first: str, second: str, reason: str) -> int:
     return _record(
         store, DecisionAction.DIFFERENT, reason, {}, {}, individual_id=first, other_individual_id=second
     )
+
+
+def _touched(replaced: Replaced) -> tuple[set[str], set[str]]:
+    """The photos a decision moved and the entries whose fields it changed or that it created."""
+    return set(replaced.sightings), set(replaced.individuals) | set(replaced.created)
+
+
+def _first_overlapping(replaced: Replaced, later: list[tuple[int, Replaced]]) -> int | None:
+    """The first later decision that changed a photo or an entry this one changed: undoing this
+    one first would put back a state that one has since replaced."""
+    photos, entries = _touched(replaced)
+    for decision_id, theirs in later:
+        their_photos, their_entries = _touched(theirs)
+        if photos & their_photos or entries & their_entries:
+            return decision_id
+    return None
+
+
+def _refuse_taken_name(store: Store, decision_id: int, replaced: Replaced) -> None:
+    """Undoing a rename gives back a name another entry may have been given since."""
+    for individual, fields in replaced.individuals.items():
+        name = fields.get("name")
+        holder = store.resolve_individual(name) if name else None
+        if holder is not None and holder != store.resolve_individual(individual):
+            raise FinprintError(
+                f"undoing decision {decision_id} would give {individual} back the name {name!r}, which "
+                f"{holder} holds now; rename {holder} first."
+            )

@@ -133,6 +133,20 @@ def test_every_decision_can_be_undone_in_reverse_order(store: Store) -> None:
     assert store.merged_into("FP-000002") is None
 
 
+def test_a_decision_is_undone_past_later_ones_that_changed_other_photos_and_entries(store: Store) -> None:
+    named = decisions.rename(store, "FP-000001", "PIT 1", "tag read")
+    merged = decisions.merge(store, "FP-000003", "FP-000002", "same fish")  # b1 and FP-000002 only
+    assert decisions.undo(store, named) == "rename", "the merge changed nothing the rename did"
+    assert store.individual_fields(["FP-000001"])["FP-000001"]["name"] is None
+    assert _owner(store, "b1")[0] == "FP-000003", "the later merge stands"
+    decisions.rename(store, "FP-000001", "PIT 1", "tag read")
+    renamed = decisions.rename(store, "FP-000001", "PIT 2", "tag re-read")
+    decisions.rename(store, "FP-000003", "PIT 1", "the old tag moved to this fish")
+    with pytest.raises(FinprintError, match="'PIT 1', which FP-000003 holds now"):
+        decisions.undo(store, renamed)  # it would give FP-000001 back a name another fish holds
+    assert decisions.undo(store, merged) == "merge"
+
+
 def test_unknown_photo_is_named(store: Store) -> None:
     with pytest.raises(FinprintError, match=r"nowhere\.jpg"):
         decisions.confirm(store, ["nowhere.jpg"], "")

@@ -799,13 +799,14 @@ class Store:
         ).fetchone()
         return None if row is None else (str(row[0]), Replaced.from_json(row[1]), bool(row[2]))
 
-    def live_decision_after(self, decision_id: int) -> int | None:
-        """The first decision after this one that was not undone."""
-        row = self._con.execute(
-            "SELECT min(decision_id) FROM decisions WHERE decision_id > $d AND undone_at IS NULL",
+    def live_decisions_after(self, decision_id: int) -> list[tuple[int, Replaced]]:
+        """The decisions after this one that were not undone, oldest first, with what each replaced."""
+        rows = self._con.execute(
+            "SELECT decision_id, previous FROM decisions WHERE decision_id > $d AND undone_at IS NULL "
+            "ORDER BY decision_id",
             {"d": decision_id},
-        ).fetchone()
-        return None if row is None or row[0] is None else int(row[0])
+        ).fetchall()
+        return [(int(row[0]), Replaced.from_json(row[1])) for row in rows]
 
     def sighting_counts(self, individual_ids: list[str], leaving_out: list[str]) -> dict[str, int]:
         """individual -> how many photos it holds besides those in `leaving_out` (none: left out)."""
