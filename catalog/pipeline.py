@@ -846,6 +846,20 @@ def _regroup_night(
         partition_of=lambda p: partition_key(p.side, p.crop, tonight.sides_split),
         nearest_known=identifier.nearest_individuals,
     )
+    # A night resumed after a kill: what a person decided in between stands.
+    decided_photos: set[str] = set()
+    decided_entries: set[str] = set()
+    for replaced in store.people_decisions_since_last_finished_run():
+        decided_photos |= set(replaced.sightings)
+        decided_entries |= set(replaced.individuals) | set(replaced.created)
+    if decided_photos or decided_entries:
+        owners = store.sighting_states([p for d in decisions for p in d.photo_ids])
+        decisions = [
+            d
+            for d in decisions
+            if not decided_photos & set(d.photo_ids)
+            and not decided_entries & ({d.keep} | {owners[p][0] for p in d.photo_ids if p in owners})
+        ]
     emptied_in_all = 0
     for decision in decisions:
         emptied = regroup(store, decision.keep, list(decision.photo_ids), decision.reason)

@@ -263,3 +263,36 @@ def test_undoing_the_nights_group_decisions_gives_back_the_per_photo_catalogue(t
     with Store.open(alone.db_path, read_only=True) as store:
         assert undone == store.read_only_sql(query).rows
     assert merged == [(0,)]
+
+
+@pytest.mark.slow
+def test_a_night_resumed_after_a_kill_leaves_what_a_person_decided_in_between(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catalog import encounters
+    from catalog.decisions import link
+
+    settings, _, _ = _grouped_night(tmp_path)
+    # Killed after its last batch, before its groups.
+    killed = replace(settings, db_path=tmp_path / "killed.duckdb")
+    restore = die_after_batches(monkeypatch, {4})
+    with pytest.raises(KeyboardInterrupt):
+        index(killed, [tmp_path / "archive"])
+    restore()
+    with Store.open(killed.db_path) as store:
+        owners = dict(store.read_only_sql("SELECT photo_id, individual_id FROM sightings ORDER BY 1").rows)
+        photo = next(iter(owners))
+        owner = owners[photo]
+        keep, other = sorted({e for e in owners.values() if e != owner})[:2]
+        # A person links the entry that holds a photo with another fish's entry...
+        link(store, owner, other, "the left and right flank of one fish, seen together")
+
+    # ...and the resumed night's groups would move that photo to a third entry.
+    def moving(*args: object, **kwargs: object) -> list[encounters.GroupDecision]:
+        return [encounters.GroupDecision(keep, (photo,), 0, "tonight's photos of one animal")]
+
+    monkeypatch.setattr(encounters, "group_tonight", moving)
+    index(killed, [tmp_path / "archive"])
+    with Store.open(killed.db_path, read_only=True) as store:
+        assert store.sighting_states([photo])[photo][0] == owner, "the linked entry keeps its photo"
+        assert set(store.fish_members(owner)) == {owner, other}, "the link stands"

@@ -506,6 +506,18 @@ class Store:
         ).fetchone()
         return bool(row and row[0])
 
+    def people_decisions_since_last_finished_run(self) -> list[Replaced]:
+        """What each person's decision (not finprint's own) made since the night in progress
+        began replaced: a night resumed after a kill must not decide those photos and entries
+        again."""
+        rows = self._con.execute(
+            "SELECT previous FROM decisions WHERE undone_at IS NULL AND decided_by IS DISTINCT FROM $us "
+            "AND made_at >= (SELECT coalesce(min(started_at), now()) FROM runs "
+            f"WHERE run_id > {_LAST_FINISHED_RUN})",
+            {"us": "finprint"},
+        ).fetchall()
+        return [Replaced.from_json(row[0]) for row in rows]
+
     def photos_since_last_finished_run(self) -> list[TonightPhoto]:
         """The photos this night catalogued so far, however many times it was interrupted, with
         who each was decided to be, in photo id order: what its encounters are gathered from."""
