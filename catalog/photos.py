@@ -68,8 +68,12 @@ def _list_once(directory: Path, seen_dirs: set[tuple[int, int]]) -> list[os.DirE
         return list(entries)
 
 
-def _folders_and_photos(listed: list[os.DirEntry[str]]) -> tuple[list[str], list[os.DirEntry[str]]]:
-    """The folder's subfolders (names) and its photo files (entries, by name), hidden ones left out."""
+def _folders_and_photos(
+    listed: list[os.DirEntry[str]], bound: Path, left_out: list[str]
+) -> tuple[list[str], list[os.DirEntry[str]]]:
+    """The folder's subfolders (names) and its photo files (entries, by name), hidden ones left
+    out, and folder links that lead out of `bound` (the archive, resolved) left out too, each
+    appended to `left_out` as "LINK -> TARGET"."""
     subdirs: list[str] = []
     photos: list[os.DirEntry[str]] = []
     for entry in listed:
@@ -79,6 +83,11 @@ def _folders_and_photos(listed: list[os.DirEntry[str]]) -> tuple[list[str], list
             is_dir = entry.is_dir(follow_symlinks=True)
         except OSError:
             is_dir = False
+        if is_dir and entry.is_symlink():
+            target = Path(entry.path).resolve()
+            if not target.is_relative_to(bound):
+                left_out.append(f"{printable_path(entry.path)} -> {printable_path(target)}")
+                continue
         if is_dir:
             subdirs.append(entry.name)
         elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
@@ -86,11 +95,17 @@ def _folders_and_photos(listed: list[os.DirEntry[str]]) -> tuple[list[str], list
     return subdirs, sorted(photos, key=lambda entry: entry.name)
 
 
-def walk(root: Path, problems: list[str] | None = None) -> Iterator[FoundFile]:
+def walk(
+    root: Path, problems: list[str] | None = None, left_out: list[str] | None = None
+) -> Iterator[FoundFile]:
     """Image files under `root` (or `root` itself), sorted, skipping hidden and system files.
 
     Folders are visited with an explicit stack (no recursion limit however deep the archive), and
-    a folder that cannot be listed is appended to `problems`, never skipped silently."""
+    a folder that cannot be listed is appended to `problems`, never skipped silently. A folder
+    link that leads out of the archive (to /usr/share/doc, a colleague's home) is not followed:
+    it is appended to `left_out`."""
+    bound = root.resolve()
+    left_out = [] if left_out is None else left_out
     if root.is_file():
         stat = root.stat()
         yield FoundFile(root, stat.st_size, stat.st_mtime_ns)
@@ -105,7 +120,7 @@ def walk(root: Path, problems: list[str] | None = None) -> Iterator[FoundFile]:
             if problems is not None:
                 problems.append(printable_path(directory))
             continue
-        subdirs, photos = _folders_and_photos(listed)
+        subdirs, photos = _folders_and_photos(listed, bound, left_out)
         # Depth first, in name order: the order photos are catalogued in never depends on the disk.
         stack.extend(directory / name for name in sorted(subdirs, reverse=True))
         for entry in photos:

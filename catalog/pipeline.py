@@ -100,10 +100,11 @@ def _unchanged(known: KnownPath | None, found: FoundFile) -> bool:
 
 
 def find_files(
-    roots: Iterable[Path], unreadable_folders: list[str] | None = None
+    roots: Iterable[Path], unreadable_folders: list[str] | None = None, left_out: list[str] | None = None
 ) -> list[tuple[Path, FoundFile]]:
     """Every image file under the roots, with the root it was found under; folders that could not
-    be listed are appended to `unreadable_folders` (their paths)."""
+    be listed are appended to `unreadable_folders` (their paths), folder links that lead out of
+    the archive (not followed) to `left_out`."""
     found: list[tuple[Path, FoundFile]] = []
     seen: set[Path] = set()
     for root in roots:
@@ -112,7 +113,7 @@ def find_files(
         if root.is_file() and root.suffix.lower() not in IMAGE_SUFFIXES:
             raise NotAnImage(root, f"'{root.suffix}' is not a photo file type")
         problems: list[str] = []
-        files = [(root, f) for f in walk(root, problems)]
+        files = [(root, f) for f in walk(root, problems, left_out)]
         if unreadable_folders is not None:
             unreadable_folders.extend(problems)
         if not files and not problems:
@@ -376,7 +377,8 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
     roots = [Path(os.path.abspath(root)) for root in roots]
     _refuse_non_text_roots(roots)
     unreadable_folders: list[str] = []
-    found = find_files(roots, unreadable_folders)
+    left_out: list[str] = []
+    found = find_files(roots, unreadable_folders, left_out)
     embedder = Embedder(settings.model_path)
     card = embedder.card
     # Checked before anything is written (a bad pattern or threshold never leaves a half-started
@@ -385,8 +387,8 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
     with Store.open(settings.db_path) as store:
         roots, root_notes = _as_catalogued(roots, store.archive_roots())
         if root_notes:  # walked again under the paths the catalogue knows
-            unreadable_folders = []
-            found = find_files(roots, unreadable_folders)
+            unreadable_folders, left_out = [], []
+            found = find_files(roots, unreadable_folders, left_out)
         # What the catalogue was indexed with, wherever tonight's run gave nothing else.
         settings, setting_notes = with_catalogue_settings(settings, store.stored_settings())
         path_pattern, threshold = _run_rules(settings, card)
@@ -402,7 +404,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         run_id = store.start_run(card.model_version, threshold, __version__, [str(r) for r in roots], rule)
         result = RunResult(run_id, card.model_version, threshold, embedder.providers, files_seen=len(found))
         store.remember_settings(to_remember(settings), dict(settings.given), run_id)
-        result.warnings.extend(root_notes + setting_notes + pattern_notes)
+        result.warnings.extend(root_notes + _links_left_out(left_out) + setting_notes + pattern_notes)
         _record_unlistable(store, card.model_version, unreadable_folders, result)
         result.warnings.extend(_model_warnings(card, why_not))
         result.files_unchanged = len(found) - len(todo)
@@ -676,6 +678,15 @@ def _editions(
         if float(np.linalg.norm(vector - before)) < limit:
             editions[item.photo_id] = (old, state[0])
     return editions
+
+
+def _links_left_out(left_out: list[str]) -> list[str]:
+    if not left_out:
+        return []
+    return [
+        f"{len(left_out)} folder link(s) lead out of the archive and were not followed (e.g. "
+        f"{left_out[0]}): their photos are not this archive's. Index that folder itself if they are."
+    ]
 
 
 def _record_unlistable(store: Store, model_version: str, folders: list[str], result: RunResult) -> None:

@@ -476,3 +476,17 @@ def test_a_photo_rewritten_in_place_keeps_its_sighting_and_the_catalogue_stays_w
     assert sightings_after == sightings_before + 1, "the edit is no new sighting; the other picture is"
     assert [r["sha256"] for r in exported if r["path"] == str(edited)] == [new_id]
     assert len({r["path"] for r in exported}) == len(exported)
+
+
+def test_a_folder_link_out_of_the_archive_is_not_followed_and_is_said(
+    survey_archive: Path, tmp_path: Path
+) -> None:
+    archive = tmp_path / "archive"
+    (folder,) = _copy_surveys(survey_archive, archive, 1)
+    elsewhere = tmp_path / "someone-elses-photos"
+    shutil.copytree(sorted(p for p in survey_archive.iterdir() if p.is_dir())[1], elsewhere)
+    (archive / "2024-07-01_Linked").symlink_to(elsewhere)
+    result = index(Settings(db_path=tmp_path / "c.duckdb"), [archive])
+    assert result.photos_new == len(list(folder.glob("*.jpg"))), "only the archive's own photos"
+    [note] = [w for w in result.warnings if "lead out of the archive" in w]
+    assert "2024-07-01_Linked -> " in note and str(elsewhere) in note
