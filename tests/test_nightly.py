@@ -490,3 +490,29 @@ def test_a_folder_link_out_of_the_archive_is_not_followed_and_is_said(
     assert result.photos_new == len(list(folder.glob("*.jpg"))), "only the archive's own photos"
     [note] = [w for w in result.warnings if "lead out of the archive" in w]
     assert "2024-07-01_Linked -> " in note and str(elsewhere) in note
+
+
+@pytest.mark.slow
+def test_a_terminated_night_stops_as_ctrl_c_does(survey_archive: Path, tmp_path: Path) -> None:
+    """SIGTERM (cron's timeout, systemd, kill) after the first batch: the run is marked
+    interrupted, says so, and leaves no half-written file; the rerun finishes the night."""
+    db = tmp_path / "c.duckdb"
+    code = (
+        "import os, signal, sys\n"
+        "from catalog.store import Store\n"
+        "real = Store.write_batch\n"
+        "def write_then_terminate(self, *args, **kwargs):\n"
+        "    real(self, *args, **kwargs)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "Store.write_batch = write_then_terminate\n"
+        f"sys.argv = ['finprint', 'index', {str(survey_archive)!r}, '--db', {str(db)!r}]\n"
+        "from catalog.cli import main\n"
+        "main()\n"
+    )
+    stopped = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert stopped.returncode == 130 and "Traceback" not in stopped.stderr, stopped.stderr
+    assert "nterrupted" in stopped.stderr
+    with Store.open(db, read_only=True) as store:
+        assert store.read_only_sql("SELECT status FROM runs").rows == [("interrupted",)]
+    assert not list(tmp_path.glob("*.partial"))
+    assert index(Settings(db_path=db), [survey_archive]).photos_new > 0

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -333,7 +334,14 @@ def say_interrupted() -> None:
     )
 
 
+def _terminated(signum: int, frame: object) -> None:
+    # cron's timeout, systemd, kill: stop as Ctrl-C does, so that the batch in flight is rolled
+    # back, the run is marked interrupted and no half-written file is left behind.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         app()
     except FinprintError as exc:
