@@ -341,3 +341,24 @@ def test_commands_on_a_damaged_table_say_which_copy_to_restore_without_a_traceba
         assert result.returncode == 1, (command, result.stdout)
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, command
         assert "finprint check" in result.stderr and "wrasse.duckdb.last-night.bak" in result.stderr
+
+
+def test_two_copies_made_at_once_never_share_a_half_made_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catalog.store import backups
+
+    db = tmp_path / "c.duckdb"
+    Store.open(db).close()
+    partials: list[Path] = []
+    real_copy = backups.shutil.copyfile
+
+    def copy_and_note(source: Path, target: Path) -> None:
+        partials.append(Path(target))
+        real_copy(source, target)
+
+    monkeypatch.setattr(backups.shutil, "copyfile", copy_and_note)
+    backups.write_nightly_backup(db)
+    backups.write_nightly_backup(db)
+    assert len(set(partials)) == 2 and all(p.name.endswith(".partial") for p in partials)
+    assert not list(tmp_path.glob("*.partial"))

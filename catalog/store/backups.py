@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -56,7 +58,10 @@ def write_nightly_backup(db_path: Path) -> Path:
     deleted and DamagedCopy raised: a damaged catalogue never replaces a good copy. A kill or a
     full disk mid-copy leaves both earlier copies as they were, and no partial file behind."""
     target = nightly_backup_path(db_path)
-    partial = target.with_name(target.name + ".partial")
+    # A name of its own: two runs finishing at once must not write into one half-made copy.
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".partial")
+    os.close(handle)
+    partial = Path(name)
     try:
         shutil.copyfile(db_path, partial)
         problems = _unreadable_copy(partial)
