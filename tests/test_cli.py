@@ -514,3 +514,18 @@ def test_the_help_reference_in_docs_is_what_finprint_prints() -> None:
     if f"Laid out by {renderers()}." not in written:
         pytest.skip(f"docs/cli.md was laid out by other versions than {renderers()}")
     assert render(app) == written, "docs/cli.md is stale: run `just docs`"
+
+
+def test_sql_stops_at_its_time_limit_and_on_ctrl_c(indexed_copy: Path) -> None:
+    endless = "SELECT count(*) FROM range(100000000000) a"
+    stopped = run_finprint("sql", endless, "--db", str(indexed_copy), "--time-limit", "1")
+    assert stopped.returncode == 1 and "ran past 1 s and was stopped" in stopped.stderr
+    code = (
+        "import os, signal, sys, threading\n"
+        "threading.Timer(2, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
+        f"sys.argv = ['finprint', 'sql', {endless!r}, '--db', {str(indexed_copy)!r}]\n"
+        "from catalog.cli import main\n"
+        "main()\n"
+    )
+    interrupted = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert interrupted.returncode == 130 and "Traceback" not in interrupted.stderr, interrupted.stderr

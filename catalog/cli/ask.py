@@ -165,14 +165,18 @@ def sql(
     statement: Annotated[str, typer.Argument(help='A query, e.g. "SELECT * FROM sightings LIMIT 10".')],
     db: DbOption = None,
     output: FormatOption = OutputFormat.TABLE,
+    time_limit_s: Annotated[
+        float,
+        typer.Option("--time-limit", min=0.1, help="Seconds the query may run before it is stopped."),
+    ] = 300.0,
 ) -> None:
     """Run a SQL query on the catalogue, read-only (tables: photos, photo_paths, individuals,
-    sightings, embeddings, runs, errors, decisions)."""
+    sightings, embeddings, runs, errors, decisions). Ctrl-C stops it."""
     from catalog.store import Store
 
     settings = cli_settings(db_path=db)
     with Store.open(settings.db_path, sandboxed=True) as store:
-        result = store.read_only_sql(statement)
+        result = store.read_only_sql(statement, time_limit_s)
     render(result, output)
 
 

@@ -954,10 +954,10 @@ class Store:
         ).fetchall()
         return {frozenset((a, b)) for a, b in rows}
 
-    def read_only_sql(self, statement: str) -> QueryResult:
+    def read_only_sql(self, statement: str, time_limit_s: float | None = None) -> QueryResult:
         """Run a statement on a read-only connection (for a person's SQL, open it `sandboxed`);
-        writes are refused by DuckDB itself."""
-        return named.run_read_only(self._con, statement)
+        writes are refused by DuckDB itself; stopped by Ctrl-C, or after `time_limit_s`."""
+        return named.run_read_only(self._con, statement, time_limit_s)
 
 
 def require_text_path(db_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -52,21 +53,56 @@ def copy_named_to_parquet(
     return int(row[0]) if row else 0
 
 
-def run_read_only(con: duckdb.DuckDBPyConnection, statement: str) -> QueryResult:
+def run_read_only(
+    con: duckdb.DuckDBPyConnection, statement: str, time_limit_s: float | None = None
+) -> QueryResult:
     """Run a statement on a read-only connection (for a person's SQL, a sandboxed one); writes
-    are refused by DuckDB itself."""
+    are refused by DuckDB itself. It runs in a thread of its own, so that Ctrl-C (and
+    `time_limit_s`) stop it: DuckDB's own loop does not look at Python's signals."""
+    outcome: dict[str, Any] = {}
+    # An Event, not Thread.join: a join that Ctrl-C interrupts may return early ever after.
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            cursor = con.execute(statement)
+            columns = [d[0] for d in cursor.description or []]
+            outcome["result"] = QueryResult(columns, cursor.fetchall() if columns else [])
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True).start()
     try:
-        cursor = con.execute(statement)
-    except duckdb.InvalidInputException as exc:
-        if "read-only" in str(exc):
-            raise ReadOnlyQuery(str(exc).splitlines()[0]) from exc
-        raise FinprintError(f"SQL error: {exc}") from exc
-    except duckdb.PermissionException as exc:
+        finished = done.wait(time_limit_s)
+    except KeyboardInterrupt:
+        con.interrupt()
+        done.wait()
+        raise
+    if not finished:
+        con.interrupt()
+        done.wait()
         raise FinprintError(
-            f"SQL refused: finprint sql reads the catalogue only, no other file "
-            f"({str(exc).splitlines()[0]}). Use `finprint export` to write files."
-        ) from exc
-    except duckdb.Error as exc:
-        raise FinprintError(f"SQL error: {exc}") from exc
-    columns = [d[0] for d in cursor.description or []]
-    return QueryResult(columns, cursor.fetchall() if columns else [])
+            f"the query ran past {time_limit_s:g} s and was stopped. Narrow it (a WHERE, a LIMIT), or "
+            "give it longer with --time-limit."
+        )
+    if "error" in outcome:
+        raise _refusal(outcome["error"]) from outcome["error"]
+    result: QueryResult = outcome["result"]
+    return result
+
+
+def _refusal(error: BaseException) -> BaseException:
+    """A person's SQL that failed, as the one-line error that says why."""
+    detail = str(error).splitlines()[0] if str(error) else ""
+    if isinstance(error, duckdb.InvalidInputException) and "read-only" in str(error):
+        return ReadOnlyQuery(detail)
+    if isinstance(error, duckdb.PermissionException):
+        return FinprintError(
+            f"SQL refused: finprint sql reads the catalogue only, no other file ({detail}). "
+            "Use `finprint export` to write files."
+        )
+    if isinstance(error, duckdb.Error):
+        return FinprintError(f"SQL error: {error}")
+    return error
