@@ -529,3 +529,13 @@ def test_sql_stops_at_its_time_limit_and_on_ctrl_c(indexed_copy: Path) -> None:
     )
     interrupted = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert interrupted.returncode == 130 and "Traceback" not in interrupted.stderr, interrupted.stderr
+
+
+def test_a_persons_sql_spills_outside_the_catalogue_folder_and_cleans_up(indexed_copy: Path) -> None:
+    from catalog.store import Store
+
+    with Store.open(indexed_copy, sandboxed=True) as store:
+        [(spill,)] = store.read_only_sql("SELECT current_setting('temp_directory')").rows
+        assert Path(spill).is_dir() and not Path(spill).is_relative_to(indexed_copy.parent)
+    assert not Path(spill).exists(), "removed when the catalogue closes"
+    assert not indexed_copy.with_name(indexed_copy.name + ".tmp").exists()

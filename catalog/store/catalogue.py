@@ -6,7 +6,9 @@ import getpass
 import json
 import os
 import re
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -59,6 +61,8 @@ class Store:
         self.schema_backup: Path | None = None
         self._keypoint_store: KeypointStore | None = None
         self._identity_row: tuple[str, bool] | None = None
+        # Where a sandboxed connection spills big queries (removed on close).
+        self._spill: Path | None = None
 
     @classmethod
     def open(cls, db_path: Path, read_only: bool = False, sandboxed: bool = False) -> Store:
@@ -84,11 +88,18 @@ class Store:
             raise FinprintError(f"{db_path}: not a finprint catalogue ({exc}).") from exc
         # finprint draws its own progress; DuckDB's bar would cut through it on long queries.
         connection.execute("SET enable_progress_bar = false")
+        spill: Path | None = None
         if sandboxed:
+            # A big query spills to a folder of its own in the system's temporary space, never
+            # into <catalogue>.tmp beside the catalogue (a read-only command must write nothing
+            # there); removed on close.
+            spill = Path(tempfile.mkdtemp(prefix="finprint-sql-"))
+            connection.execute("SET temp_directory = ?", [str(spill)])
             # Locked last: the person's SQL cannot turn file access back on.
             connection.execute("SET enable_external_access = false")
             connection.execute("SET lock_configuration = true")
         store = cls(connection, db_path, read_only)
+        store._spill = spill
         if read_only:
             schema.check_schema_readable(connection, db_path)
         else:
@@ -115,6 +126,8 @@ class Store:
         if self._keypoint_store is not None:
             self._keypoint_store.close()
         self._con.close()
+        if self._spill is not None:
+            shutil.rmtree(self._spill, ignore_errors=True)
 
     def _keypoints(self) -> KeypointStore:
         # Opened on first use: most commands never read keypoints.
