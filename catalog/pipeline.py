@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -180,7 +181,10 @@ def _pattern_coverage(pattern: PathPattern, todo: list[tuple[Path, FoundFile]]) 
     return [f"{summary}; the others (e.g. {printable_path(unfit[0])}) got their fields by folder convention"]
 
 
-def _check_model(store: Store, card: ModelCard) -> None:
+def _check_model(store: Store, card: ModelCard) -> list[str]:
+    """Refuse a model the catalogue was not indexed with, or one whose card was edited in a way
+    that makes new embeddings incomparable with the catalogued ones; say so when only its
+    threshold or calibration changed."""
     versions = store.catalogue_model_versions()
     if len(versions) > 1:
         raise FinprintError(
@@ -189,6 +193,28 @@ def _check_model(store: Store, card: ModelCard) -> None:
         )
     if versions and versions[0] != card.model_version:
         raise ModelMismatch(store.db_path, versions[0], card.model_version)
+    before = store.last_model_card(card.model_version)
+    if before is None:
+        return []
+    was, now = json.loads(before), json.loads(card.to_json())
+    changed = sorted(
+        key for key in set(was) | set(now) if key != "trained_on" and was.get(key) != now.get(key)
+    )
+    # What an embedding is made of: changed, tonight's vectors would not be comparable.
+    incomparable = [key for key in changed if key in ("input", "embedding", "sides")]
+    if incomparable:
+        raise FinprintError(
+            f"model {card.model_version}'s card changed since this catalogue last used it "
+            f"({', '.join(incomparable)}), but its model_version did not: new photos' embeddings would "
+            "not be comparable with the catalogued ones. Put the card back, or give the model a new "
+            "model_version and run `finprint reindex` with it."
+        )
+    if changed:
+        return [
+            f"model {card.model_version}'s card changed since this catalogue last used it "
+            f"({', '.join(changed)}) with the same model_version: tonight decides by the card as it is now"
+        ]
+    return []
 
 
 class _RunIdentification:
@@ -392,7 +418,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         # What the catalogue was indexed with, wherever tonight's run gave nothing else.
         settings, setting_notes = with_catalogue_settings(settings, store.stored_settings())
         path_pattern, threshold = _run_rules(settings, card)
-        _check_model(store, card)
+        card_notes = _check_model(store, card)
         known_paths = _absolutised(store, store.known_paths(), found)
         todo = [(root, f) for root, f in found if not _unchanged(known_paths.get(str(f.path)), f)]
         pattern_notes = _pattern_coverage(path_pattern, todo) if path_pattern is not None else []
@@ -401,10 +427,19 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
             _refuse_mixed_keypoints(store, verifying.detector, settings.db_path)
         fusion = verifying.fusion if verifying else None
         rule = decision_rule(threshold, settings.review_band_fraction, fusion, settings.group_encounters)
-        run_id = store.start_run(card.model_version, threshold, __version__, [str(r) for r in roots], rule)
+        run_id = store.start_run(
+            card.model_version,
+            threshold,
+            __version__,
+            [str(r) for r in roots],
+            rule,
+            model_card=card.to_json(),
+        )
         result = RunResult(run_id, card.model_version, threshold, embedder.providers, files_seen=len(found))
         store.remember_settings(to_remember(settings), dict(settings.given), run_id)
-        result.warnings.extend(root_notes + _links_left_out(left_out) + setting_notes + pattern_notes)
+        result.warnings.extend(
+            root_notes + card_notes + _links_left_out(left_out) + setting_notes + pattern_notes
+        )
         _record_unlistable(store, card.model_version, unreadable_folders, result)
         result.warnings.extend(_model_warnings(card, why_not))
         result.files_unchanged = len(found) - len(todo)

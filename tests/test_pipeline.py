@@ -286,3 +286,20 @@ def test_a_copy_of_a_photo_the_network_could_not_embed_is_tried_itself_in_the_ne
     with Store.open(tmp_path / "c.duckdb", read_only=True) as store:
         paths = [Path(row["path"]).name for row in photo_rows(store, ExportFilter()).records()]
     assert sorted(paths) == ["IMG_0.jpg", "IMG_3.jpg"]
+
+
+@pytest.mark.slow
+def test_a_card_edited_without_a_new_model_version_is_noticed(survey_archive: Path, tmp_path: Path) -> None:
+    from catalog.errors import FinprintError
+
+    folders = sorted(p for p in survey_archive.iterdir() if p.is_dir())
+    settings = Settings(db_path=tmp_path / "c.duckdb")
+    index(settings, [folders[0]])
+    stricter = tmp_path / "stricter.onnx"
+    edit_card(settings.model_path, stricter, lambda card: card.update(threshold=card["threshold"] * 0.9))
+    said = index(replace(settings, model_path=stricter), [folders[1]])
+    assert any("card changed since this catalogue last used it (threshold)" in w for w in said.warnings)
+    renormalised = tmp_path / "renormalised.onnx"
+    edit_card(settings.model_path, renormalised, lambda card: card["input"].update(mean=[0.5, 0.5, 0.5]))
+    with pytest.raises(FinprintError, match=r"\(input\), but its model_version did not.*finprint reindex"):
+        index(replace(settings, model_path=renormalised), [folders[2]])

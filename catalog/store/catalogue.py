@@ -241,6 +241,8 @@ class Store:
         finprint_version: str,
         roots: list[str],
         decision_rule: str | None = None,
+        *,
+        model_card: str | None = None,
     ) -> int:
         # Only one writer can hold the file, so any run still marked running has died.
         self._con.execute(_MARK_DEAD_RUNS)
@@ -248,7 +250,7 @@ class Store:
         run_id = int(row[0]) if row else 1
         self._con.execute(
             "INSERT INTO runs (run_id, started_at, status, model_version, distance_threshold, "
-            "finprint_version, roots, decision_rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "finprint_version, roots, decision_rule, model_card) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 run_id,
                 _now(),
@@ -258,9 +260,19 @@ class Store:
                 finprint_version,
                 roots,
                 decision_rule,
+                model_card,
             ],
         )
         return run_id
+
+    def last_model_card(self, model_version: str) -> str | None:
+        """The card (JSON) the latest run with this model version decided with, when one kept it."""
+        row = self._con.execute(
+            "SELECT model_card FROM runs WHERE model_version = $m AND model_card IS NOT NULL "
+            "ORDER BY run_id DESC LIMIT 1",
+            {"m": model_version},
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def finish_run(self, run_id: int, counts: dict[str, int], seconds: dict[str, float]) -> None:
         self._con.execute(
