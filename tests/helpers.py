@@ -124,10 +124,25 @@ def python_with_full_disk(
     )
 
 
+def _finprint_code(args: list[str]) -> str:
+    return f"import sys\nsys.argv = ['finprint', *{args!r}]\nfrom catalog.cli import main\nmain()\n"
+
+
 def finprint_with_full_disk(args: list[str], limit_bytes: int) -> subprocess.CompletedProcess[str]:
     """`finprint ARGS` in a new process with a full disk (see python_with_full_disk)."""
-    return python_with_full_disk(
-        f"sys.argv = ['finprint', *{args!r}]\nfrom catalog.cli import main\nmain()\n", limit_bytes
+    return python_with_full_disk(_finprint_code(args), limit_bytes)
+
+
+def finprint_in_new_process(
+    args: list[str], prelude: str = "", timeout_s: int = 300
+) -> subprocess.CompletedProcess[str]:
+    """`finprint ARGS` in a new interpreter, after the Python `prelude` ran there: for what only a
+    process of its own shows (a signal, say)."""
+    return subprocess.run(
+        [sys.executable, "-c", prelude + _finprint_code(args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
     )
 
 

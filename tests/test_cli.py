@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from catalog.cli import app
 from catalog.errors import FinprintError
-from tests.helpers import run_finprint
+from tests.helpers import finprint_in_new_process, run_finprint
 
 runner = CliRunner()
 
@@ -520,14 +520,11 @@ def test_sql_stops_at_its_time_limit_and_on_ctrl_c(indexed_copy: Path) -> None:
     endless = "SELECT count(*) FROM range(100000000000) a"
     stopped = run_finprint("sql", endless, "--db", str(indexed_copy), "--time-limit", "1")
     assert stopped.returncode == 1 and "ran past 1 s and was stopped" in stopped.stderr
-    code = (
-        "import os, signal, sys, threading\n"
+    ctrl_c_in_2_s = (
+        "import os, signal, threading\n"
         "threading.Timer(2, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
-        f"sys.argv = ['finprint', 'sql', {endless!r}, '--db', {str(indexed_copy)!r}]\n"
-        "from catalog.cli import main\n"
-        "main()\n"
     )
-    interrupted = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    interrupted = finprint_in_new_process(["sql", endless, "--db", str(indexed_copy)], ctrl_c_in_2_s)
     assert interrupted.returncode == 130 and "Traceback" not in interrupted.stderr, interrupted.stderr
 
 

@@ -22,7 +22,7 @@ from catalog.pipeline import index, reindex
 from catalog.settings import Settings
 from catalog.store import Store
 from exporters.selection import ExportFilter, photo_rows
-from tests.helpers import die_after_batches, retag_model, run_finprint
+from tests.helpers import die_after_batches, finprint_in_new_process, retag_model, run_finprint
 
 
 def _copy_surveys(source: Path, target: Path, count: int) -> list[Path]:
@@ -446,10 +446,7 @@ def test_a_photo_rewritten_in_place_keeps_its_sighting_and_the_catalogue_stays_w
 
     from catalog import decisions
 
-    archive = tmp_path / "archive"
-    (folder,) = _copy_surveys(survey_archive, archive, 1)
-    db = tmp_path / "c.duckdb"
-    index(Settings(db_path=db), [archive])
+    archive, folder, db = _one_survey_catalogued(survey_archive, tmp_path)
     edited, overwritten = sorted(folder.glob("*.jpg"))[:2]
     with Store.open(db) as store:
         old_id = _id(edited)
@@ -497,22 +494,30 @@ def test_a_terminated_night_stops_as_ctrl_c_does(survey_archive: Path, tmp_path:
     """SIGTERM (cron's timeout, systemd, kill) after the first batch: the run is marked
     interrupted, says so, and leaves no half-written file; the rerun finishes the night."""
     db = tmp_path / "c.duckdb"
-    code = (
-        "import os, signal, sys\n"
+    terminated_after_a_batch = (
+        "import os, signal\n"
         "from catalog.store import Store\n"
         "real = Store.write_batch\n"
         "def write_then_terminate(self, *args, **kwargs):\n"
         "    real(self, *args, **kwargs)\n"
         "    os.kill(os.getpid(), signal.SIGTERM)\n"
         "Store.write_batch = write_then_terminate\n"
-        f"sys.argv = ['finprint', 'index', {str(survey_archive)!r}, '--db', {str(db)!r}]\n"
-        "from catalog.cli import main\n"
-        "main()\n"
     )
-    stopped = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    stopped = finprint_in_new_process(
+        ["index", str(survey_archive), "--db", str(db)], terminated_after_a_batch
+    )
     assert stopped.returncode == 130 and "Traceback" not in stopped.stderr, stopped.stderr
     assert "nterrupted" in stopped.stderr
     with Store.open(db, read_only=True) as store:
         assert store.read_only_sql("SELECT status FROM runs").rows == [("interrupted",)]
     assert not list(tmp_path.glob("*.partial"))
     assert index(Settings(db_path=db), [survey_archive]).photos_new > 0
+
+
+def _one_survey_catalogued(survey_archive: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(archive, its one survey folder, its catalogue), indexed once."""
+    archive = tmp_path / "archive"
+    (folder,) = _copy_surveys(survey_archive, archive, 1)
+    db = tmp_path / "c.duckdb"
+    index(Settings(db_path=db), [archive])
+    return archive, folder, db
