@@ -40,8 +40,8 @@ from catalog import decisions
 from catalog.errors import FinprintError
 from catalog.lookalikes import lookalikes
 from catalog.modelcard import ModelCard, read_card
+from catalog.night import index, reindex
 from catalog.offline.labels import LabelledPhoto
-from catalog.pipeline import index, reindex
 from catalog.settings import DEFAULT_MODEL_PATH, Settings
 from catalog.store import Store
 from catalog.train.from_catalogue import CatalogueTrainConfig, train_from_catalogue

@@ -39,8 +39,8 @@ from trust import RULES, rule, trap_dataset
 from catalog.errors import FinprintError
 from catalog.identify import partition_key
 from catalog.modelcard import ModelCard, read_card
+from catalog.night import index
 from catalog.offline.metrics import ClusteringScores, clustering_scores
-from catalog.pipeline import index
 from catalog.settings import DEFAULT_MODEL_PATH, Settings
 from catalog.store import Store
 from catalog.vocabulary import Sides

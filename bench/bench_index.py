@@ -22,7 +22,7 @@ from benchtable import bench_console, measures_table
 from PIL import Image
 
 from catalog.embed import Embedder
-from catalog.pipeline import index
+from catalog.night import index
 from catalog.preprocess import preprocess
 from catalog.settings import DEFAULT_MODEL_PATH, Settings
 from catalog.synthetic import generate_archive

@@ -42,7 +42,7 @@ from trust import RULES, rule, trap_archive
 
 from catalog.errors import FinprintError
 from catalog.modelcard import read_card
-from catalog.pipeline import index
+from catalog.night import index
 from catalog.settings import DEFAULT_MODEL_PATH, Settings
 from catalog.synthetic import GROUND_TRUTH_FILE, generate_archive, read_ground_truth
 

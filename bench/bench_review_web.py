@@ -38,7 +38,7 @@ from benchtable import bench_console, measures_table
 from PIL import Image
 
 from catalog.modelcard import read_card
-from catalog.pipeline import index
+from catalog.night import index
 from catalog.settings import DEFAULT_MODEL_PATH, Settings
 from catalog.store import Batch, IndividualRow, PhotoRow, SightingRow, Store, individual_label
 from catalog.synthetic import generate_archive

@@ -16,7 +16,7 @@ from benchtable import bench_console, measures_table
 from heldout import SHARED
 from trust import RULES, rule
 
-from catalog.pipeline import index
+from catalog.night import index
 from catalog.settings import Settings
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from benchtable import bench_console, measures_table
 
 from catalog import verify
-from catalog.pipeline import index
+from catalog.night import index
 from catalog.settings import Settings
 from catalog.store import Batch, IndividualRow, PhotoRow, SightingRow, Store
 from catalog.synthetic import generate_archive

@@ -7,8 +7,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from catalog.errors import FinprintError
+from catalog.night import ProgressCallback, RunResult, graph_directory, index
 from catalog.offline.metrics import ClusteringScores, clustering_scores
-from catalog.pipeline import ProgressCallback, RunResult, graph_directory, index
 from catalog.settings import Settings
 from catalog.store import QueryResult, Store
 from catalog.synthetic import GROUND_TRUTH_FILE, NO_TRAPS, Traps, generate_archive, read_ground_truth

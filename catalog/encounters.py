@@ -32,8 +32,8 @@ after a kill gathers and decides exactly as an uninterrupted one.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -45,9 +45,22 @@ _ROWS_PER_BLOCK = 512
 # Each photo offers its nearest photos of tonight as candidates to join; average linkage decides.
 _CANDIDATES_PER_PHOTO = 10
 
+
 # partition, vectors, photos left out -> per vector, each catalogued individual near it and the
 # distance to its nearest photo (Identifier.nearest_individuals).
-NearestKnown = Callable[[str, np.ndarray, set[str]], list[dict[str, float]]]
+class NearestKnown(Protocol):
+    """For each of a partition's vectors, its nearest catalogued individuals (id -> distance),
+    leaving out `tonight` (the night's own entries): what the night's identification knows."""
+
+    def __call__(
+        self, partition: str, vectors: np.ndarray, tonight: set[str], /
+    ) -> list[dict[str, float]]: ...
+
+
+class PartitionOf(Protocol):
+    """The partition a photo of tonight is compared within (identify.partition_key)."""
+
+    def __call__(self, photo: TonightPhoto, /) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -208,7 +221,7 @@ def group_tonight(
     distance_threshold: float,
     band: float,
     *,
-    partition_of: Callable[[TonightPhoto], str],
+    partition_of: PartitionOf,
     nearest_known: NearestKnown,
 ) -> list[GroupDecision]:
     """Gather the night's photos into groups and decide each group (see the module's text)."""

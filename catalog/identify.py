@@ -6,9 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import hnswlib
 import numpy as np
@@ -78,12 +78,18 @@ class Assignment:
     caution: str | None = None
 
 
+class KeypointSource(Protocol):
+    """Where identification gets photos' keypoints (the night: its memory, then the keypoints file)."""
+
+    def __call__(self, photo_ids: list[str], /) -> dict[str, LocalFeatures]: ...
+
+
 @dataclass(frozen=True)
 class Verification:
     """What identification needs to verify a shortlist: the fusion, and cached keypoints by photo."""
 
     fusion: Fusion
-    features_of: Callable[[list[str]], dict[str, LocalFeatures]]
+    features_of: KeypointSource
     # What made the keypoints `features_of` gives, and matches them.
     detector: Detector = SIFT
 

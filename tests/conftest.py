@@ -30,7 +30,7 @@ def decided_catalogue(
     survey_archive: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, list[Path]]:
     """A catalogue of the first two surveys, and the folders of the first three (one night more)."""
-    from catalog.pipeline import index
+    from catalog.night import index
     from catalog.settings import Settings
 
     folders = sorted(p for p in survey_archive.iterdir() if p.is_dir())
@@ -42,7 +42,7 @@ def decided_catalogue(
 @pytest.fixture(scope="session")
 def indexed_survey(survey_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The whole survey archive catalogued once, with the defaults (verified where OpenCV is)."""
-    from catalog.pipeline import index
+    from catalog.night import index
     from catalog.settings import Settings
 
     db = tmp_path_factory.mktemp("indexed") / "c.duckdb"

@@ -214,7 +214,7 @@ def test_listings_print_csv_and_json_rows_for_scripts(decided_catalogue: tuple[P
 
 @pytest.mark.slow
 def test_the_review_queue_names_the_individual_it_proposes(survey_archive: Path, tmp_path: Path) -> None:
-    from catalog.pipeline import index
+    from catalog.night import index
     from catalog.settings import Settings
 
     db = tmp_path / "c.duckdb"
@@ -243,9 +243,9 @@ def test_the_review_queue_names_the_individual_it_proposes(survey_archive: Path,
 def test_ctrl_c_inside_a_command_says_nothing_finished_is_lost(tmp_path: Path) -> None:
     # Typer turns a KeyboardInterrupt inside a command into a silent exit 130.
     script = (
-        "import sys, catalog.pipeline, catalog.cli\n"
+        "import sys, catalog.night, catalog.cli\n"
         "def interrupted(*args, **kwargs): raise KeyboardInterrupt\n"
-        "catalog.pipeline.index = interrupted\n"
+        "catalog.night.index = interrupted\n"
         f"sys.argv = ['finprint', 'index', {str(tmp_path)!r}, '--db', {str(tmp_path / 'c.duckdb')!r}]\n"
         "catalog.cli.main()\n"
     )

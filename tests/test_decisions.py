@@ -9,7 +9,7 @@ import pytest
 
 from catalog import decisions
 from catalog.errors import FinprintError
-from catalog.pipeline import index
+from catalog.night import index
 from catalog.settings import Settings
 from catalog.store import Batch, IndividualRow, PhotoRow, SightingRow, Store
 

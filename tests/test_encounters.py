@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from catalog.encounters import average_linkage_groups, decide_group
+from catalog.night import RunResult, index
 from catalog.offline.metrics import clustering_scores
-from catalog.pipeline import RunResult, index
 from catalog.settings import Settings
 from catalog.store import Store, TonightPhoto
 from catalog.synthetic import make_fish, photograph
@@ -223,15 +223,15 @@ def test_a_night_killed_between_its_batches_groups_as_an_uninterrupted_one(
 def test_a_night_killed_after_its_last_batch_is_finished_by_a_rerun_with_nothing_new(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from catalog import pipeline
+    from catalog.night import run
 
     settings, reference, photos = _grouped_night(tmp_path)
     # A quiet rerun (nothing new, no night to finish) never builds the identification state.
-    real = pipeline._RunIdentification
-    monkeypatch.setattr(pipeline, "_RunIdentification", None)
+    real = run.RunIdentification
+    monkeypatch.setattr(run, "RunIdentification", None)
     quiet = index(settings, [tmp_path / "archive"])
     assert (quiet.photos_new, quiet.files_unchanged) == (0, photos)
-    monkeypatch.setattr(pipeline, "_RunIdentification", real)
+    monkeypatch.setattr(run, "RunIdentification", real)
     # 15 photos in batches of 4: dies right after the fourth and last, before the night's end.
     killed, again = _killed_then_rerun(settings, tmp_path, monkeypatch, {4})
     assert again.photos_new == 0

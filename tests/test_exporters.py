@@ -342,7 +342,7 @@ def test_darwin_core_names_who_photographed_and_who_decided(
     import getpass
 
     from catalog.decisions import confirm
-    from catalog.pipeline import index
+    from catalog.night import index
     from catalog.settings import Settings
 
     db = tmp_path / "c.duckdb"

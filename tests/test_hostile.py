@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catalog.pipeline import index
+from catalog.night import index
 from catalog.settings import Settings
 from catalog.store import Store
 from catalog.synthetic import make_fish, photograph
@@ -358,7 +358,7 @@ def test_a_graph_save_that_fails_still_finishes_the_night(
 
 
 def test_a_folder_whose_path_is_over_the_system_limit_is_an_error_that_says_so(tmp_path: Path) -> None:
-    from catalog.pipeline import PATH_MAX_BYTES
+    from catalog.night import PATH_MAX_BYTES
 
     archive = tmp_path / "archive"
     archive.mkdir()

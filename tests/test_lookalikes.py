@@ -12,7 +12,7 @@ import pytest
 from catalog.identify import partition_key
 from catalog.lookalikes import lookalikes
 from catalog.modelcard import read_card
-from catalog.pipeline import index
+from catalog.night import index
 from catalog.settings import DEFAULT_MODEL_PATH, Settings
 from catalog.store import Store
 from catalog.vocabulary import Sides

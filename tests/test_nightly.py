@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from catalog.errors import FinprintError, ModelMismatch
-from catalog.pipeline import index, reindex
+from catalog.night import index, reindex
 from catalog.settings import Settings
 from catalog.store import Store
 from exporters.selection import ExportFilter, photo_rows

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.pipeline import index
+from catalog.night import index
 from catalog.settings import Settings
 from catalog.store import Store
 

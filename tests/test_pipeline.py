@@ -11,7 +11,7 @@ import pytest
 
 from catalog.demo import score_catalogue
 from catalog.errors import ArchiveNotFound, ModelMismatch, NoPhotosFound, NotAnImage
-from catalog.pipeline import index
+from catalog.night import index
 from catalog.settings import Settings
 from catalog.store import Store
 from exporters.selection import ExportFilter, photo_rows
@@ -157,8 +157,9 @@ def test_matches_carry_the_calibrated_probability(indexed: tuple[Settings, Path]
 
 def test_a_photo_whose_embedding_is_not_finite_is_an_error_row_not_a_fish(tmp_path: Path) -> None:
     from catalog.decode import DecodedPhoto
+    from catalog.night import RunResult
+    from catalog.night.tonight import drop_non_finite
     from catalog.photos import FoundFile
-    from catalog.pipeline import RunResult, _drop_non_finite
     from catalog.store import Batch
 
     def decoded(name: str) -> DecodedPhoto:
@@ -169,7 +170,7 @@ def test_a_photo_whose_embedding_is_not_finite_is_an_error_row_not_a_fish(tmp_pa
     vectors = np.array([[0.6, 0.8], [np.nan, 0.0], [1.0, np.inf]], dtype=np.float32)
     known = {item.photo_id for item in fresh}
     batch, result = Batch(), RunResult(1, "m", 0.5, [])
-    kept, kept_vectors = _drop_non_finite(fresh, vectors, known, batch, result)
+    kept, kept_vectors = drop_non_finite(fresh, vectors, known, batch, result)
     assert [item.photo_id for item in kept] == ["a" * 8]
     assert np.array_equal(kept_vectors, vectors[:1])
     assert [Path(error.path).name for error in batch.errors] == ["b", "c"]

@@ -76,7 +76,7 @@ def test_human_decisions_survive_reruns(actions: list[tuple[str, int]], decided_
 
     from catalog import decisions
     from catalog.errors import FinprintError
-    from catalog.pipeline import index
+    from catalog.night import index
     from catalog.settings import Settings
     from catalog.store import Store
 

@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 
 from catalog import report
-from catalog.pipeline import index
+from catalog.night import index
 from catalog.report_html import run_page
 from catalog.settings import Settings
 from catalog.store import Store

@@ -64,7 +64,7 @@ def test_out_of_range_settings_name_the_setting_and_its_source(tmp_path: Path, n
 
 
 def test_a_threshold_that_matches_every_unit_vector_is_refused(survey_archive: Path, tmp_path: Path) -> None:
-    from catalog.pipeline import index
+    from catalog.night import index
 
     with pytest.raises(FinprintError, match="would match every photo"):
         index(Settings(db_path=tmp_path / "c.duckdb", distance_threshold=1e300), [survey_archive])
@@ -86,7 +86,7 @@ def _site_then_date_night(survey_archive: Path, root: Path, night: int) -> str:
 def test_a_run_without_the_settings_file_decides_and_exports_as_the_archive_was_indexed(
     survey_archive: Path, tmp_path: Path
 ) -> None:
-    from catalog.pipeline import index
+    from catalog.night import index
     from catalog.settings import with_catalogue_settings
     from catalog.store import Store
 
@@ -113,7 +113,7 @@ def test_a_run_without_the_settings_file_decides_and_exports_as_the_archive_was_
 def test_a_run_given_other_settings_says_so_and_a_flag_lasts_one_run(
     survey_archive: Path, tmp_path: Path
 ) -> None:
-    from catalog.pipeline import index
+    from catalog.night import index
     from catalog.store import Store
 
     archive = tmp_path / "archive"

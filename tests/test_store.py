@@ -104,7 +104,7 @@ def test_a_damaged_catalogue_is_one_line_naming_the_copy_to_restore(tmp_path: Pa
 def test_a_finished_night_leaves_a_copy_that_a_damaged_catalogue_names(
     survey_archive: Path, tmp_path: Path
 ) -> None:
-    from catalog.pipeline import index
+    from catalog.night import index
     from catalog.settings import Settings
 
     db = tmp_path / "wrasse.duckdb"
@@ -125,7 +125,7 @@ def test_a_finished_night_leaves_a_copy_that_a_damaged_catalogue_names(
 
 @pytest.mark.slow
 def test_check_finds_what_does_not_agree(survey_archive: Path, tmp_path: Path) -> None:
-    from catalog.pipeline import index
+    from catalog.night import index
     from catalog.settings import Settings
 
     db = tmp_path / "c.duckdb"
@@ -207,7 +207,7 @@ def _damage_table(db: Path, table: str) -> None:
 @pytest.mark.slow
 def test_a_damaged_table_never_replaces_the_last_good_copy(survey_archive: Path, tmp_path: Path) -> None:
     from catalog import decisions
-    from catalog.pipeline import index
+    from catalog.night import index
     from catalog.settings import Settings
 
     db = tmp_path / "wrasse.duckdb"
@@ -230,7 +230,7 @@ def test_a_damaged_table_never_replaces_the_last_good_copy(survey_archive: Path,
 
 @pytest.mark.slow
 def test_the_nightly_copy_keeps_the_night_before_too(survey_archive: Path, tmp_path: Path) -> None:
-    from catalog.pipeline import index
+    from catalog.night import index
     from catalog.settings import Settings
 
     db = tmp_path / "wrasse.duckdb"
@@ -269,7 +269,7 @@ def test_a_nightly_copy_cut_short_by_a_full_disk_leaves_no_partial_file(tmp_path
 def test_a_catalogue_without_its_own_keypoints_file_says_so_and_names_reindex(
     survey_archive: Path, tmp_path: Path, how: str
 ) -> None:
-    from catalog.pipeline import index
+    from catalog.night import index
     from catalog.settings import Settings
 
     folders = sorted(p for p in survey_archive.iterdir() if p.is_dir())
@@ -295,7 +295,7 @@ def test_a_catalogue_without_its_own_keypoints_file_says_so_and_names_reindex(
 @pytest.mark.slow
 def test_a_full_disk_never_moves_a_good_keypoints_file_aside(survey_archive: Path, tmp_path: Path) -> None:
     """The write limit of a process (RLIMIT_FSIZE) stands in for a full disk."""
-    from catalog.pipeline import index
+    from catalog.night import index
     from catalog.settings import Settings
 
     db = tmp_path / "wrasse.duckdb"
@@ -319,7 +319,7 @@ def test_commands_on_a_damaged_table_say_which_copy_to_restore_without_a_traceba
     survey_archive: Path, tmp_path: Path
 ) -> None:
     from catalog import decisions
-    from catalog.pipeline import index
+    from catalog.night import index
     from catalog.settings import Settings
     from tests.helpers import run_finprint
 

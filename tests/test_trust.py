@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from catalog import verify
 from catalog.cli import app
 from catalog.fusion import sidecar_path
-from catalog.pipeline import index
+from catalog.night import index
 from catalog.settings import DEFAULT_MODEL_PATH, Settings
 from catalog.store import Store
 from catalog.synthetic import GROUND_TRUTH_FILE, Traps, generate_archive, read_ground_truth

@@ -281,7 +281,7 @@ def test_a_close_embedding_without_keypoint_agreement_is_not_merged() -> None:
 
 
 def test_index_verifies_and_caches_keypoints(tmp_path: Path, survey_archive: Path) -> None:
-    from catalog.pipeline import index
+    from catalog.night import index
     from catalog.settings import DEFAULT_MODEL_PATH, Settings
     from catalog.store import Store
 
@@ -309,7 +309,7 @@ def test_the_html_report_draws_the_very_keypoints_that_decided_each_match(
 ) -> None:
     import re
 
-    from catalog.pipeline import index
+    from catalog.night import index
     from catalog.report_html import matched_keypoints, run_page
     from catalog.settings import DEFAULT_MODEL_PATH, Settings
     from catalog.store import Store
@@ -340,7 +340,7 @@ def test_the_html_report_draws_the_very_keypoints_that_decided_each_match(
 def test_without_a_fitted_sidecar_index_says_verification_is_off(
     tmp_path: Path, survey_archive: Path
 ) -> None:
-    from catalog.pipeline import index
+    from catalog.night import index
     from catalog.settings import DEFAULT_MODEL_PATH, Settings
 
     model = tmp_path / "bare.onnx"
@@ -392,7 +392,7 @@ def test_keypoints_agreeing_with_two_individuals_count_for_neither() -> None:
 def test_without_opencv_index_decides_on_embeddings_and_says_so_once(
     tmp_path: Path, survey_archive: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from catalog.pipeline import index
+    from catalog.night import index
     from catalog.settings import Settings
 
     monkeypatch.setattr(verify, "available", lambda: False)
@@ -421,7 +421,7 @@ def test_a_photo_opencv_cannot_describe_has_no_keypoints_instead_of_stopping_the
 def test_keypoints_evicted_from_memory_are_read_back_from_the_catalogue(
     tmp_path: Path, survey_archive: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from catalog import pipeline
+    from catalog.night import run, tonight
     from catalog.settings import DEFAULT_MODEL_PATH, Settings
     from catalog.store import Store
 
@@ -431,14 +431,14 @@ def test_keypoints_evicted_from_memory_are_read_back_from_the_catalogue(
 
     def sightings(name: str) -> list[tuple[object, ...]]:
         settings = Settings(db_path=tmp_path / f"{name}.duckdb", batch_size=8)
-        pipeline.index(settings, folders)
+        run.index(settings, folders)
         with Store.open(settings.db_path, read_only=True) as store:
             return store.read_only_sql(
                 "SELECT photo_id, individual_id, status, inliers FROM sightings ORDER BY photo_id"
             ).rows
 
     roomy = sightings("roomy")
-    monkeypatch.setattr(pipeline, "_FEATURES_KEPT", 3)
+    monkeypatch.setattr(tonight, "_FEATURES_KEPT", 3)
     assert sightings("tight") == roomy
     assert any(inliers for *_, inliers in roomy)
 
@@ -461,7 +461,7 @@ def test_a_distance_that_carries_no_signal_never_gets_a_weight_that_favours_far_
 def test_a_reindex_describes_only_the_photos_whose_keypoints_are_not_kept(
     tmp_path: Path, survey_archive: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from catalog.pipeline import index, reindex
+    from catalog.night import index, reindex
     from catalog.settings import DEFAULT_MODEL_PATH, Settings
     from catalog.store import Store
     from tests.helpers import retag_model

@@ -119,7 +119,7 @@ def xfeat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_rerun_reuses_the_kept_learned_keypoints(
     tmp_path: Path, survey_archive: Path, xfeat_model: Path, counted_describe: list[int]
 ) -> None:
-    from catalog.pipeline import index
+    from catalog.night import index
     from catalog.store import Store
 
     folders = sorted(p for p in survey_archive.iterdir() if p.is_dir())[:2]
@@ -141,7 +141,7 @@ def test_a_rerun_reuses_the_kept_learned_keypoints(
 def test_a_sift_catalogue_is_not_verified_with_xfeat_until_reindex_describes_it(
     tmp_path: Path, survey_archive: Path, xfeat_model: Path
 ) -> None:
-    from catalog.pipeline import index, reindex
+    from catalog.night import index, reindex
     from catalog.store import Store
 
     folders = sorted(p for p in survey_archive.iterdir() if p.is_dir())[:2]

@@ -164,7 +164,7 @@ def index_command(
     from dataclasses import asdict
 
     from catalog import report
-    from catalog.pipeline import index
+    from catalog.night import index
     from catalog.store import Store
 
     settings = cli_settings(
@@ -230,7 +230,7 @@ def reindex(
     Individuals, sightings and decisions are kept; only the embeddings change. A killed reindex
     resumes where it stopped when run again; `finprint index` waits until it has finished.
     """
-    from catalog.pipeline import reindex as run_reindex
+    from catalog.night import reindex as run_reindex
 
     settings = cli_settings(db_path=db, model_path=model, batch_size=batch_size, detector=detector)
     with progress_bar() as progress:

@@ -15,7 +15,7 @@ from catalog import decisions  # noqa: E402
 from catalog.cli import EXIT_NOT_BETTER, app  # noqa: E402
 from catalog.errors import FinprintError  # noqa: E402
 from catalog.modelcard import read_card  # noqa: E402
-from catalog.pipeline import index  # noqa: E402
+from catalog.night import index  # noqa: E402
 from catalog.settings import Settings  # noqa: E402
 from catalog.store import Store  # noqa: E402
 from catalog.synthetic import GROUND_TRUTH_FILE, read_ground_truth  # noqa: E402
