@@ -397,3 +397,21 @@ def test_without_the_web_extra_review_web_says_what_to_install(
     result = run_finprint("review", "--web", "--db", str(reviewed))
     assert result.returncode == 1 and "pip install 'finprint[web]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_undo_returns_only_to_a_page_of_its_own(reviewed: Path) -> None:
+    reviews, _ = _open_keys(reviewed)
+    client, session = _client(reviewed)
+    for back in (
+        "//elsewhere.example",
+        "/\\elsewhere.example",
+        "https://elsewhere.example/",
+        "/individual/FP-000001",
+    ):
+        _post(client, session, "/answer", key=reviews[0], answer="same")
+        went = client.post(
+            "/undo", data={"csrf": session.csrf_token, "decision": str(session.made[-1]), "back": back}
+        )
+        assert went.status_code == 302
+        assert went.location == (back if back.startswith("/individual/") else "/"), back
+        reviews, _ = _open_keys(reviewed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -220,11 +221,15 @@ def _jpeg(path: Any) -> ResponseReturnValue:
     return response
 
 
+# The pages an undo may return to: the queue, or an entry's page. Nothing else, so that a forged
+# form cannot send the browser away ("//elsewhere", "/\\elsewhere" read as another site).
+_PAGES_TO_RETURN_TO = re.compile(r"/(individual/FP-\d+)?")
+
+
 def _back() -> str:
     """The page a form was posted from, when it is one of ours; the queue otherwise."""
     came_from = request.form.get("back", "")
-    ours = came_from.startswith("/") and not came_from.startswith("//")
-    return came_from if ours else url_for("queue_page")
+    return came_from if _PAGES_TO_RETURN_TO.fullmatch(came_from) else url_for("queue_page")
 
 
 def _entries(store: Store, pair: Pair) -> dict[str, dict[str, Any]]:
