@@ -521,3 +521,21 @@ def _one_survey_catalogued(survey_archive: Path, tmp_path: Path) -> tuple[Path, 
     db = tmp_path / "c.duckdb"
     index(Settings(db_path=db), [archive])
     return archive, folder, db
+
+
+def test_photos_rewritten_in_place_are_recognised_in_whichever_batch_they_fall(
+    survey_archive: Path, tmp_path: Path
+) -> None:
+    """Batches are prepared one ahead of the one being written: each must keep its own old
+    versions (small batches, edits spread over several of them)."""
+    from PIL import Image
+
+    archive, folder, db = _one_survey_catalogued(survey_archive, tmp_path)
+    edited = sorted(folder.glob("*.jpg"))[::5]
+    for photo in edited:
+        with Image.open(photo) as image:
+            image.save(photo, quality=90, exif=image.getexif())
+    result = index(Settings(db_path=db, batch_size=2), [archive])
+    assert result.photos_edited == len(edited) > 2
+    with Store.open(db, read_only=True) as store:
+        assert store.integrity_problems() == []

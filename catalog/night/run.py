@@ -195,6 +195,9 @@ class _Pending:
     fresh: list[DecodedPhoto]
     files: int
     vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.float32))
+    # path -> (the photo catalogued there, the photo there now), for this batch's files that
+    # changed since and whose old photo has no other path: edited in place, or overwritten.
+    replacing: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -208,8 +211,6 @@ class _Night:
     known_paths: dict[str, KnownPath]
     result: RunResult
     seconds: dict[str, float] = field(default_factory=_stage_seconds)
-    # path -> the photo catalogued there, for this batch's files that changed since.
-    old_versions: dict[str, str] = field(default_factory=dict)
     # photo id -> (each new path a known photo was found at tonight, that path's fields).
     relocated: dict[str, list[tuple[str, PathFields]]] = field(default_factory=dict)
 
@@ -261,9 +262,11 @@ class _Night:
         self.result.errors.extend(failures)
         # A file changed since it was catalogued: its old sighting stays, the path moves on.
         batch.stale_paths = [str(d.found.path) for d in decoded if str(d.found.path) in self.known_paths]
-        self.old_versions = old_versions(self.store, batch.stale_paths)
         arrived = {str(d.found.path): d.photo_id for d in decoded}
-        batch.displaced = [(old, arrived[path]) for path, old in self.old_versions.items()]
+        # Kept with the batch: the next one is prepared before this one is written.
+        replacing = {
+            path: (old, arrived[path]) for path, old in old_versions(self.store, batch.stale_paths).items()
+        }
         fresh = new_content(decoded, self.tonight.known_ids, batch, self.result)
         # Known photos at a new path: what that path says (site, date, camera...), should the old
         # path turn out gone once the walk is done (a corrected folder name, a moved file).
@@ -273,7 +276,7 @@ class _Night:
             if item.photo_id not in new_ids:
                 fields = parse_path_fields(item.found.path, item.root, pattern)
                 self.relocated.setdefault(item.photo_id, []).append((str(item.found.path), fields))
-        return _Pending(batch, fresh, len(decoded) + len(failures))
+        return _Pending(batch, fresh, len(decoded) + len(failures), replacing=replacing)
 
     def _embed(self, fresh: list[DecodedPhoto]) -> np.ndarray:
         tick = time.perf_counter()
@@ -295,12 +298,12 @@ class _Night:
         """One embedded batch identified and written whole or not at all; returns its file count."""
         result = self.result
         tick = time.perf_counter()
-        self.tonight.editions = find_editions(
-            self.store, self.tonight, self.old_versions, pending.fresh, pending.vectors
-        )
+        editions = find_editions(self.store, self.tonight, pending.replacing, pending.fresh, pending.vectors)
+        self.tonight.editions = editions
         # The others were overwritten by another picture: their sighting stays, as it happened.
-        batch = pending.batch
-        batch.displaced = [(old, new) for old, new in batch.displaced if new not in self.tonight.editions]
+        pending.batch.displaced = [
+            (old, new) for old, new in pending.replacing.values() if new not in editions
+        ]
         self.tonight.identify_batch(pending.fresh, pending.vectors, pending.batch, result)
         self.seconds["identify"] += time.perf_counter() - tick
         tick = time.perf_counter()

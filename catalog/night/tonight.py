@@ -257,28 +257,29 @@ def old_versions(store: Store, stale_paths: list[str]) -> dict[str, str]:
 def find_editions(
     store: Store,
     tonight: RunIdentification,
-    old_versions: dict[str, str],
+    replacing: dict[str, tuple[str, str]],
     fresh: list[DecodedPhoto],
     vectors: np.ndarray,
 ) -> dict[str, tuple[str, str]]:
-    """The batch's new photos (`fresh`, embedded as `vectors`) that are their path's old photo
-    edited in place: new id -> (old id, its individual)."""
-    if not old_versions:
+    """The batch's new photos (`fresh`, embedded as `vectors`) that are the old photo of their
+    path (`replacing`: path -> (old id, new id)) edited in place: new id -> (old id, its
+    individual)."""
+    row_of = {item.photo_id: row for row, item in enumerate(fresh)}
+    pairs = [(old, new) for old, new in replacing.values() if new in row_of]
+    if not pairs:
         return {}
-    editions = {}
+    olds = [old for old, _ in pairs]
+    states = store.sighting_states(olds)
+    try:
+        before = store.vectors_for(olds, tonight.card.model_version)
+    except KeyError:  # embedded by another model only: identified as new photos
+        return {}
     limit = SAME_PICTURE_FRACTION * tonight.threshold
-    for item, vector in zip(fresh, vectors, strict=True):
-        old = old_versions.get(str(item.found.path))
-        state = store.sighting_states([old]).get(old) if old else None
-        if old is None or state is None:
-            continue
-        try:
-            before = store.vectors_for([old], tonight.card.model_version)[0]
-        except KeyError:  # embedded by another model only: identify it as a new photo
-            continue
-        if float(np.linalg.norm(vector - before)) < limit:
-            editions[item.photo_id] = (old, state[0])
-    return editions
+    return {
+        new: (old, states[old][0])
+        for (old, new), old_vector in zip(pairs, before, strict=True)
+        if old in states and float(np.linalg.norm(vectors[row_of[new]] - old_vector)) < limit
+    }
 
 
 def drop_non_finite(
