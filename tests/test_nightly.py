@@ -539,3 +539,15 @@ def test_photos_rewritten_in_place_are_recognised_in_whichever_batch_they_fall(
     assert result.photos_edited == len(edited) > 2
     with Store.open(db, read_only=True) as store:
         assert store.integrity_problems() == []
+
+
+def test_a_photo_only_touched_is_neither_moved_nor_edited(survey_archive: Path, tmp_path: Path) -> None:
+    archive, folder, db = _one_survey_catalogued(survey_archive, tmp_path)
+    touched = sorted(folder.glob("*.jpg"))[0]
+    os.utime(touched, (1_000_000_000, 1_000_000_000))  # a backup tool's copy-back, say
+    result = index(Settings(db_path=db), [archive])
+    assert result.photos_new == 0 and result.photos_moved == 0 and result.photos_edited == 0
+    assert not any("new path" in w or "rewritten" in w for w in result.warnings)
+    with Store.open(db, read_only=True) as store:
+        assert store.read_only_sql("SELECT count(*) FROM photos WHERE replaced_by IS NOT NULL").rows == [(0,)]
+        assert store.integrity_problems() == []

@@ -263,9 +263,14 @@ class _Night:
         # A file changed since it was catalogued: its old sighting stays, the path moves on.
         batch.stale_paths = [str(d.found.path) for d in decoded if str(d.found.path) in self.known_paths]
         arrived = {str(d.found.path): d.photo_id for d in decoded}
+        catalogued_at = self.store.photo_ids_at(batch.stale_paths) if batch.stale_paths else {}
+        # Same content, the file only touched (a copy-back, a backup tool): nothing to follow.
+        touched = {path for path, photo_id in catalogued_at.items() if arrived[path] == photo_id}
         # Kept with the batch: the next one is prepared before this one is written.
         replacing = {
-            path: (old, arrived[path]) for path, old in old_versions(self.store, batch.stale_paths).items()
+            path: (old, arrived[path])
+            for path, old in old_versions(self.store, catalogued_at).items()
+            if path not in touched
         }
         fresh = new_content(decoded, self.tonight.known_ids, batch, self.result)
         # Known photos at a new path: what that path says (site, date, camera...), should the old
@@ -273,9 +278,10 @@ class _Night:
         pattern = self.tonight.path_pattern
         new_ids = {f.photo_id for f in fresh}
         for item in decoded:
-            if item.photo_id not in new_ids:
+            path = str(item.found.path)
+            if item.photo_id not in new_ids and path not in touched:
                 fields = parse_path_fields(item.found.path, item.root, pattern)
-                self.relocated.setdefault(item.photo_id, []).append((str(item.found.path), fields))
+                self.relocated.setdefault(item.photo_id, []).append((path, fields))
         return _Pending(batch, fresh, len(decoded) + len(failures), replacing=replacing)
 
     def _embed(self, fresh: list[DecodedPhoto]) -> np.ndarray:

@@ -244,14 +244,13 @@ def new_content(
 SAME_PICTURE_FRACTION = 0.5
 
 
-def old_versions(store: Store, stale_paths: list[str]) -> dict[str, str]:
-    """path -> the photo catalogued there, for changed files whose photo has no other path
-    still there (edited in place; a copy elsewhere keeps the old version its own)."""
-    if not stale_paths:
+def old_versions(store: Store, catalogued_at: dict[str, str]) -> dict[str, str]:
+    """Of changed files (path -> the photo catalogued there), those whose photo has no other
+    path still there (edited in place; a copy elsewhere keeps the old version its own)."""
+    if not catalogued_at:
         return {}
-    at = store.photo_ids_at(stale_paths)
-    present = store.present_paths(sorted(set(at.values())))
-    return {path: photo_id for path, photo_id in at.items() if present.get(photo_id) == [path]}
+    present = store.present_paths(sorted(set(catalogued_at.values())))
+    return {path: photo_id for path, photo_id in catalogued_at.items() if present.get(photo_id) == [path]}
 
 
 def find_editions(
