@@ -6,10 +6,8 @@ import re
 
 from catalog.errors import FinprintError, UnknownIndividual
 from catalog.store import DecisionRow, IndividualRow, Replaced, Store, individual_label
-from catalog.vocabulary import DecisionAction, SightingStatus
+from catalog.vocabulary import FINPRINT, DecisionAction, SightingStatus
 
-# Who the night's own decisions (grouping, encounter links) are recorded as made by.
-FINPRINT = "finprint"
 # What a catalogue id looks like (store.individual_label), in any case.
 ID_LIKE = re.compile(r"fp-\d+", re.IGNORECASE)
 # A status no automatic run sets or changes: a person looked at this sighting.
@@ -318,10 +316,14 @@ def _first_overlapping(replaced: Replaced, later: list[tuple[int, Replaced]]) ->
 
 
 def _refuse_taken_name(store: Store, decision_id: int, replaced: Replaced) -> None:
-    """Undoing a rename gives back a name another entry may have been given since."""
+    """Undoing a rename gives back a name another entry may have been given since. Only names
+    the undo changes are looked up (a group decision restores dozens of entries' fields)."""
+    current = store.individual_fields(list(replaced.individuals))
     for individual, fields in replaced.individuals.items():
         name = fields.get("name")
-        holder = store.resolve_individual(name) if name else None
+        if not name or name == current.get(individual, {}).get("name"):
+            continue
+        holder = store.resolve_individual(name)
         if holder is not None and holder != store.resolve_individual(individual):
             raise FinprintError(
                 f"undoing decision {decision_id} would give {individual} back the name {name!r}, which "

@@ -66,11 +66,10 @@ class PartitionOf(Protocol):
 @dataclass(frozen=True)
 class GroupDecision:
     """One group's outcome: its photos that move to `keep` (or stay there, out of review) as
-    re-sightings, how many of them were in review, and why."""
+    re-sightings, and why."""
 
     keep: str
     photo_ids: tuple[str, ...]
-    reviews_settled: int
     reason: str
 
 
@@ -210,7 +209,6 @@ def decide_group(
     return GroupDecision(
         target,
         tuple(p.photo_id for p in moving),
-        sum(p.status == SightingStatus.REVIEW for p in moving),
         f"automatic: tonight's {len(photos)} photos of one animal, {how}",
     )
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# Who the night's own decisions (grouping, encounter links) are recorded as made by.
+FINPRINT = "finprint"
+
 
 class SightingStatus(StrEnum):
     """What finprint (or a person) decided about one photo."""

@@ -10,8 +10,8 @@ from typing import Any
 from xml.etree import ElementTree
 
 from catalog import __version__
-from catalog.decisions import FINPRINT
 from catalog.store import Store
+from catalog.vocabulary import FINPRINT
 from exporters.cells import inert
 from exporters.selection import ExportFilter, sighting_rows, taken_at_iso
 from exporters.tabular import atomic_target

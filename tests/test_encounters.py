@@ -289,7 +289,7 @@ def test_a_night_resumed_after_a_kill_leaves_what_a_person_decided_in_between(
 
     # ...and the resumed night's groups would move that photo to a third entry.
     def moving(*args: object, **kwargs: object) -> list[encounters.GroupDecision]:
-        return [encounters.GroupDecision(keep, (photo,), 0, "tonight's photos of one animal")]
+        return [encounters.GroupDecision(keep, (photo,), "tonight's photos of one animal")]
 
     monkeypatch.setattr(encounters, "group_tonight", moving)
     index(killed, [tmp_path / "archive"])

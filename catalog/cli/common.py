@@ -35,6 +35,7 @@ from catalog import __version__
 from catalog.errors import FinprintError, UnknownIndividual
 from catalog.settings import Settings, load_settings
 from catalog.vocabulary import KeypointDetector
+from exporters.cells import inert
 
 EXIT_USER_ERROR = 1
 
@@ -317,8 +318,6 @@ def plain(value: Any) -> Any:
 def csv_cell(value: Any) -> Any:
     """A CSV cell: a list (sites, photos) as its items joined by "; ", not Python's repr; text a
     spreadsheet would run as a formula (a site named =HYPERLINK(...)) starts with ' and stays text."""
-    from exporters.cells import inert
-
     if isinstance(value, list | tuple):
         return inert("; ".join(str(plain(item)) for item in value))
     return inert(plain(value))

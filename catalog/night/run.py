@@ -331,11 +331,16 @@ class _Night:
         if settings.group_encounters:
             tick = time.perf_counter()
             result.photos_regrouped, result.individuals_folded = _regroup_night(
-                store, card, settings, tonight, result
+                store, card, settings, tonight
             )
             self.seconds["group"] = time.perf_counter() - tick
-            result.individuals_new = max(0, result.individuals_new - result.individuals_folded)
         result.links_made = _link_encounters(store, tonight.encounters)
+        if result.photos_edited:
+            result.warnings.append(
+                f"{result.photos_edited} catalogued photo(s) were rewritten in place with the same picture "
+                "(EXIF or GPS written, a re-export): each keeps its sighting and decisions, under its new "
+                "content's id"
+            )
 
 
 def _finish_run(store: Store, result: RunResult, seconds: dict[str, float]) -> None:
@@ -408,7 +413,7 @@ def _log_run(result: RunResult) -> None:
 
 
 def _regroup_night(
-    store: Store, card: ModelCard, settings: Settings, tonight: RunIdentification, result: RunResult
+    store: Store, card: ModelCard, settings: Settings, tonight: RunIdentification
 ) -> tuple[int, int]:
     """Decide the night's groups (catalog.encounters), each recorded as one automatic decision;
     returns the photos moved or taken out of review, and the individuals first seen tonight left
@@ -447,10 +452,6 @@ def _regroup_night(
     for decision in decisions:
         emptied = regroup(store, decision.keep, list(decision.photo_ids), decision.reason)
         emptied_in_all += len(emptied)
-        # Every photo a group decides becomes a re-sighting; an individual it empties started with
-        # one of them, which is now a re-sighting too (see the caller's individuals_new).
-        result.review -= decision.reviews_settled
-        result.matched += len(emptied)
     return sum(len(decision.photo_ids) for decision in decisions), emptied_in_all
 
 
@@ -460,7 +461,8 @@ def _link_encounters(
     """Link the catalogue entries of each encounter (one fish: its flanks and crops), recorded as
     undoable decisions. An encounter whose photos of one view went to two entries holds two
     fish or a wrong match, so nothing in it is linked."""
-    from catalog.decisions import FINPRINT, link
+    from catalog.decisions import link
+    from catalog.vocabulary import FINPRINT
 
     made = 0
     for encounter, seen in sorted(encounters.items()):

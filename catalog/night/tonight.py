@@ -165,11 +165,7 @@ class RunIdentification:
                 IndividualRow(individual_id, self.next_number, fields.side, fields.crop, item.photo_id)
             )
             self.next_number += 1
-            result.individuals_new += 1
             self.identifier.mark_new(individual_id)
-        else:
-            result.matched += 1
-        result.review += decision.status == "review"
         self.identifier.add(key, [item.photo_id], [individual_id], vector[None, :])
         if fields.encounter is not None:
             views = self.encounters.setdefault(fields.encounter, {})

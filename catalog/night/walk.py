@@ -180,12 +180,6 @@ def after_the_walk(
         known_paths,
         tuple(os.path.join(folder, "") for folder in unreadable_folders),
     )
-    if result.photos_edited:
-        result.warnings.append(
-            f"{result.photos_edited} catalogued photo(s) were rewritten in place with the same picture "
-            "(EXIF or GPS written, a re-export): each keeps its sighting and decisions, under its new "
-            "content's id"
-        )
     result.photos_moved = _follow_moves(store, relocated)
     if result.photos_moved:
         result.warnings.append(
@@ -204,11 +198,14 @@ def _follow_moves(store: Store, relocated: dict[str, list[tuple[str, PathFields]
     if not relocated:
         return 0
     present = store.present_paths(sorted(relocated))
-    current = store.survey_fields(sorted(relocated))
+    gone_from_before = {
+        photo_id: arrivals
+        for photo_id, arrivals in relocated.items()
+        if sorted(present.get(photo_id, [])) == sorted(path for path, _ in arrivals)
+    }
+    current = store.survey_fields(sorted(gone_from_before))
     moved: dict[str, dict[str, Any]] = {}
-    for photo_id, arrivals in relocated.items():
-        if sorted(present.get(photo_id, [])) != sorted(path for path, _ in arrivals):
-            continue
+    for photo_id, arrivals in gone_from_before.items():
         # Not the flank or crop: the photo's individual is of one flank and crop.
         candidates = [
             {"survey_date": fields.survey_date, "site": fields.site, "camera": fields.camera}

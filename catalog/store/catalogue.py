@@ -36,7 +36,7 @@ from catalog.store.rows import (
     TonightPhoto,
     insert_columns,
 )
-from catalog.vocabulary import RunStatus
+from catalog.vocabulary import FINPRINT, RunStatus
 
 # The migration that drops DuckDB's keypoints table, and how many rows are copied out at a time
 # (about 100 KB each).
@@ -413,16 +413,23 @@ class Store:
         return {row[0]: {"survey_date": row[1], "site": row[2], "camera": row[3]} for row in rows}
 
     def set_survey_fields(self, fields_by_photo: dict[str, dict[str, Any]]) -> None:
-        """Give photos the survey date, site and camera their path now says, in one transaction."""
+        """Give photos the survey date, site and camera their path now says, in one statement (a
+        renamed season folder moves thousands)."""
         if not fields_by_photo:
             return
+        ids = list(fields_by_photo)
         with self._transaction():
-            for photo_id, fields in fields_by_photo.items():
-                self._con.execute(
-                    "UPDATE photos SET survey_date = $survey_date, site = $site, camera = $camera "
-                    "WHERE photo_id = $photo_id",
-                    {"photo_id": photo_id, **fields},
-                )
+            self._con.execute(
+                "UPDATE photos SET survey_date = m.survey_date, site = m.site, camera = m.camera FROM "
+                "(SELECT unnest($ids) AS photo_id, unnest($dates) AS survey_date, unnest($sites) AS site, "
+                "unnest($cameras) AS camera) m WHERE photos.photo_id = m.photo_id",
+                {
+                    "ids": ids,
+                    "dates": [fields_by_photo[i]["survey_date"] for i in ids],
+                    "sites": [fields_by_photo[i]["site"] for i in ids],
+                    "cameras": [fields_by_photo[i]["camera"] for i in ids],
+                },
+            )
 
     def catalogued_paths(self, model_version: str) -> list[tuple[str, str | None, bool]]:
         """(photo_id, a present path or None, whether it has an embedding from `model_version`)
@@ -539,7 +546,7 @@ class Store:
             "SELECT previous FROM decisions WHERE undone_at IS NULL AND decided_by IS DISTINCT FROM $us "
             "AND made_at >= (SELECT coalesce(min(started_at), now()) FROM runs "
             f"WHERE run_id > {_LAST_FINISHED_RUN})",
-            {"us": "finprint"},
+            {"us": FINPRINT},
         ).fetchall()
         return [Replaced.from_json(row[0]) for row in rows]
 
@@ -650,29 +657,39 @@ class Store:
                 self._insert_individuals(batch.individuals, run_id)
             if batch.sightings:
                 self._insert("sightings", insert_columns(batch.sightings, run_id=run_id))
-            for old, new in batch.superseded:
-                self._supersede(old, new)
-            for old, new in batch.displaced:
-                self._con.execute(
-                    "UPDATE photos SET replaced_by = $new WHERE photo_id = $old", {"old": old, "new": new}
-                )
+            if batch.superseded:
+                self._supersede(batch.superseded)
+            if batch.superseded or batch.displaced:
+                self._update_from("photos", "replaced_by", "photo_id", batch.superseded + batch.displaced)
             if batch.features:
                 self._insert_features(batch.detector, batch.features)
             if batch.errors:
                 self._insert("errors", insert_columns(batch.errors, run_id=run_id, recorded_at=_now()))
 
-    def _supersede(self, old: str, new: str) -> None:
-        """`new` is `old` with new bytes: it takes over the sighting (and every reference to the
-        photo as an individual's first or a sighting's match); `old` stays, marked replaced."""
-        moves = {"old": old, "new": new}
+    def _supersede(self, moves: list[tuple[str, str]]) -> None:
+        """Each (old, new): `new` is `old` with new bytes and takes over its sighting, and every
+        reference to it as an individual's first photo or a sighting's match. In bulk: a season's
+        photos GPS-tagged at once arrive as whole batches of them."""
+        pairs = {"old": [old for old, _ in moves], "new": [new for _, new in moves]}
         self._con.execute(
-            "INSERT INTO sightings SELECT * REPLACE ($new AS photo_id) FROM sightings WHERE photo_id = $old",
-            moves,
+            "INSERT INTO sightings SELECT s.* REPLACE (m.new AS photo_id) FROM sightings s "
+            "JOIN (SELECT unnest($old) AS old, unnest($new) AS new) m ON s.photo_id = m.old",
+            pairs,
         )
-        self._con.execute("DELETE FROM sightings WHERE photo_id = $old", {"old": old})
-        self._con.execute("UPDATE sightings SET matched_photo_id = $new WHERE matched_photo_id = $old", moves)
-        self._con.execute("UPDATE individuals SET first_photo_id = $new WHERE first_photo_id = $old", moves)
-        self._con.execute("UPDATE photos SET replaced_by = $new WHERE photo_id = $old", moves)
+        self._con.execute(
+            "DELETE FROM sightings WHERE photo_id IN (SELECT unnest($old))", {"old": pairs["old"]}
+        )
+        self._update_from("sightings", "matched_photo_id", "matched_photo_id", moves)
+        self._update_from("individuals", "first_photo_id", "first_photo_id", moves)
+
+    def _update_from(self, table: str, column: str, key: str, moves: list[tuple[str, str]]) -> None:
+        """Set `column` to each pair's second value in the rows whose `key` is its first, in one
+        statement (table and column names are finprint's own, never a person's)."""
+        self._con.execute(
+            f"UPDATE {table} SET {column} = m.new FROM (SELECT unnest($old) AS old, unnest($new) AS new) m "
+            f"WHERE {table}.{key} = m.old",
+            {"old": [old for old, _ in moves], "new": [new for _, new in moves]},
+        )
 
     def photo_ids_at(self, paths: list[str]) -> dict[str, str]:
         """path -> the photo catalogued there."""

@@ -35,7 +35,7 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-def create_app(db_path: Path, card: ModelCard | None, access_token: str | None = None) -> Flask:
+def create_app(db_path: Path, card: ModelCard | None) -> Flask:
     """The review app for one catalogue (`card`: the model it was indexed with, for look-alikes)."""
     # Absolute: Flask resolves relative file names against the package, not the working folder.
     db_path = db_path.absolute()
@@ -46,7 +46,7 @@ def create_app(db_path: Path, card: ModelCard | None, access_token: str | None =
     app.extensions["finprint"] = Session(
         db_path,
         card,
-        access_token or secrets.token_urlsafe(24),
+        secrets.token_urlsafe(24),
         secrets.token_urlsafe(24),
         Queue(card),
         Pictures(db_path),

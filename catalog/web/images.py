@@ -72,6 +72,14 @@ def verified_bytes(files: list[Path], photo_id: str) -> bytes:
     raise NotServed(photo_id[:12])
 
 
+def _decoded(files: list[Path], photo_id: str, draft_size: tuple[int, int]) -> Image.Image:
+    """The catalogued photo read from `files` (checked by content), decoded upright."""
+    try:
+        return open_upright(io.BytesIO(verified_bytes(files, photo_id)), draft_size)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise NotServed(photo_id[:12]) from exc
+
+
 def _write_jpeg(image: Image.Image, target: Path) -> Path:
     """Write atomically: a killed server never leaves half a picture in the cache."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -106,10 +114,7 @@ class Pictures:
         if target is not None:
             return target
         pixels = RENDITION_PIXELS[size]
-        try:
-            image = open_upright(io.BytesIO(verified_bytes(files, photo_id)), (pixels, pixels))
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise NotServed(photo_id[:12]) from exc
+        image = _decoded(files, photo_id, (pixels, pixels))
         image.thumbnail((pixels, pixels))
         return _write_jpeg(image, self._target(size, photo_id))
 
@@ -124,15 +129,8 @@ class Pictures:
         if matched is None or lines is None:
             raise NotServed(photo_id[:12])
         decisive = verify.DecisiveLines.from_bytes(lines)
-        try:
-            left = open_upright(
-                io.BytesIO(verified_bytes(catalogued_files(store, photo_id), photo_id)), decisive.size
-            )
-            right = open_upright(
-                io.BytesIO(verified_bytes(catalogued_files(store, matched), matched)), decisive.matched_size
-            )
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise NotServed(photo_id[:12]) from exc
+        left = _decoded(catalogued_files(store, photo_id), photo_id, decisive.size)
+        right = _decoded(catalogued_files(store, matched), matched, decisive.matched_size)
         return _write_jpeg(draw_decisive(left, right, decisive, LINES_HEIGHT_PIXELS), target)
 
     def _target(self, kind: str, photo_id: str) -> Path:

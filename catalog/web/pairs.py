@@ -10,7 +10,6 @@ from catalog.errors import FinprintError
 from catalog.lookalikes import Lookalike, lookalikes, nearest_photos
 from catalog.modelcard import ModelCard
 from catalog.store import Store
-from catalog.vocabulary import SightingStatus
 
 # Look-alikes offered for each of the last night's new entries (as `finprint lookalikes`).
 LOOKALIKES_PER_ENTRY = 3
@@ -128,12 +127,13 @@ class Queue:
         self.skipped.append(key)
 
     def find(self, store: Store, key: str) -> Pair:
-        """The open pair a page posted back; PairDecided when it is no longer open."""
+        """The open pair a page posted back (without its photos: answering needs none);
+        PairDecided when it is no longer open."""
         kind = key.split(":", 1)[0]
         candidates = review_pairs(store) if kind == PairKind.REVIEW else self._open_lookalikes(store)
         for pair in candidates:
             if pair.key == key:
-                return with_photos(store, self.card, pair)
+                return pair
         raise PairDecided()
 
     def _open_lookalikes(self, store: Store) -> list[Pair]:
@@ -187,9 +187,7 @@ def answer(store: Store, queue: Queue, key: str, said: Answer, reason: str) -> i
     if key in queue.skipped:
         queue.skipped.remove(key)
     if pair.kind is PairKind.REVIEW:
-        state = store.sighting_states([pair.photo_id]).get(pair.photo_id)
-        if state != (pair.individual_id, SightingStatus.REVIEW):
-            raise PairDecided()
+        # Open means in the review queue now: the sighting is still in review where it was.
         decide = decisions.confirm if said is Answer.SAME else decisions.reject
         return decide(store, [pair.photo_id], reason)
     keep, fold = older_first(pair.individual_id, pair.other_individual_id or "")

@@ -89,7 +89,8 @@ def _queue(store: Store) -> ResponseReturnValue:
     entries = _entries(store, pair) if pair else {}
     # The next pair's pictures are scaled while the person looks at this one.
     upcoming = _pictures_to_come(store, session, pairs[1:2])
-    threading.Thread(target=_prepare, args=(session, upcoming), daemon=True).start()
+    if upcoming:
+        threading.Thread(target=_prepare, args=(session, upcoming), daemon=True).start()
     return render_template(
         "queue.html",
         pair=pair,
@@ -235,7 +236,8 @@ def _back() -> str:
 def _entries(store: Store, pair: Pair) -> dict[str, dict[str, Any]]:
     """Each entry of a pair: its sightings (flank links followed) and how many photos it holds."""
     entries = {}
-    for entry in (pair.individual_id, pair.other_individual_id):
+    # A review question about the entry the photo joined names it twice: asked once.
+    for entry in dict.fromkeys((pair.individual_id, pair.other_individual_id)):
         if entry:
             history = store.query("entry_photos", individual_id=entry).records()
             own = sum(1 for row in history if row["individual_id"] == entry)
