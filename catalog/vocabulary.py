@@ -74,6 +74,22 @@ class Backbone(StrEnum):
     RESNET18 = "resnet18"
 
 
+class Loss(StrEnum):
+    """What training minimises (catalog.train.losses): the batch-hard triplet alone, or with an
+    identity loss over the training animals beside it."""
+
+    TRIPLET = "triplet"
+    SOFTMAX_TRIPLET = "softmax+triplet"
+    COSFACE_TRIPLET = "cosface+triplet"
+
+
+class Pooling(StrEnum):
+    """How the trunk's feature map becomes one vector (catalog.train.nets)."""
+
+    AVG = "avg"
+    GEM = "gem"
+
+
 class PretrainedBackbone(StrEnum):
     """The backbones whose ImageNet weights catalog.train.pretrained can fetch."""
 

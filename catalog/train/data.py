@@ -37,10 +37,15 @@ class Augmenter:
     """Rotation, scale, shift, light, contrast, underwater colour cast and blur; never a mirror
     image, because a mirrored left flank would teach the network that it is a right flank."""
 
-    def __init__(self, spec: InputSpec, rng: np.random.Generator, horizontal_flip: bool) -> None:
+    def __init__(
+        self, spec: InputSpec, rng: np.random.Generator, horizontal_flip: bool, erasing: float = 0.0
+    ) -> None:
         self.spec = spec
         self.rng = rng
         self.horizontal_flip = horizontal_flip
+        # Random erasing (Zhong et al. 2020): this share of photos gets a rectangle of noise, as a
+        # fin, a rock or another fish hides part of a flank in the field.
+        self.erasing = erasing
 
     def __call__(self, image: Image.Image) -> np.ndarray:
         rng = self.rng
@@ -75,8 +80,24 @@ class Augmenter:
                 dtype=np.float32,
             )
         pixels += rng.normal(0, rng.uniform(0, 5), pixels.shape).astype(np.float32)
+        # Drawn only when asked for, so that a recipe without it sees the same photos as before.
+        if self.erasing and rng.random() < self.erasing:
+            _erase_rectangle(pixels, rng)
         augmented = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
         return to_tensor(augmented, self.spec)
+
+
+def _erase_rectangle(pixels: np.ndarray, rng: np.random.Generator) -> None:
+    """Noise over a random rectangle of 2-30% of the image, its aspect between 1:3 and 3:1."""
+    height, width = pixels.shape[:2]
+    area = rng.uniform(0.02, 0.3) * height * width
+    aspect = float(np.exp(rng.uniform(np.log(1 / 3), np.log(3))))
+    box_h = min(height, max(1, round(float(np.sqrt(area * aspect)))))
+    box_w = min(width, max(1, round(float(np.sqrt(area / aspect)))))
+    top = int(rng.integers(0, height - box_h + 1))
+    left = int(rng.integers(0, width - box_w + 1))
+    region = pixels[top : top + box_h, left : left + box_w]
+    region[...] = rng.uniform(0, 255, region.shape).astype(np.float32)
 
 
 class PKSampler:

@@ -330,7 +330,10 @@ def train_from_catalogue(
     train_cache, groups, keys = fine_tuning.cache, fine_tuning.groups, fine_tuning.keys
     validation_cache = PhotoCache([examples.photos[i] for i in validation], spec, console)
 
-    model = build_backbone(backbone, card.embedding.dim, spec.channels)
+    # Cards from before pooling was a choice have none: they average.
+    model = build_backbone(
+        backbone, card.embedding.dim, spec.channels, str(card.trained_on.get("pooling", "avg"))
+    )
     load_exported_weights(model, config.model_path, card, backbone)
     if config.freeze_blocks > 0 and hasattr(model, "frozen_prefix"):
         for parameter in model.frozen_prefix(config.freeze_blocks).parameters():  # type: ignore[operator]

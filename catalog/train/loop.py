@@ -45,6 +45,8 @@ LITE_STD = (128 / 255,) * 3
 MIN_VALIDATION_INDIVIDUALS = 10
 # (height, width) a backbone is trained and run at unless told otherwise. Photos are stretched to
 # it (the format-1 card's rule); most subjects (fish, flanks) are about twice as wide as tall.
+# The backbones with an EmbeddingHead (and ImageNet weights to start from).
+IMAGENET_BACKBONES = ("mobilenetv2", "efficientnet-lite0")
 BACKBONE_INPUT_SIZE = {"small": (64, 128), "mobilenetv2": (112, 224), "efficientnet-lite0": (112, 224)}
 
 
@@ -72,9 +74,18 @@ class TrainConfig:
     learning_rate: float = 2e-3
     weight_decay: float = 5e-4
     triplet_margin: float = 0.3
-    # "triplet" (batch-hard) or "cosface+triplet"; on synthetic fish with few photos per
-    # identity the margin softmax learned slower (validation rank-1 0.32 vs 0.52 after 8 epochs).
+    # "triplet" (batch-hard), "cosface+triplet" or "softmax+triplet" (an identity loss beside the
+    # triplet: a cosine softmax with label smoothing, no margin). On synthetic fish with few photos
+    # per identity the margin softmax learned slower (validation rank-1 0.32 vs 0.52 after 8 epochs).
     loss: str = "triplet"
+    # The identity loss's label smoothing (softmax+triplet): an animal's photos are few, and a
+    # softmax that must be certain of each learns them by heart.
+    label_smoothing: float = 0.1
+    # How the trunk's feature map becomes one vector: "avg" or "gem" (generalised mean, ImageNet
+    # backbones only).
+    pooling: str = "avg"
+    # The share of training photos with a random rectangle of noise (0: none).
+    random_erasing: float = 0.0
     # None: the backbone's own size (BACKBONE_INPUT_SIZE). For the small net 64x128 learned faster
     # and better than 96x192 on synthetic fish (rank-1 0.52 vs 0.34).
     input_height: int | None = None
@@ -125,13 +136,23 @@ class TrainConfig:
 
 def _check_choices(config: TrainConfig) -> None:
     """Every named choice must be one finprint knows: an unknown recipe used to train as finprint."""
-    from catalog.vocabulary import Backbone, Recipe, Split
+    from catalog.vocabulary import Backbone, Loss, Pooling, Recipe, Split
 
-    for field_name, kind in (("recipe", Recipe), ("backbone", Backbone), ("sides", Sides), ("split", Split)):
+    for field_name, kind in (
+        ("recipe", Recipe), ("backbone", Backbone), ("sides", Sides), ("split", Split), ("loss", Loss),
+        ("pooling", Pooling),
+    ):  # fmt: skip
         value = getattr(config, field_name)
         if value not in {member.value for member in kind}:
             choices = ", ".join(member.value for member in kind)
             raise FinprintError(f"unknown {field_name} {value!r}: choose one of {choices}")
+    if config.pooling != "avg" and not (config.recipe != "seed" and config.backbone in IMAGENET_BACKBONES):
+        raise FinprintError(
+            f"--pooling {config.pooling} needs the mobilenetv2 or efficientnet-lite0 backbone "
+            "(the others pool their own way)."
+        )
+    if not 0.0 <= config.random_erasing <= 1.0:
+        raise FinprintError(f"--random-erasing is a share of photos, 0 to 1, not {config.random_erasing}")
     # Checked before training, not after it: the ensemble needs the ImageNet start it blends with.
     if config.weight_ensemble < 1.0 and (not _uses_pretrained(config) or config.init_weights is not None):
         raise FinprintError(
@@ -196,7 +217,7 @@ def _start_from_imagenet(model: nn.Module, config: TrainConfig) -> dict[str, str
 def _ensemble_with_imagenet(model: nn.Module, config: TrainConfig) -> None:
     """The trunk's weights (BatchNorm statistics included) become weight_ensemble x fine-tuned +
     (1 - weight_ensemble) x ImageNet's; the head stays as trained."""
-    start = build_backbone(config.backbone, config.embedding_dim, 3)
+    start = build_backbone(config.backbone, config.embedding_dim, 3, config.pooling)
     _start_from_imagenet(start, config)
     imagenet = start.trunk.state_dict()  # type: ignore[union-attr]
     trunk: nn.Module = model.trunk  # type: ignore[assignment]
@@ -205,6 +226,17 @@ def _ensemble_with_imagenet(model: nn.Module, config: TrainConfig) -> None:
         for name, tensor in trunk.state_dict().items():
             if tensor.is_floating_point():
                 tensor.copy_(alpha * tensor + (1 - alpha) * imagenet[name].to(tensor.device))
+
+
+def _identity_head(config: TrainConfig, n_classes: int) -> CosFaceHead | None:
+    """The classifier an identity loss trains beside the triplet (None: the triplet alone)."""
+    if config.loss == "cosface+triplet":
+        return CosFaceHead(config.embedding_dim, n_classes)
+    if config.loss == "softmax+triplet":
+        return CosFaceHead(
+            config.embedding_dim, n_classes, margin=0.0, label_smoothing=config.label_smoothing
+        )
+    return None
 
 
 def _freeze_prefix(model: nn.Module, config: TrainConfig) -> None:
@@ -417,16 +449,15 @@ class _Recipe:
             optimizer: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
         else:
             # On its device before the optimizer sees its parameters.
-            model = build_backbone(config.backbone, config.embedding_dim, spec.channels)
+            model = build_backbone(config.backbone, config.embedding_dim, spec.channels, config.pooling)
             if _uses_pretrained(config) and config.init_weights is None:
                 starting_weights = _start_from_imagenet(model, config)
             model = model.to(device)
             groups = _parameter_groups(model, config)
-            if config.loss == "cosface+triplet":
-                head = CosFaceHead(config.embedding_dim, len(class_names)).to(device)
+            head = _identity_head(config, len(class_names))
+            if head is not None:
+                head = head.to(device)
                 groups.append({"params": list(head.parameters()), "lr": config.learning_rate})
-            elif config.loss != "triplet":
-                raise FinprintError(f"unknown loss {config.loss!r}: use triplet or cosface+triplet")
             optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
         if config.init_weights is not None:
             _load_init_weights(model, config.init_weights)
@@ -447,7 +478,9 @@ class _Recipe:
         )
         rng = np.random.default_rng(config.seed)
         # A mirrored flank is the other flank only when sides are merged.
-        augment = Augmenter(spec, rng, horizontal_flip=config.sides == Sides.MERGED)
+        augment = Augmenter(
+            spec, rng, horizontal_flip=config.sides == Sides.MERGED, erasing=config.random_erasing
+        )
         checkpoint = (
             config.checkpoint_dir or config.out_path.parent / f"{config.out_path.stem}.checkpoints"
         ) / "last.pt"
@@ -652,6 +685,7 @@ def _card(
             "backbone": "seed-siamese" if config.recipe == "seed" else config.backbone,
             **({"pretrained": starting_weights} if starting_weights else {}),
             "epochs": config.epochs,
+            **_ingredients(config),
             "seed": config.seed,
             "false_match_rate": config.false_match_rate,
             "synthetic_only": bool(config.data_dirs)
@@ -672,6 +706,21 @@ def _card(
         },
         extra=calibrated.extra,
     )
+
+
+def _ingredients(config: TrainConfig) -> dict[str, Any]:
+    """The card's record of how the network was trained, where it differs from the plain triplet
+    recipe; `pooling` is also what a later fine-tuning needs to rebuild the network."""
+    if config.recipe == "seed":
+        return {}
+    recorded: dict[str, Any] = {"loss": config.loss, "pooling": config.pooling}
+    if config.random_erasing:
+        recorded["random_erasing"] = config.random_erasing
+    if config.loss == "softmax+triplet":
+        recorded["label_smoothing"] = config.label_smoothing
+    if _uses_pretrained(config):
+        recorded["trunk_lr_scale"] = config.trunk_lr_scale
+    return recorded
 
 
 def _validation_per_source(

@@ -67,15 +67,25 @@ def contrastive_loss(
 
 
 class CosFaceHead(torch.nn.Module):
-    """Large-margin cosine softmax (CosFace): a class centre per individual, used only in training."""
+    """Cosine softmax over a class centre per individual, used only in training: with a margin,
+    CosFace (Wang et al. 2018); without one and with label smoothing, the identity loss that the
+    re-identification "bag of tricks" (Luo et al. 2019) trains beside the triplet."""
 
-    def __init__(self, embedding_dim: int, n_classes: int, scale: float = 16.0, margin: float = 0.2) -> None:
+    def __init__(
+        self,
+        embedding_dim: int,
+        n_classes: int,
+        scale: float = 16.0,
+        margin: float = 0.2,
+        label_smoothing: float = 0.0,
+    ) -> None:
         super().__init__()
         self.centres = torch.nn.Parameter(torch.randn(n_classes, embedding_dim) * 0.01)
         self.scale = scale
         self.margin = margin
+        self.label_smoothing = label_smoothing
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         cosine = F.normalize(embeddings, dim=1) @ F.normalize(self.centres, dim=1).T
         margins = F.one_hot(labels, cosine.shape[1]).to(cosine.dtype) * self.margin
-        return F.cross_entropy(self.scale * (cosine - margins), labels)
+        return F.cross_entropy(self.scale * (cosine - margins), labels, label_smoothing=self.label_smoothing)

@@ -95,12 +95,32 @@ class SeedSiamese(nn.Module):
         return embedding
 
 
+class GeneralisedMeanPool(nn.Module):
+    """GeM pooling (Radenovic et al. 2018): the p-th root of the mean of p-th powers, p learnt
+    from 3. p = 1 is average pooling and a large p approaches max pooling: a few bright, distinct
+    marks can then outweigh a flank's uniform background."""
+
+    def __init__(self, power: float = 3.0, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.power = nn.Parameter(torch.tensor(power))
+        self.eps = eps
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        pooled = features.clamp_min(self.eps).pow(self.power).mean(dim=(2, 3), keepdim=True)
+        out: torch.Tensor = pooled.pow(1.0 / self.power)
+        return out
+
+
 class EmbeddingHead(nn.Module):
     """Pooled trunk features -> linear -> BatchNorm ("BN neck") -> L2-normalised embedding."""
 
-    def __init__(self, in_features: int, embedding_dim: int, dropout: float = 0.2) -> None:
+    def __init__(
+        self, in_features: int, embedding_dim: int, dropout: float = 0.2, pooling: str = "avg"
+    ) -> None:
         super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        if pooling not in ("avg", "gem"):
+            raise ValueError(f"unknown pooling {pooling!r} (choose avg or gem)")
+        self.pool: nn.Module = GeneralisedMeanPool() if pooling == "gem" else nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.linear = nn.Linear(in_features, embedding_dim)
         self.neck = nn.BatchNorm1d(embedding_dim)
@@ -114,12 +134,12 @@ class EmbeddingHead(nn.Module):
 class MobileNetV2Embedder(nn.Module):
     """torchvision's MobileNetV2 1.0 feature trunk (1280 channels) with an embedding head."""
 
-    def __init__(self, embedding_dim: int = 128) -> None:
+    def __init__(self, embedding_dim: int = 128, pooling: str = "avg") -> None:
         super().__init__()
         from torchvision.models import mobilenet_v2
 
         self.trunk = mobilenet_v2(weights=None).features
-        self.head = EmbeddingHead(1280, embedding_dim)
+        self.head = EmbeddingHead(1280, embedding_dim, pooling=pooling)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         embedding: torch.Tensor = self.head(self.trunk(image))
@@ -219,11 +239,11 @@ class EfficientNetLite0(nn.Module):
 class EfficientNetLite0Embedder(nn.Module):
     """EfficientNet-Lite0's trunk with an embedding head (the ImageNet classifier is dropped)."""
 
-    def __init__(self, embedding_dim: int = 128) -> None:
+    def __init__(self, embedding_dim: int = 128, pooling: str = "avg") -> None:
         super().__init__()
         self.trunk = EfficientNetLite0()
         del self.trunk._fc
-        self.head = EmbeddingHead(1280, embedding_dim)
+        self.head = EmbeddingHead(1280, embedding_dim, pooling=pooling)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         embedding: torch.Tensor = self.head(self.trunk.features(image))
@@ -237,15 +257,20 @@ class EfficientNetLite0Embedder(nn.Module):
 BACKBONES = ("small", "mobilenetv2", "efficientnet-lite0", "resnet18")
 
 
-def build_backbone(name: str, embedding_dim: int, in_channels: int) -> nn.Module:
+def build_backbone(name: str, embedding_dim: int, in_channels: int, pooling: str = "avg") -> nn.Module:
+    """The named network; `pooling` (avg or gem) applies to the ImageNet backbones' heads."""
+    if pooling != "avg" and name not in ("mobilenetv2", "efficientnet-lite0"):
+        raise ValueError(
+            f"{name} pools its own way: --pooling {pooling} needs mobilenetv2 or efficientnet-lite0"
+        )
     if name == "small":
         return SmallFishNet(embedding_dim, in_channels)
     if in_channels != 3:
         raise ValueError(f"{name} takes colour input")
     if name == "mobilenetv2":
-        return MobileNetV2Embedder(embedding_dim)
+        return MobileNetV2Embedder(embedding_dim, pooling)
     if name == "efficientnet-lite0":
-        return EfficientNetLite0Embedder(embedding_dim)
+        return EfficientNetLite0Embedder(embedding_dim, pooling)
     if name == "resnet18":
         return ResNetEmbedder(embedding_dim)
     raise ValueError(f"unknown backbone {name!r} (choose {', '.join(BACKBONES)})")

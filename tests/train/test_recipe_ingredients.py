@@ -1,0 +1,101 @@
+"""The training recipe's ingredients: GeM pooling, the identity loss, random erasing, and their card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs the 'train' extra (pip install '.[train]')")
+
+from PIL import Image  # noqa: E402
+
+from catalog.errors import FinprintError  # noqa: E402
+from catalog.modelcard import InputSpec, read_card  # noqa: E402
+from catalog.train.data import Augmenter  # noqa: E402
+from catalog.train.loop import TrainConfig, train  # noqa: E402
+from catalog.train.losses import CosFaceHead  # noqa: E402
+from catalog.train.nets import GeneralisedMeanPool, build_backbone  # noqa: E402
+
+
+def test_gem_at_power_one_is_the_average_and_above_it_leans_to_the_brightest() -> None:
+    features = torch.rand(2, 8, 5, 7)
+    average = features.mean(dim=(2, 3), keepdim=True)
+    gem = GeneralisedMeanPool(power=1.0)
+    assert torch.allclose(gem(features), average, atol=1e-6)
+    cubic = GeneralisedMeanPool()(features)
+    assert (cubic > average).all() and (cubic <= features.amax(dim=(2, 3), keepdim=True)).all()
+
+
+def test_the_identity_loss_is_smoothed_so_a_sure_classifier_still_pays() -> None:
+    embeddings = torch.eye(3, 8)
+    labels = torch.arange(3)
+    sure = CosFaceHead(8, 3, margin=0.0)
+    smoothed = CosFaceHead(8, 3, margin=0.0, label_smoothing=0.1)
+    with torch.no_grad():
+        sure.centres.copy_(torch.eye(3, 8))
+        smoothed.centres.copy_(torch.eye(3, 8))
+        assert float(sure(embeddings, labels)) < 0.01
+        assert float(smoothed(embeddings, labels)) > 0.2
+
+
+def test_random_erasing_covers_a_rectangle_and_costs_nothing_when_off() -> None:
+    spec = InputSpec(32, 64, 3, (0.0,) * 3, (1.0,) * 3)
+    grey = Image.new("RGB", (64, 32), (128, 128, 128))
+    plain = Augmenter(spec, np.random.default_rng(1), horizontal_flip=False)(grey)
+    off = Augmenter(spec, np.random.default_rng(1), horizontal_flip=False, erasing=0.0)(grey)
+    assert np.array_equal(plain, off)  # a recipe without it sees the very same photos
+    erased = Augmenter(spec, np.random.default_rng(1), horizontal_flip=False, erasing=1.0)(grey)
+    noisy = np.abs(erased - plain).max(axis=0) > 0.2
+    rows, columns = np.nonzero(noisy)
+    assert noisy.mean() >= 0.01
+    # Inside one rectangle: most of the box spanned by the changed pixels changed.
+    box = noisy[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+    assert box.mean() > 0.5
+
+
+def _tiny(data: Path, out: Path, **overrides: Any) -> TrainConfig:
+    settings: dict[str, Any] = {
+        "input_height": 32,
+        "input_width": 64,
+        "embedding_dim": 16,
+        "individuals_per_batch": 4,
+        "photos_per_individual": 3,
+        "epochs": 1,
+    }
+    return TrainConfig(data_dirs=(data,), out_path=out, **{**settings, **overrides})
+
+
+def test_a_gem_model_with_the_identity_loss_exports_records_its_recipe_and_reads_back(
+    labelled_set: Path, tmp_path: Path
+) -> None:
+    from catalog.train.export import onnx_difference
+    from catalog.train.onnx_weights import load_exported_weights
+
+    out = tmp_path / "m.onnx"
+    config = _tiny(labelled_set, out, backbone="mobilenetv2", pretrained=False, pooling="gem",
+                   loss="softmax+triplet", random_erasing=0.5)  # fmt: skip
+    result = train(config)
+    assert result.parity_difference < 1e-4
+    trained_on = read_card(out).trained_on
+    assert (trained_on["loss"], trained_on["pooling"]) == ("softmax+triplet", "gem")
+    assert trained_on["random_erasing"] == 0.5 and trained_on["label_smoothing"] == 0.1
+    card = read_card(out)
+    # Fine-tuning rebuilds the network the card names: its learnt GeM power comes back with the
+    # weights, and torch then computes what onnxruntime computes.
+    rebuilt = build_backbone("mobilenetv2", 16, 3, str(trained_on["pooling"]))
+    load_exported_weights(rebuilt, out, card, "mobilenetv2")
+    assert rebuilt.head.pool.power.detach().item() != 3.0
+    assert onnx_difference(rebuilt, card, out)[0] < 1e-5
+
+
+def test_an_unknown_loss_or_gem_on_a_net_without_a_head_is_refused_before_training(
+    labelled_set: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(FinprintError, match="unknown loss"):
+        train(_tiny(labelled_set, tmp_path / "m.onnx", loss="arcface"))
+    with pytest.raises(FinprintError, match="--pooling gem needs"):
+        train(_tiny(labelled_set, tmp_path / "m.onnx", backbone="small", pooling="gem"))
+    assert not (tmp_path / "m.checkpoints").exists()
