@@ -82,6 +82,11 @@ pretrained:
 bench name="" *args:
     if [ -z "{{name}}" ]; then {{py}} bench/listing.py; else {{py}} bench/bench_{{replace(name, "-", "_")}}.py {{args}}; fi
 
+# Hours on a CPU; e.g. `just bench-recipe --folds 3 --epochs 8 --sets nyala,zebra_rapid`.
+# The recipe yardstick: two training recipes, k-fold by individual on every shared set, side by side.
+bench-recipe *args:
+    {{py}} bench/bench_recipe.py {{args}}
+
 # Check that the pretrained backbones load the ImageNet weights (classifier hits, retrieval vs random).
 check-pretrained:
     {{py}} bench/check_pretrained.py
