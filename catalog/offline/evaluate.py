@@ -22,9 +22,16 @@ from catalog.offline.labels import (
     refuse_survey_archive,
     split_photos,
 )
-from catalog.offline.metrics import OpenSetScores, ReidMetrics, open_set_scores, reid_metrics
+from catalog.offline.metrics import (
+    OpenSetScores,
+    ReidMetrics,
+    open_set_scores,
+    pairwise_distances,
+    reid_metrics,
+)
 from catalog.offline.shortlist import MethodScores, compare_methods, verify_shortlists
 from catalog.preprocess import load_image, to_tensor
+from catalog.rerank import rerank as rerank_distances
 
 # Photos per inference batch when scoring.
 _BATCH_SIZE = 64
@@ -59,6 +66,8 @@ class Evaluation:
     open_set: OpenSetScores | None = None
     # One per keypoint detector scored, on the same shortlists (the embedding's nearest).
     verifications: list[VerificationResult] = field(default_factory=list)
+    # With rerank (closed set only): the same queries ranked by catalog.rerank's distance.
+    reranked: ReidMetrics | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,15 @@ class Holdout:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class Shortlists:
+    """Verify each photo's `k` nearest by the keypoints of each of `detectors` (the first also
+    describes photos during the embedding's decode)."""
+
+    k: int = 20
+    detectors: tuple[verify.Detector, ...] = (verify.SIFT,)
+
+
 def evaluate(
     model_path: Path,
     data_dir: Path | None,
@@ -80,8 +98,8 @@ def evaluate(
     metadata: Path | None = None,
     root: Path | None = None,
     holdout: Holdout | None = None,
-    shortlist_k: int | None = None,
-    detectors: tuple[verify.Detector, ...] = (verify.SIFT,),
+    shortlists: Shortlists | None = None,
+    rerank: bool = False,
 ) -> Evaluation:
     """Embed labelled photos (a folder, or a metadata table) and score retrieval and verification.
 
@@ -89,16 +107,17 @@ def evaluate(
     `time` one, the test part is also scored as the catalogue would see it: against a gallery of
     the rest, each photo is "fish X" or "a new fish" at the card's threshold.
 
-    With `shortlist_k` (and OpenCV installed) each photo's k nearest are also verified by each
-    of `detectors`' keypoints, and embedding-only, verification-only and fused decisions are
-    compared."""
+    With `shortlists` (and OpenCV installed) each photo's k nearest are also verified by each
+    detector's keypoints, and embedding-only, verification-only and fused decisions are
+    compared. With `rerank`, the closed set is also scored by k-reciprocal re-ranked distances."""
     embedder = Embedder(model_path)
     card = embedder.card
     photos = read_metadata(metadata, root, crop) if metadata else read_labelled(_required(data_dir), crop)
     if not metadata and data_dir is not None:
         refuse_survey_archive(photos, data_dir)
     # Shortlists are verified on the closed set only: every photo against all others.
-    k = shortlist_k if shortlist_k and verify.available() and holdout is None else 0
+    k = shortlists.k if shortlists and verify.available() and holdout is None else 0
+    detectors = shortlists.detectors if shortlists else ()
     vectors, kept, unreadable, features, describe_seconds = embed_labelled(
         embedder, photos, _BATCH_SIZE, detectors[0] if k else None
     )
@@ -120,8 +139,14 @@ def evaluate(
                 detector.kind,
             )
         )
+    reranked = None
     if holdout is None:
-        metrics = reid_metrics(vectors, labels, [p.encounter for p in kept], threshold=card.threshold)
+        encounters = [p.encounter for p in kept]
+        metrics = reid_metrics(vectors, labels, encounters, threshold=card.threshold)
+        if rerank:
+            # No threshold: re-ranked distances are on another scale than the card's.
+            distances = rerank_distances(pairwise_distances(vectors.astype(np.float64)))
+            reranked = reid_metrics(vectors, labels, encounters, distances=distances)
     else:
         split = holdout.split
         gallery, test = split_photos(kept, split, holdout.test_fraction, holdout.seed, holdout.split_date)
@@ -153,6 +178,7 @@ def evaluate(
         card.match_probability(card.threshold),
         open_set,
         verifications,
+        reranked,
     )
 
 

@@ -195,10 +195,12 @@ def reid_metrics(
     encounters: list[str],
     seed: int = 0,
     threshold: float | None = None,
+    *,
+    distances: np.ndarray | None = None,
 ) -> ReidMetrics:
     """Leave-one-out retrieval over the given photos and pair verification, seed-study style;
-    with `threshold`, the ROC's operating point at it."""
-    return reid_metrics_by_query(vectors, labels, encounters, seed, threshold)[0]
+    with `threshold`, the ROC's operating point at it (reid_metrics_by_query)."""
+    return reid_metrics_by_query(vectors, labels, encounters, seed, threshold, distances=distances)[0]
 
 
 def reid_metrics_by_query(
@@ -207,12 +209,16 @@ def reid_metrics_by_query(
     encounters: list[str],
     seed: int = 0,
     threshold: float | None = None,
+    *,
+    distances: np.ndarray | None = None,
 ) -> tuple[ReidMetrics, QueryScores]:
     """reid_metrics, and each query's own scores behind it (to compare two models on the same
-    queries, paired_bootstrap)."""
+    queries, paired_bootstrap). `distances`: the photos' distance matrix when it is not the
+    vectors' own (re-ranked, say)."""
     label_array = np.asarray(labels)
     encounter_array = np.asarray(encounters)
-    distances = pairwise_distances(vectors.astype(np.float64))
+    if distances is None:
+        distances = pairwise_distances(vectors.astype(np.float64))
     positive, negative = _pair_masks(label_array, encounter_array)
     pos_d = distances[positive]
     neg_d = distances[negative]

@@ -28,7 +28,9 @@ def clustering_table(scores: ClusteringScores, title: str) -> Table:
     return table
 
 
-def reid_table(metrics: ReidMetrics, title: str) -> RenderableType:
+def reid_table(metrics: ReidMetrics, title: str, seed_table: bool = True) -> RenderableType:
+    """Retrieval and pair figures with their intervals, then (with `seed_table`) the seed study's
+    accuracy at fixed distances, which mean nothing on another scale than the model's."""
     summary = Table(title=title, title_justify="left")
     summary.add_column("metric")
     summary.add_column("value", justify="right")
@@ -49,6 +51,8 @@ def reid_table(metrics: ReidMetrics, title: str) -> RenderableType:
         interval = intervals.get(label)
         summary.add_row(label, f"{value:.3f}", f"{interval[0]:.3f} to {interval[1]:.3f}" if interval else "")
     summary.add_row("queries / individuals", f"{metrics.n_queries} / {metrics.n_individuals}")
+    if not seed_table:
+        return summary
     seed = Table(title="Seed-study table (balanced pairs)", title_justify="left")
     for column in ("threshold", "same fish", "different fish", "total"):
         seed.add_column(column, justify="right")
