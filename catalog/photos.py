@@ -55,6 +55,8 @@ class PathFields:
     # From the pattern's {encounter}: a folder holding photos of ONE fish seen once (both flanks,
     # head and body), so its catalogue entries can be linked automatically.
     encounter: str | None = None
+    # From the pattern's {species}: which animal a folder holds, where one archive has several.
+    species: str | None = None
 
 
 def _list_once(directory: Path, seen_dirs: set[tuple[int, int]]) -> list[os.DirEntry[str]]:
@@ -182,12 +184,13 @@ def _is_hidden(name: str) -> bool:
 class PathPattern:
     """Survey fields from a path pattern such as `{date}_{site}/{camera}/*` (from finprint.toml).
 
-    Fields: {date} (YYYY-MM-DD or YYYYMMDD), {site}, {camera}, {side}, {crop}, {skip} (any one
-    name part); `*` matches within one folder or file name, `**/` any number of folders. The
-    pattern is matched against the path below the archive root; the file name may be left out.
+    Fields: {date} (YYYY-MM-DD or YYYYMMDD), {site}, {camera}, {side}, {crop}, {encounter},
+    {species}, {skip} (any one name part); `*` matches within one folder or file name, `**/` any
+    number of folders. The pattern is matched against the path below the archive root; the file
+    name may be left out.
     """
 
-    FIELDS = ("date", "site", "camera", "side", "crop", "encounter", "skip")
+    FIELDS = ("date", "site", "camera", "side", "crop", "encounter", "species", "skip")
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
@@ -245,6 +248,7 @@ class PathPattern:
             _SIDE_TOKENS.get((groups.get("side") or "").lower()),
             _CROP_TOKENS.get((groups.get("crop") or "").lower()),
             groups.get("encounter"),
+            groups.get("species"),
         )
 
 
@@ -277,6 +281,7 @@ def parse_path_fields(path: Path, root: Path, pattern: PathPattern | None = None
         from_pattern.crop or by_convention.crop,
         # Scoped to the folder above it, so "fish1" on two days are two encounters.
         f"{path.parent.parent}/{from_pattern.encounter}" if from_pattern.encounter else None,
+        from_pattern.species,
     )
 
 

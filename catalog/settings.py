@@ -43,6 +43,10 @@ class Settings:
     recorded_by: str | None = None
     # How survey fields sit in paths below an archive root, e.g. "{date}_{site}/{camera}/*".
     path_pattern: str | None = None
+    # With a {species} field in path_pattern: the one species folder name this catalogue holds
+    # (a catalogue's model, threshold and exports are of one species); photos under another are
+    # left out. Unset, the first night's only {species} value is taken and kept.
+    species_folder: str | None = None
     # Verify each new photo's shortlist by keypoints, when OpenCV and the model's fusion file exist.
     verify: bool = True
     # What finds and matches the keypoints: sift (OpenCV) or xfeat (a learned network shipped
@@ -68,6 +72,7 @@ class Settings:
 # the settings file decides and exports as the archive was indexed.
 CATALOGUE_SETTINGS = (
     "path_pattern",
+    "species_folder",
     "scientific_name",
     "distance_threshold",
     "review_band_fraction",

@@ -304,3 +304,44 @@ def test_a_card_edited_without_a_new_model_version_is_noticed(survey_archive: Pa
     edit_card(settings.model_path, renormalised, lambda card: card["input"].update(mean=[0.5, 0.5, 0.5]))
     with pytest.raises(FinprintError, match=r"\(input\), but its model_version did not.*finprint reindex"):
         index(replace(settings, model_path=renormalised), [folders[2]])
+
+
+def _lay_out(surveys: list[Path], folder: Path) -> list[Path]:
+    for survey in surveys:
+        shutil.copytree(survey, folder / survey.name)
+    return sorted(folder.rglob("*.jpg"))
+
+
+def test_a_catalogue_holds_one_species_and_leaves_another_species_folder_out(
+    survey_archive: Path, tmp_path: Path
+) -> None:
+    from catalog.errors import FinprintError
+    from catalog.settings import load_settings
+
+    surveys = sorted(p for p in survey_archive.iterdir() if p.is_dir())
+    archive = tmp_path / "archive"
+    pattern = "{species}/{date}_{site}/*"
+    db = tmp_path / "c.duckdb"
+    # The first night finds nyala only: that becomes the catalogue's species, kept for later nights.
+    nyala = _lay_out(surveys[:2], archive / "nyala")
+    settings = load_settings(environ={"FINPRINT_PATH_PATTERN": pattern, "FINPRINT_DB_PATH": str(db)})
+    first = index(settings, [archive])
+    assert any("species_folder is now 'nyala'" in w for w in first.warnings)
+    zebra = _lay_out(surveys[2:3], archive / "zebra")
+    later = index(Settings(db_path=db), [archive])
+    left_out = f"{len(zebra)} photo(s) under other species' folders were left out (zebra ({len(zebra)}))"
+    assert any(left_out in w for w in later.warnings)
+    with Store.open(db, read_only=True) as store:
+        assert store.stored_settings()["species_folder"] == "nyala"
+        paths = {row[0] for row in store.read_only_sql("SELECT path FROM photo_paths").rows}
+        exported = photo_rows(store, ExportFilter())
+    assert paths == {str(p) for p in nyala}
+    assert len(exported.rows) == len(nyala)
+    # Two species on a new catalogue's first night, none chosen: refused before anything is written.
+    fresh = tmp_path / "fresh.duckdb"
+    with pytest.raises(
+        FinprintError, match=rf"names 2 species tonight: nyala \({len(nyala)} photos\), zebra"
+    ):
+        index(Settings(db_path=fresh, path_pattern=pattern), [archive])
+    with Store.open(fresh, read_only=True) as store:
+        assert store.read_only_sql("SELECT count(*) FROM runs").rows == [(0,)]

@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ from catalog.night.walk import (
     as_catalogued,
     find_files,
     links_left_out,
+    of_one_species,
     pattern_coverage,
     record_unlistable,
     refuse_non_text_roots,
@@ -81,8 +82,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         path_pattern, threshold = _run_rules(settings, card)
         card_notes = _check_model(store, card)
         known_paths = absolutised(store, store.known_paths(), found)
-        todo = [(root, f) for root, f in found if not unchanged(known_paths.get(str(f.path)), f)]
-        pattern_notes = pattern_coverage(path_pattern, todo) if path_pattern is not None else []
+        settings, todo, pattern_notes = _tonights_files(settings, path_pattern, found, known_paths)
         verifying, why_not = verification_for(settings, card)
         if verifying is not None and todo:
             refuse_mixed_keypoints(store, verifying.detector, settings.db_path)
@@ -103,7 +103,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         )
         record_unlistable(store, card.model_version, unreadable_folders, result)
         result.warnings.extend(_model_warnings(card, why_not))
-        result.files_unchanged = len(found) - len(todo)
+        result.files_unchanged = sum(unchanged(known_paths.get(str(f.path)), f) for _, f in found)
         seconds = _stage_seconds()
         # A rerun with nothing new and no interrupted night to finish (cron on a quiet night)
         # needs neither the graphs nor the identification state: building them was a third of
@@ -133,6 +133,27 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         _keep_nightly_copy(settings.db_path, result)
     _log_run(result)
     return result
+
+
+def _tonights_files(
+    settings: Settings,
+    pattern: PathPattern | None,
+    found: list[tuple[Path, FoundFile]],
+    known: dict[str, KnownPath],
+) -> tuple[Settings, list[tuple[Path, FoundFile]], list[str]]:
+    """The files new or changed since the catalogue saw them, of the catalogue's species, and
+    what was said of the path pattern; the settings with the species the first night chose."""
+    todo = [(root, f) for root, f in found if not unchanged(known.get(str(f.path)), f)]
+    notes = pattern_coverage(pattern, todo) if pattern is not None else []
+    one_species = of_one_species(pattern, todo, settings.species_folder)
+    if one_species.species_folder != settings.species_folder:
+        # Kept like a setting from a file: the catalogue's species, whatever a later night finds.
+        settings = replace(
+            settings,
+            species_folder=one_species.species_folder,
+            given=(*settings.given, ("species_folder", "the first night's {species}")),
+        )
+    return settings, one_species.todo, notes + one_species.notes
 
 
 def _run_rules(settings: Settings, card: ModelCard) -> tuple[PathPattern | None, float]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from catalog.photos import (
     FoundFile,
     PathFields,
     PathPattern,
+    parse_path_fields,
     pattern_fits,
     printable_path,
     walk,
@@ -96,6 +99,57 @@ def pattern_coverage(pattern: PathPattern, todo: list[tuple[Path, FoundFile]]) -
             "guessed. Fix path_pattern (finprint.toml or FINPRINT_PATH_PATTERN) to match the layout."
         )
     return [f"{summary}; the others (e.g. {printable_path(unfit[0])}) got their fields by folder convention"]
+
+
+@dataclass(frozen=True)
+class SpeciesSorted:
+    """Tonight's photos of the catalogue's species, the species it holds, and what was said."""
+
+    todo: list[tuple[Path, FoundFile]]
+    species_folder: str | None
+    notes: list[str]
+
+
+def of_one_species(
+    pattern: PathPattern | None, todo: list[tuple[Path, FoundFile]], species_folder: str | None
+) -> SpeciesSorted:
+    """A catalogue holds one species (its model, threshold and exports are of one): with a
+    {species} field in the path pattern, photos under another species' folder are left out and
+    counted. Without a species chosen, the first night's only {species} value becomes the
+    catalogue's; several on that night are refused before anything is written."""
+    if pattern is None or "{species}" not in pattern.pattern:
+        return SpeciesSorted(todo, species_folder, [])
+    species_of = [parse_path_fields(found.path, root, pattern).species for root, found in todo]
+    counts = Counter(name for name in species_of if name is not None)
+    notes = []
+    if species_folder is None:
+        if len(counts) > 1:
+            listed = ", ".join(f"{name} ({n} photos)" for name, n in counts.most_common())
+            raise FinprintError(
+                f"path_pattern's {{species}} names {len(counts)} species tonight: {listed}. A catalogue "
+                "holds one species (its model's threshold is fitted to one). Choose this catalogue's with "
+                "`finprint settings set species_folder NAME --db CATALOGUE` and index the others into "
+                "their own catalogues (--db)."
+            )
+        if not counts:
+            return SpeciesSorted(todo, None, [])
+        species_folder = next(iter(counts))
+        notes.append(
+            f"species_folder is now {species_folder!r}, the only {{species}} of this first night: photos "
+            "under another species' folder will be left out (finprint settings shows it)"
+        )
+    wanted = species_folder.casefold()
+    kept = [
+        item for item, name in zip(todo, species_of, strict=True) if name is None or name.casefold() == wanted
+    ]
+    others = Counter(name for name in species_of if name is not None and name.casefold() != wanted)
+    if others:
+        listed = ", ".join(f"{name} ({n})" for name, n in others.most_common())
+        notes.append(
+            f"{sum(others.values())} photo(s) under other species' folders were left out ({listed}): this "
+            f"catalogue holds {species_folder}. Index them into their own catalogue with --db."
+        )
+    return SpeciesSorted(kept, species_folder, notes)
 
 
 def links_left_out(left_out: list[str]) -> list[str]:
