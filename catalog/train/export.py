@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ import torch
 from torch import nn
 
 from catalog.errors import FinprintError
-from catalog.modelcard import CARD_KEY, INPUT_NAME, OUTPUT_NAME, ModelCard
+from catalog.modelcard import CARD_KEY, INPUT_NAME, OUTPUT_NAME, EmbeddingSpec, InputSpec, ModelCard
+from catalog.offline.labels import LabelledPhoto
+from catalog.vocabulary import Sides
 
 PARITY_TOLERANCE = 1e-4
 
@@ -25,6 +28,55 @@ def weights_version(model: nn.Module) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:12]
+
+
+def trained_card(
+    model: nn.Module,
+    *,
+    spec: InputSpec,
+    embedding: EmbeddingSpec,
+    sides: Sides,
+    threshold: float,
+    learnt_from: TrainedOn,
+    extra: dict[str, Any],
+) -> ModelCard:
+    """The card of a network that training (from labelled folders or a catalogue) just finished:
+    its version from its weights, its threshold as the card keeps it, and what it learnt from."""
+    return ModelCard(
+        input=spec,
+        embedding=embedding,
+        threshold=round(threshold, 4),
+        sides=sides,
+        model_version=weights_version(model),
+        trained_on=learnt_from.card_entry(),
+        extra=extra,
+    )
+
+
+@dataclass(frozen=True)
+class TrainedOn:
+    """What every trained card says of its training; `details` adds what one kind of training
+    knows (a catalogue's decisions, the ImageNet start, the validation scores)."""
+
+    dataset: str
+    photos: list[LabelledPhoto]
+    recipe: str
+    backbone: str
+    epochs: int
+    seed: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def card_entry(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "individuals": len({p.individual for p in self.photos}),
+            "images": len(self.photos),
+            "recipe": self.recipe,
+            "backbone": self.backbone,
+            "epochs": self.epochs,
+            "seed": self.seed,
+            **self.details,
+        }
 
 
 def export_onnx(model: nn.Module, card: ModelCard, out_path: Path) -> float:

@@ -11,14 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from catalog import fusion as fusion_module
 from catalog.errors import FinprintError, TrainingDataError
 from catalog.lookalikes import nearest_by_individual
 from catalog.modelcard import ModelCard, read_card
-from catalog.offline.labels import LabelledPhoto, read_sources
+from catalog.offline.labels import read_sources
 from catalog.offline.metrics import (
     QueryScores,
     ReidMetrics,
@@ -29,7 +28,7 @@ from catalog.offline.metrics import (
 from catalog.offline.training_set import MIN_MATCH_PROBABILITY, TrainingSet, training_set
 from catalog.store import Store
 from catalog.train.data import Augmenter, PhotoCache, PKSampler, negative_pair_batches, plain_tensors
-from catalog.train.export import export_onnx, weights_version
+from catalog.train.export import TrainedOn, export_onnx, trained_card
 from catalog.train.loop import (
     calibrate_probability,
     card_metrics,
@@ -37,11 +36,11 @@ from catalog.train.loop import (
     pick_device,
     seed_everything,
     trunk_and_head_groups,
-    warmup_fraction,
 )
 from catalog.train.losses import batch_hard_triplet_loss, threshold_pair_loss
 from catalog.train.nets import BACKBONES, build_backbone
 from catalog.train.onnx_weights import freeze_batchnorm, load_exported_weights
+from catalog.train.steps import Optimisation, training_progress
 from catalog.vocabulary import Sides
 
 # Different-individual pairs below the current threshold needed to carry its false-match rate to
@@ -284,11 +283,6 @@ def _carry_fusion(config: CatalogueTrainConfig, card: ModelCard, new_version: st
     return True
 
 
-def _optimizer(model: nn.Module, config: CatalogueTrainConfig) -> torch.optim.Optimizer:
-    groups = trunk_and_head_groups(model, config.learning_rate, config.trunk_lr_scale)
-    return torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=5e-4)
-
-
 def train_from_catalogue(
     config: CatalogueTrainConfig, console: Console | None = None
 ) -> CatalogueTrainResult:
@@ -330,10 +324,7 @@ def train_from_catalogue(
     train_cache, groups, keys = fine_tuning.cache, fine_tuning.groups, fine_tuning.keys
     validation_cache = PhotoCache([examples.photos[i] for i in validation], spec, console)
 
-    # Cards from before pooling was a choice have none: they average.
-    model = build_backbone(
-        backbone, card.embedding.dim, spec.channels, str(card.trained_on.get("pooling", "avg"))
-    )
+    model = build_backbone(backbone, card.embedding.dim, spec.channels, _pooling(card))
     load_exported_weights(model, config.model_path, card, backbone)
     if config.freeze_blocks > 0 and hasattr(model, "frozen_prefix"):
         for parameter in model.frozen_prefix(config.freeze_blocks).parameters():  # type: ignore[operator]
@@ -374,7 +365,6 @@ def train_from_catalogue(
     }
     calibration = calibrate_probability(new_vectors[len(catalogue_rows) :], validation_keys)
     extra["calibration"] = calibration.to_card()
-    version = weights_version(model)
     gain = map_gain(current_queries, new_queries, [p.individual for p in validation_cache.photos])
     validated = {
         "individuals": len(held_out),
@@ -382,18 +372,24 @@ def train_from_catalogue(
         "new": card_metrics(new),
         "map_gain_interval_95": [round(gain[1], 4), round(gain[2], 4)],
     }
-    new_card = ModelCard(
-        input=spec,
+    new_card = trained_card(
+        model,
+        spec=spec,
         embedding=card.embedding,
-        threshold=round(threshold, 4),
         sides=card.sides,
-        model_version=version,
-        trained_on=_trained_on(
-            config, card, backbone, examples, photos=train_cache.photos, validation=validated
-        )
-        | {"possibly_one_animal": unsure_entry},
+        threshold=threshold,
+        learnt_from=TrainedOn(
+            config.catalogue.name,
+            train_cache.photos,
+            "catalogue",
+            backbone,
+            config.epochs,
+            config.seed,
+            _learnt_from_catalogue(config, card, examples, validated) | {"possibly_one_animal": unsure_entry},
+        ),
         extra=extra,
     )
+    version = new_card.model_version
     export_onnx(model, new_card, config.out_path)
     carried = _carry_fusion(config, card, version)
     return CatalogueTrainResult(
@@ -401,19 +397,13 @@ def train_from_catalogue(
     )
 
 
-def _trained_on(
-    config: CatalogueTrainConfig,
-    card: ModelCard,
-    backbone: str,
-    examples: TrainingSet,
-    *,
-    photos: list[LabelledPhoto],
-    validation: dict[str, Any],
+def _learnt_from_catalogue(
+    config: CatalogueTrainConfig, card: ModelCard, examples: TrainingSet, validation: dict[str, Any]
 ) -> dict[str, Any]:
-    """What the new card says it learnt from: the catalogue, its decisions, the model it started
-    from, and how it compared with that model on the held-out individuals."""
+    """What a card fine-tuned from a catalogue says beyond every trained card: the catalogue, its
+    decisions, the model it started from, and how it compared with that model on the held-out
+    individuals."""
     return {
-        "dataset": config.catalogue.name,
         "catalogue": config.catalogue.name,
         "date": date.today().isoformat(),
         "decisions": examples.decisions,
@@ -421,16 +411,17 @@ def _trained_on(
         "automatic_matches": examples.automatic_matches,
         "min_match_probability": config.min_match_probability,
         "negative_pairs": len(examples.negative_pairs),
-        "individuals": len({p.individual for p in photos}),
-        "images": len(photos),
         "replayed": [d.name for d in config.data_dirs],
-        "recipe": "catalogue",
-        "backbone": backbone,
         "started_from": {"model_version": card.model_version, "dataset": card.trained_on.get("dataset")},
-        "epochs": config.epochs,
-        "seed": config.seed,
+        # The network is the one it started from: the next fine-tuning rebuilds it by this.
+        "pooling": _pooling(card),
         "validation": validation,
     }
+
+
+def _pooling(card: ModelCard) -> str:
+    """How the card's network pools (cards from before pooling was a choice average)."""
+    return str(card.trained_on.get("pooling", "avg"))
 
 
 @dataclass(frozen=True)
@@ -480,27 +471,18 @@ def _fine_tune(
     pairs_per_batch = max(1, config.individuals_per_batch // 2)
     random_batches = max(len(sampler), MIN_BATCHES_PER_EPOCH)
     steps = config.epochs * (random_batches + -(-len(pairs) // pairs_per_batch))
-    optimizer = _optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=[group["lr"] for group in optimizer.param_groups],
+    device = next(model.parameters()).device
+    optimisation = Optimisation.adamw(
+        trunk_and_head_groups(model, config.learning_rate, config.trunk_lr_scale),
+        weight_decay=5e-4,
+        # Fewer than 4 and OneCycleLR's warm-up would end on its first step.
         total_steps=max(steps, 4),
-        # The same guard as the main loop's: a 10% warm-up ending on the first step divides by zero.
-        pct_start=warmup_fraction(max(steps, 4)),
-        anneal_strategy="cos",
+        device=device,
     )
     augment = Augmenter(spec, rng, horizontal_flip=sides == Sides.MERGED)
-    device = next(model.parameters()).device
     unsure_labels = torch.from_numpy(unsure).to(device)
-    columns = (
-        TextColumn("[bold]fine-tuning"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TimeRemainingColumn(),
-    )
     try:
-        with Progress(*columns, console=console) as progress:
+        with training_progress(console, "fine-tuning") as progress:
             task = progress.add_task("fine-tune", total=steps, loss=0.0)
             for _ in range(config.epochs):
                 model.train()
@@ -513,17 +495,15 @@ def _fine_tune(
                     batch = batches[int(number)]
                     images = torch.from_numpy(np.stack([augment(cache.images[i]) for i in batch])).to(device)
                     batch_labels = torch.tensor([labels[i] for i in batch], device=device)
-                    embeddings = model(images).float()
+                    with optimisation.autocast():
+                        # Distances and margins in float32: half precision blurs small margins.
+                        embeddings = model(images).float()
                     loss = batch_hard_triplet_loss(
                         embeddings, batch_labels, config.triplet_margin, unsure_labels
                     ) + threshold_pair_loss(
                         embeddings, batch_labels, threshold, config.threshold_margin, unsure_labels
                     )
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    scheduler.step()
-                    progress.update(task, advance=1, loss=float(loss.detach()))
+                    progress.update(task, advance=1, loss=optimisation.step(loss))
     except KeyboardInterrupt:
         raise FinprintError(f"training interrupted; nothing was written to {config.out_path}.") from None
     model.eval()

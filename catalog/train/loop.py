@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from catalog.calibration import Calibration, fit_isotonic
@@ -30,9 +29,10 @@ from catalog.offline.metrics import (
 )
 from catalog.synthetic import SYNTHETIC_MARKER
 from catalog.train.data import Augmenter, PhotoCache, PKSampler, plain_tensors
-from catalog.train.export import export_onnx, weights_version
+from catalog.train.export import TrainedOn, export_onnx, trained_card
 from catalog.train.losses import CosFaceHead, batch_hard_triplet_loss, contrastive_loss
 from catalog.train.nets import SeedSiamese, build_backbone
+from catalog.train.steps import Optimisation, training_progress
 from catalog.vocabulary import Sides
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -294,13 +294,6 @@ def pick_device(wanted: str) -> torch.device:
     return device
 
 
-def _mixed_precision(device: torch.device) -> torch.dtype | None:
-    """bfloat16 where the GPU has it (no loss scaling needed), float16 on older GPUs, none on CPU."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
 def _split_for_training(
     config: TrainConfig, console: Console
 ) -> tuple[list[LabelledPhoto], list[LabelledPhoto]]:
@@ -420,16 +413,12 @@ class _Recipe:
     config: TrainConfig
     model: nn.Module
     head: CosFaceHead | None
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
+    optimisation: Optimisation
     sampler: PKSampler
     rng: np.random.Generator
     augment: Augmenter
     labels: list[int]
     device: torch.device
-    # Mixed precision on a GPU (None on a CPU), and the loss scaler float16 needs.
-    amp_dtype: torch.dtype | None
-    scaler: torch.amp.GradScaler
     checkpoint: Path
     # The card's record of the ImageNet weights the trunk started from (empty: none).
     starting_weights: dict[str, str]
@@ -458,7 +447,7 @@ class _Recipe:
             if head is not None:
                 head = head.to(device)
                 groups.append({"params": list(head.parameters()), "lr": config.learning_rate})
-            optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
+            optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
         if config.init_weights is not None:
             _load_init_weights(model, config.init_weights)
         sampler = PKSampler(
@@ -468,14 +457,7 @@ class _Recipe:
             config.seed,
             groups=[source_of(p) for p in cache.photos],
         )
-        total_steps = config.epochs * len(sampler)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=[group["lr"] for group in optimizer.param_groups] if config.recipe != "seed" else 5e-4,
-            total_steps=total_steps,
-            pct_start=warmup_fraction(total_steps),
-            anneal_strategy="cos",
-        )
+        optimisation = Optimisation.of(optimizer, config.epochs * len(sampler), device)
         rng = np.random.default_rng(config.seed)
         # A mirrored flank is the other flank only when sides are merged.
         augment = Augmenter(
@@ -484,17 +466,14 @@ class _Recipe:
         checkpoint = (
             config.checkpoint_dir or config.out_path.parent / f"{config.out_path.stem}.checkpoints"
         ) / "last.pt"
-        amp_dtype = _mixed_precision(device)
-        # float16 needs loss scaling against underflowing gradients; bfloat16 and float32 do not.
-        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
         return cls(
-            config, model, head, optimizer, scheduler, sampler, rng, augment, labels, device, amp_dtype,
-            scaler, checkpoint, starting_weights,
+            config, model, head, optimisation, sampler, rng, augment, labels, device, checkpoint,
+            starting_weights,
         )  # fmt: skip
 
     def run_epoch(self, cache: PhotoCache, on_step: Callable[[float], None], epoch: int) -> float:
         """One pass of the sampler's batches (the `epoch`-th, from 0); returns its mean loss."""
-        config, device, amp_dtype, scaler = self.config, self.device, self.amp_dtype, self.scaler
+        config, device = self.config, self.device
         self.model.train()
         _freeze_statistics(self.model, config)
         if config.head_epochs:
@@ -512,14 +491,9 @@ class _Recipe:
             images = torch.from_numpy(np.stack([self.augment(cache.images[i]) for i in batch]))
             images = images.to(device, non_blocking=True)
             batch_labels = torch.tensor([self.labels[i] for i in batch], device=device)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            with self.optimisation.autocast():
                 loss = self._loss(images, batch_labels)
-            self.optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(self.optimizer)
-            scaler.update()
-            self.scheduler.step()
-            losses.append(float(loss.detach()))
+            losses.append(self.optimisation.step(loss))
             on_step(float(np.mean(losses)))
         return float(np.mean(losses))
 
@@ -540,8 +514,7 @@ class _Recipe:
         torch.save(
             {
                 "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
+                **self.optimisation.state(),
                 "epoch": epoch,
                 "history": history,
                 "rng": json.dumps(self.rng.bit_generator.state),
@@ -561,13 +534,11 @@ class _Recipe:
         # Loaded on the CPU: the RNG state must stay there; weights are copied to the model's device.
         state = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        # --epochs may have grown since the checkpoint: the schedule stretches to the new end.
+        self.optimisation.restore(state, self.config.epochs * len(self.sampler))
         self.rng.bit_generator.state = json.loads(state["rng"])
         self.sampler.rng.bit_generator.state = json.loads(state["sampler_rng"])
         torch.set_rng_state(state["torch_rng"])
-        # --epochs may have grown since the checkpoint: the schedule stretches to the new end.
-        self.scheduler.total_steps = self.config.epochs * len(self.sampler)
         self.epochs_done, self.history = int(state["epoch"]), list(state["history"])
 
 
@@ -612,15 +583,10 @@ def _train_epochs(recipe: _Recipe, cache: PhotoCache, validation: _Validation, c
     score and a checkpoint after each; their scores are appended to the recipe's history."""
     config, first_epoch, history = recipe.config, recipe.epochs_done, recipe.history
     steps_per_epoch = len(recipe.sampler)
-    columns = (
-        TextColumn("[bold]epoch {task.fields[epoch]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}  val rank-1 {task.fields[rank1]}"),
-        TimeRemainingColumn(),
-    )
     try:
-        with Progress(*columns, console=console, transient=False) as progress:
+        with training_progress(
+            console, "epoch {task.fields[epoch]}", "  val rank-1 {task.fields[rank1]}"
+        ) as progress:
             task = progress.add_task(
                 "train",
                 total=(config.epochs - first_epoch) * steps_per_epoch,
@@ -666,44 +632,43 @@ def _card(
     """The model card of a finished training: its input, threshold and what it learnt from."""
     validation, per_source = calibrated.validation, calibrated.per_source
     starting_weights = recipe.starting_weights
-    return ModelCard(
-        input=spec,
+    details: dict[str, Any] = {
+        **({"pretrained": starting_weights} if starting_weights else {}),
+        **_ingredients(config),
+        "false_match_rate": config.false_match_rate,
+        "synthetic_only": bool(config.data_dirs)
+        and config.metadata is None
+        and all((d / SYNTHETIC_MARKER).is_file() for d in config.data_dirs),
+        "validation": None
+        if validation is None
+        else {
+            **card_metrics(validation),
+            "best_balanced_accuracy": round(validation.best_balanced_accuracy, 4),
+            "best_balanced_threshold": round(validation.best_balanced_threshold, 4),
+            **({"per_set": {name: card_metrics(m) for name, m in per_source.items()}} if per_source else {}),
+        },
+    }
+    dataset = ", ".join(
+        [d.name for d in config.data_dirs] + ([config.metadata.name] if config.metadata else [])
+    )
+    return trained_card(
+        recipe.model,
+        spec=spec,
         embedding=EmbeddingSpec(
             dim=5 if config.recipe == "seed" else config.embedding_dim,
             l2_normalized=config.recipe != "seed",
         ),
-        threshold=round(calibrated.threshold, 4),
         sides=config.sides,
-        model_version=weights_version(recipe.model),
-        trained_on={
-            "dataset": ", ".join(
-                [d.name for d in config.data_dirs] + ([config.metadata.name] if config.metadata else [])
-            ),
-            "individuals": len({p.individual for p in photos}),
-            "images": len(photos),
-            "recipe": config.recipe,
-            "backbone": "seed-siamese" if config.recipe == "seed" else config.backbone,
-            **({"pretrained": starting_weights} if starting_weights else {}),
-            "epochs": config.epochs,
-            **_ingredients(config),
-            "seed": config.seed,
-            "false_match_rate": config.false_match_rate,
-            "synthetic_only": bool(config.data_dirs)
-            and config.metadata is None
-            and all((d / SYNTHETIC_MARKER).is_file() for d in config.data_dirs),
-            "validation": None
-            if validation is None
-            else {
-                **card_metrics(validation),
-                "best_balanced_accuracy": round(validation.best_balanced_accuracy, 4),
-                "best_balanced_threshold": round(validation.best_balanced_threshold, 4),
-                **(
-                    {"per_set": {name: card_metrics(m) for name, m in per_source.items()}}
-                    if per_source
-                    else {}
-                ),
-            },
-        },
+        threshold=calibrated.threshold,
+        learnt_from=TrainedOn(
+            dataset,
+            photos,
+            config.recipe,
+            "seed-siamese" if config.recipe == "seed" else config.backbone,
+            config.epochs,
+            config.seed,
+            details,
+        ),
         extra=calibrated.extra,
     )
 
@@ -747,12 +712,6 @@ def card_metrics(metrics: ReidMetrics) -> dict[str, float]:
         "rank1": round(metrics.rank1, 4),
         "mAP": round(metrics.mean_average_precision, 4),
     }
-
-
-def warmup_fraction(total_steps: int) -> float:
-    """10% warm-up, but at least two steps: OneCycleLR divides by zero when the warm-up ends on
-    its first step (exactly 10 steps in all at 10%: a small set split in two folds hit it)."""
-    return max(0.1, 2.0 / total_steps) if total_steps >= 4 else 0.1
 
 
 def _interval_text(interval: tuple[float, float] | None) -> str:

@@ -99,3 +99,23 @@ def test_an_unknown_loss_or_gem_on_a_net_without_a_head_is_refused_before_traini
     with pytest.raises(FinprintError, match="--pooling gem needs"):
         train(_tiny(labelled_set, tmp_path / "m.onnx", backbone="small", pooling="gem"))
     assert not (tmp_path / "m.checkpoints").exists()
+
+
+def test_a_model_fine_tuned_from_a_catalogue_keeps_the_pooling_it_was_built_with(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from catalog.modelcard import EmbeddingSpec, ModelCard
+    from catalog.train.from_catalogue import CatalogueTrainConfig, _learnt_from_catalogue
+    from catalog.vocabulary import Sides
+
+    config = CatalogueTrainConfig(tmp_path / "c.duckdb", tmp_path / "m.onnx", tmp_path / "new.onnx")
+    examples: Any = SimpleNamespace(decisions={}, decisions_undone=0, automatic_matches=0, negative_pairs=[])
+    spec = InputSpec(32, 64, 3, (0.0,) * 3, (1.0,) * 3)
+
+    def card(trained_on: dict[str, Any]) -> ModelCard:
+        return ModelCard(spec, EmbeddingSpec(16), 0.5, Sides.SPLIT, "abc", trained_on)
+
+    # A card from before pooling was a choice averages; a GeM card's fine-tuned successor says gem,
+    # so that fine-tuning it again rebuilds the same network.
+    assert _learnt_from_catalogue(config, card({"dataset": "x"}), examples, {})["pooling"] == "avg"
+    assert _learnt_from_catalogue(config, card({"pooling": "gem"}), examples, {})["pooling"] == "gem"

@@ -224,7 +224,7 @@ def test_asking_for_cuda_without_a_gpu_is_a_clear_error(labelled_set: Path, tmp_
 
 
 def test_the_learning_rate_schedule_runs_for_any_number_of_steps() -> None:
-    from catalog.train.loop import warmup_fraction
+    from catalog.train.steps import warmup_fraction
 
     for total_steps in range(1, 120):
         optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
