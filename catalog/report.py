@@ -11,6 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from catalog.night.outcome import ReindexResult
 from catalog.store import QueryResult
 from catalog.vocabulary import CAUTION_WORDS, Caution, DecisionAction
 
@@ -239,4 +240,34 @@ def fit_figures_table(fitted_on: dict[str, Any], keypoint_reach: float | None) -
             f"{row['different_accepted_by_embedding']} / {row['different_accepted_fused_without_reach']} / "
             f"{row['different_accepted_fused']} of {row['different_pairs']}",
         )
+    return table
+
+
+def reindex_summary(result: ReindexResult) -> str:
+    """What a reindex did: photos re-embedded and described, embeddings dropped, photos left out."""
+    described = (
+        f" Described {result.photos_described} photo(s) that lacked {result.detector} keypoints."
+        if result.photos_described
+        else ""
+    )
+    example = result.errors[0].path if result.errors else "a photo whose file is gone"
+    left_out = (
+        f" {result.photos_left_out} photo(s) could not be read and are left out of identification"
+        f" (e.g. {example})."
+        if result.photos_left_out
+        else ""
+    )
+    return (
+        f"Re-embedded {result.photos_embedded} photo(s) with model {result.model_version}; "
+        f"dropped {result.embeddings_dropped} embedding(s) of the old model.{described}{left_out}"
+    )
+
+
+def named_queries_table(named: dict[str, tuple[str, list[str]]]) -> Table:
+    """The named queries (sql/queries/*.sql) with what each answers and its parameters."""
+    table = Table(title="Named queries: finprint query NAME --param key=value")
+    for column in ("name", "answers", "parameters"):
+        table.add_column(column, overflow="fold")
+    for name, (description, parameters) in named.items():
+        table.add_row(name, description, ", ".join(parameters) or "-")
     return table

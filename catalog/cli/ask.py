@@ -118,16 +118,10 @@ def individuals(
 @app.command(rich_help_panel=PANEL_ASK)
 def queries() -> None:
     """List the named queries (sql/queries/*.sql) with what they answer and their parameters."""
-    from rich.table import Table
-
+    from catalog import report
     from catalog.store import Store
 
-    table = Table(title="Named queries: finprint query NAME --param key=value")
-    for column in ("name", "answers", "parameters"):
-        table.add_column(column, overflow="fold")
-    for name, (description, parameters) in Store.named_queries().items():
-        table.add_row(name, description, ", ".join(parameters) or "-")
-    console.print(table)
+    console.print(report.named_queries_table(Store.named_queries()))
 
 
 @app.command(rich_help_panel=PANEL_ASK)

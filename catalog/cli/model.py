@@ -155,36 +155,7 @@ def evaluate(
     if as_json:
         sys.stdout.write(json.dumps(asdict(result), indent=2, default=str) + "\n")
         return
-    console.print(
-        tables.reid_table(
-            result.metrics, f"Model {result.model_version} on {data or metadata} ({result.photos} photos)"
-        )
-    )
-    if result.reranked is not None:
-        console.print(
-            tables.reid_table(
-                result.reranked, "The same photos ranked by re-ranked distances", seed_table=False
-            )
-        )
-    if result.verifications:
-        console.print(tables.verification_table(result.verifications))
-    if result.open_set is not None:
-        scores = result.open_set
-        console.print(
-            f"Open set at the card's threshold {result.card_threshold}: "
-            f"BAKS {scores.known_balanced_accuracy:.3f} ({scores.known_queries} photos of known fish), "
-            f"BAUS {scores.unknown_balanced_accuracy:.3f} ({scores.unknown_queries} photos of new fish)."
-        )
-    if result.probability_at_threshold is not None:
-        console.print(
-            f"At the card's threshold {result.card_threshold}: P(same fish) "
-            f"{result.probability_at_threshold:.3f} (calibrated on the model's validation pairs, "
-            "half same-fish, half different)."
-        )
-    if result.unreadable:
-        console.print(
-            f"[yellow]{len(result.unreadable)} unreadable photo(s) skipped, e.g. {result.unreadable[0]}"
-        )
+    console.print(tables.evaluation_report(result, str(data or metadata)))
 
 
 @app.command(rich_help_panel=PANEL_MODEL)
@@ -383,14 +354,9 @@ def train(
         trunk_lr_scale=trunk_lr_scale,
     )
     result = run_training(config, console)
-    console.print(
-        f"Wrote {out} (model {result.card.model_version}, threshold {result.card.threshold}, "
-        f"ONNX parity {result.parity_difference:.1e}, {result.seconds:.0f} s)"
-    )
-    if result.validation is not None:
-        from catalog.offline import tables
+    from catalog.offline import tables
 
-        console.print(tables.reid_table(result.validation, "Validation individuals (never seen in training)"))
+    console.print(tables.training_summary(result, out))
 
 
 def _train_from_catalogue(
@@ -402,6 +368,7 @@ def _train_from_catalogue(
     seed: int,
     device: str,
 ) -> None:
+    from catalog.offline import tables
     from catalog.train.from_catalogue import CatalogueTrainConfig, train_from_catalogue
 
     if not catalogue.is_file():
@@ -417,30 +384,11 @@ def _train_from_catalogue(
         device=device,
     )
     result = train_from_catalogue(config, console)
-    current, new = result.current, result.new
-    gain, low, high = result.gain
-    console.print(
-        f"On {result.validation_individuals} catalogue individuals held out of training: mAP "
-        f"{current.mean_average_precision:.3f} -> {new.mean_average_precision:.3f} (gain {gain:+.3f}, "
-        f"95% interval {low:+.3f} to {high:+.3f} over those individuals), rank-1 "
-        f"{current.rank1:.3f} -> {new.rank1:.3f} (model {config.model_path.name} -> {out.name})."
-    )
-    console.print(
-        f"Wrote {out} (model {result.card.model_version}, threshold {result.card.threshold}, "
-        f"{result.seconds:.0f} s); keypoint verification "
-        + ("carried over." if result.fusion_carried else "needs `finprint fit-verification` for it.")
-    )
+    console.print(tables.fine_tuning_summary(result, config), markup=False, highlight=False)
     if not result.better:
-        within_chance = (
-            f" (its gain is within chance on {result.validation_individuals} individuals)" if gain > 0 else ""
-        )
-        error_console.print(
-            f"The new model is not better than {config.model_path.name} on the held-out individuals"
-            f"{within_chance}: keep using the current one (more confirmed re-sightings let it be "
-            "judged on more individuals; more epochs may help)."
-        )
+        error_console.print(tables.fine_tuning_verdict(result, config), markup=False, highlight=False)
         raise typer.Exit(EXIT_NOT_BETTER)
-    console.print(f"Use it: finprint reindex --db {catalogue} --model {out}, then index as usual.")
+    console.print(tables.fine_tuning_verdict(result, config), markup=False, highlight=False)
 
 
 def _parse_input_size(text: str | None) -> tuple[int | None, int | None]:
@@ -509,19 +457,11 @@ def fit_verification_command(
         training_seed=held_out_of_seed,
         detector=detectors.named(settings.detector),
     )
-    fitted = result.fusion.fitted_on
-    console.print(
-        f"Wrote {result.path} from {result.photos} photos of {result.individuals} identities: "
-        f"P(same) threshold {result.fusion.threshold_probability:.3f}; on the fitting pairs the "
-        f"embedding alone accepts {fitted['same_pairs_accepted_by_embedding']} of {fitted['same_pairs']} "
-        f"same-fish and {fitted['different_pairs_accepted_by_embedding']} different-fish pairs, fused "
-        f"{fitted['same_pairs_accepted_fused']} and {fitted['different_pairs_accepted_fused']}.",
-        markup=False,
-        highlight=False,
-    )
     from catalog import report
+    from catalog.offline import tables
 
-    console.print(report.fit_figures_table(fitted, result.fusion.keypoint_reach))
+    console.print(tables.fit_summary(result), markup=False, highlight=False)
+    console.print(report.fit_figures_table(result.fusion.fitted_on, result.fusion.keypoint_reach))
 
 
 class SynthKind(StrEnum):

@@ -230,6 +230,7 @@ def reindex(
     Individuals, sightings and decisions are kept; only the embeddings change. A killed reindex
     resumes where it stopped when run again; `finprint index` waits until it has finished.
     """
+    from catalog import report
     from catalog.night import reindex as run_reindex
 
     settings = cli_settings(db_path=db, model_path=model, batch_size=batch_size, detector=detector)
@@ -238,18 +239,4 @@ def reindex(
         result = run_reindex(
             settings, lambda done, total: progress.update(task, completed=done, total=total), skip_unreadable
         )
-    console.print(
-        f"Re-embedded {result.photos_embedded} photo(s) with model {result.model_version}; "
-        f"dropped {result.embeddings_dropped} embedding(s) of the old model."
-        + (
-            f" Described {result.photos_described} photo(s) that lacked {result.detector} keypoints."
-            if result.photos_described
-            else ""
-        )
-        + (
-            f" {result.photos_left_out} photo(s) could not be read and are left out of identification"
-            f" (e.g. {result.errors[0].path if result.errors else 'a photo whose file is gone'})."
-            if result.photos_left_out
-            else ""
-        )
-    )
+    console.print(report.reindex_summary(result), markup=False, highlight=False)

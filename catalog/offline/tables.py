@@ -1,4 +1,5 @@
-"""Rich tables of scores: a catalogue against the truth, re-identification, verification side by side."""
+"""What scoring and training say: tables of scores (a catalogue against the truth, re-identification,
+verification side by side) and the summaries of evaluate, train and fit-verification."""
 
 from __future__ import annotations
 
@@ -10,8 +11,13 @@ from rich.table import Table
 from catalog.offline.metrics import ClusteringScores, ReidMetrics
 
 if TYPE_CHECKING:
-    from catalog.offline.evaluate import VerificationResult
+    from pathlib import Path
+
+    from catalog.offline.evaluate import Evaluation, VerificationResult
     from catalog.offline.shortlist import MethodScores
+    from catalog.offline.verify_fit import FitResult
+    from catalog.train.from_catalogue import CatalogueTrainConfig, CatalogueTrainResult
+    from catalog.train.loop import TrainResult
 
 
 def clustering_table(scores: ClusteringScores, title: str) -> Table:
@@ -106,3 +112,90 @@ def verification_table(results: list[VerificationResult]) -> RenderableType:
             "(finprint fit-verification --detector NAME)."
         )
     return table
+
+
+def evaluation_report(result: Evaluation, source: str) -> RenderableType:
+    """What `finprint evaluate` says of one model on one labelled set, tables and sentences."""
+    parts: list[RenderableType] = [
+        reid_table(result.metrics, f"Model {result.model_version} on {source} ({result.photos} photos)")
+    ]
+    if result.reranked is not None:
+        parts.append(
+            reid_table(result.reranked, "The same photos ranked by re-ranked distances", seed_table=False)
+        )
+    if result.verifications:
+        parts.append(verification_table(result.verifications))
+    if result.open_set is not None:
+        scores = result.open_set
+        parts.append(
+            f"Open set at the card's threshold {result.card_threshold}: "
+            f"BAKS {scores.known_balanced_accuracy:.3f} ({scores.known_queries} photos of known fish), "
+            f"BAUS {scores.unknown_balanced_accuracy:.3f} ({scores.unknown_queries} photos of new fish)."
+        )
+    if result.probability_at_threshold is not None:
+        parts.append(
+            f"At the card's threshold {result.card_threshold}: P(same fish) "
+            f"{result.probability_at_threshold:.3f} (calibrated on the model's validation pairs, "
+            "half same-fish, half different)."
+        )
+    if result.unreadable:
+        parts.append(
+            f"[yellow]{len(result.unreadable)} unreadable photo(s) skipped, e.g. {result.unreadable[0]}"
+        )
+    return Group(*parts)
+
+
+def training_summary(result: TrainResult, out: Path) -> RenderableType:
+    """What `finprint train` says of the model it wrote."""
+    wrote = (
+        f"Wrote {out} (model {result.card.model_version}, threshold {result.card.threshold}, "
+        f"ONNX parity {result.parity_difference:.1e}, {result.seconds:.0f} s)"
+    )
+    if result.validation is None:
+        return wrote
+    return Group(wrote, reid_table(result.validation, "Validation individuals (never seen in training)"))
+
+
+def fine_tuning_summary(result: CatalogueTrainResult, config: CatalogueTrainConfig) -> str:
+    """How the model fine-tuned from a catalogue compares with the one it started from."""
+    current, new = result.current, result.new
+    gain, low, high = result.gain
+    carried = "carried over." if result.fusion_carried else "needs `finprint fit-verification` for it."
+    return (
+        f"On {result.validation_individuals} catalogue individuals held out of training: mAP "
+        f"{current.mean_average_precision:.3f} -> {new.mean_average_precision:.3f} (gain {gain:+.3f}, "
+        f"95% interval {low:+.3f} to {high:+.3f} over those individuals), rank-1 "
+        f"{current.rank1:.3f} -> {new.rank1:.3f} "
+        f"(model {config.model_path.name} -> {config.out_path.name}).\n"
+        f"Wrote {config.out_path} (model {result.card.model_version}, threshold {result.card.threshold}, "
+        f"{result.seconds:.0f} s); keypoint verification {carried}"
+    )
+
+
+def fine_tuning_verdict(result: CatalogueTrainResult, config: CatalogueTrainConfig) -> str:
+    """What to do with the fine-tuned model: reindex with it, or keep the current one and why."""
+    if result.better:
+        reindex = f"finprint reindex --db {config.catalogue} --model {config.out_path}"
+        return f"Use it: {reindex}, then index as usual."
+    within_chance = (
+        f" (its gain is within chance on {result.validation_individuals} individuals)"
+        if result.gain[0] > 0
+        else ""
+    )
+    return (
+        f"The new model is not better than {config.model_path.name} on the held-out individuals"
+        f"{within_chance}: keep using the current one (more confirmed re-sightings let it be "
+        "judged on more individuals; more epochs may help)."
+    )
+
+
+def fit_summary(result: FitResult) -> str:
+    """What `finprint fit-verification` wrote, and what it does on the pairs it was fitted on."""
+    fitted = result.fusion.fitted_on
+    return (
+        f"Wrote {result.path} from {result.photos} photos of {result.individuals} identities: "
+        f"P(same) threshold {result.fusion.threshold_probability:.3f}; on the fitting pairs the "
+        f"embedding alone accepts {fitted['same_pairs_accepted_by_embedding']} of {fitted['same_pairs']} "
+        f"same-fish and {fitted['different_pairs_accepted_by_embedding']} different-fish pairs, fused "
+        f"{fitted['same_pairs_accepted_fused']} and {fitted['different_pairs_accepted_fused']}."
+    )
