@@ -38,7 +38,7 @@ from typing import Protocol
 import numpy as np
 
 from catalog.store import Store, TonightPhoto
-from catalog.vocabulary import SightingStatus
+from catalog.vocabulary import Partition, SightingStatus
 
 # Distances are computed this many rows at a time, so a 20,000-photo night needs no 1.6 GB matrix.
 _ROWS_PER_BLOCK = 512
@@ -53,14 +53,14 @@ class NearestKnown(Protocol):
     leaving out `tonight` (the night's own entries): what the night's identification knows."""
 
     def __call__(
-        self, partition: str, vectors: np.ndarray, tonight: set[str], /
+        self, partition: Partition, vectors: np.ndarray, tonight: set[str], /
     ) -> list[dict[str, float]]: ...
 
 
 class PartitionOf(Protocol):
     """The partition a photo of tonight is compared within (identify.partition_key)."""
 
-    def __call__(self, photo: TonightPhoto, /) -> str: ...
+    def __call__(self, photo: TonightPhoto, /) -> Partition: ...
 
 
 @dataclass(frozen=True)
@@ -227,8 +227,8 @@ def group_tonight(
     if len(photos) < 2:
         return []
     tonight_individuals = set(store.individuals_since_last_finished_run())
-    by_place: dict[tuple[str, str, str], list[TonightPhoto]] = {}
-    tonight_in: dict[str, set[str]] = {}
+    by_place: dict[tuple[Partition, str, str], list[TonightPhoto]] = {}
+    tonight_in: dict[Partition, set[str]] = {}
     for photo in photos:
         partition = partition_of(photo)
         by_place.setdefault((partition, str(photo.survey_date), str(photo.site)), []).append(photo)

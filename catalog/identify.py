@@ -24,7 +24,7 @@ from catalog.verify import (
     PairMatch,
     distinctive_masks,
 )
-from catalog.vocabulary import Caution
+from catalog.vocabulary import Caution, Partition, SightingStatus
 
 # HNSW parameters, measured with `just bench scale --sizes 10000,100000,1000000` (dim 128, a night
 # of 10,000 photos, half re-sightings): M=16 and ef_construction=200. On embeddings shaped like the
@@ -61,7 +61,7 @@ class Assignment:
     """The decision for one photo."""
 
     individual_id: str | None  # None: a new individual
-    status: str  # new | matched | review
+    status: SightingStatus  # new, matched or review: a person confirms
     distance: float | None
     matched_photo_id: str | None
     second_individual_id: str | None = None
@@ -94,9 +94,9 @@ class Verification:
     detector: Detector = SIFT
 
 
-def partition_key(side: str | None, crop: str | None, sides_split: bool) -> str:
-    """Photos are only compared within a partition: same crop, and same flank when sides are split."""
-    return f"{(side or '*') if sides_split else '*'}/{crop or '*'}"
+def partition_key(side: str | None, crop: str | None, sides_split: bool) -> Partition:
+    """The partition of a photo: same crop, and same flank when sides are split."""
+    return Partition(f"{(side or '*') if sides_split else '*'}/{crop or '*'}")
 
 
 def _room_for(photos: int) -> int:
@@ -185,15 +185,15 @@ def _verdict(
     photos (the chaining guard: A~B and B~C with A far from C)."""
     if first <= accept_above:
         # A new individual; the nearest photo is kept so a reviewer sees which fish it nearly matched.
-        status = "review" if first > accept_above - band else "new"
+        status = SightingStatus.REVIEW if first > accept_above - band else SightingStatus.NEW
         return replace(
             proposal, individual_id=None, status=status, second_individual_id=None, second_distance=None
         )
     if second is not None and second > accept_above:
         # Close to two individuals: a possible merge for a person to decide, never made here.
-        return replace(proposal, status="review")
+        return replace(proposal, status=SightingStatus.REVIEW)
     chained = linkage <= accept_above
-    status = "review" if chained or first <= accept_above + band else "matched"
+    status = SightingStatus.REVIEW if chained or first <= accept_above + band else SightingStatus.MATCHED
     return replace(proposal, status=status, second_individual_id=None, second_distance=None)
 
 
@@ -239,7 +239,7 @@ class Identifier:
         self.distance_threshold = distance_threshold
         self.review_band_fraction = review_band_fraction
         self.neighbours_k = neighbours_k
-        self._graphs: dict[str, _Graph] = {}
+        self._graphs: dict[Partition, _Graph] = {}
         self._tonight: set[str] = set()
 
     def __len__(self) -> int:
@@ -250,7 +250,7 @@ class Identifier:
         self._tonight.add(individual_id)
 
     def add(
-        self, partition: str, photo_ids: list[str], individual_ids: list[str], vectors: np.ndarray
+        self, partition: Partition, photo_ids: list[str], individual_ids: list[str], vectors: np.ndarray
     ) -> None:
         """Put catalogued photos into their partition's graph."""
         if not photo_ids:
@@ -294,9 +294,9 @@ class Identifier:
         self,
         directory: Path,
         model_version: str,
-        owners: dict[str, dict[str, str]],
+        owners: dict[Partition, dict[str, str]],
         discarded: list[str] | None = None,
-    ) -> dict[str, list[str]]:
+    ) -> dict[Partition, list[str]]:
         """Load saved graphs whose photos are all still catalogued (`owners`: partition -> photo ->
         individual, from DuckDB, the source of truth); returns, per partition, the catalogued
         photos the graph lacks and the caller must add. A partition that cannot be trusted (its
@@ -352,7 +352,7 @@ class Identifier:
         shortlist = self._shortlist_k(verifying)
         return shortlist * (1 + _REFERENCE_WINDOW) if verifying and self.verification else shortlist
 
-    def prefetch(self, partition: str, vectors: np.ndarray) -> list[Prefetched | None]:
+    def prefetch(self, partition: Partition, vectors: np.ndarray) -> list[Prefetched | None]:
         """Query the graph for a whole batch at once (hnswlib spreads it over the cores); photos the
         batch adds afterwards are searched exactly by `assign`, so each decision sees the same
         catalogue as if every photo had been queried one after the other."""
@@ -365,7 +365,7 @@ class Identifier:
         return [Prefetched(labels[i], squared[i], graph.tail_start) for i in range(len(vectors))]
 
     def nearest_individuals(
-        self, partition: str, vectors: np.ndarray, leave_out: set[str]
+        self, partition: Partition, vectors: np.ndarray, leave_out: set[str]
     ) -> list[dict[str, float]]:
         """For each vector, each individual among its nearest catalogued photos with the distance
         to its nearest photo; photos in `leave_out` (the night's own in this partition) not
@@ -405,7 +405,7 @@ class Identifier:
 
     def assign(
         self,
-        partition: str,
+        partition: Partition,
         vector: np.ndarray,
         features: LocalFeatures | None = None,
         prefetched: Prefetched | None = None,
@@ -416,7 +416,7 @@ class Identifier:
         distances in one fused score, and the decision is taken on that score instead."""
         graph = self._graphs.get(partition)
         if graph is None or not graph.photo_ids:
-            return Assignment(None, "new", None, None)
+            return Assignment(None, SightingStatus.NEW, None, None)
         verification = self.verification if features is not None else None
         k = min(self._wanted_k(verification is not None), len(graph.photo_ids))
         labels, squared = self._nearest(graph, vector, k, prefetched)
@@ -451,7 +451,7 @@ class Identifier:
         second_id, second_distance = (ranked[1][0], ranked[1][1][0]) if len(ranked) > 1 else (None, None)
         threshold = self.distance_threshold
         proposal = Assignment(
-            first_id, "matched", nearest[first_id], first_photo, second_id, second_distance,
+            first_id, SightingStatus.MATCHED, nearest[first_id], first_photo, second_id, second_distance,
             decision_distance=first_distance,
         )  # fmt: skip
         # Distances enter the verdict negated: it reads scores where higher is more alike.
@@ -566,7 +566,7 @@ class Identifier:
         to_photo = {photo_id: distance for _, photo_id, distance in neighbours}
         proposal = Assignment(
             first_id,
-            "matched",
+            SightingStatus.MATCHED,
             to_photo[first_photo],
             first_photo,
             second_id,
@@ -588,7 +588,9 @@ class Identifier:
             band=fusion.review_margin(self.distance_threshold, self.review_band_fraction),
         )
         # One photograph seen twice is never decided alone, either way: a person says what it is.
-        return replace(verdict, status="review") if caution == Caution.ONE_PHOTOGRAPH else verdict
+        return (
+            replace(verdict, status=SightingStatus.REVIEW) if caution == Caution.ONE_PHOTOGRAPH else verdict
+        )
 
     def _score_limits(self, fusion: Fusion, best: dict[str, tuple[float, str]]) -> dict[str, float]:
         """The highest fused score each candidate individual may reach: the decision point itself

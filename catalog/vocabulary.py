@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import NewType
 
 # Who the night's own decisions (grouping, encounter links) are recorded as made by.
 FINPRINT = "finprint"
@@ -60,6 +61,11 @@ class Split(StrEnum):
     DISJOINT = "disjoint"
     OPEN = "open"
     TIME = "time"
+
+
+# The photos a photo is compared with: "flank/crop", "*" for what is not told apart
+# (identify.partition_key); each has its own HNSW graph.
+Partition = NewType("Partition", str)
 
 
 class Recipe(StrEnum):

@@ -29,7 +29,7 @@ from catalog.store import (
     TonightPhoto,
     individual_label,
 )
-from catalog.vocabulary import KeypointDetector, Sides
+from catalog.vocabulary import KeypointDetector, Partition, Sides
 
 # Catalogued photos whose keypoints identification keeps in memory (about 400 MB at most).
 _FEATURES_KEPT = 2_000
@@ -68,7 +68,7 @@ class RunIdentification:
         )
         # DuckDB is the source of truth for who each photo is; the saved graphs only spare
         # re-reading every vector each night, and are extended or rebuilt when they lag behind.
-        owners: dict[str, dict[str, str]] = {}
+        owners: dict[Partition, dict[str, str]] = {}
         for photo in store.catalogued_photos(card.model_version):
             key = partition_key(photo.side, photo.crop, self.sides_split)
             owners.setdefault(key, {})[photo.photo_id] = photo.individual_id
@@ -95,7 +95,7 @@ class RunIdentification:
         for encounter, side, crop, individual_id in store.encounters_since_last_finished_run():
             self.encounters.setdefault(encounter, {}).setdefault((side, crop), set()).add(individual_id)
 
-    def partition_of(self, photo: TonightPhoto) -> str:
+    def partition_of(self, photo: TonightPhoto) -> Partition:
         """The partition a photo of tonight is compared within (for the night's groups)."""
         return partition_key(photo.side, photo.crop, self.sides_split)
 
@@ -144,7 +144,7 @@ class RunIdentification:
         item: DecodedPhoto,
         vector: np.ndarray,
         fields: PathFields,
-        key: str,
+        key: Partition,
         prefetched: Prefetched | None,
         *,
         batch: Batch,
@@ -187,7 +187,7 @@ class RunIdentification:
         item: DecodedPhoto,
         vector: np.ndarray,
         fields: PathFields,
-        key: str,
+        key: Partition,
         *,
         batch: Batch,
         result: RunResult,

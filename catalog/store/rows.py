@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from catalog.vocabulary import SightingStatus
+
 
 @dataclass(frozen=True)
 class PhotoRow:
@@ -38,7 +40,7 @@ class SightingRow:
 
     photo_id: str
     individual_id: str
-    status: str
+    status: SightingStatus
     distance: float | None
     matched_photo_id: str | None
     second_individual_id: str | None
