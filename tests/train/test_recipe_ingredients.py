@@ -15,9 +15,10 @@ from PIL import Image  # noqa: E402
 from catalog.errors import FinprintError  # noqa: E402
 from catalog.modelcard import InputSpec, read_card  # noqa: E402
 from catalog.train.data import Augmenter  # noqa: E402
-from catalog.train.loop import TrainConfig, train  # noqa: E402
+from catalog.train.loop import train  # noqa: E402
 from catalog.train.losses import CosFaceHead  # noqa: E402
 from catalog.train.nets import GeneralisedMeanPool, build_backbone  # noqa: E402
+from tests.train.configs import tiny  # noqa: E402
 
 
 def test_gem_at_power_one_is_the_average_and_above_it_leans_to_the_brightest() -> None:
@@ -56,18 +57,6 @@ def test_random_erasing_covers_a_rectangle_and_costs_nothing_when_off() -> None:
     assert box.mean() > 0.5
 
 
-def _tiny(data: Path, out: Path, **overrides: Any) -> TrainConfig:
-    settings: dict[str, Any] = {
-        "input_height": 32,
-        "input_width": 64,
-        "embedding_dim": 16,
-        "individuals_per_batch": 4,
-        "photos_per_individual": 3,
-        "epochs": 1,
-    }
-    return TrainConfig(data_dirs=(data,), out_path=out, **{**settings, **overrides})
-
-
 def test_a_gem_model_with_the_identity_loss_exports_records_its_recipe_and_reads_back(
     labelled_set: Path, tmp_path: Path
 ) -> None:
@@ -75,8 +64,10 @@ def test_a_gem_model_with_the_identity_loss_exports_records_its_recipe_and_reads
     from catalog.train.onnx_weights import load_exported_weights
 
     out = tmp_path / "m.onnx"
-    config = _tiny(labelled_set, out, backbone="mobilenetv2", pretrained=False, pooling="gem",
-                   loss="softmax+triplet", random_erasing=0.5)  # fmt: skip
+    config = tiny(
+        labelled_set, out, epochs=1, backbone="mobilenetv2", pretrained=False, pooling="gem",
+        loss="softmax+triplet", random_erasing=0.5,
+    )  # fmt: skip
     result = train(config)
     assert result.parity_difference < 1e-4
     trained_on = read_card(out).trained_on
@@ -95,9 +86,9 @@ def test_an_unknown_loss_or_gem_on_a_net_without_a_head_is_refused_before_traini
     labelled_set: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(FinprintError, match="unknown loss"):
-        train(_tiny(labelled_set, tmp_path / "m.onnx", loss="arcface"))
+        train(tiny(labelled_set, tmp_path / "m.onnx", loss="arcface"))
     with pytest.raises(FinprintError, match="--pooling gem needs"):
-        train(_tiny(labelled_set, tmp_path / "m.onnx", backbone="small", pooling="gem"))
+        train(tiny(labelled_set, tmp_path / "m.onnx", backbone="small", pooling="gem"))
     assert not (tmp_path / "m.checkpoints").exists()
 
 

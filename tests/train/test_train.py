@@ -18,19 +18,7 @@ from catalog.train.data import negative_pair_batches  # noqa: E402
 from catalog.train.loop import TrainConfig, train  # noqa: E402
 from catalog.train.losses import batch_hard_triplet_loss, contrastive_loss, threshold_pair_loss  # noqa: E402
 from catalog.vocabulary import Sides  # noqa: E402
-
-
-def _tiny(data: Path, out: Path, **overrides: Any) -> TrainConfig:
-    """A network small enough to train in seconds on the tiny labelled set."""
-    defaults: dict[str, Any] = {
-        "input_height": 32,
-        "input_width": 64,
-        "embedding_dim": 16,
-        "individuals_per_batch": 4,
-        "photos_per_individual": 3,
-        "validation_fraction": 0.34,
-    }
-    return TrainConfig(data_dirs=(data,), out_path=out, **{**defaults, **overrides})
+from tests.train.configs import tiny  # noqa: E402
 
 
 def test_batch_hard_triplet_loss_by_hand() -> None:
@@ -109,7 +97,7 @@ def test_split_is_by_individual_never_by_photo(labelled_set: Path) -> None:
 @pytest.mark.slow
 def test_tiny_training_run_exports_a_carded_model(labelled_set: Path, tmp_path: Path) -> None:
     out = tmp_path / "tiny.onnx"
-    config = _tiny(labelled_set, out, epochs=1)
+    config = tiny(labelled_set, out, epochs=1)
     result = train(config)
     card = read_card(out)
     assert card == result.card
@@ -120,7 +108,7 @@ def test_tiny_training_run_exports_a_carded_model(labelled_set: Path, tmp_path: 
     assert result.parity_difference <= 1e-4
     assert card.threshold > 0
     # Same seed, same weights: the model version (a hash of the weights) repeats.
-    again = train(_tiny(labelled_set, tmp_path / "again.onnx", epochs=1))
+    again = train(tiny(labelled_set, tmp_path / "again.onnx", epochs=1))
     assert again.card.model_version == card.model_version
 
 
@@ -156,9 +144,9 @@ def test_one_individual_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_resume_continues_from_the_checkpoint(labelled_set: Path, tmp_path: Path) -> None:
     checkpoints = tmp_path / "ckpt"
-    train(_tiny(labelled_set, tmp_path / "a.onnx", epochs=1, checkpoint_dir=checkpoints))
+    train(tiny(labelled_set, tmp_path / "a.onnx", epochs=1, checkpoint_dir=checkpoints))
     resumed = train(
-        _tiny(labelled_set, tmp_path / "b.onnx", epochs=2, resume=True, checkpoint_dir=checkpoints)
+        tiny(labelled_set, tmp_path / "b.onnx", epochs=2, resume=True, checkpoint_dir=checkpoints)
     )
     assert [h["epoch"] for h in resumed.history] == [1.0, 2.0]
     assert np.isfinite(resumed.history[-1]["loss"])
@@ -220,7 +208,7 @@ def test_asking_for_cuda_without_a_gpu_is_a_clear_error(labelled_set: Path, tmp_
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(FinprintError, match="torch sees no CUDA GPU"):
-        train(_tiny(labelled_set, tmp_path / "m.onnx", epochs=1, device="cuda"))
+        train(tiny(labelled_set, tmp_path / "m.onnx", epochs=1, device="cuda"))
 
 
 def test_the_learning_rate_schedule_runs_for_any_number_of_steps() -> None:
@@ -242,9 +230,9 @@ def test_an_unknown_recipe_or_backbone_is_refused_not_trained_as_finprint(
     from catalog.errors import FinprintError
 
     with pytest.raises(FinprintError, match="unknown recipe 'seedy': choose one of finprint, seed"):
-        train(_tiny(labelled_set, tmp_path / "m.onnx", recipe="seedy"))
+        train(tiny(labelled_set, tmp_path / "m.onnx", recipe="seedy"))
     with pytest.raises(FinprintError, match="unknown backbone 'mobilenet'"):
-        train(_tiny(labelled_set, tmp_path / "m.onnx", backbone="mobilenet"))
+        train(tiny(labelled_set, tmp_path / "m.onnx", backbone="mobilenet"))
     assert not (tmp_path / "m.onnx").exists()
 
 
@@ -256,7 +244,7 @@ def test_too_few_validation_individuals_are_warned_about(labelled_set: Path, tmp
     from catalog.train.loop import MIN_VALIDATION_INDIVIDUALS
 
     output = io.StringIO()
-    train(_tiny(labelled_set, tmp_path / "m.onnx", epochs=1), Console(file=output, width=200))
+    train(tiny(labelled_set, tmp_path / "m.onnx", epochs=1), Console(file=output, width=200))
     assert MIN_VALIDATION_INDIVIDUALS > 2
     assert "Only 2 validation individual(s)" in output.getvalue()
 
@@ -341,7 +329,7 @@ def test_a_weight_ensemble_without_imagenet_weights_is_refused_before_training(
 
     # The small network has no ImageNet start: refused at once, not after the epochs.
     with pytest.raises(FinprintError, match="--weight-ensemble needs a backbone"):
-        train(_tiny(labelled_set, tmp_path / "m.onnx", backbone="small", weight_ensemble=0.5))
+        train(tiny(labelled_set, tmp_path / "m.onnx", backbone="small", weight_ensemble=0.5))
     assert not (tmp_path / "m.checkpoints").exists()
 
 
@@ -359,7 +347,7 @@ def test_head_epochs_train_the_head_alone_on_the_imagenet_trunk_then_the_trunk_t
         return {"file": "stand-in"}
 
     monkeypatch.setattr(loop, "_start_from_imagenet", imagenet_stand_in)
-    config = _tiny(labelled_set, tmp_path / "m.onnx", backbone="mobilenetv2", epochs=2, head_epochs=1)
+    config = tiny(labelled_set, tmp_path / "m.onnx", backbone="mobilenetv2", epochs=2, head_epochs=1)
     spec = loop._input_spec(config)
     cache = PhotoCache(read_labelled(labelled_set), spec)
     recipe = loop._Recipe.build(config, cache, spec, torch.device("cpu"))
@@ -389,9 +377,9 @@ def test_head_epochs_need_an_imagenet_start_and_epochs_left_for_the_trunk(
     from catalog.errors import FinprintError
 
     with pytest.raises(FinprintError, match="--head-epochs 1 needs a backbone"):
-        train(_tiny(labelled_set, tmp_path / "m.onnx", backbone="small", head_epochs=1))
+        train(tiny(labelled_set, tmp_path / "m.onnx", backbone="small", head_epochs=1))
     with pytest.raises(FinprintError, match="fewer head epochs than --epochs"):
-        train(_tiny(labelled_set, tmp_path / "m.onnx", backbone="mobilenetv2", epochs=2, head_epochs=2))
+        train(tiny(labelled_set, tmp_path / "m.onnx", backbone="mobilenetv2", epochs=2, head_epochs=2))
     assert not (tmp_path / "m.checkpoints").exists()
 
 
