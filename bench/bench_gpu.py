@@ -84,7 +84,7 @@ def main() -> None:
         }
         decode_per_s, tensors = decode_all(folder, embedder, args.workers)
         for batch_size in batch_sizes:
-            photos, end_to_end, provider, peak_gb = indexed[batch_size]
+            photos, end_to_end, provider, peak_gb, _ = indexed[batch_size]
             infer_per_s = infer_rate(tensors, embedder, batch_size)
             limit = min(decode_per_s, infer_per_s)
             shared_limit = 1 / (1 / decode_per_s + 1 / infer_per_s)
@@ -108,10 +108,11 @@ def main() -> None:
 
 def index_in_a_process(
     folder: Path, db: Path, batch_size: int, workers: int, *, verify: bool = False
-) -> tuple[int, float, str, float]:
+) -> tuple[int, float, str, float, dict[str, float]]:
     """`finprint index` as cron runs it, in its own process: photos catalogued, photos/s from
-    process start to exit, the provider that ran, and the process's peak resident memory (GB).
-    Without `verify`, on the embedding alone and without the night's grouping."""
+    process start to exit, the provider that ran, the process's peak resident memory (GB) and the
+    seconds of each stage the run reports (embed, identify, write, group...). Without `verify`, on
+    the embedding alone and without the night's grouping."""
     choices = ["--verify", "--group"] if verify else ["--no-verify", "--no-group"]
     command = [
         sys.executable, "-m", "catalog", "index", str(folder), "--db", str(db), "--json", *choices,
@@ -130,7 +131,8 @@ def index_in_a_process(
         output.seek(0)
         summary = json.load(output)
     peak_gb = usage.ru_maxrss / 1024**2  # KiB on Linux
-    return summary["photos_new"], summary["photos_new"] / elapsed, summary["providers"][0], peak_gb
+    photos = summary["photos_new"]
+    return photos, photos / elapsed, summary["providers"][0], peak_gb, dict(summary.get("seconds") or {})
 
 
 if __name__ == "__main__":
