@@ -6,6 +6,9 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rich.console import Group, RenderableType
+from rich.text import Text
+
 from catalog.errors import FinprintError
 from catalog.night import ProgressCallback, RunResult, graph_directory, index
 from catalog.offline.metrics import ClusteringScores, clustering_scores
@@ -85,3 +88,39 @@ def score_catalogue(store: Store, archive: Path) -> ClusteringScores:
             truth_labels.append(truth[relative])
             found_labels.append(row[individual_column])
     return clustering_scores(truth_labels, found_labels)
+
+
+def demo_page(store: Store, result: DemoResult) -> RenderableType:
+    """What the demo shows of its catalogue: the night's report, the most-seen fish's life history,
+    the fish seen at several sites, individuals per site and survey, and the recovery scores."""
+    from catalog import report
+    from catalog.offline import tables
+
+    run_id = result.run.run_id
+    fish = result.most_seen
+    return Group(
+        report.run_report(
+            store.query("run_summary", run_id=run_id),
+            store.query("run_sightings", run_id=run_id),
+            store.query("run_errors", run_id=run_id),
+        ),
+        *(Text(f"Note: {warning}") for warning in result.run.warnings),
+        Text.from_markup(
+            f"\n[bold]Life history of the most-seen fish[/] (finprint history {fish} --db {result.db_path})"
+        ),
+        report.history_report(
+            store.query("individual", individual_id=fish), store.query("history", individual_id=fish)
+        ),
+        report.query_table(result.movers, "Fish seen at more than one site (finprint query: movers)"),
+        report.query_table(result.by_site, "Individuals per site and survey"),
+        tables.clustering_table(result.scores, "How well the catalogue recovered the true fish"),
+    )
+
+
+def next_steps(result: DemoResult) -> str:
+    """Where the demo left its archive and catalogue, and what to try on them."""
+    return (
+        f"\nArchive: {result.archive}\nCatalogue: {result.db_path}\n"
+        f'Try: finprint sql "SELECT * FROM individuals LIMIT 5" --db {result.db_path}\n'
+        f"Settle the doubtful matches in your browser: finprint review --web --db {result.db_path}"
+    )

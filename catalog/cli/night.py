@@ -20,7 +20,6 @@ from catalog.cli.common import (
     cli_settings,
     console,
     error_console,
-    history_queries,
     log_file,
     progress_bar,
     run_queries,
@@ -53,9 +52,7 @@ def demo(
     right flanks, head and body crops; the true identities are kept in ground_truth.csv so the
     demo can say how well it recovered them.
     """
-    from catalog import report
-    from catalog.demo import run_demo
-    from catalog.offline import tables
+    from catalog.demo import demo_page, next_steps, run_demo
     from catalog.store import Store
     from catalog.synthetic import NO_TRAPS, Traps
 
@@ -73,28 +70,9 @@ def demo(
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     with Store.open(result.db_path, read_only=True) as store:
-        console.print(report.run_report(*run_queries(store, result.run.run_id)))
-        for warning in result.run.warnings:
-            console.print(f"Note: {warning}", markup=False, highlight=False)
-        console.print(
-            f"\n[bold]Life history of the most-seen fish[/] "
-            f"(finprint history {result.most_seen} --db {result.db_path})"
-        )
-        console.print(report.history_report(*history_queries(store, result.most_seen, result.db_path)))
-    console.print(
-        report.query_table(result.movers, "Fish seen at more than one site (finprint query: movers)")
-    )
-    console.print(report.query_table(result.by_site, "Individuals per site and survey"))
-    console.print(tables.clustering_table(result.scores, "How well the catalogue recovered the true fish"))
+        console.print(demo_page(store, result))
     # soft_wrap: a command to copy must not be broken across lines.
-    console.print(
-        f"\nArchive: {result.archive}\nCatalogue: {result.db_path}\n"
-        f'Try: finprint sql "SELECT * FROM individuals LIMIT 5" --db {result.db_path}\n'
-        f"Settle the doubtful matches in your browser: finprint review --web --db {result.db_path}",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
+    console.print(next_steps(result), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("index", rich_help_panel=PANEL_THE_NIGHT)
