@@ -169,7 +169,9 @@ def cell(mean: float, interval: tuple[float, float], signed: bool = False) -> st
     if signed:
         sure = "*" if interval[0] > 0 or interval[1] < 0 else " "
         return f"{mean:+.3f} ({interval[0]:+.2f}, {interval[1]:+.2f}){sure}"
-    return f"{mean:.3f} ({interval[0]:.2f}-{interval[1]:.2f})"
+    # Every measure here is a share: Student's t over three folds can reach past 0 or 1.
+    low, high = max(0.0, interval[0]), min(1.0, interval[1])
+    return f"{mean:.3f} ({low:.2f} to {high:.2f})"
 
 
 def grouped(runs: list[dict[str, Any]]) -> dict[tuple[str, str], Pooled]:
