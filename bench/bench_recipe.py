@@ -268,6 +268,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     log = args.work / "runs.jsonl"
     runs = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+    # Two benches sharing WORK may both have trained one fold: the first one written counts.
+    runs = list({key(run): run for run in reversed(runs)}.values())[::-1]
     wanted = {r.name: r for r in recipes}
     runs = [
         r
