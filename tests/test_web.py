@@ -387,7 +387,13 @@ def test_review_web_prints_an_address_that_opens_and_stops_on_ctrl_c(reviewed: P
             urllib.request.urlopen(url.split("?")[0], timeout=30)
     finally:
         server.send_signal(signal.SIGINT)
-        out, err = server.communicate(timeout=30)
+        try:
+            out, err = server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            # Never leave a server behind a failed test: it would hold a port and the catalogue.
+            server.kill()
+            server.communicate()
+            raise
     assert server.returncode == 0 and "Stopped" in out, err
 
 
