@@ -82,7 +82,9 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         path_pattern, threshold = _run_rules(settings, card)
         card_notes = _check_model(store, card)
         known_paths = absolutised(store, store.known_paths(), found)
-        settings, todo, pattern_notes = _tonights_files(settings, path_pattern, found, known_paths)
+        settings, todo, pattern_notes, files_unchanged = _tonights_files(
+            settings, path_pattern, found, known_paths
+        )
         verifying, why_not = verification_for(settings, card)
         if verifying is not None and todo:
             refuse_mixed_keypoints(store, verifying.detector, settings.db_path)
@@ -103,7 +105,7 @@ def index(settings: Settings, roots: list[Path], on_progress: ProgressCallback |
         )
         record_unlistable(store, card.model_version, unreadable_folders, result)
         result.warnings.extend(_model_warnings(card, why_not))
-        result.files_unchanged = sum(unchanged(known_paths.get(str(f.path)), f) for _, f in found)
+        result.files_unchanged = files_unchanged
         seconds = _stage_seconds()
         # A rerun with nothing new and no interrupted night to finish (cron on a quiet night)
         # needs neither the graphs nor the identification state: building them was a third of
@@ -140,9 +142,10 @@ def _tonights_files(
     pattern: PathPattern | None,
     found: list[tuple[Path, FoundFile]],
     known: dict[str, KnownPath],
-) -> tuple[Settings, list[tuple[Path, FoundFile]], list[str]]:
-    """The files new or changed since the catalogue saw them, of the catalogue's species, and
-    what was said of the path pattern; the settings with the species the first night chose."""
+) -> tuple[Settings, list[tuple[Path, FoundFile]], list[str], int]:
+    """The files new or changed since the catalogue saw them, of the catalogue's species, what
+    was said of the path pattern, and how many files are unchanged; the settings with the species
+    the first night chose."""
     todo = [(root, f) for root, f in found if not unchanged(known.get(str(f.path)), f)]
     notes = pattern_coverage(pattern, todo) if pattern is not None else []
     one_species = of_one_species(pattern, todo, settings.species_folder)
@@ -153,7 +156,7 @@ def _tonights_files(
             species_folder=one_species.species_folder,
             given=(*settings.given, ("species_folder", "the first night's {species}")),
         )
-    return settings, one_species.todo, notes + one_species.notes
+    return settings, one_species.todo, notes + one_species.notes, len(found) - len(todo)
 
 
 def _run_rules(settings: Settings, card: ModelCard) -> tuple[PathPattern | None, float]:

@@ -45,8 +45,6 @@ LITE_STD = (128 / 255,) * 3
 MIN_VALIDATION_INDIVIDUALS = 10
 # (height, width) a backbone is trained and run at unless told otherwise. Photos are stretched to
 # it (the format-1 card's rule); most subjects (fish, flanks) are about twice as wide as tall.
-# The backbones with an EmbeddingHead (and ImageNet weights to start from).
-IMAGENET_BACKBONES = ("mobilenetv2", "efficientnet-lite0")
 BACKBONE_INPUT_SIZE = {"small": (64, 128), "mobilenetv2": (112, 224), "efficientnet-lite0": (112, 224)}
 
 
@@ -136,7 +134,7 @@ class TrainConfig:
 
 def _check_choices(config: TrainConfig) -> None:
     """Every named choice must be one finprint knows: an unknown recipe used to train as finprint."""
-    from catalog.vocabulary import Backbone, Loss, Pooling, Recipe, Split
+    from catalog.vocabulary import Backbone, Loss, Pooling, PretrainedBackbone, Recipe, Split
 
     for field_name, kind in (
         ("recipe", Recipe), ("backbone", Backbone), ("sides", Sides), ("split", Split), ("loss", Loss),
@@ -146,7 +144,8 @@ def _check_choices(config: TrainConfig) -> None:
         if value not in {member.value for member in kind}:
             choices = ", ".join(member.value for member in kind)
             raise FinprintError(f"unknown {field_name} {value!r}: choose one of {choices}")
-    if config.pooling != "avg" and not (config.recipe != "seed" and config.backbone in IMAGENET_BACKBONES):
+    with_head = {backbone.value for backbone in PretrainedBackbone}  # the backbones an EmbeddingHead pools
+    if config.pooling != "avg" and not (config.recipe != "seed" and config.backbone in with_head):
         raise FinprintError(
             f"--pooling {config.pooling} needs the mobilenetv2 or efficientnet-lite0 backbone "
             "(the others pool their own way)."
@@ -433,9 +432,17 @@ class _Recipe:
         labels = [class_index[p.class_key(config.sides)] for p in cache.photos]
         head: CosFaceHead | None = None
         starting_weights: dict[str, str] = {}
+        sampler = PKSampler(
+            labels,
+            config.individuals_per_batch,
+            config.photos_per_individual,
+            config.seed,
+            groups=[source_of(p) for p in cache.photos],
+        )
+        total_steps = config.epochs * len(sampler)
         if config.recipe == "seed":
             model: nn.Module = SeedSiamese(spec.height, spec.width).to(device)
-            optimizer: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
+            optimisation = Optimisation.of(torch.optim.Adam(model.parameters(), lr=5e-4), total_steps, device)
         else:
             # On its device before the optimizer sees its parameters.
             model = build_backbone(config.backbone, config.embedding_dim, spec.channels, config.pooling)
@@ -447,17 +454,11 @@ class _Recipe:
             if head is not None:
                 head = head.to(device)
                 groups.append({"params": list(head.parameters()), "lr": config.learning_rate})
-            optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+            optimisation = Optimisation.adamw(
+                groups, weight_decay=config.weight_decay, total_steps=total_steps, device=device
+            )
         if config.init_weights is not None:
             _load_init_weights(model, config.init_weights)
-        sampler = PKSampler(
-            labels,
-            config.individuals_per_batch,
-            config.photos_per_individual,
-            config.seed,
-            groups=[source_of(p) for p in cache.photos],
-        )
-        optimisation = Optimisation.of(optimizer, config.epochs * len(sampler), device)
         rng = np.random.default_rng(config.seed)
         # A mirrored flank is the other flank only when sides are merged.
         augment = Augmenter(
