@@ -226,6 +226,15 @@ def train(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the split, sampling and initial weights.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
+    final_fit: Annotated[
+        bool,
+        typer.Option(
+            "--final-fit",
+            help="After the validation animals set the threshold, train again on every animal "
+            "(those included) and ship that network with the same threshold, so that no animal is "
+            "left out of learning. About twice the training time.",
+        ),
+    ] = False,
     init_weights: Annotated[
         Path | None,
         typer.Option(
@@ -343,6 +352,7 @@ def train(
         epochs=epochs or 30,
         seed=seed,
         resume=resume,
+        final_fit=final_fit,
         init_weights=init_weights,
         device=device,
         weight_ensemble=weight_ensemble,

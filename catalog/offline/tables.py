@@ -153,7 +153,13 @@ def training_summary(result: TrainResult, out: Path) -> RenderableType:
     )
     if result.validation is None:
         return wrote
-    return Group(wrote, reid_table(result.validation, "Validation individuals (never seen in training)"))
+    title = (
+        "Validation individuals (the calibration network's figures: it never saw them; the network "
+        "shipped learnt them too)"
+        if result.final_fit
+        else "Validation individuals (never seen in training)"
+    )
+    return Group(wrote, reid_table(result.validation, title))
 
 
 def fine_tuning_summary(result: CatalogueTrainResult, config: CatalogueTrainConfig) -> str:

@@ -32,6 +32,15 @@ class PhotoCache:
                 f"[yellow]Skipped {len(self.skipped)} unreadable photo(s), e.g. {self.skipped[0][0]}"
             )
 
+    @classmethod
+    def joined(cls, first: PhotoCache, second: PhotoCache) -> PhotoCache:
+        """Both caches' photos, not decoded again: a final fit learns from the validation ones too."""
+        both = cls.__new__(cls)  # nothing to load: the images are the two caches'
+        both.images = first.images + second.images
+        both.photos = first.photos + second.photos
+        both.skipped = first.skipped + second.skipped
+        return both
+
 
 class Augmenter:
     """Rotation, scale, shift, light, contrast, underwater colour cast and blur; never a mirror
