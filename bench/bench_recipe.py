@@ -1,7 +1,7 @@
 """Two training recipes side by side, k-fold by individual on every shared set: the recipe yardstick.
 
-Usage: python bench/bench_recipe.py [--recipe NAME:key=value,... (twice)] [--folds 5] [--epochs 12]
-       [--sets fs48_train,nyala,zebra_rapid,lions,att_faces,drawn] [--work DIR] [--table-only]
+Usage: python bench/bench_recipe.py [--recipe NAME:key=value,... (twice or more)] [--folds 5] [--epochs 12]
+       [--sets fs48_train,nyala,zebra_rapid,lions,att_faces,drawn] [--work DIR] [--as-a-user] [--table-only]
 
 For each set, its individuals are cut into folds (TrainConfig.folds, the same cut for both
 recipes); each recipe trains on the other folds of that set only and is scored, through its
@@ -12,6 +12,12 @@ thread) and per 1,000 photos per epoch, and the difference B - A with its interv
 mAP pool the held-out queries of every fold and resample animals; ROC AUC and TAR are per fold,
 so their interval is Student's t over the folds. A recipe change is kept only when its mean gain
 over all sets is positive and no set is surely worse (an interval wholly below 0).
+
+--as-a-user trains as `finprint train` does on the other folds (a fifth of their animals held out
+to set the threshold), so that the held-out fold is never seen, not even for the threshold; a
+third table then gives, at each network's own card threshold, the share of the held-out fold's
+different-animal pairs it would call the same animal and the share of re-sightings it matches.
+This is how `final:final_fit=true` (train again on every animal, keep the threshold) is judged.
 
 Each finished training is appended to WORK/runs.jsonl and skipped when the bench runs again with
 the same recipes, folds and epochs: a killed bench goes on where it stopped; --table-only prints
@@ -73,9 +79,23 @@ class Recipe:
                 key, value = "loss", key
             if key not in defaults:
                 raise SystemExit(f"{text}: TrainConfig has no field {key!r}")
-            kind = type(defaults[key])
-            fields[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+            fields[key] = _typed(value, defaults[key])
         return cls(name, fields)
+
+
+def _typed(value: str, default: Any) -> Any:
+    """`value` as the type of the field's default; a field whose default is None (input_height,
+    say) takes a number where the text is one."""
+    if isinstance(default, bool):
+        return value.lower() in ("1", "true", "yes")
+    if default is not None:
+        return type(default)(value)
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            continue
+    return value
 
 
 def set_folder(name: str, work: Path) -> Path:
@@ -92,33 +112,43 @@ def folds_for(photos: list[LabelledPhoto], wanted: int) -> int:
 
 
 def train_and_score(
-    recipe: Recipe, folder: Path, *, folds: int, fold: int, epochs: int, work: Path
+    recipe: Recipe, folder: Path, *, folds: int, fold: int, epochs: int, work: Path, as_user: bool = False
 ) -> dict[str, Any]:
     """One training on the other folds, scored through ONNX on the held-out fold."""
     import resource
 
     from catalog.train.loop import TrainConfig, train
 
-    out = work / "models" / f"{recipe.name}-{folder.name}-{fold}of{folds}.onnx"
+    mode = "-as-a-user" if as_user else ""
+    out = work / "models" / f"{recipe.name}-{folder.name}-{fold}of{folds}{mode}.onnx"
+    # As a user: the other folds are all there is, and the training holds a fifth of them out.
+    split = {} if as_user else {"folds": folds, "fold": fold}
     config = TrainConfig(
-        data_dirs=(folder,), out_path=out, epochs=epochs, folds=folds, fold=fold,
-        checkpoint_dir=work / "checkpoints" / out.stem, **{**BASE, **recipe.fields},
+        data_dirs=(folder,), out_path=out, epochs=epochs, checkpoint_dir=work / "checkpoints" / out.stem,
+        **split, **{**BASE, **recipe.fields},
     )  # fmt: skip
-    started_cpu = resource.getrusage(resource.RUSAGE_SELF)
-    started = time.perf_counter()
-    result = train(config, Console(quiet=True))
-    ended_cpu = resource.getrusage(resource.RUSAGE_SELF)
-    cpu_seconds = (ended_cpu.ru_utime + ended_cpu.ru_stime) - (started_cpu.ru_utime + started_cpu.ru_stime)
     photos = read_sources([folder])
     train_photos, held_out = split_by_individual(photos, 0.0, config.seed, fold, folds)
+    started_cpu = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    result = train(config, Console(quiet=True), train_photos if as_user else None)
+    ended_cpu = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_seconds = (ended_cpu.ru_utime + ended_cpu.ru_stime) - (started_cpu.ru_utime + started_cpu.ru_stime)
     embedder = Embedder(out)
     vectors, kept, _, _, _ = embed_labelled(embedder, held_out, 64)
     metrics, queries = reid_metrics_by_query(
-        vectors, [p.class_key(embedder.card.sides) for p in kept], [p.encounter for p in kept]
+        vectors,
+        [p.class_key(embedder.card.sides) for p in kept],
+        [p.encounter for p in kept],
+        threshold=embedder.card.threshold,
     )
+    false_match_rate, true_match_rate = metrics.operating_point or (float("nan"), float("nan"))
     return {
         "recipe": recipe.name, "fields": recipe.fields, "set": folder.name, "folds": folds,
-        "fold": fold, "epochs": epochs, "train_photos": len(train_photos),
+        "fold": fold, "epochs": epochs, "as_user": as_user, "model": str(out),
+        "train_photos": len(train_photos),
+        "threshold": embedder.card.threshold, "false_match_rate": false_match_rate,
+        "true_match_rate": true_match_rate,
         "cpu_minutes": cpu_seconds / 60, "wall_minutes": (time.perf_counter() - started) / 60,
         "roc_auc": metrics.roc_auc, "tar_far_1pct": metrics.tar_at_far_1pct,
         "queries": [str(kept[row].path) for row in queries.rows],
@@ -137,6 +167,7 @@ def key(run: dict[str, Any]) -> tuple[Any, ...]:
         run["folds"],
         run["fold"],
         run["epochs"],
+        run.get("as_user", False),
     )
 
 
@@ -213,6 +244,26 @@ def recipes_table(pooled_by: dict[tuple[str, str], Pooled], recipes: list[Recipe
     return table
 
 
+def threshold_table(pooled_by: dict[tuple[str, str], Pooled], recipes: list[Recipe]) -> Table:
+    """At each network's card threshold, on held-out animals it never saw: how often it would join
+    two different animals (per pair), and how many re-sightings it recognises."""
+    table = Table(title="At the card's threshold, on the held-out fold (mean over folds; worst fold)")
+    for column in ("set", "recipe", "threshold", "false-match rate", "worst fold", "re-sightings matched"):
+        table.add_column(column, justify="left" if column in ("set", "recipe") else "right")
+    for name in sets_of(pooled_by):
+        for recipe in recipes:
+            pooled = pooled_by.get((recipe.name, name))
+            if pooled is None or "false_match_rate" not in pooled.runs[0]:
+                continue
+            false_match = pooled.per_fold("false_match_rate")
+            table.add_row(
+                name, recipe.name, f"{np.mean(pooled.per_fold('threshold')):.3f}",
+                f"{np.mean(false_match):.1e}", f"{max(false_match):.1e}",
+                f"{np.mean(pooled.per_fold('true_match_rate')):.3f}",
+            )  # fmt: skip
+    return table
+
+
 def sets_of(pooled_by: dict[tuple[str, str], Pooled]) -> list[str]:
     return list(dict.fromkeys(name for _, name in pooled_by))
 
@@ -256,11 +307,19 @@ def difference_table(pooled_by: dict[tuple[str, str], Pooled], first: Recipe, se
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", action="append", default=[], help="NAME:key=value,... (give two)")
+    parser.add_argument(
+        "--recipe",
+        action="append",
+        default=[],
+        help="NAME:key=value,... (two or more: each against the first)",
+    )
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--work", type=Path, default=Path("/tmp/finprint-bench-recipe"))
+    parser.add_argument(
+        "--as-a-user", action="store_true", help="train as `finprint train` does on the other folds"
+    )
     parser.add_argument("--table-only", action="store_true", help="print what WORK holds; train nothing")
     args = parser.parse_args()
     recipes = [Recipe.parse(text) for text in (args.recipe or ["today:", f"candidate:{CANDIDATE}"])]
@@ -274,7 +333,10 @@ def main() -> None:
     runs = [
         r
         for r in runs
-        if r["recipe"] in wanted and r["fields"] == wanted[r["recipe"]].fields and r["epochs"] == args.epochs
+        if r["recipe"] in wanted
+        and r["fields"] == wanted[r["recipe"]].fields
+        and r["epochs"] == args.epochs
+        and r.get("as_user", False) == args.as_a_user
     ]
     done = {key(r) for r in runs}
     for name in args.sets.split(","):
@@ -295,12 +357,14 @@ def main() -> None:
                     "folds": folds,
                     "fold": fold,
                     "epochs": args.epochs,
+                    "as_user": args.as_a_user,
                 }
                 if key(probe) in done:
                     continue
                 run = train_and_score(
-                    recipe, folder, folds=folds, fold=fold, epochs=args.epochs, work=args.work
-                )
+                    recipe, folder, folds=folds, fold=fold, epochs=args.epochs, work=args.work,
+                    as_user=args.as_a_user,
+                )  # fmt: skip
                 with log.open("a") as out:
                     out.write(json.dumps(run) + "\n")
                 runs.append(run)
@@ -311,8 +375,11 @@ def main() -> None:
                 )
     pooled_by = grouped(runs)
     console.print(recipes_table(pooled_by, recipes, args.epochs))
-    if len(recipes) == 2:
-        console.print(difference_table(pooled_by, *recipes))
+    if args.as_a_user:
+        console.print(threshold_table(pooled_by, recipes))
+    # With more than two recipes, each is set against the first (one training of the first serves all).
+    for other in recipes[1:]:
+        console.print(difference_table(pooled_by, recipes[0], other))
 
 
 if __name__ == "__main__":
