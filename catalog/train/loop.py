@@ -589,6 +589,11 @@ def train(
     train_cache = PhotoCache(train_photos, spec, console)
     validation_cache = PhotoCache(validation_photos, spec, console)
     recipe = _Recipe.build(config, train_cache, spec, device)
+    if config.final_fit:
+        console.print(
+            "--final-fit: two trainings, the first without the validation animals (its time left "
+            "is shown), then one as long again on every animal."
+        )
     if config.resume:
         recipe.resume()
         console.print(f"Resumed from {recipe.checkpoint} after epoch {recipe.epochs_done}.")
@@ -646,6 +651,7 @@ def _train_epochs(recipe: _Recipe, cache: PhotoCache, validation: _Validation, c
                 loss=0.0,
                 rank1="-",
             )
+            epochs_started = time.perf_counter()
             for epoch in range(first_epoch, config.epochs):
 
                 def stepped(loss: float, shown_epoch: int = epoch + 1) -> None:
@@ -660,10 +666,16 @@ def _train_epochs(recipe: _Recipe, cache: PhotoCache, validation: _Validation, c
                 history.append(record)
                 if not console.is_terminal:
                     # Logs and cron get one line per epoch; a terminal has the live bar.
+                    per_epoch_s = (time.perf_counter() - epochs_started) / (epoch + 1 - first_epoch)
                     console.print(
-                        f"epoch {epoch + 1}/{config.epochs} loss {record['loss']:.4f} "
-                        f"validation rank-1 {record.get('validation_rank1', float('nan')):.3f}"
-                        + (f" (per set:{per_set_text})" if per_set_text else ""),
+                        f"epoch {epoch + 1}/{config.epochs} loss {record['loss']:.4f}"
+                        + (
+                            f" validation rank-1 {record['validation_rank1']:.3f}"
+                            if "validation_rank1" in record
+                            else ""
+                        )
+                        + (f" (per set:{per_set_text})" if per_set_text else "")
+                        + f", about {per_epoch_s * (config.epochs - epoch - 1) / 60:.0f} min left",
                         soft_wrap=True,
                     )
                 recipe.save(epoch + 1, history)

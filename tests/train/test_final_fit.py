@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,21 @@ def test_a_final_fit_learns_from_every_animal_and_ships_the_threshold_the_held_o
     plain_vector, final_vector = (_embedding(tmp_path / name, photo) for name in ("plain.onnx", "final.onnx"))
     assert not np.allclose(plain_vector, final_vector)
     assert (tmp_path / "final.checkpoints" / "final.pt").is_file()
+
+
+def test_a_logged_training_says_each_epoch_and_the_time_left(labelled_set: Path, tmp_path: Path) -> None:
+    from rich.console import Console
+
+    log = io.StringIO()
+    train(tiny(labelled_set, tmp_path / "m.onnx", epochs=2, final_fit=True), Console(file=log, width=200))
+    lines = log.getvalue().splitlines()
+    epochs = [line for line in lines if re.match(r"epoch \d+/", line)]
+    # Cron's log: a line per epoch of each of the two trainings, each with the minutes left.
+    assert [line.split()[1] for line in epochs] == ["1/2", "2/2", "1/2", "2/2"]
+    assert all(re.search(r"about \d+ min left$", line) for line in epochs)
+    assert any(line.startswith("--final-fit: two trainings") for line in lines)
+    # The second training has no validation animals left to score its epochs on.
+    assert ["validation rank-1" in line for line in epochs] == [True, True, False, False]
 
 
 def test_a_finished_final_fit_resumed_exports_the_same_network_again(
