@@ -80,6 +80,19 @@ def test_a_gem_model_with_the_identity_loss_exports_records_its_recipe_and_reads
     load_exported_weights(rebuilt, out, card, "mobilenetv2")
     assert rebuilt.head.pool.power.detach().item() != 3.0
     assert onnx_difference(rebuilt, card, out)[0] < 1e-5
+    # The identity head learnt a centre per training identity; none of it reaches the file, whose
+    # output stays the L2-normalised embedding the card describes.
+    import onnx
+
+    from catalog.embed import Embedder
+    from catalog.offline.labels import read_labelled
+
+    identities = len({p.class_key(card.sides) for p in read_labelled(labelled_set)})
+    shapes = {tuple(tensor.dims) for tensor in onnx.load(out).graph.initializer}
+    assert not any(len(shape) == 2 and shape[0] <= identities and shape[1] == 16 for shape in shapes)
+    vectors = Embedder(out).embed(np.random.default_rng(0).random((3, 3, 32, 64), dtype=np.float32))
+    assert vectors.shape == (3, card.embedding.dim) and card.embedding.l2_normalized
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
 def test_an_unknown_loss_or_gem_on_a_net_without_a_head_is_refused_before_training(
