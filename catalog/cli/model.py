@@ -283,6 +283,16 @@ def train(
             rich_help_panel=PANEL_EXPERIMENTS,
         ),
     ] = Pooling.AVG,
+    parts: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Strips across the photo's width (along a flank), each with its own share of the "
+            "embedding beside the whole photo's (0: the whole photo only; mobilenetv2 and "
+            "efficientnet-lite0).",
+            rich_help_panel=PANEL_EXPERIMENTS,
+        ),
+    ] = 0,
     random_erasing: Annotated[
         float,
         typer.Option(
@@ -359,6 +369,7 @@ def train(
         head_epochs=head_epochs,
         loss=loss.value,
         pooling=pooling.value,
+        parts=parts,
         random_erasing=random_erasing,
         freeze_blocks=freeze_blocks,
         trunk_lr_scale=trunk_lr_scale,

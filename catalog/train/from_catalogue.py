@@ -324,7 +324,7 @@ def train_from_catalogue(
     train_cache, groups, keys = fine_tuning.cache, fine_tuning.groups, fine_tuning.keys
     validation_cache = PhotoCache([examples.photos[i] for i in validation], spec, console)
 
-    model = build_backbone(backbone, card.embedding.dim, spec.channels, _pooling(card))
+    model = build_backbone(backbone, card.embedding.dim, spec.channels, _pooling(card), _parts(card))
     load_exported_weights(model, config.model_path, card, backbone)
     if config.freeze_blocks > 0 and hasattr(model, "frozen_prefix"):
         for parameter in model.frozen_prefix(config.freeze_blocks).parameters():  # type: ignore[operator]
@@ -415,8 +415,14 @@ def _learnt_from_catalogue(
         "started_from": {"model_version": card.model_version, "dataset": card.trained_on.get("dataset")},
         # The network is the one it started from: the next fine-tuning rebuilds it by this.
         "pooling": _pooling(card),
+        **({"parts": _parts(card)} if _parts(card) else {}),
         "validation": validation,
     }
+
+
+def _parts(card: ModelCard) -> int:
+    """How many strips the card's network embeds beside the whole photo (0 on older cards)."""
+    return int(card.trained_on.get("parts", 0))
 
 
 def _pooling(card: ModelCard) -> str:

@@ -84,6 +84,9 @@ class TrainConfig:
     # How the trunk's feature map becomes one vector: "avg" or "gem" (generalised mean, ImageNet
     # backbones only).
     pooling: str = "avg"
+    # Strips across the photo's width, each with its own share of the embedding beside the whole
+    # photo's (0: the whole photo only; ImageNet backbones only).
+    parts: int = 0
     # The share of training photos with a random rectangle of noise (0: none).
     random_erasing: float = 0.0
     # None: the backbone's own size (BACKBONE_INPUT_SIZE). For the small net 64x128 learned faster
@@ -156,6 +159,13 @@ def _check_choices(config: TrainConfig) -> None:
         raise FinprintError(
             f"--pooling {config.pooling} needs the mobilenetv2 or efficientnet-lite0 backbone "
             "(the others pool their own way)."
+        )
+    if config.parts and not (config.recipe != "seed" and config.backbone in with_head):
+        raise FinprintError("--parts needs the mobilenetv2 or efficientnet-lite0 backbone.")
+    if config.parts < 0 or config.embedding_dim < 2 * config.parts:
+        raise FinprintError(
+            f"--parts {config.parts}: give 0 or more strips, and an --embedding-dim of at least "
+            f"{2 * config.parts} (half of it is the whole photo's, the rest the strips')."
         )
     if not 0.0 <= config.random_erasing <= 1.0:
         raise FinprintError(f"--random-erasing is a share of photos, 0 to 1, not {config.random_erasing}")
@@ -232,7 +242,7 @@ def _start_from_imagenet(model: nn.Module, config: TrainConfig) -> dict[str, str
 def _ensemble_with_imagenet(model: nn.Module, config: TrainConfig) -> None:
     """The trunk's weights (BatchNorm statistics included) become weight_ensemble x fine-tuned +
     (1 - weight_ensemble) x ImageNet's; the head stays as trained."""
-    start = build_backbone(config.backbone, config.embedding_dim, 3, config.pooling)
+    start = build_backbone(config.backbone, config.embedding_dim, 3, config.pooling, config.parts)
     _start_from_imagenet(start, config)
     imagenet = start.trunk.state_dict()  # type: ignore[union-attr]
     trunk: nn.Module = model.trunk  # type: ignore[assignment]
@@ -474,7 +484,9 @@ class _Recipe:
             optimisation = Optimisation.of(torch.optim.Adam(model.parameters(), lr=5e-4), total_steps, device)
         else:
             # On its device before the optimizer sees its parameters.
-            model = build_backbone(config.backbone, config.embedding_dim, spec.channels, config.pooling)
+            model = build_backbone(
+                config.backbone, config.embedding_dim, spec.channels, config.pooling, config.parts
+            )
             if _uses_pretrained(config) and config.init_weights is None:
                 starting_weights = _start_from_imagenet(model, config)
             model = model.to(device)
@@ -739,12 +751,14 @@ def _card(
 
 def _ingredients(config: TrainConfig) -> dict[str, Any]:
     """The card's record of how the network was trained, where it differs from the plain triplet
-    recipe; `pooling` is also what a later fine-tuning needs to rebuild the network."""
+    recipe; `pooling` and `parts` are also what a later fine-tuning needs to rebuild the network."""
     if config.recipe == "seed":
         return {}
     recorded: dict[str, Any] = {"loss": config.loss, "pooling": config.pooling}
     if config.random_erasing:
         recorded["random_erasing"] = config.random_erasing
+    if config.parts:
+        recorded["parts"] = config.parts
     if config.final_fit:
         # The card's validation figures and threshold are the calibration network's.
         recorded["final_fit"] = True

@@ -112,34 +112,61 @@ class GeneralisedMeanPool(nn.Module):
 
 
 class EmbeddingHead(nn.Module):
-    """Pooled trunk features -> linear -> BatchNorm ("BN neck") -> L2-normalised embedding."""
+    """Pooled trunk features -> linear -> BatchNorm ("BN neck") -> L2-normalised embedding. With
+    `parts`, that many strips across the photo's width (along a flank) each get their own, beside
+    the whole photo's (as PCB in person re-identification): a pattern near the tail is then
+    compared with the other photo's tail, not averaged into the whole."""
 
     def __init__(
-        self, in_features: int, embedding_dim: int, dropout: float = 0.2, pooling: str = "avg"
+        self, in_features: int, embedding_dim: int, dropout: float = 0.2, pooling: str = "avg", parts: int = 0
     ) -> None:
         super().__init__()
         if pooling not in ("avg", "gem"):
             raise ValueError(f"unknown pooling {pooling!r} (choose avg or gem)")
+        # Half the embedding is the whole photo's, the other half the strips' in equal shares.
+        part_dim = embedding_dim // (2 * parts) if parts else 0
+        if parts and part_dim < 1:
+            raise ValueError(f"{parts} parts need an embedding of at least {2 * parts} numbers")
+        whole_dim = embedding_dim - parts * part_dim
+        self.parts = parts
         self.pool: nn.Module = GeneralisedMeanPool() if pooling == "gem" else nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
-        self.linear = nn.Linear(in_features, embedding_dim)
-        self.neck = nn.BatchNorm1d(embedding_dim)
+        self.linear = nn.Linear(in_features, whole_dim)
+        self.neck = nn.BatchNorm1d(whole_dim)
+        self.part_linears = nn.ModuleList(nn.Linear(in_features, part_dim) for _ in range(parts))
+        self.part_necks = nn.ModuleList(nn.BatchNorm1d(part_dim) for _ in range(parts))
+
+    def _embed(self, features: torch.Tensor, linear: nn.Module, neck: nn.Module) -> torch.Tensor:
+        pooled = self.pool(features).flatten(1)
+        embedding: torch.Tensor = F.normalize(neck(linear(self.dropout(pooled))), dim=1)
+        return embedding
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        pooled = self.pool(features).flatten(1)
-        embedding: torch.Tensor = F.normalize(self.neck(self.linear(self.dropout(pooled))), dim=1)
-        return embedding
+        whole = self._embed(features, self.linear, self.neck)
+        if not self.parts:
+            return whole
+        # Each block is a unit vector scaled so that the whole photo weighs as much as all strips
+        # together; the concatenation is then itself of length 1.
+        # A plain int: the exported graph is traced at the card's fixed input size.
+        width = int(features.shape[-1])
+        blocks = [whole * math.sqrt(0.5)]
+        for number, (linear, neck) in enumerate(zip(self.part_linears, self.part_necks, strict=True)):
+            # Never empty: a feature map narrower than the strips gives neighbours a column each.
+            start = min(number * width // self.parts, width - 1)
+            end = max((number + 1) * width // self.parts, start + 1)
+            blocks.append(self._embed(features[..., start:end], linear, neck) * math.sqrt(0.5 / self.parts))
+        return torch.cat(blocks, dim=1)
 
 
 class MobileNetV2Embedder(nn.Module):
     """torchvision's MobileNetV2 1.0 feature trunk (1280 channels) with an embedding head."""
 
-    def __init__(self, embedding_dim: int = 128, pooling: str = "avg") -> None:
+    def __init__(self, embedding_dim: int = 128, pooling: str = "avg", parts: int = 0) -> None:
         super().__init__()
         from torchvision.models import mobilenet_v2
 
         self.trunk = mobilenet_v2(weights=None).features
-        self.head = EmbeddingHead(1280, embedding_dim, pooling=pooling)
+        self.head = EmbeddingHead(1280, embedding_dim, pooling=pooling, parts=parts)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         embedding: torch.Tensor = self.head(self.trunk(image))
@@ -239,11 +266,11 @@ class EfficientNetLite0(nn.Module):
 class EfficientNetLite0Embedder(nn.Module):
     """EfficientNet-Lite0's trunk with an embedding head (the ImageNet classifier is dropped)."""
 
-    def __init__(self, embedding_dim: int = 128, pooling: str = "avg") -> None:
+    def __init__(self, embedding_dim: int = 128, pooling: str = "avg", parts: int = 0) -> None:
         super().__init__()
         self.trunk = EfficientNetLite0()
         del self.trunk._fc
-        self.head = EmbeddingHead(1280, embedding_dim, pooling=pooling)
+        self.head = EmbeddingHead(1280, embedding_dim, pooling=pooling, parts=parts)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         embedding: torch.Tensor = self.head(self.trunk.features(image))
@@ -257,20 +284,24 @@ class EfficientNetLite0Embedder(nn.Module):
 BACKBONES = ("small", "mobilenetv2", "efficientnet-lite0", "resnet18")
 
 
-def build_backbone(name: str, embedding_dim: int, in_channels: int, pooling: str = "avg") -> nn.Module:
-    """The named network; `pooling` (avg or gem) applies to the ImageNet backbones' heads."""
-    if pooling != "avg" and name not in ("mobilenetv2", "efficientnet-lite0"):
+def build_backbone(
+    name: str, embedding_dim: int, in_channels: int, pooling: str = "avg", parts: int = 0
+) -> nn.Module:
+    """The named network; `pooling` (avg or gem) and `parts` (strips with their own embedding)
+    apply to the ImageNet backbones' heads."""
+    if (pooling != "avg" or parts) and name not in ("mobilenetv2", "efficientnet-lite0"):
         raise ValueError(
-            f"{name} pools its own way: --pooling {pooling} needs mobilenetv2 or efficientnet-lite0"
+            f"{name} pools its own way: --pooling {pooling} and --parts need mobilenetv2 or "
+            "efficientnet-lite0"
         )
     if name == "small":
         return SmallFishNet(embedding_dim, in_channels)
     if in_channels != 3:
         raise ValueError(f"{name} takes colour input")
     if name == "mobilenetv2":
-        return MobileNetV2Embedder(embedding_dim, pooling)
+        return MobileNetV2Embedder(embedding_dim, pooling, parts)
     if name == "efficientnet-lite0":
-        return EfficientNetLite0Embedder(embedding_dim, pooling)
+        return EfficientNetLite0Embedder(embedding_dim, pooling, parts)
     if name == "resnet18":
         return ResNetEmbedder(embedding_dim)
     raise ValueError(f"unknown backbone {name!r} (choose {', '.join(BACKBONES)})")

@@ -17,7 +17,7 @@ from catalog.modelcard import InputSpec, read_card  # noqa: E402
 from catalog.train.data import Augmenter  # noqa: E402
 from catalog.train.loop import train  # noqa: E402
 from catalog.train.losses import CosFaceHead  # noqa: E402
-from catalog.train.nets import GeneralisedMeanPool, build_backbone  # noqa: E402
+from catalog.train.nets import EmbeddingHead, GeneralisedMeanPool, build_backbone  # noqa: E402
 from tests.train.configs import tiny  # noqa: E402
 
 
@@ -123,3 +123,46 @@ def test_a_model_fine_tuned_from_a_catalogue_keeps_the_pooling_it_was_built_with
     # so that fine-tuning it again rebuilds the same network.
     assert _learnt_from_catalogue(config, card({"dataset": "x"}), examples, {})["pooling"] == "avg"
     assert _learnt_from_catalogue(config, card({"pooling": "gem"}), examples, {})["pooling"] == "gem"
+    assert "parts" not in _learnt_from_catalogue(config, card({"pooling": "gem"}), examples, {})
+    assert _learnt_from_catalogue(config, card({"parts": 4}), examples, {})["parts"] == 4
+
+
+def test_part_strips_each_see_their_own_stretch_of_the_photo_and_the_whole_weighs_half() -> None:
+    head = EmbeddingHead(8, 16, dropout=0.0, parts=4).eval()
+    features = torch.rand(2, 8, 3, 7)
+    embedding = head(features)
+    # 8 numbers for the whole photo, 2 for each of 4 strips; each block a scaled unit vector.
+    assert embedding.shape == (2, 16)
+    norms = [embedding[:, :8].norm(dim=1)] + [
+        embedding[:, 8 + 2 * i : 10 + 2 * i].norm(dim=1) for i in range(4)
+    ]
+    assert torch.allclose(norms[0], torch.full((2,), 0.5**0.5), atol=1e-5)
+    assert all(torch.allclose(n, torch.full((2,), (0.5 / 4) ** 0.5), atol=1e-5) for n in norms[1:])
+    assert torch.allclose(embedding.norm(dim=1), torch.ones(2), atol=1e-5)
+    # Changing the last columns (the tail end) moves the last strip, not the first.
+    changed = features.clone()
+    changed[..., 6:] += 1.0
+    moved = head(changed)
+    assert torch.allclose(moved[:, 8:10], embedding[:, 8:10]) and not torch.allclose(
+        moved[:, 14:], embedding[:, 14:]
+    )
+
+
+def test_a_parts_model_exports_unit_vectors_records_its_parts_and_reads_back_for_fine_tuning(
+    labelled_set: Path, tmp_path: Path
+) -> None:
+    from catalog.train.export import onnx_difference
+    from catalog.train.onnx_weights import load_exported_weights
+
+    out = tmp_path / "m.onnx"
+    result = train(tiny(labelled_set, out, epochs=1, backbone="mobilenetv2", pretrained=False, parts=4))
+    assert result.parity_difference < 1e-4
+    card = read_card(out)
+    assert card.trained_on["parts"] == 4 and card.embedding.dim == 16
+    rebuilt = build_backbone("mobilenetv2", 16, 3, "avg", int(card.trained_on["parts"]))
+    load_exported_weights(rebuilt, out, card, "mobilenetv2")
+    assert onnx_difference(rebuilt, card, out)[0] < 1e-5
+    with pytest.raises(FinprintError, match="--parts needs"):
+        train(tiny(labelled_set, tmp_path / "s.onnx", backbone="small", parts=4))
+    with pytest.raises(FinprintError, match="embedding-dim of at least 20"):
+        train(tiny(labelled_set, tmp_path / "s.onnx", backbone="mobilenetv2", parts=10))
