@@ -131,7 +131,8 @@ def train_and_score(
     train_photos, held_out = split_by_individual(photos, 0.0, config.seed, fold, folds)
     started_cpu = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
-    result = train(config, Console(quiet=True), train_photos if as_user else None)
+    # The photos read above, not read again: as a user, only the other folds'.
+    result = train(config, Console(quiet=True), train_photos if as_user else photos)
     ended_cpu = resource.getrusage(resource.RUSAGE_SELF)
     cpu_seconds = (ended_cpu.ru_utime + ended_cpu.ru_stime) - (started_cpu.ru_utime + started_cpu.ru_stime)
     embedder = Embedder(out)

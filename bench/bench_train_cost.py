@@ -28,7 +28,9 @@ from catalog.offline.labels import read_sources
 from catalog.train.loop import TrainConfig, train
 
 REAL_SETS = "fs48_train,nyala,lions,att_faces,zebra_rapid"
-DEFAULT_EPOCHS = 30
+# What `finprint train` does unless told otherwise (TrainConfig's defaults).
+DEFAULT_EPOCHS = TrainConfig.epochs
+TRAINED_SHARE = 1 - TrainConfig.validation_fraction
 TARGET_PHOTOS, TARGET_MINUTES = 4000, 60
 
 
@@ -61,8 +63,8 @@ def main() -> None:
     one_wall, one_cpu = timed_training(folders, 1, work)
     two_wall, two_cpu = timed_training(folders, 2, work)
     per_epoch, fixed = two_wall - one_wall, 2 * one_wall - two_wall
-    # Training sees four fifths of the photos (a fifth of the animals set the threshold).
-    trained_photos = 0.8 * len(photos)
+    # Training sees the photos of the animals not held out to set the threshold.
+    trained_photos = TRAINED_SHARE * len(photos)
     table = Table(
         title=f"finprint train, today's recipe, {len(photos)} photos of {animals} animals, "
         f"{os.cpu_count()} CPUs (wall minutes; one run)"
@@ -79,7 +81,10 @@ def main() -> None:
     row("12 epochs", fixed + 12 * per_epoch)
     row(f"{DEFAULT_EPOCHS} epochs (the default)", fixed + DEFAULT_EPOCHS * per_epoch)
     # A final fit's second training: every photo, the same epochs, no second calibration.
-    row(f"{DEFAULT_EPOCHS} epochs with --final-fit", fixed + DEFAULT_EPOCHS * per_epoch * (1 + 1 / 0.8))
+    row(
+        f"{DEFAULT_EPOCHS} epochs with --final-fit",
+        fixed + DEFAULT_EPOCHS * per_epoch * (1 + 1 / TRAINED_SHARE),
+    )
     console.print(table)
     epoch_cpu = two_cpu - one_cpu
     console.print(

@@ -154,13 +154,14 @@ def _check_choices(config: TrainConfig) -> None:
         if value not in {member.value for member in kind}:
             choices = ", ".join(member.value for member in kind)
             raise FinprintError(f"unknown {field_name} {value!r}: choose one of {choices}")
-    with_head = {backbone.value for backbone in PretrainedBackbone}  # the backbones an EmbeddingHead pools
-    if config.pooling != "avg" and not (config.recipe != "seed" and config.backbone in with_head):
+    # Pooling and parts are the EmbeddingHead's, which only the ImageNet backbones have.
+    has_head = config.recipe != "seed" and config.backbone in {b.value for b in PretrainedBackbone}
+    if config.pooling != "avg" and not has_head:
         raise FinprintError(
             f"--pooling {config.pooling} needs the mobilenetv2 or efficientnet-lite0 backbone "
             "(the others pool their own way)."
         )
-    if config.parts and not (config.recipe != "seed" and config.backbone in with_head):
+    if config.parts and not has_head:
         raise FinprintError("--parts needs the mobilenetv2 or efficientnet-lite0 backbone.")
     if config.parts < 0 or config.embedding_dim < 2 * config.parts:
         raise FinprintError(
@@ -678,18 +679,14 @@ def _train_epochs(recipe: _Recipe, cache: PhotoCache, validation: _Validation, c
                 history.append(record)
                 if not console.is_terminal:
                     # Logs and cron get one line per epoch; a terminal has the live bar.
+                    line = f"epoch {epoch + 1}/{config.epochs} loss {record['loss']:.4f}"
+                    if "validation_rank1" in record:
+                        line += f" validation rank-1 {record['validation_rank1']:.3f}"
+                    if per_set_text:
+                        line += f" (per set:{per_set_text})"
                     per_epoch_s = (time.perf_counter() - epochs_started) / (epoch + 1 - first_epoch)
-                    console.print(
-                        f"epoch {epoch + 1}/{config.epochs} loss {record['loss']:.4f}"
-                        + (
-                            f" validation rank-1 {record['validation_rank1']:.3f}"
-                            if "validation_rank1" in record
-                            else ""
-                        )
-                        + (f" (per set:{per_set_text})" if per_set_text else "")
-                        + f", about {per_epoch_s * (config.epochs - epoch - 1) / 60:.0f} min left",
-                        soft_wrap=True,
-                    )
+                    line += f", about {per_epoch_s * (config.epochs - epoch - 1) / 60:.0f} min left"
+                    console.print(line, soft_wrap=True)
                 recipe.save(epoch + 1, history)
     except KeyboardInterrupt:
         raise FinprintError(
